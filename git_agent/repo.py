@@ -1,0 +1,83 @@
+"""Find the worktree git-agent runs in: its root, git dirs, HEAD; fast, with the git CLI only."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from git_agent import proc
+from git_agent.errors import NotARepository
+
+
+@dataclass(frozen=True)
+class Worktree:
+    root: Path  # the worktree's top level, as the user sees it (symlinks resolved)
+    git_dir: Path  # this worktree's git dir (== common_dir unless linked)
+    common_dir: Path  # the repository's common git dir
+    cwd: Path  # where the user ran git agent (inside root)
+
+    @property
+    def linked(self) -> bool:
+        """True for a `git worktree add` checkout, whose .git is a file."""
+        return self.git_dir != self.common_dir
+
+    @property
+    def dot_git_inside(self) -> bool:
+        """True when the common git dir lives inside the worktree (and so in its overlay)."""
+        return _is_within(self.common_dir, self.root)
+
+    def head_ref(self) -> str | None:
+        """refs/heads/<branch> that HEAD points at, or None when detached."""
+        try:
+            text = (self.git_dir / "HEAD").read_text(errors="replace").strip()
+        except OSError:
+            return None
+        return text[5:].strip() if text.startswith("ref:") else None
+
+    def head_oid(self) -> str | None:
+        """The commit HEAD points at, or None when unborn."""
+        out = proc.git("rev-parse", "-q", "--verify", "HEAD^{commit}", cwd=self.root, check=False)
+        return out.decode().strip() or None
+
+
+def _is_within(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+def find_worktree(cwd: Path | None = None) -> Worktree:
+    here = Path(os.getcwd() if cwd is None else cwd)
+    p = proc.run(
+        [
+            "git",
+            "rev-parse",
+            "--is-bare-repository",
+            "--is-inside-work-tree",
+            "--absolute-git-dir",
+            "--git-common-dir",
+        ],
+        cwd=here,
+        check=False,
+    )
+    if p.returncode != 0:
+        raise NotARepository(
+            f"not in a git repository ({here}); cd into your project, or `git init` it first"
+        )
+    bare, inside, git_dir, common = p.stdout.decode().splitlines()[:4]
+    if bare == "true":
+        raise NotARepository("this is a bare repository; git agent needs a worktree to sandbox")
+    if inside != "true":
+        raise NotARepository(
+            "run git agent from inside the worktree, not from inside its .git directory"
+        )
+    top = proc.git("rev-parse", "--show-toplevel", cwd=here).decode().strip()
+    git_dir_p = Path(git_dir).resolve()
+    common_p = Path(common)
+    if not common_p.is_absolute():
+        common_p = here / common_p
+    return Worktree(
+        root=Path(top).resolve(),
+        git_dir=git_dir_p,
+        common_dir=common_p.resolve(),
+        cwd=here.resolve(),
+    )

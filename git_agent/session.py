@@ -1,0 +1,231 @@
+"""Sessions: names, the per-worktree store outside the worktree and agent home, lock, metadata."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+from git_agent import proc
+from git_agent.errors import SessionBusy, UsageError
+from git_agent.repo import Worktree
+
+DETACHED_NAME = "detached"
+BRANCH_PREFIX = "refs/heads/agent/"
+BASE_PREFIX = "refs/agent-base/"
+
+
+def state_root() -> Path:
+    """$XDG_STATE_HOME/git-agent, default ~/.local/state/git-agent."""
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
+    return base / "git-agent"
+
+
+def worktree_store(worktree: Worktree) -> Path:
+    """The folder holding every session of one worktree."""
+    digest = hashlib.sha256(os.fsencode(worktree.root)).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", worktree.root.name) or "root"
+    return state_root() / f"{name}-{digest}"
+
+
+_BAD_NAME = re.compile(r"\s")
+
+
+def check_name(name: str) -> str:
+    """Refuse a session name that cannot be the branch agent/<name>; return it unchanged."""
+    why = None
+    if not name:
+        why = "it is empty"
+    elif _BAD_NAME.search(name):
+        why = "it contains whitespace"
+    elif name.startswith("-"):
+        why = "it starts with '-'"
+    elif ".." in name:
+        why = "it contains '..'"
+    elif name.endswith(".lock") or "/" in name and any(
+        c.endswith(".lock") for c in name.split("/")
+    ):
+        why = "it ends with '.lock'"
+    elif name.startswith("/") or name.endswith("/") or "//" in name:
+        why = "it has an empty path component"
+    else:
+        p = proc.run(["git", "check-ref-format", BRANCH_PREFIX + name], check=False)
+        if p.returncode != 0:
+            why = "git check-ref-format refuses it"
+    if why:
+        raise UsageError(f"invalid session name {name!r}: {why} (it must work as branch agent/NAME)")
+    return name
+
+
+def default_name(worktree: Worktree) -> str:
+    """The session named after the current branch, or 'detached' on a detached HEAD."""
+    ref = worktree.head_ref()
+    if ref and ref.startswith("refs/heads/"):
+        return ref[len("refs/heads/") :]
+    return DETACHED_NAME
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    dir: Path
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
+
+    @property
+    def git_upper(self) -> Path:
+        """Upper dir of the common git dir's own overlay (linked worktrees only)."""
+        return self.dir / "git-upper"
+
+    @property
+    def git_work(self) -> Path:
+        return self.dir / "git-work"
+
+    @property
+    def cow_dir(self) -> Path:
+        return self.dir / "cow"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.dir / "meta.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "lock"
+
+    @property
+    def branch(self) -> str:
+        return BRANCH_PREFIX + self.name
+
+    @property
+    def base_ref(self) -> str:
+        return BASE_PREFIX + self.name
+
+    def exists(self) -> bool:
+        return self.meta_path.exists() or self.upper.is_dir()
+
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.meta_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def write_meta(self, data: dict[str, Any]) -> None:
+        tmp = self.meta_path.with_name(f".meta.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.meta_path)
+
+    def update_meta(self, **changes: Any) -> dict[str, Any]:
+        data = self.read_meta()
+        data.update(changes)
+        self.write_meta(data)
+        return data
+
+    def is_running(self) -> bool:
+        """True while some git agent holds the session's lock."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+def session_dir(store: Path, name: str) -> Path:
+    return store / "sessions" / quote(name, safe="")
+
+
+def get(worktree: Worktree, name: str) -> Session:
+    return Session(name=check_name(name), dir=session_dir(worktree_store(worktree), name))
+
+
+def list_sessions(worktree: Worktree) -> list[Session]:
+    root = worktree_store(worktree) / "sessions"
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [Session(name=unquote(e), dir=root / e) for e in entries if not e.startswith(".")]
+
+
+def create(worktree: Worktree, session: Session) -> None:
+    """Make the session folder (idempotent); refuse names that clash as branches."""
+    store = worktree_store(worktree)
+    if not session.dir.exists():
+        for other in list_sessions(worktree):
+            a, b = other.name + "/", session.name + "/"
+            if a.startswith(b) or b.startswith(a):
+                raise UsageError(
+                    f"session {session.name!r} clashes with session {other.name!r}: branches "
+                    f"agent/{session.name} and agent/{other.name} cannot both exist"
+                )
+    store.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (store / "worktree").write_text(str(worktree.root) + "\n")
+    for d in (session.dir, session.upper, session.work):
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not session.meta_path.exists():
+        session.write_meta({"name": session.name, "worktree": str(worktree.root),
+                            "created": time.time()})
+
+
+class Lock:
+    """An exclusive flock on the session, released by the kernel when its holder dies."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.fd: int | None = None
+
+    def __enter__(self) -> Lock:
+        fd = os.open(self.session.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SessionBusy(
+                f"session {self.session.name!r} is already running; "
+                "pick another name with -s NAME, or wait for it to end"
+            ) from None
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def remove(session: Session) -> None:
+    """Delete the session folder, including overlay dirs the kernel made hard to remove."""
+
+    def onerror(func: Any, path: str, _exc: Any) -> None:
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            os.chmod(path, 0o700)
+        except OSError:
+            pass
+        func(path)
+
+    if session.dir.exists():
+        # the overlay work dir holds a d--------- 'work' dir left by the kernel
+        shutil.rmtree(session.dir, onerror=onerror)

@@ -18,11 +18,13 @@ DEFAULT_MOUNTS = (
 
 # Agent-home files mounted read-only inside, against persistence (agent.protect replaces it).
 DEFAULT_PROTECT = (
-    ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bashrc.d",
-    ".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout", ".zshrc.d", ".config/fish",
-    ".gitconfig", ".config/git", ".inputrc", ".npmrc", ".gemrc", ".ssh", ".pam_environment",
-    ".xprofile", ".config/environment.d", ".config/autostart", ".config/systemd",
+    ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bashrc.d/",
+    ".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout", ".zshrc.d/",
+    ".config/fish/config.fish", ".config/fish/conf.d/",
+    ".gitconfig", ".config/git/", ".inputrc", ".npmrc", ".gemrc", ".ssh/", ".pam_environment",
+    ".xprofile", ".config/environment.d/", ".config/autostart/", ".config/systemd/",
 )
+# (an entry ending in "/" is a directory: created empty in the agent home when missing)
 
 NET_MODES = ("host", "none", "isolated")
 

@@ -1,0 +1,206 @@
+"""The command line: click parses here and only here; each verb's work lives in its own module."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from git_agent import __version__
+from git_agent.errors import GitAgentError
+
+CONTEXT = {"help_option_names": ["-h"], "max_content_width": 100}
+_debug = False
+
+
+class _Group(click.Group):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.epilog:
+            formatter.write_paragraph()
+            for line in self.epilog.splitlines():
+                formatter.write_text(line) if line.strip() else formatter.write_paragraph()
+
+
+def _examples(text: str) -> str:
+    """An epilog kept as written (click would rewrap it)."""
+    return "\b\n" + text.strip("\n")
+
+
+@click.group(
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent run claude          start claude in a sandbox over this worktree
+  git agent review              what did the agent change? (diff + risks)
+  git agent apply -i            take its changes file by file into the worktree
+  git agent list                sessions of this worktree
+  git agent doctor              can this machine sandbox? what is missing?
+"""
+    ),
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.version_option(__version__, "--version", prog_name="git agent")
+def cli(debug: bool) -> None:
+    """Run a coding agent in a sandbox over a copy-on-write view of this worktree.
+
+    Its writes become a commit on the branch agent/SESSION; review and apply bring them back.
+    `git agent --help` opens the manual page.
+    """
+    global _debug
+    _debug = debug or _debug
+
+
+@cli.command(
+    context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog=_examples(
+        """
+Examples:
+  git agent run claude                 session named after the current branch
+  git agent run -s fix-42 codex        a second, parallel session
+  git agent run --net none -- make test
+  git agent run --net isolated --allow-port 5432 claude
+"""
+    ),
+)
+@click.option("-s", "--session", "session_name", metavar="NAME", help="Session name (default: current branch).")
+@click.option("--preset", metavar="NAME", help="Agent preset to use (default: from the command's name).")
+@click.option("--net", type=click.Choice(["host", "none", "isolated"]), help="Network mode [agent.net, default host].")
+@click.option("--allow-port", "allow_ports", multiple=True, type=click.IntRange(1, 65535), metavar="PORT",
+              help="With --net isolated: host loopback port reachable inside (repeatable).")
+@click.option("--allow-socket", "allow_sockets", multiple=True, metavar="PATH",
+              help="Host unix socket shown inside (repeatable); it gives away what it serves.")
+@click.option("--pass-env", "pass_env", multiple=True, metavar="NAME", help="Pass this environment variable (repeatable).")
+@click.option("--hide", "hide", multiple=True, metavar="PATH", help="Mask this worktree path with an empty file/dir (repeatable).")
+@click.option("--mount", "mounts", multiple=True, metavar="PATH[:ro|:cow|:rw]", help="Show a real-home dir inside (repeatable).")
+@click.option("--home", metavar="DIR", help="Agent home [agent.home, default ~/aihome].")
+@click.option("--no-capture", is_flag=True, help="Do not commit the session's changes when the agent exits.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(**kwargs: object) -> None:
+    """Start COMMAND (default: agent.command, else $SHELL) in the sandbox.
+
+    The worktree is seen at its real path through an overlay: the agent sees everything, and
+    every write lands in the session. When it exits, its changes become a commit on
+    agent/SESSION. Exits with the agent's own exit status.
+    """
+    from git_agent import run as run_mod
+
+    sys.exit(run_mod.main(**kwargs))  # type: ignore[arg-type]
+
+
+@cli.command(
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent review                  summary, risks, then the diff (in your pager)
+  git agent review fix-42 --stat
+  git agent review --json | jq '.files[].path'
+"""
+    ),
+)
+@click.argument("session_name", required=False, metavar="[SESSION]")
+@click.option("--stat", is_flag=True, help="Summary and risks only, with a diffstat.")
+@click.option("--json", "json_out", is_flag=True, help="One JSON object on stdout.")
+@click.argument("paths", nargs=-1, metavar="[-- PATH...]")
+def review(session_name: str | None, stat: bool, json_out: bool, paths: tuple[str, ...]) -> None:
+    """Show what the session changed: summary, risks, diff of base..agent/SESSION."""
+    from git_agent import review as review_mod
+
+    sys.exit(review_mod.main(session_name=session_name, stat=stat, json_out=json_out, paths=list(paths)))
+
+
+@cli.command(
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent apply                   all of it (three-way merge where you edited too)
+  git agent apply -- src/ README.md only these paths
+  git agent apply -i                file by file: y n r d Y N R q ?
+  git agent apply --merge           write conflict markers instead of refusing
+"""
+    ),
+)
+@click.argument("session_name", required=False, metavar="[SESSION]")
+@click.option("-i", "--interactive", is_flag=True, help="Ask file by file.")
+@click.option("--merge", is_flag=True, help="On conflict, write conflict markers instead of refusing.")
+@click.argument("paths", nargs=-1, metavar="[-- PATH...]")
+def apply(session_name: str | None, interactive: bool, merge: bool, paths: tuple[str, ...]) -> None:
+    """Apply the session's changes onto the working tree (index and HEAD untouched)."""
+    from git_agent import apply as apply_mod
+
+    sys.exit(apply_mod.main(session_name=session_name, interactive=interactive, merge=merge, paths=list(paths)))
+
+
+@cli.command("list", context_settings=CONTEXT)
+@click.option("--json", "json_out", is_flag=True, help="A JSON list on stdout.")
+def list_(json_out: bool) -> None:
+    """List the sessions of this worktree."""
+    from git_agent import inventory
+
+    sys.exit(inventory.list_main(json_out=json_out))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("session_name", metavar="SESSION")
+@click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
+def drop(session_name: str, force: bool) -> None:
+    """Delete a session: its overlay, metadata, base ref and branch agent/SESSION."""
+    from git_agent import inventory
+
+    sys.exit(inventory.drop_main(session_name=session_name, force=force))
+
+
+@cli.command(context_settings=CONTEXT)
+def doctor() -> None:
+    """Check what this machine can sandbox, and say how to fix what it cannot."""
+    from git_agent import doctor as doctor_mod
+
+    sys.exit(doctor_mod.main())
+
+
+@cli.command("config", context_settings=CONTEXT)
+def config_cmd() -> None:
+    """Show every agent.* setting: its effective value and where it came from."""
+    from git_agent import config
+
+    sys.exit(config.show_main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    global _debug
+    args = list(sys.argv[1:] if argv is None else argv)
+    _debug = "--debug" in args[:1] or bool(os.environ.get("GIT_AGENT_DEBUG"))
+    if args[:1] == ["--help"]:
+        from git_agent import manpage
+
+        return manpage.open_manual()
+    try:
+        cli.main(args=args, prog_name="git agent", standalone_mode=False)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except click.exceptions.Abort:
+        click.echo("git agent: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return 2 if isinstance(e, click.UsageError) else e.exit_code
+    except GitAgentError as e:
+        if _debug:
+            raise
+        click.echo(f"git agent: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("git agent: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # noqa: BLE001 - the one place that turns bugs into one line
+        if _debug:
+            raise
+        click.echo(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True)
+        return 1
+    return 0

@@ -1,0 +1,42 @@
+"""Which protections a launch gets: seccomp filter, Landlock scopes, network set-up (fail closed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from git_agent.errors import SandboxUnavailable
+from git_agent.launch import Hooks
+
+
+def hooks(*, net: str, allow_ports: Sequence[int]) -> tuple[Hooks, list[str]]:
+    """The launch hooks for this network mode, and warnings for default protections missing here."""
+    from git_agent import landlock, seccomp
+
+    notes: list[str] = []
+    h = Hooks(seccomp=seccomp.build_filter())
+    if landlock.abi_version() >= 6:
+        h.preexec = landlock.prepare_scope_restriction()
+    elif net == "host":
+        # the other modes have their own network namespace, which shuts abstract sockets anyway
+        notes.append(
+            "this kernel lacks Landlock scopes (ABI >= 6): host abstract unix sockets (X11, "
+            "D-Bus) stay reachable in --net host; use --net none/isolated, see `git agent doctor`"
+        )
+    if net == "isolated":
+        h.network = _pasta(allow_ports)
+    return h, notes
+
+
+def _pasta(allow_ports: Sequence[int]) -> Callable[[int], Callable[[], None]]:
+    from git_agent import network
+
+    network.check_pasta()  # before launch: refuse with the fix rather than start without network
+
+    def setup(child_pid: int) -> Callable[[], None]:
+        p = network.start_pasta(child_pid=child_pid, allow_ports=list(allow_ports))
+        return p.stop
+
+    return setup
+
+
+__all__ = ["hooks", "SandboxUnavailable"]

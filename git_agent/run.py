@@ -1,0 +1,241 @@
+"""`git agent run`: resolve the settings, lock the session, launch the sandbox, capture its work."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from git_agent import bwrap, config, hardening, launch, presets, repo, sandbox
+from git_agent import session as sessions
+from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
+
+
+def say(msg: str) -> None:
+    print(f"git agent: {msg}", file=sys.stderr, flush=True)
+
+
+def real_home() -> Path:
+    home = os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    p = Path(home)
+    if not p.is_absolute() or p == Path("/"):
+        raise UsageError(f"HOME={home!r} cannot hold an agent home; set HOME to your home directory")
+    return p
+
+
+def default_command(cfg: config.GitConfig) -> list[str]:
+    configured = cfg.get_str("agent.command")
+    if configured:
+        try:
+            words = shlex.split(configured)
+        except ValueError as e:
+            raise UsageError(f"agent.command: {e}") from None
+        if words:
+            return words
+    return [os.environ.get("SHELL") or "/bin/sh"]
+
+
+class _Background(threading.Thread):
+    """The base snapshot runs while the agent starts; nothing waits for it until capture."""
+
+    def __init__(self, worktree: repo.Worktree):
+        super().__init__(daemon=True, name="git-agent-base")
+        self.worktree = worktree
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            from git_agent import base
+
+            self.result = base.snapshot(worktree=self.worktree)
+        except BaseException as e:  # noqa: BLE001 - reported by the capture step
+            self.error = e
+
+
+def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]:
+    """Paths the session holds that changed in the real worktree since its last run ended."""
+    last = session.read_meta().get("last_run") or {}
+    end = last.get("end") if isinstance(last, dict) else None
+    if not isinstance(end, (int, float)) or not session.upper.is_dir():
+        return []
+    out: list[str] = []
+    root = session.upper
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d != ".git"]
+            filenames = [f for f in filenames if f != ".git"]
+        for name in filenames:
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            try:
+                st = os.lstat(worktree.root / rel)
+            except OSError:
+                continue
+            if max(st.st_mtime, st.st_ctime) > end:
+                out.append(rel)
+    return sorted(out)
+
+
+def main(
+    *,
+    session_name: str | None = None,
+    preset: str | None = None,
+    net: str | None = None,
+    allow_ports: Sequence[int] = (),
+    allow_sockets: Sequence[str] = (),
+    pass_env: Sequence[str] = (),
+    hide: Sequence[str] = (),
+    mounts: Sequence[str] = (),
+    home: str | None = None,
+    no_capture: bool = False,
+    command: Sequence[str] = (),
+) -> int:
+    wt = repo.find_worktree()
+    cfg = config.read(wt.root)
+    name = session_name if session_name is not None else sessions.default_name(wt)
+    session = sessions.get(wt, name)
+    bw = bwrap.find(cfg.get_str("agent.bwrap"))
+    home_p = real_home()
+    agent_home = config.expand_home(home or cfg.get_str("agent.home") or "~/aihome", home_p)
+    if not agent_home.is_absolute():
+        raise UsageError(f"agent home {agent_home} must be an absolute path")
+    cmd = list(command) or default_command(cfg)
+    chosen = presets.resolve(command=cmd, name=preset or cfg.get_str("agent.preset"), cfg=cfg)
+
+    net_mode = net or cfg.get_str("agent.net") or "host"
+    if net_mode not in config.NET_MODES:
+        raise UsageError(f"agent.net: {net_mode!r} is not one of {', '.join(config.NET_MODES)}")
+    ports = _ports([*cfg.get_all("agent.allowPort"), *map(str, allow_ports)])
+    if ports and net_mode != "isolated":
+        raise UsageError("--allow-port needs --net isolated (host mode reaches every port already)")
+
+    if os.geteuid() != 0 and wt.root.stat().st_uid != os.geteuid():
+        raise SandboxUnavailable(
+            f"{wt.root} is owned by uid {wt.root.stat().st_uid}; the sandbox can only map your "
+            "own uid: run git agent as that user, or chown the worktree"
+        )
+
+    mount_specs = [*config.DEFAULT_MOUNTS, *chosen.mounts, *cfg.get_all("agent.mount"), *mounts]
+    explicit = {*cfg.get_all("agent.mount"), *mounts}
+    home_mounts, warnings = sandbox.parse_home_mounts(mount_specs, home=home_p, explicit=explicit)
+    protect = cfg.get_all("agent.protect") or list(config.DEFAULT_PROTECT)
+    hide_paths = _hide_paths(wt, [*cfg.get_all("agent.hide")], list(hide), warnings)
+    sockets = [Path(os.path.abspath(os.path.expanduser(s))) for s in
+               [*cfg.get_all("agent.allowSocket"), *allow_sockets]]
+    set_env = dict(chosen.set_env)
+    ssh_sock = os.environ.get("SSH_AUTH_SOCK")
+    if ssh_sock and Path(ssh_sock) in sockets:
+        set_env["SSH_AUTH_SOCK"] = ssh_sock
+    env = sandbox.environment(
+        home=home_p,
+        session=name,
+        pass_env=[*chosen.pass_env, *cfg.get_all("agent.passEnv"), *pass_env],
+        set_env=set_env,
+    )
+
+    state_root = sessions.state_root()
+    sessions.create(wt, session)
+    agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    empty = _empty_file(state_root)
+    opts = sandbox.Options(
+        worktree=wt, session=session, home=home_p, agent_home=agent_home,
+        state_root=state_root, command=cmd, home_mounts=home_mounts, protect=protect,
+        hide=hide_paths, allow_sockets=sockets, env=env, net=net_mode, empty_file=empty,
+    )
+    for w in warnings:
+        say(f"warning: {w}")
+
+    with sessions.Lock(session):
+        plan = sandbox.build_plan(opts)
+        hooks, notes = hardening.hooks(net=net_mode, allow_ports=ports)
+        for n in notes:
+            say(f"warning: {n}")
+        for rel in stale_paths(session, wt)[:20]:
+            say(f"warning: {rel} changed in your worktree since the last run; "
+                "the agent still sees its own older copy (apply or reject it to refresh)")
+        snap = _Background(wt)
+        snap.start()
+        start = time.time()
+        outcome = launch.run(plan, bwrap=bw.path, hooks=hooks)
+        end = time.time()
+        if not outcome.started:
+            raise SandboxUnavailable(
+                "the sandbox did not start (bwrap's message is above); run `git agent doctor`"
+            )
+        session.update_meta(last_run={"command": cmd, "start": start, "end": end,
+                                      "exit_status": outcome.exit_status, "net": net_mode})
+        if not no_capture:
+            _capture(session=session, worktree=wt, snap=snap, command=cmd,
+                     exit_status=outcome.exit_status)
+        else:
+            say(f"changes kept in the session (not captured): {session.upper}")
+    return outcome.exit_status
+
+
+def _capture(*, session: sessions.Session, worktree: repo.Worktree, snap: _Background,
+             command: list[str], exit_status: int) -> None:
+    from git_agent import capture
+
+    if not capture.has_changes(session=session, worktree=worktree):
+        say(f"session {session.name!r}: nothing changed")
+        if snap.is_alive():
+            snap.join()
+        return
+    snap.join()
+    if snap.error is not None:
+        if isinstance(snap.error, GitAgentError):
+            raise snap.error
+        raise GitAgentError(f"could not record the base snapshot: {snap.error}") from snap.error
+    result = capture.capture(worktree=worktree, session=session, base=snap.result,
+                             command=command, exit_status=exit_status)
+    for w in result.warnings:
+        say(f"warning: {w}")
+    say(result.summary)
+
+
+def _ports(values: list[str]) -> list[int]:
+    out: list[int] = []
+    for v in values:
+        try:
+            p = int(v)
+        except ValueError:
+            raise UsageError(f"allowPort: {v!r} is not a port number") from None
+        if not 1 <= p <= 65535:
+            raise UsageError(f"allowPort: {p} is not between 1 and 65535")
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def _hide_paths(wt: repo.Worktree, from_config: list[str], from_flags: list[str],
+                warnings: list[str]) -> list[Path]:
+    out: list[Path] = []
+    for raw, base in [(v, wt.root) for v in from_config] + [(v, wt.cwd) for v in from_flags]:
+        p = Path(os.path.normpath(base / os.path.expanduser(raw)))
+        if not sandbox.within(p, wt.root) or p == wt.root:
+            raise UsageError(f"--hide {raw}: not a path inside the worktree {wt.root}")
+        if ".git" in p.relative_to(wt.root).parts:
+            raise UsageError(f"--hide {raw}: .git is not hidden this way")
+        if not os.path.lexists(p):
+            warnings.append(f"hide {raw}: does not exist, nothing to hide")
+            continue
+        out.append(p)
+    return out
+
+
+def _empty_file(state_root: Path) -> Path:
+    state_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    p = state_root / "empty"
+    if not p.exists() or p.stat().st_size:
+        tmp = state_root / f".empty.{os.getpid()}"
+        tmp.write_bytes(b"")
+        tmp.chmod(0o444)
+        os.replace(tmp, p)
+    return p

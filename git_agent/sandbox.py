@@ -1,0 +1,265 @@
+"""Build the mount plan of a session's sandbox: system read-only, agent home, worktree overlay."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from git_agent import config
+from git_agent.errors import SandboxUnavailable, UsageError
+from git_agent.mounts import Bind, Dev, Mount, Overlay, Plan, Proc, RemountRo, Symlink, Tmpfs
+from git_agent.repo import Worktree
+from git_agent.session import Session
+
+SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/nix")
+SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+PRIVATE_TMPFS = ("/tmp", "/var/tmp", "/run")
+# Readable by root, so a root-run sandbox would see them through the read-only /etc.
+ETC_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
+               "/etc/security/opasswd", "/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ecdsa_key",
+               "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_dsa_key")
+
+# bash reads the first of .bash_profile, .bash_login, .profile: an empty one made to protect it
+# would hide .profile, so it says what bash would have done.
+LOGIN_FALLBACK = "# made by git agent (read-only inside the sandbox)\n[ -r ~/.profile ] && . ~/.profile\n"
+
+# Passed into the sandbox when set; everything else needs --pass-env / agent.passEnv.
+ENV_ALLOW = (
+    "PATH", "TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME", "SHELL", "EDITOR",
+    "VISUAL", "PAGER", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "COLUMNS",
+    "LINES", "TERM_PROGRAM", "TERM_PROGRAM_VERSION", "TERMINFO", "LESS", "MANPAGER",
+)
+
+
+@dataclass(frozen=True)
+class HomeMount:
+    path: Path  # on the host, at the same path inside
+    mode: str  # "ro", "cow" or "rw"
+
+
+@dataclass
+class Options:
+    """Plain data for one launch; run.py fills it from flags and git config."""
+
+    worktree: Worktree
+    session: Session
+    home: Path  # the real $HOME: where the agent home is mounted
+    agent_home: Path
+    state_root: Path
+    command: list[str]
+    home_mounts: list[HomeMount] = field(default_factory=list)
+    protect: list[str] = field(default_factory=list)
+    hide: list[Path] = field(default_factory=list)  # absolute, inside the worktree
+    allow_sockets: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # final environment inside
+    net: str = "host"
+    empty_file: Path | None = None  # a 0-byte read-only file to mask secrets with
+
+
+def within(path: Path, parent: Path) -> bool:
+    return path == parent or parent in path.parents
+
+
+def parse_home_mounts(specs: list[str], *, home: Path, explicit: set[str]) -> tuple[list[HomeMount], list[str]]:
+    """`PATH[:ro|:cow|:rw]` (relative to $HOME), later wins, `!PATH` removes; returns warnings."""
+    chosen: dict[Path, str] = {}
+    warnings: list[str] = []
+    for spec in specs:
+        remove = spec.startswith("!")
+        raw = spec[1:] if remove else spec
+        path_s, _, mode = raw.rpartition(":") if raw.rsplit(":", 1)[-1] in ("ro", "cow", "rw") else (raw, "", "ro")
+        if not path_s:
+            raise UsageError(f"agent.mount: empty path in {spec!r}")
+        path = config.expand_home(path_s, home)
+        path = path if path.is_absolute() else home / path
+        if remove:
+            chosen.pop(path, None)
+        else:
+            chosen.pop(path, None)
+            chosen[path] = mode or "ro"
+    mounts = []
+    for path, mode in chosen.items():
+        if not os.path.lexists(path):
+            if any(s.lstrip("!").split(":")[0] in (str(path), os.path.relpath(path, home)) for s in explicit):
+                warnings.append(f"mount {path}: does not exist, skipped")
+            continue
+        if mode == "cow" and not path.is_dir():
+            raise UsageError(f"mount {path}:cow: copy-on-write needs a directory")
+        mounts.append(HomeMount(path=path, mode=mode))
+    return mounts, warnings
+
+
+def system_mounts(empty_file: Path | None) -> list[Mount]:
+    ms: list[Mount] = []
+    for d in SYSTEM_DIRS:
+        p = Path(d)
+        if p.is_symlink():
+            ms.append(Symlink(os.readlink(p), p))
+        elif p.is_dir():
+            ms.append(Bind(p, p))
+    for d in SYSTEM_LINKS:
+        p = Path(d)
+        if p.is_symlink():
+            ms.append(Symlink(os.readlink(p), p))
+        elif p.is_dir():
+            ms.append(Bind(p, p))
+    ms += [Proc(), Dev()]
+    ms += [Tmpfs(Path(d)) for d in PRIVATE_TMPFS]
+    resolv = Path("/etc/resolv.conf")
+    if resolv.is_symlink():
+        target = resolv.resolve()
+        if not within(target, Path("/etc")) and target.exists():
+            ms.append(Bind(target, target, try_=True))
+    if empty_file is not None:
+        for secret in ETC_SECRETS:
+            if os.path.lexists(secret) and not os.path.islink(secret):
+                ms.append(Bind(empty_file, Path(secret)))
+    return ms
+
+
+def _ensure_protected(agent_home: Path, entry: str) -> Path:
+    """The agent-home file or dir to mount read-only, created empty when missing."""
+    is_dir = entry.endswith("/")
+    rel = entry.rstrip("/")
+    if not rel or rel.startswith("/") or ".." in Path(rel).parts:
+        raise UsageError(f"agent.protect: {entry!r} must be a path inside the agent home")
+    path = agent_home / rel
+    if os.path.lexists(path):
+        if not path.exists():
+            raise SandboxUnavailable(
+                f"{path} is a dangling symlink; remove it (it is protected read-only inside)"
+            )
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if is_dir:
+        path.mkdir(mode=0o700)
+    else:
+        path.write_text(LOGIN_FALLBACK if rel in (".bash_profile", ".bash_login") else "")
+    return path
+
+
+def _check_no_symlink_components(agent_home: Path, rel: Path) -> None:
+    """A symlink the agent left in its home on the way to a mount point could redirect it."""
+    p = agent_home
+    for part in rel.parts[:-1]:
+        p = p / part
+        if p.is_symlink():
+            raise SandboxUnavailable(
+                f"{p} is a symlink on the way to a mount point; remove it from the agent home"
+            )
+
+
+def home_mounts(opts: Options) -> list[Mount]:
+    home, ah = opts.home, opts.agent_home
+    ms: list[Mount] = [Bind(ah, home, ro=False)]
+    mounted: list[Path] = []
+    for hm in opts.home_mounts:
+        if within(home, hm.path) or within(opts.state_root, hm.path) or within(ah, hm.path):
+            raise UsageError(
+                f"mount {hm.path}: it would expose the real home, the agent home or the session store"
+            )
+        if within(hm.path, home):
+            _check_no_symlink_components(ah, hm.path.relative_to(home))
+        if hm.mode == "cow":
+            d = opts.session.cow_dir / quote(str(hm.path), safe="")
+            (d / "upper").mkdir(parents=True, exist_ok=True, mode=0o700)
+            (d / "work").mkdir(parents=True, exist_ok=True, mode=0o700)
+            ms.append(Overlay((hm.path,), d / "upper", d / "work", hm.path))
+        else:
+            ms.append(Bind(hm.path, hm.path, ro=hm.mode != "rw"))
+        mounted.append(hm.path)
+    for entry in opts.protect:
+        dest = home / entry.rstrip("/")
+        if any(within(dest, m) for m in mounted):
+            continue  # it comes from the real home, read-only or by the user's explicit choice
+        _check_no_symlink_components(ah, dest.relative_to(home))
+        ms.append(Bind(_ensure_protected(ah, entry), dest))
+    return ms
+
+
+def worktree_mounts(opts: Options) -> list[Mount]:
+    wt, s = opts.worktree, opts.session
+    if within(wt.root, opts.home):
+        _check_no_symlink_components(opts.agent_home, wt.root.relative_to(opts.home) / "x")
+    ms: list[Mount] = [Overlay((wt.root,), s.upper, s.work, wt.root)]
+    if not wt.dot_git_inside:
+        for d in (s.git_upper, s.git_work):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ms.append(Overlay((wt.common_dir,), s.git_upper, s.git_work, wt.common_dir))
+    for path in opts.hide:
+        if path.is_symlink():
+            raise UsageError(f"--hide {path}: is a symlink; hide what it points to instead")
+        if path.is_dir():
+            ms += [Tmpfs(path, mode=0o755), RemountRo(path)]
+        elif opts.empty_file is not None:
+            ms.append(Bind(opts.empty_file, path))
+    return ms
+
+
+def socket_mounts(opts: Options) -> list[Mount]:
+    ms: list[Mount] = []
+    for sock in opts.allow_sockets:
+        try:
+            st = os.stat(sock)
+        except OSError as e:
+            raise UsageError(f"--allow-socket {sock}: {e.strerror}") from None
+        if not stat.S_ISSOCK(st.st_mode):
+            raise UsageError(f"--allow-socket {sock}: not a unix socket")
+        ms.append(Bind(sock, sock))
+    return ms
+
+
+def check_store_hidden(opts: Options, mounts: list[Mount]) -> None:
+    """No mount may lead to the session store: other sessions' uppers must stay unreachable."""
+    for m in mounts:
+        srcs: tuple[Path, ...] = ()
+        if isinstance(m, Bind):
+            srcs = (m.src,)
+        elif isinstance(m, Overlay):
+            srcs = m.lower
+        for src in srcs:
+            if src == opts.empty_file:
+                continue
+            real = Path(os.path.realpath(src))
+            if within(opts.state_root, real) or within(real, opts.state_root):
+                raise SandboxUnavailable(
+                    f"the session store {opts.state_root} would be visible inside through {src}; "
+                    "set XDG_STATE_HOME outside it"
+                )
+
+
+def build_plan(opts: Options) -> Plan:
+    if within(opts.state_root, opts.worktree.root):
+        raise SandboxUnavailable(
+            f"the session store {opts.state_root} is inside the worktree; set XDG_STATE_HOME elsewhere"
+        )
+    if within(opts.home, opts.agent_home):
+        raise UsageError(f"agent home {opts.agent_home} must not be or contain the real home")
+    mounts = system_mounts(opts.empty_file)
+    mounts += home_mounts(opts)
+    mounts += worktree_mounts(opts)
+    mounts += socket_mounts(opts)
+    check_store_hidden(opts, mounts)
+    return Plan(
+        mounts=mounts,
+        env=dict(opts.env),
+        chdir=opts.worktree.cwd,
+        command=list(opts.command),
+        share_net=opts.net == "host",
+    )
+
+
+def environment(*, home: Path, session: str, pass_env: list[str], set_env: dict[str, str]) -> dict[str, str]:
+    """The allow-listed environment, the names asked for, and what the sandbox sets itself."""
+    env: dict[str, str] = {}
+    for k, v in os.environ.items():
+        if k in ENV_ALLOW or k.startswith("LC_") or k in pass_env:
+            env[k] = v
+    env.update(set_env)
+    env["HOME"] = str(home)
+    env["GIT_AGENT_SESSION"] = session
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    return env

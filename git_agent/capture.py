@@ -1,0 +1,650 @@
+"""Capture: turn a session's overlay upper into a commit on agent/<session>.
+
+The tree is the base tree with the upper's changes applied, rewriting only the touched
+subtrees (cost: O(paths changed); the real worktree is never walked). Commits the agent made
+inside the sandbox are imported as data from the upper's object store. The branch moves last,
+by compare-and-swap, so a capture killed at any point leaves it old or complete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from git_agent import ignore, overlay, proc
+from git_agent.base import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
+from git_agent.base import read as base_ref
+from git_agent.errors import GitAgentError
+from git_agent.overlay import Change, Kind
+from git_agent.repo import Worktree
+from git_agent.session import Session
+
+TREE, BLOB, EXEC, LINK, GITLINK = 0o40000, 0o100644, 0o100755, 0o120000, 0o160000
+_MODES = (TREE, BLOB, EXEC, LINK, GITLINK)
+_BIG = 8 << 20  # stream files above this size into the object store
+_MAX_IMPORT = 100_000
+
+Entry = tuple[int, bytes]  # (mode, raw 20-byte oid)
+
+
+@dataclass
+class CaptureResult:
+    commit: str | None  # the branch tip after capture (None: nothing captured, no branch)
+    unchanged: bool  # no new commit: same tree as the last capture of this base
+    added: int = 0  # paths, relative to the base
+    modified: int = 0
+    deleted: int = 0
+    imported: int = 0  # the agent's own commits brought into the repository
+    ignored: int = 0  # new paths left in the upper by the ignore rules
+    squashed: bool = False  # the agent's history did not descend from the base
+    warnings: list[str] = field(default_factory=list)
+    summary: str = ""
+
+
+def _show(path: bytes) -> str:
+    return path.decode("utf-8", "backslashreplace")
+
+
+def _join(a: bytes, b: bytes) -> bytes:
+    return a + b"/" + b if a else b
+
+
+def _sort_key(item: tuple[bytes, Entry]) -> bytes:
+    return item[0] + b"/" if item[1][0] == TREE else item[0]
+
+
+class _Odb:
+    """Raw tree reading and writing: names stay bytes (pygit2's TreeBuilder wants UTF-8)."""
+
+    def __init__(self, repo: pygit2.Repository):
+        self.odb = repo.odb
+        self._trees: dict[bytes, dict[bytes, Entry]] = {}
+
+    def tree(self, oid: bytes) -> dict[bytes, Entry]:
+        got = self._trees.get(oid)
+        if got is None:
+            typ, data = self.odb.read(pygit2.Oid(raw=oid))
+            if typ != pygit2.GIT_OBJECT_TREE:
+                raise GitAgentError(f"object {oid.hex()} is not a tree")
+            got = parse_tree(data)
+            self._trees[oid] = got
+        return got
+
+    def write_tree(self, entries: dict[bytes, Entry]) -> bytes:
+        data = b"".join(b"%o %s\0%s" % (m, n, o)
+                        for n, (m, o) in sorted(entries.items(), key=_sort_key))
+        oid: bytes = self.odb.write(pygit2.GIT_OBJECT_TREE, data).raw
+        self._trees[oid] = dict(entries)
+        return oid
+
+    def write_blob(self, data: bytes) -> bytes:
+        oid: bytes = self.odb.write(pygit2.GIT_OBJECT_BLOB, data).raw
+        return oid
+
+    def lookup(self, root: bytes | None, path: bytes) -> Entry | None:
+        entry: Entry | None = (TREE, root) if root is not None else None
+        for part in path.split(b"/") if path else []:
+            if entry is None or entry[0] != TREE:
+                return None
+            entry = self.tree(entry[1]).get(part)
+        return entry
+
+
+def parse_tree(data: bytes) -> dict[bytes, Entry]:
+    out: dict[bytes, Entry] = {}
+    i = 0
+    while i < len(data):
+        sp = data.index(b" ", i)
+        nul = data.index(b"\0", sp)
+        out[data[sp + 1 : nul]] = (int(data[i:sp], 8), data[nul + 1 : nul + 21])
+        i = nul + 21
+    return out
+
+
+class _Node:
+    """A directory of the upper: its changed children, and whether it hides the lower dir."""
+
+    __slots__ = ("opaque", "redirect", "children")
+
+    def __init__(self, opaque: bool = False, redirect: bytes | None = None):
+        self.opaque = opaque
+        self.redirect = redirect
+        self.children: dict[bytes, _Node | Change] = {}
+
+
+def _changes(upper: Path, warnings: list[str]) -> _Node:
+    report = overlay.Walk()
+    root = _Node()
+    nodes: dict[bytes, _Node] = {b"": root}
+    for ch in overlay.walk(upper, report=report):
+        parent, _, name = ch.path.rpartition(b"/")
+        holder = nodes.get(parent)
+        if holder is None:
+            continue
+        if ch.kind in (Kind.DIR, Kind.OPAQUE_DIR):
+            node = _Node(ch.kind is Kind.OPAQUE_DIR, ch.redirect)
+            nodes[ch.path] = node
+            holder.children[name] = node
+        else:
+            holder.children[name] = ch
+    warnings.extend(report.warnings)
+    return root
+
+
+class _Builder:
+    """Applies the upper's change tree to the base tree."""
+
+    def __init__(self, *, repo: pygit2.Repository, worktree: Worktree, upper: Path,
+                 base_tree: bytes, changes: _Node, warnings: list[str]):
+        self.odb = _Odb(repo)
+        self.root = worktree.root
+        self.upper = os.fsencode(upper)
+        self.base_tree = base_tree
+        self.changes = changes
+        self.warnings = warnings
+        self.ignored = 0
+        self.rules = ignore.Rules(
+            load_gitignore=self._gitignore,
+            exclude=ignore.host_excludes(root=worktree.root, common_dir=worktree.common_dir),
+        )
+
+    # -- the merged view, for .gitignore files as the agent left them
+    def _gitignore(self, d: bytes) -> bytes | None:
+        path = _join(d, b".gitignore")
+        node: _Node | Change = self.changes
+        hidden = False
+        for part in path.split(b"/"):
+            if not isinstance(node, _Node):
+                return None
+            hidden = hidden or node.opaque
+            nxt = node.children.get(part)
+            if nxt is None:
+                if hidden:
+                    return None
+                entry = self.odb.lookup(self.base_tree, path)
+                if entry is None or entry[0] not in (BLOB, EXEC):
+                    return None
+                data: bytes = self.odb.odb.read(pygit2.Oid(raw=entry[1]))[1]
+                return data
+            node = nxt
+        if isinstance(node, Change) and node.kind is Kind.FILE:
+            try:
+                return self._read(node)[0]
+            except OSError:
+                return None
+        return None  # a symlinked .gitignore is not followed (git >= 2.32), a whiteout deletes
+
+    def _read(self, ch: Change) -> tuple[bytes, int]:
+        path = os.path.join(self.upper, ch.path)
+        if ch.metacopy:  # data still in the lower file
+            self.warnings.append(f"{_show(ch.path)!r}: metacopy upper, data read from the lower")
+            path = os.path.join(os.fsencode(self.root), ch.path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise FileNotFoundError(path)
+            return f.read(), st.st_mode
+
+    def _blob(self, ch: Change) -> Entry | None:
+        try:
+            if ch.kind is Kind.SYMLINK:
+                target = os.readlink(os.path.join(self.upper, ch.path))
+                return LINK, self.odb.write_blob(target)
+            data, mode = self._read(ch)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # removed by a still-running sandbox
+        except OSError as e:
+            self.warnings.append(f"skipped {_show(ch.path)!r}: {e.strerror}")
+            return None
+        return (EXEC if mode & stat.S_IXUSR else BLOB), self.odb.write_blob(data)
+
+    def build(self) -> bytes:
+        return self._build(self.changes, self.base_tree, b"") or self.odb.write_tree({})
+
+    def _build(self, node: _Node, base: bytes | None, path: bytes) -> bytes | None:
+        if node.redirect is not None:
+            src = node.redirect.lstrip(b"/") if node.redirect.startswith(b"/") else _join(
+                path.rpartition(b"/")[0], node.redirect)
+            found = self.odb.lookup(self.base_tree, src)
+            base = found[1] if found and found[0] == TREE else None
+        entries = {} if node.opaque or base is None else dict(self.odb.tree(base))
+        for name, ch in node.children.items():
+            sub = _join(path, name)
+            if name.lower() == b".git":
+                self.warnings.append(f"left out nested git dir {_show(sub)!r}")
+                continue
+            old = entries.get(name)
+            if isinstance(ch, _Node):
+                new = self._build(ch, old[1] if old and old[0] == TREE else None, sub)
+                if new is None:
+                    entries.pop(name, None)
+                else:
+                    entries[name] = (TREE, new)
+            elif ch.kind is Kind.WHITEOUT:
+                entries.pop(name, None)
+            else:
+                tracked = self.odb.lookup(self.base_tree, sub)
+                if (tracked is None or tracked[0] == TREE) and self.rules.ignored(sub):
+                    self.ignored += 1  # stays in the upper, as git would leave it untracked
+                    continue
+                blob = self._blob(ch)
+                if blob is not None:  # None: gone meanwhile, the lower shows through again
+                    entries[name] = blob
+        return self.odb.write_tree(entries) if entries else None
+
+
+def diff_trees(odb: _Odb, old: bytes | None, new: bytes | None, prefix: bytes = b""
+               ) -> list[tuple[str, bytes]]:
+    """(A|M|D, path) for every file that differs; equal subtrees are skipped by oid."""
+    if old == new:
+        return []
+    a = odb.tree(old) if old else {}
+    b = odb.tree(new) if new else {}
+    out: list[tuple[str, bytes]] = []
+    for name in sorted(a.keys() | b.keys()):
+        ea, eb = a.get(name), b.get(name)
+        if ea == eb:
+            continue
+        p = _join(prefix, name)
+        ta = ea[1] if ea and ea[0] == TREE else None
+        tb = eb[1] if eb and eb[0] == TREE else None
+        if ta or tb:
+            out.extend(diff_trees(odb, ta, tb, p))
+        if ea and eb and ea[0] != TREE and eb[0] != TREE:
+            out.append(("M", p))
+        elif ea and ea[0] != TREE:
+            out.append(("D", p))
+        elif eb and eb[0] != TREE:
+            out.append(("A", p))
+    return out
+
+
+# -- the sandbox's git dir, read as an overlay (upper over the real git dir)
+
+
+def _upper_of(*, worktree: Worktree, session: Session, real: Path) -> Path | None:
+    for lower, upper in ((worktree.root, session.upper), (worktree.common_dir, session.git_upper)):
+        if real == lower or lower in real.parents:
+            return upper / real.relative_to(lower)
+    return None
+
+
+def _merged(*, worktree: Worktree, session: Session, real: Path) -> overlay.MergedDir | None:
+    up = _upper_of(worktree=worktree, session=session, real=real)
+    return overlay.MergedDir(upper=up, lower=real) if up is not None else None
+
+
+_HEX = re.compile(rb"^[0-9a-f]{40}$")
+
+
+def agent_head(*, worktree: Worktree, session: Session) -> str | None:
+    """The commit HEAD points at inside the sandbox (merged view), or None."""
+    gdir = _merged(worktree=worktree, session=session, real=worktree.git_dir)
+    common = _merged(worktree=worktree, session=session, real=worktree.common_dir)
+    if gdir is None or common is None:
+        return None
+    text = (gdir.read("HEAD") or b"").strip()
+    for _ in range(5):
+        if _HEX.match(text):
+            return text.decode()
+        if not text.startswith(b"ref:"):
+            return None
+        ref = text[4:].strip().decode(errors="replace")
+        if ".." in ref or not ref.startswith("refs/"):
+            return None
+        loose = common.read(ref)
+        if loose is not None:
+            text = loose.strip()
+            continue
+        for line in (common.read("packed-refs") or b"").splitlines():
+            oid, _, name = line.partition(b" ")
+            if name.decode(errors="replace") == ref and _HEX.match(oid):
+                return oid.decode()
+        return None
+    return None
+
+
+class _SandboxObjects:
+    """The upper's object store (loose + packs) opened read-only as data."""
+
+    def __init__(self, objects: Path):
+        self._tmp = tempfile.TemporaryDirectory(prefix="git-agent-odb-")
+        self.odb = pygit2.Odb()
+        packs = Path(self._tmp.name) / "pack"
+        packs.mkdir()
+        found = False
+        try:
+            names = os.listdir(objects / "pack")
+        except OSError:
+            names = []
+        for n in names:  # only regular pack/idx pairs: the upper may hold whiteouts here
+            if n.endswith(".idx") and (objects / "pack" / (n[:-4] + ".pack")).is_file() and \
+                    stat.S_ISREG(os.lstat(objects / "pack" / n).st_mode):
+                os.symlink(objects / "pack" / n, packs / n)
+                os.symlink(objects / "pack" / (n[:-4] + ".pack"), packs / (n[:-4] + ".pack"))
+                found = True
+        if found:
+            self.odb.add_backend(pygit2.OdbBackendPack(self._tmp.name), 2)
+        if objects.is_dir():
+            self.odb.add_backend(pygit2.OdbBackendLoose(str(objects), 0, False), 1)
+
+    def read(self, oid: bytes) -> tuple[int, bytes]:
+        typ, data = self.odb.read(pygit2.Oid(raw=oid))
+        return int(typ), bytes(data)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def _bad_name(name: bytes) -> bool:
+    return name in (b"", b".", b"..") or b"/" in name or b"\0" in name or \
+        name.rstrip(b". ").lower() == b".git"
+
+
+def _commit_parents(data: bytes) -> tuple[bytes, list[bytes]]:
+    head = data.split(b"\n\n", 1)[0]
+    tree = b""
+    parents = []
+    for line in head.split(b"\n"):
+        if line.startswith(b"tree "):
+            tree = bytes.fromhex(line[5:].decode())
+        elif line.startswith(b"parent "):
+            parents.append(bytes.fromhex(line[7:].decode()))
+    return tree, parents
+
+
+class _Importer:
+    """Copy the agent's commits (and their trees and blobs) from the sandbox store."""
+
+    def __init__(self, repo: pygit2.Repository, sandbox: _SandboxObjects):
+        self.repo = repo
+        self.sandbox = sandbox
+        self.pending: list[tuple[int, bytes, bytes]] = []  # (type, data, oid) in write order
+        self.queued: set[bytes] = set()
+
+    def have(self, oid: bytes) -> bool:
+        return oid in self.queued or pygit2.Oid(raw=oid) in self.repo.odb
+
+    def commits(self, tip: bytes) -> tuple[list[bytes], set[bytes]]:
+        """The commits reachable from tip missing here, and the known commits they reach."""
+        new: list[bytes] = []
+        boundary: set[bytes] = set()
+        seen: set[bytes] = set()
+        stack = [tip]
+        while stack:
+            c = stack.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            if pygit2.Oid(raw=c) in self.repo.odb:
+                boundary.add(c)
+                continue
+            if len(new) > _MAX_IMPORT:
+                raise ValueError("too many commits")
+            typ, data = self.sandbox.read(c)
+            if typ != pygit2.GIT_OBJECT_COMMIT:
+                raise ValueError(f"{c.hex()} is not a commit")
+            new.append(c)
+            stack.extend(_commit_parents(data)[1])
+        return new, boundary
+
+    def queue(self, typ: int, oid: bytes) -> None:
+        """Queue oid and everything it needs that is missing here (trees checked for names)."""
+        stack = [(typ, oid, False)]
+        while stack:
+            t, o, expanded = stack.pop()
+            if self.have(o):
+                continue
+            if expanded:
+                self.queued.add(o)
+                self.pending.append((t, self.sandbox.read(o)[1], o))
+                continue
+            rt, data = self.sandbox.read(o)
+            if rt != t:
+                raise ValueError(f"{o.hex()}: expected object type {t}, found {rt}")
+            stack.append((t, o, True))
+            if t == pygit2.GIT_OBJECT_TREE:
+                for name, (mode, sub) in parse_tree(data).items():
+                    if _bad_name(name) or mode not in _MODES:
+                        raise ValueError(f"tree {o.hex()} has an unsafe entry {_show(name)!r}")
+                    if mode == TREE:
+                        stack.append((pygit2.GIT_OBJECT_TREE, sub, False))
+                    elif mode != GITLINK:
+                        stack.append((pygit2.GIT_OBJECT_BLOB, sub, False))
+            elif t == pygit2.GIT_OBJECT_COMMIT:
+                stack.append((pygit2.GIT_OBJECT_TREE, _commit_parents(data)[0], False))
+
+    def write(self) -> None:
+        for typ, data, oid in self.pending:
+            got: bytes = self.repo.odb.write(typ, data).raw
+            if got != oid:
+                raise ValueError(f"object {oid.hex()} does not hash to its name")
+
+
+# -- commits and refs
+
+
+def _identity(repo: pygit2.Repository) -> tuple[str, str]:
+    cfg = repo.config
+
+    def get(key: str) -> str | None:
+        try:
+            v = cfg[key]
+        except (KeyError, ValueError):
+            return None
+        return str(v) if v else None
+
+    name = get("agent.authorName") or get("user.name") or FALLBACK_NAME
+    email = get("agent.authorEmail") or get("user.email") or FALLBACK_EMAIL
+    return name, email
+
+
+def _when(var: str) -> bytes:
+    v = os.environ.get(var, "")
+    if re.fullmatch(r"@?\d+ [+-]\d{4}", v):
+        return v.lstrip("@").encode()
+    now = time.time()
+    off = time.localtime(now).tm_gmtoff // 60
+    sign = "+" if off >= 0 else "-"
+    return f"{int(now)} {sign}{abs(off) // 60:02d}{abs(off) % 60:02d}".encode()
+
+
+def _clean(text: str) -> bytes:
+    return re.sub(r"[<>\n\0]", "", text).strip().encode("utf-8", "backslashreplace")
+
+
+def _write_commit(repo: pygit2.Repository, *, tree: bytes, parents: list[bytes],
+                  message: bytes) -> bytes:
+    name, email = _identity(repo)
+    who = b"%s <%s>" % (_clean(name), _clean(email))
+    lines = [b"tree " + tree.hex().encode()]
+    lines += [b"parent " + p.hex().encode() for p in parents]
+    lines.append(b"author %s %s" % (who, _when("GIT_AUTHOR_DATE")))
+    lines.append(b"committer %s %s" % (who, _when("GIT_COMMITTER_DATE")))
+    oid: bytes = repo.odb.write(pygit2.GIT_OBJECT_COMMIT,
+                                b"\n".join(lines) + b"\n\n" + message).raw
+    return oid
+
+
+def _message(*, session: Session, base: str, command: list[str] | None,
+             exit_status: int | None, changes: list[tuple[str, bytes]], note: str | None
+             ) -> bytes:
+    cmd = shlex.join(command) if command else ""
+    short = cmd if len(cmd) <= 60 else cmd[:57] + "..."
+    subject = "git agent: " + (short or "capture")
+    if exit_status is not None:
+        subject += f" (exit {exit_status})"
+    body = [f"{s} {_show(p)}" for s, p in changes[:50]]
+    if len(changes) > 50:
+        body.append(f"... and {len(changes) - 50} more")
+    if note:
+        body += ["", note]
+    trailers = [f"Agent-Session: {session.name}", f"Agent-Base: {base}"]
+    if cmd:
+        trailers.append("Agent-Command: " + cmd.replace("\n", "\\n"))
+    if exit_status is not None:
+        trailers.append(f"Agent-Exit-Status: {exit_status}")
+    text = "\n".join([subject.replace("\n", " "), "", *body, "", *trailers]) + "\n"
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _trailer(repo: pygit2.Repository, oid: bytes, key: bytes) -> str | None:
+    typ, data = repo.odb.read(pygit2.Oid(raw=oid))
+    if typ != pygit2.GIT_OBJECT_COMMIT:
+        return None
+    m = re.search(rb"^" + key + rb": *([0-9a-f]{40})$", bytes(data), re.M)
+    return m.group(1).decode() if m else None
+
+
+def _tree_of(repo: pygit2.Repository, oid: bytes) -> bytes:
+    return _commit_parents(bytes(repo.odb.read(pygit2.Oid(raw=oid))[1]))[0]
+
+
+def _anchor_of(repo: pygit2.Repository, base: str) -> str | None:
+    """The HEAD a base snapshot was made on (the base itself when it is a plain commit)."""
+    data = bytes(repo.odb.read(base)[1])
+    _, parents = _commit_parents(data)
+    if b"\n\ngit agent: base snapshot" in data:
+        return parents[0].hex() if parents else None
+    return base
+
+
+def capture(*, worktree: Worktree, session: Session, base: Base | str,
+            command: list[str] | None = None, exit_status: int | None = None) -> CaptureResult:
+    """Commit the session's upper onto session.branch; see the module docstring."""
+    repo = pygit2.Repository(str(worktree.root))
+    base_oid = base.oid if isinstance(base, Base) else base
+    anchor = base.head if isinstance(base, Base) else _anchor_of(repo, base_oid)
+    warnings: list[str] = []
+    base_raw = bytes.fromhex(base_oid)
+
+    changes_tree = _changes(session.upper, warnings)
+    builder = _Builder(repo=repo, worktree=worktree, upper=session.upper,
+                       base_tree=_tree_of(repo, base_raw), changes=changes_tree,
+                       warnings=warnings)
+    tree = builder.build()
+    odb = builder.odb
+
+    ref = repo.references.get(session.branch)
+    prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
+    meta = session.read_meta() if session.meta_path.exists() else {}
+    same_base = prev is not None and (
+        prev == base_raw or _trailer(repo, prev, b"Agent-Base") == base_oid
+        or (meta.get("capture_tip") == prev.hex() and meta.get("capture_base") == base_oid))
+
+    # the agent's own commits
+    imported = 0
+    squashed = False
+    note = None
+    agent_tip: bytes | None = None
+    head = agent_head(worktree=worktree, session=session)
+    if head is not None and head != anchor:
+        objects = _upper_of(worktree=worktree, session=session,
+                            real=worktree.common_dir / "objects")
+        sandbox = _SandboxObjects(objects) if objects is not None else None
+        try:
+            if sandbox is None:
+                raise ValueError("no object store")
+            imp = _Importer(repo, sandbox)
+            new, boundary = imp.commits(bytes.fromhex(head))
+            a = anchor
+            if a is None:
+                ok = True
+            else:
+                ok = any(b.hex() == a or repo.descendant_of(b.hex(), a) for b in boundary)
+            if not ok:
+                raise ValueError("does not descend from the base")
+            for c in reversed(new):
+                imp.queue(pygit2.GIT_OBJECT_COMMIT, c)
+            imp.write()
+            imported = len(new)
+            agent_tip = bytes.fromhex(head)
+        except (ValueError, KeyError, pygit2.GitError) as e:
+            squashed = True
+            note = "The agent's own commits were not kept (" + str(e) + "): one commit."
+            warnings.append(f"agent's history not imported ({e}); captured its final state "
+                            "as one commit")
+        finally:
+            if sandbox is not None:
+                sandbox.close()
+
+    if agent_tip is not None:
+        keep_prev = same_base and prev is not None and (
+            prev == agent_tip or repo.descendant_of(prev.hex(), agent_tip.hex()))
+        parent = prev if keep_prev and prev is not None else agent_tip
+    else:
+        parent = prev if same_base and prev is not None else base_raw
+
+    changes = diff_trees(odb, _tree_of(repo, parent), tree)
+    if not changes:
+        new_tip = parent
+    else:
+        msg = _message(session=session, base=base_oid, command=command,
+                       exit_status=exit_status, changes=changes, note=note)
+        new_tip = _write_commit(repo, tree=tree, parents=[parent], message=msg)
+
+    total = diff_trees(odb, _tree_of(repo, base_raw), tree)
+    counts = {s: sum(1 for k, _ in total if k == s) for s in "AMD"}
+    result = CaptureResult(commit=new_tip.hex(), unchanged=False, added=counts["A"],
+                           modified=counts["M"], deleted=counts["D"], imported=imported,
+                           ignored=builder.ignored, squashed=squashed, warnings=warnings)
+    if new_tip == prev or (prev is None and new_tip == base_raw):
+        result.unchanged = True
+        result.commit = prev.hex() if prev is not None else None
+    else:
+        try:
+            proc.git("update-ref", "-m", f"git agent: capture {session.name}", session.branch,
+                     new_tip.hex(), prev.hex() if prev is not None else ZERO_OID,
+                     cwd=worktree.root)
+        except proc.CalledProcessError as e:
+            raise GitAgentError(f"{session.branch} moved while capturing ({e}); run the "
+                                "capture again") from e
+    if result.commit is not None and base_ref(worktree=worktree, session=session) != base_oid:
+        keep(worktree=worktree, session=session, base=Base(oid=base_oid, head=anchor,
+                                                            clean=anchor == base_oid))
+    if session.meta_path.exists() and result.commit is not None:
+        session.update_meta(capture_base=base_oid, capture_tip=result.commit,
+                            captured_at=time.time())
+    result.summary = _summary(session, result)
+    return result
+
+
+def _summary(session: Session, r: CaptureResult) -> str:
+    if r.commit is None:
+        return f"agent/{session.name}: no changes"
+    parts = [f"{r.added} added, {r.modified} modified, {r.deleted} deleted"]
+    if r.imported:
+        parts.append(f"{r.imported} agent commit{'s' if r.imported != 1 else ''} kept")
+    if r.squashed:
+        parts.append("agent history squashed")
+    if r.ignored:
+        parts.append(f"{r.ignored} ignored path{'s' if r.ignored != 1 else ''} left out")
+    state = "unchanged" if r.unchanged else r.commit[:12]
+    return f"agent/{session.name} {state}: " + ", ".join(parts)
+
+
+def upper_paths(*, session: Session) -> list[bytes]:
+    """Paths the upper changes (files, symlinks, whiteouts; not .git): cheap, for `run`."""
+    return [c.path for c in overlay.walk(session.upper)
+            if c.kind not in (Kind.DIR, Kind.OPAQUE_DIR)]
+
+
+def has_changes(*, session: Session, worktree: Worktree) -> bool:
+    """Cheap: does the upper hold anything to capture (files, or the agent's git writes)?"""
+    if overlay.count(session.upper) > 0:
+        return True
+    for real in (worktree.git_dir / "HEAD", worktree.common_dir / "refs",
+                 worktree.common_dir / "packed-refs"):
+        up = _upper_of(worktree=worktree, session=session, real=real)
+        if up is not None and os.path.lexists(up):
+            return True
+    return False

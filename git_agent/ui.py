@@ -1,0 +1,87 @@
+"""Terminal helpers: colour as git decides it, git's pager, and line prompts that read stdin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from git_agent import proc
+from git_agent.errors import Aborted
+
+RED, YELLOW, GREEN, BOLD, RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[m"
+
+
+def stdout_is_tty() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+
+
+def use_color(*, cwd: Path, slot: str = "color.diff") -> bool:
+    """Whether stdout gets colour: NO_COLOR wins, then git's color.<slot>/color.ui for a tty."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    tty = stdout_is_tty()
+    out = proc.git("config", "--get-colorbool", slot, "true" if tty else "false", cwd=cwd,
+                   check=False)
+    return out.strip() == b"true"
+
+
+def paint(text: str, code: str, *, color: bool) -> str:
+    return f"{code}{text}{RESET}" if color else text
+
+
+def pager_command(*, cwd: Path) -> str | None:
+    """The user's pager as git picks it (GIT_PAGER, core.pager, PAGER, less), None to not page."""
+    if not stdout_is_tty():
+        return None
+    cmd = proc.git("var", "GIT_PAGER", cwd=cwd, check=False).decode(errors="replace").strip()
+    return None if cmd in ("", "cat") else cmd
+
+
+def page(data: bytes, *, cwd: Path) -> None:
+    """Write data to stdout through the user's pager (as git runs it), or straight when none."""
+    cmd = pager_command(cwd=cwd)
+    if cmd is None:
+        write_stdout(data)
+        return
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    env.setdefault("LV", "-c")
+    sys.stdout.flush()
+    subprocess.run(cmd, shell=True, input=data, cwd=cwd, env=env, check=False)
+
+
+def write_stdout(data: bytes) -> None:
+    sys.stdout.flush()
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        # e.g. `git agent review | head`: the reader is done; not an error
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def say(message: str) -> None:
+    """A human message: to stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def ask(question: str) -> str:
+    """Ask on stderr, read one line from stdin; end of input aborts (raises Aborted)."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        sys.stderr.write("\n")
+        raise Aborted("end of input at a prompt; nothing was changed")
+    return line.strip()

@@ -163,7 +163,8 @@ def main(
             say(f"warning: {rel} changed in your worktree since the last run; "
                 "the agent still sees its own older copy (apply or reject it to refresh)")
         snap = _Background(wt)
-        snap.start()
+        if not no_capture:
+            snap.start()
         start = time.time()
         outcome = launch.run(plan, bwrap=bw.path, hooks=hooks)
         end = time.time()

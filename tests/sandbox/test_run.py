@@ -43,19 +43,40 @@ def test_writes_land_in_upper_and_worktree_is_unchanged(actor: Actor) -> None:
     actor.own(repo)
     before = tree_digest(repo)
     p = actor.agent(
-        "run", "-s", "s1", "--", "sh", "-c",
+        "run", "-s", "s1", "--no-capture", "--", "sh", "-c",
         "cat untracked.env && echo changed > README.md && echo new > new.txt && rm src/app.py"
-        " && git add -A && git commit -qm inside && git branch inside-branch",
+        " && git add -A && git commit -qm inside && git branch inside-branch"
+        " && git config core.hooksPath /tmp/evil && mkdir -p .git/hooks && echo x > .git/hooks/post-checkout",
         cwd=repo,
     )
     assert p.returncode == 0, p.stderr
     assert "SECRET=1" in p.stdout  # the agent sees uncommitted, untracked files
-    assert tree_digest(repo) == before  # worktree and .git byte for byte
+    assert tree_digest(repo) == before  # the sandbox wrote nothing: worktree and .git byte for byte
     upper = upper_of(actor, repo, "s1")
     assert (upper / "README.md").read_text() == "changed\n"
     assert (upper / "new.txt").read_text() == "new\n"
     assert (upper / ".git").is_dir()  # the agent's git writes stayed in the overlay
     assert "inside-branch" not in actor.git("branch", "--list", cwd=repo)
+    assert "hooksPath" not in (repo / ".git" / "config").read_text()
+
+
+def test_capture_touches_only_its_own_refs(actor: Actor) -> None:
+    repo = actor.make_repo()
+    (repo / "dirty.txt").write_text("uncommitted\n")
+    actor.own(repo)
+    work_before = {k: v for k, v in tree_digest(repo).items() if not k.startswith(".git")}
+    head = (repo / ".git" / "HEAD").read_bytes()
+    index = (repo / ".git" / "index").read_bytes()
+    refs = actor.git("for-each-ref", "--format=%(refname) %(objectname)", cwd=repo)
+    p = actor.agent("run", "-s", "s1", "--", "sh", "-c", "echo changed > README.md", cwd=repo)
+    assert p.returncode == 0, p.stderr
+    assert {k: v for k, v in tree_digest(repo).items() if not k.startswith(".git")} == work_before
+    assert (repo / ".git" / "HEAD").read_bytes() == head
+    assert (repo / ".git" / "index").read_bytes() == index
+    after = actor.git("for-each-ref", "--format=%(refname) %(objectname)", cwd=repo)
+    new_refs = set(after.splitlines()) - set(refs.splitlines())
+    assert {r.split()[0] for r in new_refs} == {"refs/heads/agent/s1", "refs/agent-base/s1"}
+    assert actor.git("diff", "--name-only", "refs/agent-base/s1", "agent/s1", cwd=repo) == "README.md\n"
 
 
 def test_home_is_the_agent_home_and_real_home_is_invisible(actor: Actor) -> None:
@@ -139,8 +160,8 @@ def test_default_session_is_the_branch_and_names_are_checked(actor: Actor) -> No
 
 def test_two_sessions_run_at_once_and_the_same_one_is_refused(actor: Actor) -> None:
     repo = actor.make_repo()
-    gate = actor.base / "gate"
-    script = f"echo one > one.txt; while [ ! -e {gate} ]; do sleep 0.05; done"
+    gate = actor.home / "aihome" / "gate"  # the agent home is shared with the host: a door in
+    script = "echo one > one.txt; while [ ! -e ~/gate ]; do sleep 0.05; done"
     first = subprocess.Popen(
         actor._argv(["git", "agent", "run", "-s", "a", "--", "sh", "-c", script]),
         cwd=repo, env=actor.env, stdin=subprocess.DEVNULL,
@@ -197,7 +218,7 @@ def test_linked_worktree(actor: Actor) -> None:
     before_main = tree_digest(repo)
     before_linked = tree_digest(linked)
     p = actor.agent(
-        "run", "-s", "lw", "--", "sh", "-c",
+        "run", "-s", "lw", "--no-capture", "--", "sh", "-c",
         "echo x > README.md && git add -A && git commit -qm inside && git log --oneline | head -1",
         cwd=linked,
     )
@@ -205,6 +226,10 @@ def test_linked_worktree(actor: Actor) -> None:
     assert "inside" in p.stdout  # git works inside, committing into the overlaid common dir
     assert tree_digest(repo) == before_main
     assert tree_digest(linked) == before_linked
+    # captured, the agent's commit lands on agent/lw (the common dir's own overlay is read)
+    p = actor.agent("run", "-s", "lw", "--", "true", cwd=linked)
+    assert p.returncode == 0, p.stderr
+    assert actor.git("log", "-1", "--format=%s", "agent/lw", cwd=repo).strip() == "inside"
 
 
 def test_unborn_repository(actor: Actor) -> None:

@@ -103,7 +103,8 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     if head is None and not running and s.exists():
         raise NothingCaptured(f"session {s.name!r} has no changes")
     if base is None and running:
-        raise GitAgentError(f"session {s.name!r} is starting; try again in a moment")
+        raise GitAgentError(f"session {s.name!r} is in its first run and its base is recorded "
+                            "when that ends; review or apply it then")
     if base is None:
         raise GitAgentError(
             f"session {s.name!r} has no base ({s.base_ref} is missing); "

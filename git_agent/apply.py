@@ -1,0 +1,523 @@
+"""`git agent apply`: bring a session's changes into the working tree, merging where you edited.
+
+Everything is read and decided first (worktree state, three-way merges, refusals); only then
+is the worktree written, one atomic rename per file, walking directories by fd with
+O_NOFOLLOW so no symlink is ever followed and nothing outside the worktree or under .git is
+written. The index and HEAD are never touched. Applied and rejected paths then leave the
+session (consume.py) and the branch is captured again with the same base.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from git_agent import proc, review, ui
+from git_agent.errors import Conflict, GitAgentError
+from git_agent.repo import Worktree, find_worktree
+from git_agent.review import Change, View
+from git_agent.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK
+
+MODE_DIR = 0o040000
+MODE_OTHER = 1  # a fifo, socket or device in the worktree
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one side holds at a path: a git mode and the bytes (a link's target for links)."""
+
+    mode: int
+    data: bytes = b""
+
+    @property
+    def is_file(self) -> bool:
+        return self.mode in (MODE_FILE, MODE_EXEC)
+
+
+@dataclass
+class Action:
+    change: Change
+    write: Entry | None  # what ends up at the path; None: delete it
+    noop: bool = False  # the worktree already has it
+    conflict: str | None = None  # why it does not apply cleanly
+    markers: bool = False  # write holds conflict markers (--merge)
+    keep_perms: int | None = None  # permission bits of the file it replaces
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+
+    @property
+    def conflicts(self) -> list[Action]:
+        return [a for a in self.actions if a.conflict]
+
+
+# --- reading the worktree without following symlinks ------------------------------------------
+
+
+def _components(path: bytes) -> list[bytes]:
+    parts = path.split(b"/")
+    if not path or any(p in (b"", b".", b"..") for p in parts):
+        raise GitAgentError(f"refusing the path {path!r}: not a plain relative path")
+    if any(p.lower() == b".git" for p in parts):
+        raise GitAgentError(
+            f"refusing to write {os.fsdecode(path)}: paths under .git are never applied; "
+            "reject it with `git agent apply -i` (r)")
+    return parts
+
+
+def _open_dir(root_fd: int, parts: Sequence[bytes]) -> tuple[int | None, bytes | None]:
+    """An fd on the dir holding the last part, or (None, the first parent that is not a dir)."""
+    fd = os.dup(root_fd)
+    for i, part in enumerate(parts[:-1]):
+        try:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=fd)
+        except (FileNotFoundError, NotADirectoryError, OSError) as e:
+            os.close(fd)
+            missing = isinstance(e, FileNotFoundError)
+            return None, None if missing else b"/".join(parts[: i + 1])
+        os.close(fd)
+        fd = nfd
+    return fd, None
+
+
+def read_worktree(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None]:
+    """(what the worktree holds at path, or None; the blocking non-dir parent, if any)."""
+    parts = _components(path)
+    fd, blocker = _open_dir(root_fd, parts)
+    if fd is None:
+        return None, blocker
+    try:
+        try:
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None, None
+        if stat.S_ISLNK(st.st_mode):
+            return Entry(MODE_LINK, os.readlink(parts[-1], dir_fd=fd)), None
+        if stat.S_ISDIR(st.st_mode):
+            return Entry(MODE_DIR), None
+        if not stat.S_ISREG(st.st_mode):
+            return Entry(MODE_OTHER), None
+        ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        with os.fdopen(ffd, "rb") as f:
+            data = f.read()
+        return Entry(MODE_EXEC if st.st_mode & 0o100 else MODE_FILE, data), None
+    finally:
+        os.close(fd)
+
+
+def _perms(root_fd: int, path: bytes) -> int | None:
+    fd, _ = _open_dir(root_fd, _components(path))
+    if fd is None:
+        return None
+    try:
+        st = os.stat(path.rsplit(b"/", 1)[-1], dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(fd)
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+
+
+def _files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
+    """Every non-directory entry below a worktree directory (not following symlinks)."""
+    fd, _ = _open_dir(root_fd, [*_components(path), b"x"])
+    if fd is None:
+        return
+    try:
+        for name in os.listdir(fd):
+            sub = path + b"/" + os.fsencode(name)
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                yield from _files_below(root_fd, sub)
+            else:
+                yield sub
+    finally:
+        os.close(fd)
+
+
+# --- deciding --------------------------------------------------------------------------------
+
+
+def _side(repo: pygit2.Repository, oid: str | None, mode: int) -> Entry | None:
+    if oid is None:
+        return None
+    if mode == MODE_GITLINK:
+        return Entry(mode, oid.encode())
+    blob = repo.get(oid)
+    assert isinstance(blob, pygit2.Blob)
+    return Entry(mode, blob.data)
+
+
+def merge_text(base: bytes, ours: bytes, theirs: bytes, *, labels: tuple[str, str, str],
+               cwd: Path) -> tuple[bytes, int]:
+    """git merge-file -p: (result, conflicts); conflicts < 0 when git cannot merge (binary)."""
+    with tempfile.TemporaryDirectory(prefix="git-agent-merge-") as tmp:
+        names = []
+        for n, data in (("ours", ours), ("base", base), ("theirs", theirs)):
+            p = os.path.join(tmp, n)
+            with open(p, "wb") as f:
+                f.write(data)
+            names.append(p)
+        r = proc.run(["git", "merge-file", "-p", "-L", labels[0], "-L", labels[1],
+                      "-L", labels[2], *names], cwd=cwd, check=False)
+    if r.returncode > 127 or r.returncode < 0:
+        return b"", -1
+    return r.stdout, r.returncode
+
+
+def _decide(change: Change, base: Entry | None, work: Entry | None, agent: Entry | None, *,
+            merge: bool, labels: tuple[str, str, str], cwd: Path) -> Action:
+    if work == agent:
+        return Action(change, agent, noop=True)
+    if work == base:
+        return Action(change, agent)
+    if agent is None:
+        why = "deleted by the agent, changed in your worktree"
+        return Action(change, work, noop=True, conflict=why)  # --merge keeps yours
+    if work is None:
+        return Action(change, agent, conflict="changed by the agent, deleted in your worktree")
+    if work.mode == MODE_DIR:
+        return Action(change, work, noop=True, conflict="a directory in your worktree")
+    if not (work.is_file and agent.is_file and (base is None or base.is_file)):
+        what = "added by both, differently" if base is None else "changed by both"
+        return Action(change, work, noop=True, conflict=f"{what} (not text files: kept yours)")
+    text, n = merge_text(b"" if base is None else base.data, work.data, agent.data,
+                         labels=labels, cwd=cwd)
+    if n < 0:
+        return Action(change, work, noop=True, conflict="binary file changed by both (kept yours)")
+    mode = agent.mode if base is not None and work.mode == base.mode else work.mode
+    if n == 0:
+        return Action(change, Entry(mode, text))
+    what = "added by both, differently" if base is None else "changed by both, overlapping"
+    return Action(change, Entry(mode, text), conflict=what, markers=True)
+
+
+def plan(view: View, picked: Sequence[Change], *, merge: bool) -> Plan:
+    """Decide every path; nothing is written. Deletions are decided first, so a file may take
+    the place of a directory (or of a link) that the same apply removes."""
+    repo = review.repo_of(view.worktree)
+    labels = ("worktree", "base", view.session.branch.removeprefix("refs/heads/"))
+    for c in picked:
+        _components(c.path)
+        if MODE_GITLINK in (c.old_mode, c.new_mode):
+            raise GitAgentError(f"{c.name}: a submodule change cannot be applied to files; "
+                                "update the submodule yourself, or reject it with -i (r)")
+    decided: dict[bytes, Action] = {}
+    root_fd = _open_root(view.worktree.root)
+    try:
+        deleting: set[bytes] = set()
+        for c in sorted(picked, key=lambda c: c.new_oid is not None):
+            work, blocker = read_worktree(root_fd, c.path)
+            base = _side(repo, c.old_oid, c.old_mode)
+            agent = _side(repo, c.new_oid, c.new_mode)
+            if (work is not None and work.mode == MODE_DIR and agent is not None
+                    and set(_files_below(root_fd, c.path)) <= deleting):
+                work = None  # emptied by this apply's deletions
+            a = _decide(c, base, work, agent, merge=merge, labels=labels,
+                        cwd=view.worktree.root)
+            if agent is None and a.write is None and not a.conflict:
+                deleting.add(c.path)
+            if a.write is not None and not a.noop:
+                if blocker is not None and blocker not in deleting:
+                    a.conflict = f"{os.fsdecode(blocker)} is not a directory in your worktree"
+                    a.noop, a.markers = True, False
+                elif work is not None and work.is_file and a.write.is_file:
+                    a.keep_perms = _perms(root_fd, c.path)
+            decided[c.path] = a
+    finally:
+        os.close(root_fd)
+    return Plan([decided[c.path] for c in picked])
+
+
+def closure(picked: Sequence[Change], everything: Sequence[Change]) -> list[Change]:
+    """Add the deletions a pick needs: a file or link replaced by the dir holding it, and the
+    files of a dir replaced by a file. Kept in review order."""
+    chosen = {c.path for c in picked}
+    for c in everything:
+        if c.status != "deleted" or c.path in chosen:
+            continue
+        for p in picked:
+            if p.path.startswith(c.path + b"/") or (
+                    p.status != "deleted" and c.path.startswith(p.path + b"/")):
+                chosen.add(c.path)
+                ui.say(f"also applying the deletion of {c.name} (needed by {p.name})")
+                break
+    return [c for c in everything if c.path in chosen]
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _open_root(root: Path) -> int:
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _walk_create(root_fd: int, parts: Sequence[bytes]) -> int:
+    """An fd on the parent dir of the last part, creating directories (never following links)."""
+    fd = os.dup(root_fd)
+    for part in parts[:-1]:
+        try:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=fd)
+        except FileNotFoundError:
+            os.mkdir(part, 0o777, dir_fd=fd)
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    return fd
+
+
+def _write(root_fd: int, path: bytes, entry: Entry, keep_perms: int | None) -> None:
+    parts = _components(path)
+    fd = _walk_create(root_fd, parts)
+    tmp = b".git-agent-" + secrets.token_hex(6).encode() + b".tmp"
+    try:
+        if entry.mode == MODE_LINK:
+            os.symlink(entry.data, tmp, dir_fd=fd)
+        else:
+            exe = entry.mode == MODE_EXEC
+            ffd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o777 if exe else 0o666, dir_fd=fd)
+            try:
+                with os.fdopen(ffd, "wb", closefd=False) as f:
+                    f.write(entry.data)
+                if keep_perms is not None:
+                    perms = keep_perms & ~0o111
+                    if exe:  # x wherever r is set, as git does for checkouts
+                        perms |= (keep_perms & 0o444) >> 2
+                    os.fchmod(ffd, perms)
+            finally:
+                os.close(ffd)
+        try:
+            os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+        except IsADirectoryError:  # an empty dir left where the file goes
+            os.rmdir(parts[-1], dir_fd=fd)
+            os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=fd)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _delete(root_fd: int, path: bytes) -> None:
+    """Remove the path (no following), then every parent dir this left empty."""
+    parts = _components(path)
+    for depth in range(len(parts), 0, -1):
+        fd, _ = _open_dir(root_fd, parts[:depth])
+        if fd is None:
+            return
+        try:
+            if depth == len(parts):
+                try:
+                    os.unlink(parts[depth - 1], dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+                except IsADirectoryError:
+                    os.rmdir(parts[depth - 1], dir_fd=fd)
+            else:
+                try:
+                    os.rmdir(parts[depth - 1], dir_fd=fd)
+                except OSError:
+                    return  # not empty (or gone): stop climbing
+        finally:
+            os.close(fd)
+
+
+def execute(worktree: Worktree, p: Plan, *, merge: bool) -> None:
+    """Write the plan: deletions (deepest first), then files. Conflicts only with --merge."""
+    todo = [a for a in p.actions if not a.noop and (merge or not a.conflict)]
+    root_fd = _open_root(worktree.root)
+    try:
+        deletions = [a for a in todo if a.write is None]
+        for a in sorted(deletions, key=lambda a: -a.change.path.count(b"/")):
+            _delete(root_fd, a.change.path)
+        for a in todo:
+            if a.write is not None:
+                _write(root_fd, a.change.path, a.write, a.keep_perms)
+    finally:
+        os.close(root_fd)
+
+
+# --- the command -----------------------------------------------------------------------------
+
+IN_PROGRESS = {
+    "MERGE_HEAD": "a merge", "rebase-merge": "a rebase", "rebase-apply": "a rebase or am",
+    "CHERRY_PICK_HEAD": "a cherry-pick", "REVERT_HEAD": "a revert", "sequencer": "a sequence",
+}
+
+
+def refuse_busy_worktree(worktree: Worktree) -> None:
+    for name, what in IN_PROGRESS.items():
+        if (worktree.git_dir / name).exists():
+            raise GitAgentError(f"{what} is in progress in this worktree; finish or abort it, "
+                                "then apply")
+
+
+HELP = """\
+y - apply this file
+n - skip it (it stays in the session)
+r - reject it (drop it from the session; your worktree keeps its version)
+d - show its diff, then ask again
+Y / N / R - the same for this and every remaining file
+q - stop asking; apply what was chosen so far (the rest stays)
+? - this help
+"""
+
+
+def choose(view: View, files: Sequence[Change]) -> tuple[list[Change], list[Change]]:
+    """Ask file by file; returns (to apply, to reject). EOF raises Aborted."""
+    apply_: list[Change] = []
+    reject: list[Change] = []
+    bulk: str | None = None
+    for i, c in enumerate(files):
+        answer = bulk
+        if answer is None:
+            ui.say(f"[{review.TAG[c.status]}] {c.name}")
+            for r in c.risks:
+                ui.say(f"  ! {r}")
+        while answer is None:
+            a = ui.ask(f"({i + 1}/{len(files)}) apply {c.name}? [y,n,r,d,Y,N,R,q,?] ")
+            if a in ("Y", "N", "R"):
+                bulk = answer = a.lower()
+            elif a in ("y", "n", "r", "q"):
+                answer = a
+            elif a == "d":
+                spec = [":(top,literal)" + c.path.decode("utf-8", "surrogateescape")]
+                color = ui.use_color(cwd=view.worktree.root)
+                ui.write_stdout(proc.run(review.diff_argv(view, spec, color=color, stat=False),
+                                         cwd=view.worktree.root).stdout)
+            elif a == "?":
+                ui.say(HELP.rstrip())
+            else:
+                ui.say(f"unknown answer {a!r}; ? shows the choices")
+        if answer == "q":
+            break
+        if answer == "y":
+            apply_.append(c)
+        elif answer == "r":
+            reject.append(c)
+    return apply_, reject
+
+
+def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Sequence[str]) -> int:
+    worktree = find_worktree()
+    refuse_busy_worktree(worktree)
+    try:
+        view = review.open_view(worktree, session_name)
+    except review.NothingCaptured as e:
+        ui.say(f"{e}; nothing to apply")
+        return 0
+    everything = review.changes(view)
+    files = review.changes(view, paths=paths) if paths else everything
+    if not files:
+        ui.say(f"session {view.session.name!r} has no changes to apply")
+        return 0
+    running = view.session.is_running()
+    if not running:
+        check_upper(view)
+    if interactive:
+        to_apply, to_reject = choose(view, files)
+    else:
+        to_apply, to_reject = list(files), []
+    if not to_apply and not to_reject:
+        ui.say("nothing chosen; nothing changed")
+        return 0
+    to_apply = closure(to_apply, everything)
+    rejected = [c for c in to_reject if c.path not in {a.path for a in to_apply}]
+    p = plan(view, to_apply, merge=merge)
+    if p.conflicts and not merge:
+        lines = "\n".join(f"  {a.change.name}: {a.conflict}" for a in p.conflicts)
+        raise Conflict(f"{len(p.conflicts)} path(s) conflict; nothing was applied "
+                       f"(--merge writes conflict markers):\n{lines}")
+    execute(worktree, p, merge=merge)
+    report(p, rejected)
+    if running:
+        ui.say(f"session {view.session.name!r} is running: its files were left alone; "
+               "apply again after it ends to drop what was applied from it")
+        return 1 if p.conflicts else 0
+    # what was written, or was already there; a conflict that kept yours stays in the session
+    done = [a.change for a in p.actions if not (a.conflict and a.noop)]
+    consume(view, done + rejected, everything)
+    return 1 if p.conflicts else 0
+
+
+def report(p: Plan, rejected: Sequence[Change]) -> None:
+    applied = [a for a in p.actions if not a.conflict]
+    if applied:
+        ui.say(f"applied {len(applied)} file{'s' if len(applied) != 1 else ''}")
+    for a in p.conflicts:
+        if a.markers:
+            ui.say(f"conflict markers written in {a.change.name} ({a.conflict})")
+        else:
+            ui.say(f"conflict in {a.change.name}: {a.conflict}")
+    if rejected:
+        ui.say(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''}")
+
+
+def settled(view: View, rest: Sequence[Change]) -> set[bytes]:
+    """The paths among rest that the worktree already holds exactly as the agent left them."""
+    repo = review.repo_of(view.worktree)
+    out: set[bytes] = set()
+    root_fd = _open_root(view.worktree.root)
+    try:
+        for c in rest:
+            with contextlib.suppress(GitAgentError, OSError):
+                if read_worktree(root_fd, c.path)[0] == _side(repo, c.new_oid, c.new_mode):
+                    out.add(c.path)
+    finally:
+        os.close(root_fd)
+    return out
+
+
+def _same_as_worktree(root_fd: int, full: bytes, path: bytes) -> bool:
+    """Does the worktree hold at path exactly what the upper entry `full` holds?"""
+    try:
+        st = os.lstat(full)
+        if stat.S_ISLNK(st.st_mode):
+            mine = Entry(MODE_LINK, os.readlink(full))
+        elif stat.S_ISREG(st.st_mode):
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                mine = Entry(MODE_EXEC if st.st_mode & 0o100 else MODE_FILE, f.read())
+        else:
+            return False
+        return read_worktree(root_fd, path)[0] == mine
+    except (OSError, GitAgentError):
+        return False
+
+
+def check_upper(view: View) -> None:
+    from git_agent import consume
+
+    consume.check_upper(view.session)
+
+
+def consume(view: View, done: Sequence[Change], everything: Sequence[Change]) -> None:
+    from git_agent import consume as consume_mod
+
+    root_fd = _open_root(view.worktree.root)
+    try:
+        left = consume_mod.consume_paths(
+            view.session.upper, {c.path for c in done}, {c.path for c in everything},
+            settled(view, [c for c in everything if c not in done]),
+            lambda full, path: _same_as_worktree(root_fd, full, path))
+    finally:
+        os.close(root_fd)
+    for path in left:
+        ui.say(f"note: {os.fsdecode(path)} stays in review: the agent deleted or replaced its "
+               "directory whole; that is released once all of it is applied or rejected")
+    review.capture_now(view.worktree, view.session, base=view.base)

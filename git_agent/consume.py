@@ -1,0 +1,141 @@
+"""Drop applied or rejected paths from a session's overlay upper dir, never resurrecting others.
+
+An upper entry *covers* a path when it sits on one of the path's parents and hides the lower
+dir there: a whiteout (the agent deleted the whole dir), an opaque or redirected dir (the
+agent replaced the dir whole), or a file or symlink standing where the worktree has a dir.
+Removing a cover would change what the agent sees for every path below it, so a cover is
+removed only when every change at or below it is consumed; otherwise it is left as it is
+(after apply its content equals the worktree anyway). Nothing outside the upper is touched
+and no symlink is followed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Callable, Set
+
+from git_agent import overlay
+from git_agent.errors import GitAgentError
+from git_agent.session import Session
+
+_COVERS = (overlay.Kind.WHITEOUT, overlay.Kind.OPAQUE_DIR, overlay.Kind.FILE,
+           overlay.Kind.SYMLINK, overlay.Kind.SKIP)
+
+
+def check_upper(session: Session) -> None:
+    """Refuse a session whose upper dir is missing or not a real directory."""
+    try:
+        st = os.lstat(session.upper)
+    except FileNotFoundError:
+        st = None
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        raise GitAgentError(
+            f"session {session.name!r} is damaged: its overlay dir {session.upper} is missing "
+            f"or not a directory; `git agent drop {session.name}` discards it")
+
+
+def _kind(full: bytes) -> overlay.Kind | None:
+    try:
+        kind, _ = overlay.entry_kind(full)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    xattrs = overlay.read_xattrs(full) if kind is overlay.Kind.DIR else {}
+    if any(k.endswith(".overlay.redirect") for k in xattrs):
+        return overlay.Kind.OPAQUE_DIR  # a renamed dir: hides its lower origin, like opaque
+    return kind
+
+
+def _cover(root: bytes, path: bytes) -> tuple[bytes | None, overlay.Kind | None]:
+    """The topmost parent entry of path that covers it, and the kind of path's own entry."""
+    parts = path.split(b"/")
+    for i in range(1, len(parts) + 1):
+        prefix = b"/".join(parts[:i])
+        kind = _kind(os.path.join(root, prefix))
+        if kind is None:
+            return None, None
+        if i == len(parts):
+            return None, kind
+        if kind in _COVERS:
+            return prefix, kind
+    return None, None
+
+
+def _below(paths: Set[bytes], top: bytes) -> set[bytes]:
+    return {p for p in paths if p == top or p.startswith(top + b"/")}
+
+
+def _leaves(root: bytes, top: bytes) -> set[bytes]:
+    """Every non-directory entry at or below top in the upper, as paths from the upper root."""
+    full = os.path.join(root, top)
+    if not os.path.isdir(full) or os.path.islink(full):
+        return {top}
+    out: set[bytes] = set()
+    for dirpath, dirnames, filenames in os.walk(full):
+        rel = os.path.relpath(dirpath, root)
+        out.update(os.path.join(rel, n) for n in filenames)
+        out.update(os.path.join(rel, d) for d in dirnames
+                   if os.path.islink(os.path.join(dirpath, d)))
+    return out
+
+
+def _remove(root: bytes, rel: bytes) -> None:
+    full = os.path.join(root, rel)
+    st = os.lstat(full)
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(full)
+    else:
+        os.unlink(full)
+    _prune_parents(root, rel)
+
+
+def _prune_parents(root: bytes, rel: bytes) -> None:
+    """Remove parent dirs left empty, unless they are opaque or redirected (they hide lower)."""
+    parent = os.path.dirname(rel)
+    while parent:
+        full = os.path.join(root, parent)
+        if _kind(full) is not overlay.Kind.DIR:
+            return
+        try:
+            os.rmdir(full)
+        except OSError:
+            return
+        parent = os.path.dirname(parent)
+
+
+def consume_paths(upper: os.PathLike[str] | str, done: Set[bytes], changed: Set[bytes],
+                  settled: Set[bytes] = frozenset(),
+                  same_as_worktree: Callable[[bytes, bytes], bool] = lambda _u, _p: False,
+                  ) -> list[bytes]:
+    """Remove the upper entries of the `done` paths; `changed` is every path of the session,
+    `settled` those the worktree already holds as the agent left them (applied earlier under
+    a cover that had to stay): they let the cover go too, as do other entries in an opaque
+    dir for which same_as_worktree(upper entry, path) says the worktree holds the same.
+
+    Returns the done paths that had to stay because a cover above them is still needed.
+    """
+    root = os.fsencode(upper)
+    covers: dict[bytes, overlay.Kind] = {}
+    kept: list[bytes] = []
+    for path in sorted(done):
+        if not path or path.split(b"/")[0].lower() == b".git" or b".." in path.split(b"/"):
+            raise GitAgentError(f"refusing to touch {path!r} in the session")
+        cover, kind = _cover(root, path)
+        if cover is not None:
+            covers.setdefault(cover, kind)  # type: ignore[arg-type]
+        elif kind is not None and kind not in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
+            _remove(root, path)
+        # a dir standing at a file's path (the agent put a dir there): left, it holds others
+    for cover in sorted(covers, key=len):
+        if not os.path.lexists(os.path.join(root, cover)):
+            continue  # removed with an outer cover
+        needed = _below(changed, cover)
+        mine = _below(done, cover)
+        extra = {p for p in _leaves(root, cover) - mine - {cover}
+                 if not same_as_worktree(os.path.join(root, p), p)}
+        if needed <= (done | settled) and not (covers[cover] is overlay.Kind.OPAQUE_DIR and extra):
+            _remove(root, cover)
+        else:
+            kept.extend(sorted(mine))
+    return kept

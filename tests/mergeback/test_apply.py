@@ -1,0 +1,230 @@
+"""`git agent apply`: onto the worktree only, three-way, never through a symlink, all or nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from tests.mergeback.conftest import Work
+
+
+def test_apply_all_writes_the_worktree_only_and_consumes(work: Work) -> None:
+    work.run("echo more >> src/app.py; echo new > new.txt; rm src/util.py; chmod +x tool.sh")
+    before = work.index_and_head()
+    work.ok("apply", "s")
+    assert work.index_and_head() == before
+    assert work.git("status", "--porcelain") == " M src/app.py\n D src/util.py\n M tool.sh\n?? new.txt\n"
+    assert os.access(work.root / "tool.sh", os.X_OK)
+    assert (work.root / "src/app.py").read_text().endswith("line 10\nmore\n")
+    assert work.review_paths() == []  # consumed: review no longer shows them
+    # the next run sees the worktree's version, not its own older copy
+    work.sh("echo mine >> new.txt")
+    work.run("cat new.txt > seen.txt")
+    assert (work.root / "new.txt").read_text() == "new\nmine\n"
+    assert work.review_paths() == ["seen.txt"]
+
+
+def test_apply_only_the_given_paths(work: Work) -> None:
+    work.run("echo x >> README.md; echo y >> docs/c.md; echo z >> src/app.py")
+    work.ok("apply", "s", "--", "docs", "README.md")
+    assert work.git("status", "--porcelain") == " M README.md\n M docs/c.md\n"
+    assert work.review_paths() == ["src/app.py"]
+    p = work.agent("apply", "s", "--", "docs/c.md")
+    assert p.returncode == 2 and "not among the changes" in p.stderr
+
+
+def test_tracked_symlink_to_outside_is_replaced_not_written_through(work: Work) -> None:
+    outside = work.actor.base / "outside.txt"
+    outside.write_text("precious\n")
+    work.actor.own(outside)
+    os.symlink(outside, work.root / "link")
+    work.git("add", "link")
+    work.git("commit", "-qm", "link")
+    work.run("rm link; echo agent > link")
+    work.ok("apply", "s")
+    assert outside.read_text() == "precious\n"
+    assert not (work.root / "link").is_symlink()
+    assert (work.root / "link").read_text() == "agent\n"
+
+
+def test_symlinked_parent_dir_is_replaced_not_followed(work: Work) -> None:
+    outside = work.actor.base / "outside"
+    outside.mkdir()
+    work.actor.own(outside)
+    os.symlink(outside, work.root / "lib")
+    work.git("add", "lib")
+    work.git("commit", "-qm", "lib")
+    work.run("rm lib; mkdir lib; echo x > lib/f")
+    work.ok("apply", "s", "--", "lib/f")  # needs the link's deletion: applied with it
+    assert os.listdir(outside) == []
+    assert (work.root / "lib").is_dir() and not (work.root / "lib").is_symlink()
+    assert (work.root / "lib/f").read_text() == "x\n"
+
+
+def test_user_symlink_in_the_way_is_a_conflict(work: Work) -> None:
+    outside = work.actor.base / "elsewhere"
+    outside.mkdir()
+    work.actor.own(outside)
+    work.run("echo new > docs/guide/n.md")
+    work.sh(f"rm -r docs/guide && ln -s {outside} docs/guide")
+    p = work.agent("apply", "s")
+    assert p.returncode == 1 and "docs/guide is not a directory" in p.stderr
+    assert os.listdir(outside) == []
+
+
+def test_deleted_directory_tree(work: Work) -> None:
+    work.run("rm -rf docs")
+    work.ok("apply", "s")
+    assert not (work.root / "docs").exists()
+    assert work.review_paths() == []
+
+
+def test_mode_symlink_and_type_changes(work: Work) -> None:
+    work.sh("ln -s README.md r && git add r && git commit -qm r")
+    work.run("chmod +x tool.sh; ln -sfn src/app.py r; rm README.md; ln -s docs/c.md README.md")
+    work.ok("apply", "s")
+    assert os.access(work.root / "tool.sh", os.X_OK)
+    assert os.readlink(work.root / "r") == "src/app.py"
+    assert os.readlink(work.root / "README.md") == "docs/c.md"
+    assert work.git("diff", "--stat").count("|") == 3
+
+
+def test_dir_replaced_by_a_file_and_back(work: Work) -> None:
+    work.run("rm -rf docs/guide; echo f > docs/guide; rm tool.sh; mkdir tool.sh; echo t > tool.sh/x")
+    work.ok("apply", "s")
+    assert (work.root / "docs/guide").read_text() == "f\n"
+    assert (work.root / "tool.sh/x").read_text() == "t\n"
+
+
+def test_non_overlapping_edits_merge(work: Work) -> None:
+    work.run("sed -i 's/line 1$/agent 1/' src/app.py")
+    work.sh("sed -i 's/line 10/user 10/' src/app.py")
+    work.ok("apply", "s")
+    text = (work.root / "src/app.py").read_text()
+    assert text.startswith("agent 1\n") and text.endswith("user 10\n")
+
+
+def test_overlapping_edits_are_refused_with_nothing_written(work: Work) -> None:
+    work.run("sed -i 's/line 5/agent 5/' src/app.py; echo other >> README.md")
+    work.sh("sed -i 's/line 5/user 5/' src/app.py")
+    before = work.snapshot()
+    p = work.agent("apply", "s")
+    assert p.returncode == 1
+    assert "src/app.py: changed by both, overlapping" in p.stderr and "nothing was applied" in p.stderr
+    assert work.snapshot() == before
+    assert work.review_paths() == ["README.md", "src/app.py"]
+
+
+def test_merge_writes_conflict_markers(work: Work) -> None:
+    work.run("sed -i 's/line 5/agent 5/' src/app.py; echo other >> README.md")
+    work.sh("sed -i 's/line 5/user 5/' src/app.py")
+    p = work.agent("apply", "--merge", "s")
+    assert p.returncode == 1 and "conflict markers written in src/app.py" in p.stderr
+    text = (work.root / "src/app.py").read_text()
+    assert "<<<<<<< worktree\nuser 5\n=======\nagent 5\n>>>>>>> agent/s\n" in text
+    assert (work.root / "README.md").read_text() == "hello\nother\n"
+
+
+def test_delete_modify_and_add_add_conflicts(work: Work) -> None:
+    work.run("rm docs/c.md; echo agent > both.txt")
+    work.sh("echo user >> docs/c.md; echo user > both.txt")
+    before = work.snapshot()
+    p = work.agent("apply", "s")
+    assert p.returncode == 1
+    assert "docs/c.md: deleted by the agent, changed in your worktree" in p.stderr
+    assert "both.txt: added by both, differently" in p.stderr
+    assert work.snapshot() == before
+
+
+def test_already_applied_is_fine(work: Work) -> None:
+    work.run("echo same > same.txt")
+    work.sh("echo same > same.txt")
+    work.ok("apply", "s")
+    assert work.review_paths() == []
+
+
+def test_refused_during_a_merge_or_rebase(work: Work) -> None:
+    work.run("echo x >> README.md")
+    git_dir = work.root / ".git"
+    for marker in ("MERGE_HEAD", "rebase-merge", "CHERRY_PICK_HEAD"):
+        path = git_dir / marker
+        path.mkdir() if marker == "rebase-merge" else path.write_text("0" * 40 + "\n")
+        before = work.snapshot()
+        p = work.agent("apply", "s")
+        assert p.returncode == 1 and "in progress" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and work.snapshot() == before
+        path.rmdir() if path.is_dir() else path.unlink()
+
+
+def test_missing_upper_is_one_clear_line(work: Work) -> None:
+    work.run("echo x >> README.md")
+    import shutil
+
+    store = work.actor.home / ".local/state/git-agent"
+    upper = next(store.glob("*/sessions/s/upper"))
+    shutil.rmtree(upper)
+    before = work.snapshot()
+    p = work.agent("apply", "s")
+    assert p.returncode == 1 and "damaged" in p.stderr and len(p.stderr.splitlines()) == 1
+    assert work.snapshot() == before
+
+
+def test_partially_consumed_deleted_dir_keeps_the_rest(work: Work) -> None:
+    work.run("rm -rf docs/guide")  # one whiteout covers a.md and deep/b.md
+    work.ok("apply", "s", "--", "docs/guide/a.md")
+    assert not (work.root / "docs/guide/a.md").exists()
+    assert (work.root / "docs/guide/deep/b.md").exists()
+    assert work.review_paths() == ["docs/guide/a.md", "docs/guide/deep/b.md"]
+    work.ok("apply", "s", "--", "docs/guide/deep")
+    assert work.review_paths() == []
+    assert not (work.root / "docs/guide").exists()
+
+
+def test_opaque_dir_is_released_only_when_all_of_it_is_consumed(work: Work) -> None:
+    work.run("rm -rf docs/guide; mkdir docs/guide; echo new > docs/guide/a.md")  # opaque dir
+    work.ok("apply", "s", "--", "docs/guide/a.md")
+    assert (work.root / "docs/guide/a.md").read_text() == "new\n"
+    assert (work.root / "docs/guide/deep/b.md").exists()  # not resurrected, not hidden
+    assert work.review_paths() == ["docs/guide/a.md", "docs/guide/deep/b.md"]
+    work.run("cat docs/guide/a.md > seen; ls docs/guide >> seen")
+    assert work.git("show", "agent/s:seen") == "new\na.md\n"  # the agent's view is intact
+    work.ok("apply", "s")
+    assert work.review_paths() == []
+    assert sorted(os.listdir(work.root / "docs/guide")) == ["a.md"]
+
+
+def test_running_session_is_captured_and_left_alone(work: Work) -> None:
+    work.run("echo first > first.txt", session="live")  # the base is recorded by a first run
+    argv = work.actor._argv(["git", "agent", "run", "-s", "live", "--", "sh", "-c",
+                             "echo live > live.txt; sleep 4"])
+    bg = subprocess.Popen(argv, cwd=work.root, env=work.actor.env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 3
+        while '"running": true' not in work.ok("list", "--json").stdout:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        p = work.ok("apply", "live")
+        assert "running" in p.stderr and (work.root / "live.txt").read_text() == "live\n"
+        p = work.agent("drop", "--force", "live")
+        assert p.returncode == 1 and "running" in p.stderr
+    finally:
+        bg.wait(timeout=60)
+    # left in the session while it ran (the run's own capture brings it back)
+    assert work.review_paths("live") == ["first.txt", "live.txt"]
+
+
+def test_nothing_outside_and_no_dot_git(work: Work) -> None:
+    from git_agent import apply as apply_mod
+
+    for bad in (b".git/config", b"sub/.GIT/hooks/x", b"a/../b", b"/abs", b"x//y"):
+        try:
+            apply_mod._components(bad)
+        except Exception as e:  # noqa: BLE001
+            assert "refusing" in str(e)
+        else:
+            raise AssertionError(bad)
+    assert Path(work.root).is_dir()

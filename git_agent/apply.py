@@ -385,10 +385,10 @@ def choose(view: View, files: Sequence[Change]) -> tuple[list[Change], list[Chan
     bulk: str | None = None
     for i, c in enumerate(files):
         answer = bulk
-        if answer is None:
-            ui.say(f"[{review.TAG[c.status]}] {c.name}")
-            for r in c.risks:
-                ui.say(f"  ! {r}")
+        verb = {"y": ": apply", "n": ": skip", "r": ": reject"}.get(answer or "", "")
+        ui.say(f"[{review.TAG[c.status]}] {c.name}{verb}")
+        for r in c.risks:
+            ui.say(f"  ! {r}")
         while answer is None:
             a = ui.ask(f"({i + 1}/{len(files)}) apply {c.name}? [y,n,r,d,Y,N,R,q,?] ")
             if a in ("Y", "N", "R"):

@@ -205,7 +205,7 @@ def is_binary(data: bytes) -> bool:
 
 
 def symlink_risk(path: str, target: bytes) -> str | None:
-    """A reason when a link at `path` points outside the worktree, at an absolute path, or into .git."""
+    """Why a link at `path` is risky: absolute, pointing outside the worktree or into .git."""
     t = target.decode(errors="replace")
     if t.startswith("/"):
         return f"symlink to an absolute path: {t}"
@@ -218,7 +218,7 @@ def symlink_risk(path: str, target: bytes) -> str | None:
 
 
 def package_json_risks(old: bytes | None, new: bytes | None) -> list[str]:
-    """Reasons from the keys that differ between two package.json versions (any parse error is one)."""
+    """Reasons from the keys that differ between two package.json versions (or a parse error)."""
 
     def load(data: bytes | None) -> dict[str, object]:
         if data is None:

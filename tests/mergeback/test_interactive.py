@@ -1,0 +1,57 @@
+"""`git agent apply -i` driven through stdin: y n r d Y N R q ?, invalid answers, EOF."""
+
+from __future__ import annotations
+
+from tests.mergeback.conftest import Work
+
+SCRIPT = "echo a >> README.md; echo b >> docs/c.md; echo c >> src/app.py; echo d >> src/util.py"
+ORDER = ["README.md", "docs/c.md", "src/app.py", "src/util.py"]
+
+
+def test_each_answer(work: Work) -> None:
+    work.run(SCRIPT)
+    before = work.index_and_head()
+    p = work.ok("apply", "-i", "s", input="what\n?\nd\ny\nn\nr\nq\n")
+    err = p.stderr
+    assert "[MODIFIED] README.md" in err and "unknown answer 'what'" in err
+    assert "r - reject it" in err
+    assert "+a" in p.stdout and "diff --git a/README.md" in p.stdout  # d showed the diff
+    assert err.count("apply src/util.py?") == 1  # asked once: q stopped there
+    assert work.git("status", "--porcelain") == " M README.md\n"  # y applied; r kept worktree's
+    assert work.index_and_head() == before
+    assert work.review_paths() == ["docs/c.md", "src/util.py"]  # n and the rest stay
+
+
+def test_bulk_answers(work: Work) -> None:
+    work.run(SCRIPT)
+    work.ok("apply", "-i", "s", input="y\nR\n")
+    assert work.git("status", "--porcelain") == " M README.md\n"
+    assert work.review_paths() == []
+
+
+def test_yes_to_all_and_no_to_all(work: Work) -> None:
+    work.run(SCRIPT)
+    work.ok("apply", "-i", "s", input="n\nY\n")
+    assert work.git("status", "--porcelain").splitlines() == [
+        " M docs/c.md", " M src/app.py", " M src/util.py"]
+    assert work.review_paths() == ["README.md"]
+    p = work.ok("apply", "-i", "s", input="N\n")
+    assert "nothing chosen" in p.stderr and work.review_paths() == ["README.md"]
+
+
+def test_end_of_input_aborts_with_nothing_changed(work: Work) -> None:
+    work.run(SCRIPT)
+    before = work.snapshot()
+    for answers in ("", "y\ny\n", "y\nd\n"):
+        p = work.agent("apply", "-i", "s", input=answers)
+        assert p.returncode == 130, p.stderr
+        assert p.stderr.strip().splitlines()[-1] == (
+            "git agent: end of input at a prompt; nothing was changed")
+        assert work.snapshot() == before and work.review_paths() == ORDER
+
+
+def test_risks_and_tags_are_shown(work: Work) -> None:
+    work.run("echo x > .envrc; rm docs/c.md")
+    p = work.ok("apply", "-i", "s", input="N\n")
+    assert "[NEW] .envrc\n  ! direnv: runs when you cd into the directory" in p.stderr
+    assert "[DELETED] docs/c.md: skip" in p.stderr

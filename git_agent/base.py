@@ -72,7 +72,7 @@ def snapshot(*, worktree: Worktree) -> Base:
     parents = ["-p", head] if head else []
     # dated like HEAD: the same uncommitted state gives the same base commit, run after run
     date = (proc.git("show", "-s", "--format=%cd", "--date=raw", head, cwd=worktree.root)
-            .decode().strip() if head else "0 +0000")
+            .decode().strip() if head else "@0 +0000")
     env = {**_identity_env(worktree), "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
     msg = (f"git agent: base snapshot of uncommitted work on {head[:12]}\n" if head
            else "git agent: base snapshot (unborn branch)\n")

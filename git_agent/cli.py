@@ -28,6 +28,17 @@ def _examples(text: str) -> str:
     return "\b\n" + text.strip("\n")
 
 
+def _complete_sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Session names of this worktree, for shell completion (nothing when not in a repo)."""
+    try:
+        from git_agent import repo, session
+
+        names = [s.name for s in session.list_sessions(repo.find_worktree())]
+    except Exception:  # noqa: BLE001 - completion must never print a traceback
+        return []
+    return [n for n in names if n.startswith(incomplete)]
+
+
 @click.group(
     context_settings=CONTEXT,
     epilog=_examples(
@@ -38,6 +49,10 @@ Examples:
   git agent apply -i            take its changes file by file into the worktree
   git agent list                sessions of this worktree
   git agent doctor              can this machine sandbox? what is missing?
+  git agent config              every agent.* setting, its value and where it came from
+
+Commands: run, review, apply, list, drop, doctor, config, completion.
+`git agent --help` (or `git help agent`) opens the manual; `git agent VERB -h` for a verb.
 """
     ),
 )
@@ -47,7 +62,6 @@ def cli(debug: bool) -> None:
     """Run a coding agent in a sandbox over a copy-on-write view of this worktree.
 
     Its writes become a commit on the branch agent/SESSION; review and apply bring them back.
-    `git agent --help` opens the manual page.
     """
     global _debug
     _debug = debug or _debug
@@ -62,11 +76,13 @@ Examples:
   git agent run -s fix-42 codex        a second, parallel session
   git agent run --net none -- make test
   git agent run --net isolated --allow-port 5432 claude
+  git agent run --preset claude -- npx @anthropic-ai/claude-code
 """
     ),
 )
 @click.option("-s", "--session", "session_name", metavar="NAME", help="Session name (default: current branch).")
-@click.option("--preset", metavar="NAME", help="Agent preset to use (default: from the command's name).")
+@click.option("--preset", metavar="NAME",
+              help="Agent preset (default: from the command's name, else agent.preset; none: no preset).")
 @click.option("--net", type=click.Choice(["host", "none", "isolated"]), help="Network mode [agent.net, default host].")
 @click.option("--allow-port", "allow_ports", multiple=True, type=click.IntRange(1, 65535), metavar="PORT",
               help="With --net isolated: host loopback port reachable inside (repeatable).")
@@ -101,7 +117,8 @@ Examples:
 """
     ),
 )
-@click.argument("session_name", required=False, metavar="[SESSION]")
+@click.argument("session_name", required=False, metavar="[SESSION]",
+                shell_complete=_complete_sessions)
 @click.option("--stat", is_flag=True, help="Summary and risks only, with a diffstat.")
 @click.option("--json", "json_out", is_flag=True, help="One JSON object on stdout.")
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
@@ -124,7 +141,8 @@ Examples:
 """
     ),
 )
-@click.argument("session_name", required=False, metavar="[SESSION]")
+@click.argument("session_name", required=False, metavar="[SESSION]",
+                shell_complete=_complete_sessions)
 @click.option("-i", "--interactive", is_flag=True, help="Ask file by file.")
 @click.option("--merge", is_flag=True, help="On conflict, write conflict markers instead of refusing.")
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
@@ -135,7 +153,17 @@ def apply(session_name: str | None, interactive: bool, merge: bool, paths: tuple
     sys.exit(apply_mod.main(session_name=session_name, interactive=interactive, merge=merge, paths=list(paths)))
 
 
-@cli.command("list", context_settings=CONTEXT)
+@cli.command(
+    "list",
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent list                    name, state, changed files, last command
+  git agent list --json | jq -r '.[].name'
+"""
+    ),
+)
 @click.option("--json", "json_out", is_flag=True, help="A JSON list on stdout.")
 def list_(json_out: bool) -> None:
     """List the sessions of this worktree."""
@@ -144,8 +172,17 @@ def list_(json_out: bool) -> None:
     sys.exit(inventory.list_main(json_out=json_out))
 
 
-@cli.command(context_settings=CONTEXT)
-@click.argument("session_name", metavar="SESSION")
+@cli.command(
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent drop fix-42             asks first
+  git agent drop -f fix-42          no question (scripts)
+"""
+    ),
+)
+@click.argument("session_name", metavar="SESSION", shell_complete=_complete_sessions)
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
     """Delete a session: its overlay, metadata, base ref and branch agent/SESSION."""
@@ -154,7 +191,16 @@ def drop(session_name: str, force: bool) -> None:
     sys.exit(inventory.drop_main(session_name=session_name, force=force))
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent doctor                  every check, with the fix for what fails
+  git agent doctor | grep FAIL
+"""
+    ),
+)
 def doctor() -> None:
     """Check what this machine can sandbox, and say how to fix what it cannot."""
     from git_agent import doctor as doctor_mod
@@ -162,12 +208,53 @@ def doctor() -> None:
     sys.exit(doctor_mod.main())
 
 
-@cli.command("config", context_settings=CONTEXT)
-def config_cmd() -> None:
-    """Show every agent.* setting: its effective value and where it came from."""
+@cli.command(
+    "config",
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent config                  effective values (tab-separated when piped)
+  git agent config --json
+  git config agent.net none         set one for this repository (--global for all)
+"""
+    ),
+)
+@click.option("--json", "json_out", is_flag=True, help="A JSON list on stdout.")
+def config_cmd(json_out: bool) -> None:
+    """Show every agent.* setting: its effective value and where it came from.
+
+    Settings are git config keys (system, global, repository, worktree: the last one wins);
+    a `run` flag wins over them.
+    """
     from git_agent import config
 
-    sys.exit(config.show_main())
+    sys.exit(config.show_main(json_out=json_out))
+
+
+@cli.command(
+    "completion",
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent completion bash > ~/.local/share/bash-completion/completions/git-agent
+  git agent completion zsh > ~/.zfunc/_git-agent      (with fpath+=(~/.zfunc))
+  git agent completion fish > ~/.config/fish/completions/git-agent.fish
+"""
+    ),
+)
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL (for git-agent and `git agent`)."""
+    from click.shell_completion import get_completion_class
+
+    from git_agent import completion as comp
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    source = cls(cli, {}, comp.PROG, comp.COMPLETE_VAR).source()
+    click.echo(comp.script(shell, source), nl=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,15 +266,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return manpage.open_manual()
     try:
-        cli.main(args=args, prog_name="git agent", standalone_mode=False)
+        cli.main(args=args, prog_name="git agent", standalone_mode=False,
+                 complete_var="_GIT_AGENT_COMPLETE")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except click.exceptions.Abort:
         click.echo("git agent: aborted", err=True)
         return 130
+    except click.UsageError as e:
+        if e.ctx is not None and not [a for a in args if a != "--debug"]:  # bare `git agent`
+            click.echo(e.ctx.get_help(), err=True)
+            return 2
+        where = e.ctx.command_path if e.ctx is not None else "git agent"
+        msg = " ".join(e.format_message().split()).rstrip(".")
+        click.echo(f"git agent: {msg[:1].lower()}{msg[1:]} (see `{where} -h`)", err=True)
+        return 2
     except click.ClickException as e:
         e.show()
-        return 2 if isinstance(e, click.UsageError) else e.exit_code
+        return e.exit_code
     except GitAgentError as e:
         if _debug:
             raise
@@ -204,3 +300,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True)
         return 1
     return 0
+

@@ -1,4 +1,4 @@
-"""Settings: every `agent.*` git config key, its default, and where each effective value came from."""
+"""Settings: every `agent.*` git config key, its default, where its effective value came from."""
 
 from __future__ import annotations
 
@@ -59,6 +59,24 @@ KEYS: tuple[Key, ...] = (
     Key("agent.authorEmail", "", False, None, "email of capture commits (default: user.email)"),
 )
 KEY_BY_LOWER = {k.name.lower(): k for k in KEYS}
+# Multi-valued keys whose values add to the default list (the others replace it when set).
+ADDS_TO_DEFAULT = frozenset({"agent.mount"})
+
+
+def canonical(key: str) -> str:
+    """A key as git reports it: section and variable lower-cased, a subsection kept as is."""
+    section, dot, rest = key.partition(".")
+    if not dot:
+        return key.lower()
+    sub, dot2, var = rest.rpartition(".")
+    if not dot2:
+        return f"{section.lower()}.{rest.lower()}"
+    return f"{section.lower()}.{sub}.{var.lower()}"
+
+
+def _canonical_prefix(prefix: str) -> str:
+    section, dot, rest = prefix.partition(".")
+    return f"{section.lower()}{dot}{rest}" if dot else prefix.lower()
 
 
 @dataclass
@@ -76,7 +94,7 @@ class GitConfig:
     entries: list[Entry] = field(default_factory=list)
 
     def get(self, key: str) -> Entry | None:
-        key = key.lower()
+        key = canonical(key)
         for e in reversed(self.entries):
             if e.key == key:
                 return e
@@ -87,14 +105,14 @@ class GitConfig:
         return default if e is None or e.value is None else e.value
 
     def get_all(self, key: str) -> list[str]:
-        key = key.lower()
+        key = canonical(key)
         return [e.value for e in self.entries if e.key == key and e.value is not None]
 
     def has(self, key: str) -> bool:
         return self.get(key) is not None
 
     def with_prefix(self, prefix: str) -> list[Entry]:
-        prefix = prefix.lower()
+        prefix = _canonical_prefix(prefix)
         return [e for e in self.entries if e.key.startswith(prefix)]
 
 
@@ -134,3 +152,97 @@ def expand_home(value: str, home: Path) -> Path:
     if value.startswith("~/"):
         return home / value[2:]
     return Path(os.path.expandvars(value))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of `git agent config`: a key, one of its values, and where it came from."""
+
+    key: str
+    value: str
+    scope: str  # "default", or git's scope: system, global, local, worktree, command
+    origin: str  # git's origin (file:PATH, command line:), "" for a default
+
+
+def _display_key(key: str) -> str:
+    """agent.preset.claude.passenv -> agent.preset.claude.passEnv (git lower-cases variables)."""
+    known = KEY_BY_LOWER.get(key)
+    if known:
+        return known.name
+    head, _, var = key.rpartition(".")
+    from git_agent.presets import VARS
+
+    return f"{head}.{VARS.get(var, var)}" if head.startswith("agent.preset.") else key
+
+
+def effective(cfg: GitConfig) -> tuple[list[Row], list[Entry]]:
+    """Every KEYS key with its effective value(s), then preset keys; and the unknown entries."""
+    rows: list[Row] = []
+    for k in KEYS:
+        if not k.multi:
+            e = cfg.get(k.name)
+            if e is None:
+                rows.append(Row(k.name, k.default, "default", ""))
+            else:
+                rows.append(Row(k.name, "true" if e.value is None else e.value, e.scope, e.origin))
+            continue
+        set_here = [e for e in cfg.entries if e.key == k.name.lower() and e.value is not None]
+        defaults = k.default.split()
+        if k.name.lower() in ADDS_TO_DEFAULT or not set_here:
+            rows += [Row(k.name, d, "default", "") for d in defaults]
+        rows += [Row(k.name, e.value or "", e.scope, e.origin) for e in set_here]
+        if not defaults and not set_here:
+            rows.append(Row(k.name, "", "default", ""))
+    unknown: list[Entry] = []
+    for e in cfg.entries:
+        if e.key in KEY_BY_LOWER:
+            continue
+        if e.key.startswith("agent.preset.") and e.key.count(".") >= 3:
+            rows.append(Row(_display_key(e.key), "true" if e.value is None else e.value,
+                            e.scope, e.origin))
+            from git_agent.presets import VARS
+
+            if e.key.rpartition(".")[2] in VARS:
+                continue
+        unknown.append(e)
+    return rows, unknown
+
+
+def show_main(*, json_out: bool = False) -> int:
+    """`git agent config`: data on stdout (aligned on a terminal, tab-separated when piped)."""
+    import json
+    import sys
+
+    from git_agent import ui
+
+    cwd = Path.cwd()
+    cfg = read(cwd)
+    rows, unknown = effective(cfg)
+    for e in unknown:
+        ui.say(f"git agent: warning: unknown setting {e.key} ({e.scope} {e.origin}); "
+               "see `git agent --help`")
+    if json_out:
+        data = [{"key": r.key, "value": r.value, "scope": r.scope, "origin": r.origin}
+                for r in rows]
+        ui.write_stdout((json.dumps(data, indent=2) + "\n").encode())
+        return 0
+    if not ui.stdout_is_tty():
+        text = "".join(f"{r.key}\t{r.value}\t{_source(r)}\n" for r in rows)
+        ui.write_stdout(text.encode(errors="surrogateescape"))
+        return 0
+    color = ui.use_color(cwd=cwd, slot="color.ui")
+    kw = max(len(r.key) for r in rows)
+    vw = min(max(len(r.value) for r in rows), 40)
+    lines = []
+    for r in rows:
+        src = _source(r)
+        src = ui.paint(src, "\033[2m", color=color) if r.scope == "default" else \
+            ui.paint(src, ui.GREEN, color=color)
+        lines.append(f"{r.key:<{kw}}  {r.value:<{vw}}  {src}\n")
+    sys.stdout.flush()
+    ui.write_stdout("".join(lines).encode(errors="surrogateescape"))
+    return 0
+
+
+def _source(r: Row) -> str:
+    return r.scope if r.scope == "default" else f"{r.scope} {r.origin}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+import shlex
+from dataclasses import dataclass, field, replace
 
 from git_agent import config
 from git_agent.errors import UsageError
@@ -12,65 +14,187 @@ from git_agent.errors import UsageError
 @dataclass(frozen=True)
 class Preset:
     name: str
-    pass_env: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = ()  # names passed when set; "PREFIX*" passes every PREFIX...
     set_env: dict[str, str] = field(default_factory=dict)
-    mounts: tuple[str, ...] = ()
+    mounts: tuple[str, ...] = ()  # real-home paths shown inside, agent.mount syntax
     doc: str = ""
+    home: tuple[str, ...] = ()  # what it keeps in the agent home (login, settings); "/" = dir
+    aliases: tuple[str, ...] = ()  # other command names that select it
+    command: tuple[str, ...] = ()  # from resolve(): the argv to run (agent.preset.NAME.command)
+    source: str = "builtin"  # builtin, git config, builtin + git config, none
 
 
-# One table. pass_env entries ending in "*" pass every variable with that prefix.
+# What any networked agent needs to reach its API from behind a proxy or a private CA.
+NET_ENV = (
+    "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "https_proxy", "http_proxy",
+    "no_proxy", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+)
+
+
+def _p(name: str, env: tuple[str, ...], **kw: object) -> Preset:
+    return Preset(name, pass_env=(*env, *NET_ENV), **kw)  # type: ignore[arg-type]
+
+
+# One table. Installs in the real home that ~/.local/bin links into are mounted read-only
+# (a missing one is skipped); everything the agent writes (login, settings) stays in the agent
+# home, which is writable and kept between sessions: log in once, inside.
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("claude", pass_env=("ANTHROPIC_*", "CLAUDE_CODE_*", "CLAUDE_CONFIG_DIR",
-                                   "AWS_REGION", "AWS_PROFILE", "CLOUD_ML_REGION",
-                                   "GOOGLE_CLOUD_PROJECT", "DISABLE_AUTOUPDATER"),
-               doc="Claude Code; logs in once in the agent home (~/.claude, ~/.claude.json)"),
-        Preset("codex", pass_env=("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
-               doc="OpenAI Codex CLI; ~/.codex in the agent home"),
-        Preset("gemini", pass_env=("GEMINI_*", "GOOGLE_*"), doc="Gemini CLI; ~/.gemini"),
-        Preset("aider", pass_env=("AIDER_*", "OPENAI_*", "ANTHROPIC_*", "GEMINI_*",
-                                  "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "OLLAMA_API_BASE"),
-               doc="aider; ~/.aider* in the agent home"),
-        Preset("opencode", pass_env=("OPENCODE_*", "ANTHROPIC_*", "OPENAI_*", "GEMINI_*",
-                                     "OPENROUTER_API_KEY"), doc="opencode; ~/.config/opencode"),
-        Preset("goose", pass_env=("GOOSE_*", "ANTHROPIC_*", "OPENAI_*", "GOOGLE_*",
-                                  "OPENROUTER_API_KEY"), doc="goose; ~/.config/goose"),
+        _p("claude",
+           ("ANTHROPIC_*", "CLAUDE_CODE_*", "DISABLE_TELEMETRY", "DISABLE_ERROR_REPORTING",
+            "DISABLE_NON_ESSENTIAL_MODEL_CALLS", "MAX_THINKING_TOKENS", "MAX_MCP_OUTPUT_TOKENS",
+            "MCP_TIMEOUT", "MCP_TOOL_TIMEOUT", "BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS",
+            "BASH_MAX_OUTPUT_LENGTH", "CLOUD_ML_REGION", "VERTEX_REGION_*", "AWS_REGION"),
+           # the host's install is read-only inside: update it outside the sandbox
+           set_env={"DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"},
+           mounts=(".local/share/claude",),
+           home=(".claude/", ".claude.json"),
+           doc="Claude Code"),
+        _p("codex", ("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
+           home=(".codex/",), doc="OpenAI Codex CLI (login needs --net host)"),
+        _p("gemini",
+           ("GEMINI_*", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
+            "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS"),
+           # no browser inside: the login prints a URL and asks for the code
+           set_env={"NO_BROWSER": "true"},
+           home=(".gemini/",), doc="Gemini CLI"),
+        _p("aider",
+           ("AIDER_*", "OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
+            "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY", "MISTRAL_API_KEY",
+            "XAI_API_KEY", "COHERE_API_KEY", "OLLAMA_API_BASE", "AZURE_API_KEY",
+            "AZURE_API_BASE", "AZURE_API_VERSION"),
+           mounts=(".local/share/uv/tools/aider-chat", ".local/share/uv/python",
+                   ".local/share/pipx/venvs/aider-chat"),
+           home=(".aider/", ".aider.conf.yml"), doc="aider"),
+        _p("opencode",
+           ("OPENCODE_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
+            "GOOGLE_GENERATIVE_AI_API_KEY", "OPENROUTER_API_KEY", "GROQ_API_KEY", "XAI_API_KEY",
+            "DEEPSEEK_API_KEY"),
+           set_env={"OPENCODE_DISABLE_AUTOUPDATE": "1"},
+           mounts=(".opencode/bin",),
+           home=(".config/opencode/", ".local/share/opencode/", ".local/state/opencode/",
+                 ".cache/opencode/"), doc="opencode"),
+        _p("goose",
+           ("GOOSE_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_HOST", "GOOGLE_API_KEY",
+            "OPENROUTER_API_KEY", "GROQ_API_KEY", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
+            "OLLAMA_HOST", "AZURE_OPENAI_*"),
+           # no keyring daemon inside: keep secrets in ~/.config/goose/secrets.yaml
+           set_env={"GOOSE_DISABLE_KEYRING": "1"},
+           home=(".config/goose/", ".local/share/goose/", ".local/state/goose/"), doc="goose"),
+        _p("cursor-agent", ("CURSOR_API_KEY",), mounts=(".local/share/cursor-agent",),
+           home=(".cursor/", ".config/cursor/"), doc="Cursor CLI"),
+        _p("amp", ("AMP_API_KEY", "AMP_URL", "AMP_SETTINGS_FILE"),
+           home=(".config/amp/", ".local/share/amp/", ".cache/amp/"), doc="Amp"),
+        _p("qwen", ("QWEN_*", "DASHSCOPE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                    "OPENAI_MODEL"),
+           home=(".qwen/",), doc="Qwen Code"),
+        _p("crush",
+           ("CRUSH_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
+            "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "VERTEXAI_PROJECT",
+            "VERTEXAI_LOCATION", "AZURE_OPENAI_API_ENDPOINT", "AZURE_OPENAI_API_KEY",
+            "AZURE_OPENAI_API_VERSION"),
+           home=(".config/crush/", ".local/share/crush/"), doc="Crush"),
     )
 }
+
+# What git config may say about a preset: agent.preset.<name>.<var>.
+VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "command": "command"}
+NONE = "none"  # --preset none: no preset, whatever the command
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def builtin(name: str) -> Preset | None:
+    """The built-in preset for a command name (its name or an alias)."""
+    if name in PRESETS:
+        return PRESETS[name]
+    return next((p for p in PRESETS.values() if name in p.aliases), None)
+
+
+def configured_names(cfg: config.GitConfig) -> list[str]:
+    """Preset names that git config says something about (agent.preset.<name>.<var>)."""
+    names: list[str] = []
+    for e in cfg.with_prefix("agent.preset."):
+        name, dot, _ = e.key[len("agent.preset."):].rpartition(".")
+        if dot and name and name not in names:
+            names.append(name)
+    return names
 
 
 def expand_env_names(patterns: tuple[str, ...] | list[str]) -> list[str]:
     """Exact names as given; `PREFIX*` becomes every variable set now with that prefix."""
     out: list[str] = []
     for pat in patterns:
-        if pat.endswith("*"):
-            out += sorted(k for k in os.environ if k.startswith(pat[:-1]))
-        else:
-            out.append(pat)
+        names = sorted(k for k in os.environ if k.startswith(pat[:-1])) if pat.endswith("*") \
+            else [pat]
+        out += [n for n in names if n not in out]
     return out
 
 
+def check_env_pattern(pattern: str, where: str) -> str:
+    """A variable name, or PREFIX* with a non-empty prefix (a bare * would pass everything)."""
+    if not _ENV_NAME.fullmatch(pattern.removesuffix("*")):
+        raise UsageError(f"{where}: {pattern!r} is not a variable name or PREFIX*")
+    return pattern
+
+
 def resolve(*, command: list[str], name: str | None, cfg: config.GitConfig) -> Preset:
-    """The preset named, else the one matching the command's name, else an empty one."""
-    key = name or os.path.basename(command[0]) if command else name or ""
-    base = PRESETS.get(key or "")
-    if name and base is None and not cfg.with_prefix(f"agent.preset.{name}."):
-        raise UsageError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
-    base = base or Preset(key or "none")
+    """The preset named (--preset), else the one the command's name selects, else agent.preset.
+
+    Git config extends a built-in preset or defines a new one; `none` means no preset.
+    """
+    given = list(command)
+    word = given[0] if given else ""
+    by_command = os.path.basename(word)
+    known = configured_names(cfg)
+    if name:
+        key, where = name, "--preset"
+    elif by_command and (builtin(by_command) or by_command in known):
+        key, where = by_command, ""
+    else:
+        key, where = cfg.get_str("agent.preset") or "", "agent.preset"
+    if not key or key == NONE:
+        return Preset(NONE, command=tuple(given), source="none")
+    base = builtin(key)
+    if base is None and key not in known:
+        choices = ", ".join(sorted({*PRESETS, *known, NONE}))
+        raise UsageError(f"{where}: unknown preset {key!r}; known: {choices}")
+
     prefix = f"agent.preset.{key}."
-    extra_env = cfg.get_all(prefix + "passEnv")
-    extra_mounts = cfg.get_all(prefix + "mount")
+    for e in cfg.with_prefix(prefix):
+        var = e.key[len(prefix):]
+        if "." not in var and var not in VARS:
+            raise UsageError(f"{prefix}{var} ({e.origin}): unknown setting; a preset knows "
+                             f"{', '.join(VARS.values())}")
+    argv = tuple(given)
+    cmd_text = cfg.get_str(prefix + "command")
+    if cmd_text and word == key:  # `git agent run NAME ARGS` runs the configured command
+        try:
+            words = shlex.split(cmd_text)
+        except ValueError as e:
+            raise UsageError(f"{prefix}command: {e}") from None
+        if not words:
+            raise UsageError(f"{prefix}command is empty")
+        argv = (*words, *given[1:])
+        if base is None:  # a user preset running a known agent gets that agent's needs
+            base = builtin(os.path.basename(words[0]))
+    base = replace(base, name=key) if base else Preset(key, source="git config")
+
+    extra_env = [check_env_pattern(v, prefix + "passEnv") for v in cfg.get_all(prefix + "passEnv")]
     set_env = dict(base.set_env)
     for kv in cfg.get_all(prefix + "setEnv"):
         k, sep, v = kv.partition("=")
-        if not sep or not k:
+        if not sep or not _ENV_NAME.fullmatch(k):
             raise UsageError(f"{prefix}setEnv: {kv!r} is not NAME=VALUE")
         set_env[k] = v
-    return Preset(
-        name=base.name,
+    mounts = cfg.get_all(prefix + "mount")
+    overridden = base.source == "builtin" and any(cfg.with_prefix(prefix))
+    return replace(
+        base,
         pass_env=tuple(expand_env_names([*base.pass_env, *extra_env])),
         set_env=set_env,
-        mounts=(*base.mounts, *extra_mounts),
-        doc=base.doc,
+        mounts=(*base.mounts, *mounts),
+        command=argv,
+        source="builtin + git config" if overridden else base.source,
     )

@@ -86,6 +86,10 @@ class _Odb:
         return oid
 
     def write_blob(self, data: bytes) -> bytes:
+        known = pygit2.hash(data)  # skip zlib for blobs already stored (copy-ups, recaptures)
+        if known in self.odb:
+            raw: bytes = known.raw
+            return raw
         oid: bytes = self.odb.write(pygit2.GIT_OBJECT_BLOB, data).raw
         return oid
 

@@ -67,7 +67,8 @@ def _needs_xattrs(st: os.stat_result) -> bool:
     return stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size == 0)
 
 
-def entry_kind(path: bytes | str | os.PathLike[str], st: os.stat_result | None = None) -> tuple[Kind, os.stat_result]:
+def entry_kind(path: bytes | str | os.PathLike[str], st: os.stat_result | None = None
+               ) -> tuple[Kind, os.stat_result]:
     """lstat + classify one path, reading xattrs only where they can matter."""
     if st is None:
         st = os.lstat(path)

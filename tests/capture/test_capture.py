@@ -247,7 +247,7 @@ def _digest(root: Path) -> dict[str, tuple[object, ...]]:
             p = os.path.join(dirpath, n)
             st = os.lstat(p)
             xattrs = tuple(sorted(os.listxattr(p, follow_symlinks=False)))
-            data = open(p, "rb").read() if os.path.isfile(p) and not os.path.islink(p) else b""
+            data = Path(p).read_bytes() if os.path.isfile(p) and not os.path.islink(p) else b""
             out[p] = (st.st_mode, st.st_mtime_ns, st.st_size, xattrs, data)
     return out
 

@@ -72,6 +72,12 @@ def _ref_oid(worktree: Worktree, ref: str) -> str | None:
     return out.decode().strip() or None
 
 
+def _captured_base(worktree: Worktree, head: str) -> str | None:
+    out = proc.git("log", "-1", "--format=%(trailers:key=Agent-Base,valueonly)", head,
+                   cwd=worktree.root, check=False)
+    return out.decode().strip() or None
+
+
 def find_session(worktree: Worktree, name: str | None) -> session.Session:
     """The named (default: current branch's) session; one clear error when it does not exist."""
     s = session.get(worktree, name or session.default_name(worktree))
@@ -95,7 +101,9 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     s = find_session(worktree, name)
     base, head = _ref_oid(worktree, s.base_ref), _ref_oid(worktree, s.branch)
     running = s.is_running()
-    if live and base is not None and (running or head is None) and s.upper.is_dir():
+    # a run that was killed before its capture leaves the base ref ahead of the branch
+    stale = head is not None and not running and _captured_base(worktree, head) != base
+    if live and base is not None and (running or head is None or stale) and s.upper.is_dir():
         if running:
             ui.say(f"session {s.name!r} is running: capturing its current state first")
         capture_now(worktree, s, base=base)

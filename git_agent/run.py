@@ -45,9 +45,10 @@ def default_command(cfg: config.GitConfig) -> list[str]:
 class _Background(threading.Thread):
     """The base snapshot runs while the agent starts; nothing waits for it until capture."""
 
-    def __init__(self, worktree: repo.Worktree):
+    def __init__(self, worktree: repo.Worktree, session: sessions.Session):
         super().__init__(daemon=True, name="git-agent-base")
         self.worktree = worktree
+        self.session = session
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -56,6 +57,8 @@ class _Background(threading.Thread):
             from git_agent import base
 
             self.result = base.snapshot(worktree=self.worktree)
+            # recorded now, so `review` of the running session can capture a live view
+            base.keep(worktree=self.worktree, session=self.session, base=self.result)
         except BaseException as e:  # noqa: BLE001 - reported by the capture step
             self.error = e
 
@@ -108,7 +111,8 @@ def main(
     if not agent_home.is_absolute():
         raise UsageError(f"agent home {agent_home} must be an absolute path")
     cmd = list(command) or default_command(cfg)
-    chosen = presets.resolve(command=cmd, name=preset or cfg.get_str("agent.preset"), cfg=cfg)
+    chosen = presets.resolve(command=cmd, name=preset, cfg=cfg)
+    cmd = list(chosen.command) or cmd
 
     net_mode = net or cfg.get_str("agent.net") or "host"
     if net_mode not in config.NET_MODES:
@@ -137,7 +141,8 @@ def main(
     env = sandbox.environment(
         home=home_p,
         session=name,
-        pass_env=[*chosen.pass_env, *cfg.get_all("agent.passEnv"), *pass_env],
+        pass_env=[*chosen.pass_env,
+                  *presets.expand_env_names([*cfg.get_all("agent.passEnv"), *pass_env])],
         set_env=set_env,
     )
 
@@ -162,7 +167,7 @@ def main(
         for rel in stale_paths(session, wt)[:20]:
             say(f"warning: {rel} changed in your worktree since the last run; "
                 "the agent still sees its own older copy (apply or reject it to refresh)")
-        snap = _Background(wt)
+        snap = _Background(wt, session)
         if not no_capture:
             snap.start()
         start = time.time()

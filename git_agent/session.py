@@ -216,16 +216,12 @@ class Lock:
 
 
 def remove(session: Session) -> None:
-    """Delete the session folder, including overlay dirs the kernel made hard to remove."""
-
-    def onerror(func: Any, path: str, _exc: Any) -> None:
-        try:
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-        except OSError:
-            pass
-        func(path)
-
-    if session.dir.exists():
-        # the overlay work dir holds a d--------- 'work' dir left by the kernel
-        shutil.rmtree(session.dir, onerror=onerror)
+    """Delete the session folder, including the d--------- dirs overlayfs leaves in work/."""
+    if not session.dir.exists():
+        return
+    for dirpath, dirnames, _ in os.walk(session.dir):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                os.chmod(p, 0o700)  # before os.walk descends into it
+    shutil.rmtree(session.dir)

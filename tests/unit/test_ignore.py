@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_git
+from tests.conftest import run_git
 
 from git_agent import ignore
 

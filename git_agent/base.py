@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from git_agent import proc
 from git_agent.errors import GitAgentError
@@ -43,11 +44,17 @@ def _identity_env(worktree: Worktree) -> dict[str, str]:
             "GIT_COMMITTER_NAME": FALLBACK_NAME, "GIT_COMMITTER_EMAIL": FALLBACK_EMAIL}
 
 
-def snapshot(*, worktree: Worktree) -> Base:
+def snapshot(*, worktree: Worktree, scratch: Path | None = None) -> Base:
     """Record the worktree as a commit: HEAD when clean, else a commit on top of HEAD (none
-    when unborn) holding tracked changes and untracked, non-ignored files exactly."""
+    when unborn) holding tracked changes and untracked, non-ignored files exactly.
+
+    The temporary index lives in `scratch` (the session folder) when given: a run that exits
+    without waiting for the snapshot leaves it there, and the next snapshot removes it."""
     head = worktree.head_oid()
-    with tempfile.TemporaryDirectory(prefix="git-agent-base-") as tmp:
+    if scratch is not None:
+        for old in scratch.glob("base-index-*"):
+            shutil.rmtree(old, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="base-index-", dir=scratch) as tmp:
         index = os.path.join(tmp, "index")
         real = worktree.git_dir / "index"
         try:

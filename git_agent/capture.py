@@ -26,6 +26,7 @@ from git_agent.errors import GitAgentError
 from git_agent.overlay import Change, Kind
 from git_agent.repo import Worktree
 from git_agent.session import Session
+from git_agent.session import upper_of as sessions_upper_of
 
 TREE, BLOB, EXEC, LINK, GITLINK = 0o40000, 0o100644, 0o100755, 0o120000, 0o160000
 _MODES = (TREE, BLOB, EXEC, LINK, GITLINK)
@@ -275,15 +276,8 @@ def diff_trees(odb: _Odb, old: bytes | None, new: bytes | None, prefix: bytes = 
 # -- the sandbox's git dir, read as an overlay (upper over the real git dir)
 
 
-def _upper_of(*, worktree: Worktree, session: Session, real: Path) -> Path | None:
-    for lower, upper in ((worktree.root, session.upper), (worktree.common_dir, session.git_upper)):
-        if real == lower or lower in real.parents:
-            return upper / real.relative_to(lower)
-    return None
-
-
 def _merged(*, worktree: Worktree, session: Session, real: Path) -> overlay.MergedDir | None:
-    up = _upper_of(worktree=worktree, session=session, real=real)
+    up = sessions_upper_of(worktree=worktree, session=session, real=real)
     return overlay.MergedDir(upper=up, lower=real) if up is not None else None
 
 
@@ -552,7 +546,7 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
     agent_tip: bytes | None = None
     head = agent_head(worktree=worktree, session=session)
     if head is not None and head != anchor:
-        objects = _upper_of(worktree=worktree, session=session,
+        objects = sessions_upper_of(worktree=worktree, session=session,
                             real=worktree.common_dir / "objects")
         sandbox = _SandboxObjects(objects) if objects is not None else None
         try:
@@ -640,15 +634,3 @@ def upper_paths(*, session: Session) -> list[bytes]:
     """Paths the upper changes (files, symlinks, whiteouts; not .git): cheap, for `run`."""
     return [c.path for c in overlay.walk(session.upper)
             if c.kind not in (Kind.DIR, Kind.OPAQUE_DIR)]
-
-
-def has_changes(*, session: Session, worktree: Worktree) -> bool:
-    """Cheap: does the upper hold anything to capture (files, or the agent's git writes)?"""
-    if overlay.count(session.upper) > 0:
-        return True
-    for real in (worktree.git_dir / "HEAD", worktree.common_dir / "refs",
-                 worktree.common_dir / "packed-refs"):
-        up = _upper_of(worktree=worktree, session=session, real=real)
-        if up is not None and os.path.lexists(up):
-            return True
-    return False

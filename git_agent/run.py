@@ -56,7 +56,7 @@ class _Background(threading.Thread):
         try:
             from git_agent import base
 
-            self.result = base.snapshot(worktree=self.worktree)
+            self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir)
             # recorded now, so `review` of the running session can capture a live view
             base.keep(worktree=self.worktree, session=self.session, base=self.result)
         except BaseException as e:  # noqa: BLE001 - reported by the capture step
@@ -189,13 +189,12 @@ def main(
 
 def _capture(*, session: sessions.Session, worktree: repo.Worktree, snap: _Background,
              command: list[str], exit_status: int) -> None:
+    if not sessions.has_changes(session=session, worktree=worktree):
+        # the base snapshot is not needed: let it finish (or die) on its own, nothing waits
+        say(f"session {session.name!r}: nothing changed")
+        return
     from git_agent import capture
 
-    if not capture.has_changes(session=session, worktree=worktree):
-        say(f"session {session.name!r}: nothing changed")
-        if snap.is_alive():
-            snap.join()
-        return
     snap.join()
     if snap.error is not None:
         if isinstance(snap.error, GitAgentError):

@@ -225,3 +225,25 @@ def remove(session: Session) -> None:
             if not os.path.islink(p):
                 os.chmod(p, 0o700)  # before os.walk descends into it
     shutil.rmtree(session.dir)
+
+
+def upper_of(*, worktree: Worktree, session: Session, real: Path) -> Path | None:
+    """Where a write to `real` (in the worktree or the common git dir) lands in the session."""
+    for lower, upper in ((worktree.root, session.upper), (worktree.common_dir, session.git_upper)):
+        if real == lower or lower in real.parents:
+            return upper / real.relative_to(lower)
+    return None
+
+
+def has_changes(*, session: Session, worktree: Worktree) -> bool:
+    """Cheap, for `run`: does the session hold anything to capture (files, or git writes)?"""
+    from git_agent import overlay
+
+    if overlay.count(session.upper) > 0:
+        return True
+    for real in (worktree.git_dir / "HEAD", worktree.common_dir / "refs",
+                 worktree.common_dir / "packed-refs"):
+        up = upper_of(worktree=worktree, session=session, real=real)
+        if up is not None and os.path.lexists(up):
+            return True
+    return False

@@ -80,19 +80,63 @@ Examples:
 """
     ),
 )
-@click.option("-s", "--session", "session_name", metavar="NAME", help="Session name (default: current branch).")
-@click.option("--preset", metavar="NAME",
-              help="Agent preset (default: from the command's name, else agent.preset; none: no preset).")
-@click.option("--net", type=click.Choice(["host", "none", "isolated"]), help="Network mode [agent.net, default host].")
-@click.option("--allow-port", "allow_ports", multiple=True, type=click.IntRange(1, 65535), metavar="PORT",
-              help="With --net isolated: host loopback port reachable inside (repeatable).")
-@click.option("--allow-socket", "allow_sockets", multiple=True, metavar="PATH",
-              help="Host unix socket shown inside (repeatable); it gives away what it serves.")
-@click.option("--pass-env", "pass_env", multiple=True, metavar="NAME", help="Pass this environment variable (repeatable).")
-@click.option("--hide", "hide", multiple=True, metavar="PATH", help="Mask this worktree path with an empty file/dir (repeatable).")
-@click.option("--mount", "mounts", multiple=True, metavar="PATH[:ro|:cow|:rw]", help="Show a real-home dir inside (repeatable).")
+@click.option(
+    "-s",
+    "--session",
+    "session_name",
+    metavar="NAME",
+    help="Session name (default: current branch).",
+)
+@click.option(
+    "--preset",
+    metavar="NAME",
+    help="Agent preset (default: from the command's name, else agent.preset; none: no preset).",
+)
+@click.option(
+    "--net",
+    type=click.Choice(["host", "none", "isolated"]),
+    help="Network mode [agent.net, default host].",
+)
+@click.option(
+    "--allow-port",
+    "allow_ports",
+    multiple=True,
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    help="With --net isolated: host loopback port reachable inside (repeatable).",
+)
+@click.option(
+    "--allow-socket",
+    "allow_sockets",
+    multiple=True,
+    metavar="PATH",
+    help="Host unix socket shown inside (repeatable); it gives away what it serves.",
+)
+@click.option(
+    "--pass-env",
+    "pass_env",
+    multiple=True,
+    metavar="NAME",
+    help="Pass this environment variable (repeatable).",
+)
+@click.option(
+    "--hide",
+    "hide",
+    multiple=True,
+    metavar="PATH",
+    help="Mask this worktree path with an empty file/dir (repeatable).",
+)
+@click.option(
+    "--mount",
+    "mounts",
+    multiple=True,
+    metavar="PATH[:ro|:cow|:rw]",
+    help="Show a real-home dir inside (repeatable).",
+)
 @click.option("--home", metavar="DIR", help="Agent home [agent.home, default ~/aihome].")
-@click.option("--no-capture", is_flag=True, help="Do not commit the session's changes when the agent exits.")
+@click.option(
+    "--no-capture", is_flag=True, help="Do not commit the session's changes when the agent exits."
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(**kwargs: object) -> None:
     """Start COMMAND (default: agent.command, else $SHELL) in the sandbox.
@@ -117,8 +161,9 @@ Examples:
 """
     ),
 )
-@click.argument("session_name", required=False, metavar="[SESSION]",
-                shell_complete=_complete_sessions)
+@click.argument(
+    "session_name", required=False, metavar="[SESSION]", shell_complete=_complete_sessions
+)
 @click.option("--stat", is_flag=True, help="Summary and risks only, with a diffstat.")
 @click.option("--json", "json_out", is_flag=True, help="One JSON object on stdout.")
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
@@ -126,7 +171,9 @@ def review(session_name: str | None, stat: bool, json_out: bool, paths: tuple[st
     """Show what the session changed: summary, risks, diff of base..agent/SESSION."""
     from git_agent import review as review_mod
 
-    sys.exit(review_mod.main(session_name=session_name, stat=stat, json_out=json_out, paths=list(paths)))
+    sys.exit(
+        review_mod.main(session_name=session_name, stat=stat, json_out=json_out, paths=list(paths))
+    )
 
 
 @cli.command(
@@ -141,16 +188,23 @@ Examples:
 """
     ),
 )
-@click.argument("session_name", required=False, metavar="[SESSION]",
-                shell_complete=_complete_sessions)
+@click.argument(
+    "session_name", required=False, metavar="[SESSION]", shell_complete=_complete_sessions
+)
 @click.option("-i", "--interactive", is_flag=True, help="Ask file by file.")
-@click.option("--merge", is_flag=True, help="On conflict, write conflict markers instead of refusing.")
+@click.option(
+    "--merge", is_flag=True, help="On conflict, write conflict markers instead of refusing."
+)
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def apply(session_name: str | None, interactive: bool, merge: bool, paths: tuple[str, ...]) -> None:
     """Apply the session's changes onto the working tree (index and HEAD untouched)."""
     from git_agent import apply as apply_mod
 
-    sys.exit(apply_mod.main(session_name=session_name, interactive=interactive, merge=merge, paths=list(paths)))
+    sys.exit(
+        apply_mod.main(
+            session_name=session_name, interactive=interactive, merge=merge, paths=list(paths)
+        )
+    )
 
 
 @cli.command(
@@ -266,8 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return manpage.open_manual()
     try:
-        cli.main(args=args, prog_name="git agent", standalone_mode=False,
-                 complete_var="_GIT_AGENT_COMPLETE")
+        cli.main(
+            args=args,
+            prog_name="git agent",
+            standalone_mode=False,
+            complete_var="_GIT_AGENT_COMPLETE",
+        )
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except click.exceptions.Abort:
@@ -297,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the one place that turns bugs into one line
         if _debug:
             raise
-        click.echo(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True)
+        click.echo(
+            f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True
+        )
         return 1
     return 0
-

@@ -11,18 +11,55 @@ from git_agent.errors import UsageError
 
 # The toolchain dirs of the real home mounted by default when they exist (read-only).
 DEFAULT_MOUNTS = (
-    ".asdf", ".tool-versions", ".nvm", ".pyenv", ".rbenv", ".cargo", ".rustup",
-    ".local/share/mise", ".config/mise", ".volta", ".sdkman", ".local/bin", ".bun", ".deno",
-    ".local/share/pnpm", ".goenv", ".jenv", ".nodenv", ".gvm", ".ghcup",
+    ".asdf",
+    ".tool-versions",
+    ".nvm",
+    ".pyenv",
+    ".rbenv",
+    ".cargo",
+    ".rustup",
+    ".local/share/mise",
+    ".config/mise",
+    ".volta",
+    ".sdkman",
+    ".local/bin",
+    ".bun",
+    ".deno",
+    ".local/share/pnpm",
+    ".goenv",
+    ".jenv",
+    ".nodenv",
+    ".gvm",
+    ".ghcup",
 )
 
 # Agent-home files mounted read-only inside, against persistence (agent.protect replaces it).
 DEFAULT_PROTECT = (
-    ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".bashrc.d/",
-    ".zshrc", ".zshenv", ".zprofile", ".zlogin", ".zlogout", ".zshrc.d/",
-    ".config/fish/config.fish", ".config/fish/conf.d/",
-    ".gitconfig", ".config/git/", ".inputrc", ".npmrc", ".gemrc", ".ssh/", ".pam_environment",
-    ".xprofile", ".config/environment.d/", ".config/autostart/", ".config/systemd/",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".bashrc.d/",
+    ".zshrc",
+    ".zshenv",
+    ".zprofile",
+    ".zlogin",
+    ".zlogout",
+    ".zshrc.d/",
+    ".config/fish/config.fish",
+    ".config/fish/conf.d/",
+    ".gitconfig",
+    ".config/git/",
+    ".inputrc",
+    ".npmrc",
+    ".gemrc",
+    ".ssh/",
+    ".pam_environment",
+    ".xprofile",
+    ".config/environment.d/",
+    ".config/autostart/",
+    ".config/systemd/",
 )
 # (an entry ending in "/" is a directory: created empty in the agent home when missing)
 
@@ -42,17 +79,38 @@ class Key:
 KEYS: tuple[Key, ...] = (
     Key("agent.home", "~/aihome", False, "--home", "the agent's private home, mounted at $HOME"),
     Key("agent.command", "$SHELL", False, None, "what `git agent run` starts without a command"),
-    Key("agent.bwrap", "", False, None, "the bwrap binary (else bwrap >= 0.11 on PATH, else the "
-        "bundled one); env GIT_AGENT_BWRAP wins"),
-    Key("agent.mount", " ".join(DEFAULT_MOUNTS), True, "--mount",
-        "real-home dirs shown inside: PATH (read-only), PATH:cow, PATH:rw; `!PATH` removes one"),
+    Key(
+        "agent.bwrap",
+        "",
+        False,
+        None,
+        "the bwrap binary (else bwrap >= 0.11 on PATH, else the "
+        "bundled one); env GIT_AGENT_BWRAP wins",
+    ),
+    Key(
+        "agent.mount",
+        " ".join(DEFAULT_MOUNTS),
+        True,
+        "--mount",
+        "real-home dirs shown inside: PATH (read-only), PATH:cow, PATH:rw; `!PATH` removes one",
+    ),
     Key("agent.passEnv", "", True, "--pass-env", "extra environment variables passed inside"),
     Key("agent.net", "host", False, "--net", "network mode: host, none or isolated"),
-    Key("agent.allowPort", "", True, "--allow-port", "host loopback ports reachable with "
-        "--net isolated"),
+    Key(
+        "agent.allowPort",
+        "",
+        True,
+        "--allow-port",
+        "host loopback ports reachable with --net isolated",
+    ),
     Key("agent.allowSocket", "", True, "--allow-socket", "host unix sockets shown inside"),
-    Key("agent.protect", " ".join(DEFAULT_PROTECT), True, None,
-        "agent-home paths mounted read-only inside (against persistence)"),
+    Key(
+        "agent.protect",
+        " ".join(DEFAULT_PROTECT),
+        True,
+        None,
+        "agent-home paths mounted read-only inside (against persistence)",
+    ),
     Key("agent.hide", "", True, "--hide", "worktree paths masked by an empty file or dir"),
     Key("agent.preset", "", False, "--preset", "preset to use when the command's name has none"),
     Key("agent.authorName", "", False, None, "author of capture commits (default: user.name)"),
@@ -198,8 +256,9 @@ def effective(cfg: GitConfig) -> tuple[list[Row], list[Entry]]:
         if e.key in KEY_BY_LOWER:
             continue
         if e.key.startswith("agent.preset.") and e.key.count(".") >= 3:
-            rows.append(Row(_display_key(e.key), "true" if e.value is None else e.value,
-                            e.scope, e.origin))
+            rows.append(
+                Row(_display_key(e.key), "true" if e.value is None else e.value, e.scope, e.origin)
+            )
             from git_agent.presets import VARS
 
             if e.key.rpartition(".")[2] in VARS:
@@ -219,11 +278,14 @@ def show_main(*, json_out: bool = False) -> int:
     cfg = read(cwd)
     rows, unknown = effective(cfg)
     for e in unknown:
-        ui.say(f"git agent: warning: unknown setting {e.key} ({e.scope} {e.origin}); "
-               "see `git agent --help`")
+        ui.say(
+            f"git agent: warning: unknown setting {e.key} ({e.scope} {e.origin}); "
+            "see `git agent --help`"
+        )
     if json_out:
-        data = [{"key": r.key, "value": r.value, "scope": r.scope, "origin": r.origin}
-                for r in rows]
+        data = [
+            {"key": r.key, "value": r.value, "scope": r.scope, "origin": r.origin} for r in rows
+        ]
         ui.write_stdout((json.dumps(data, indent=2) + "\n").encode())
         return 0
     if not ui.stdout_is_tty():
@@ -236,8 +298,11 @@ def show_main(*, json_out: bool = False) -> int:
     lines = []
     for r in rows:
         src = _source(r)
-        src = ui.paint(src, "\033[2m", color=color) if r.scope == "default" else \
-            ui.paint(src, ui.GREEN, color=color)
+        src = (
+            ui.paint(src, "\033[2m", color=color)
+            if r.scope == "default"
+            else ui.paint(src, ui.GREEN, color=color)
+        )
         lines.append(f"{r.key:<{kw}}  {r.value:<{vw}}  {src}\n")
     sys.stdout.flush()
     ui.write_stdout("".join(lines).encode(errors="surrogateescape"))

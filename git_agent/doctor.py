@@ -67,29 +67,64 @@ def checks() -> list[Check]:
     b = os.fspath(bw.path)
     base = [b, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     ok, err = _try([*base, "--unshare-user", "--unshare-pid", "--", "true"])
-    out.append(Check("user namespaces", "ok" if ok else "FAIL", "work" if ok else err,
-                     "" if ok else userns_fix()))
+    out.append(
+        Check(
+            "user namespaces",
+            "ok" if ok else "FAIL",
+            "work" if ok else err,
+            "" if ok else userns_fix(),
+        )
+    )
     if not ok:
         return out
     with tempfile.TemporaryDirectory(prefix="git-agent-doctor-") as tmp:
         t = Path(tmp)
         for d in ("lower", "upper", "work", "dest"):
             (t / d).mkdir()
-        ok, err = _try([*base, "--unshare-user", "--overlay-src", str(t / "lower"), "--overlay",
-                        str(t / "upper"), str(t / "work"), str(t / "dest"), "--", "true"])
-    out.append(Check("overlayfs in a user namespace", "ok" if ok else "FAIL",
-                     "works" if ok else err,
-                     "" if ok else "needs Linux >= 5.11 with overlayfs (modprobe overlay)"))
+        ok, err = _try(
+            [
+                *base,
+                "--unshare-user",
+                "--overlay-src",
+                str(t / "lower"),
+                "--overlay",
+                str(t / "upper"),
+                str(t / "work"),
+                str(t / "dest"),
+                "--",
+                "true",
+            ]
+        )
+    out.append(
+        Check(
+            "overlayfs in a user namespace",
+            "ok" if ok else "FAIL",
+            "works" if ok else err,
+            "" if ok else "needs Linux >= 5.11 with overlayfs (modprobe overlay)",
+        )
+    )
     ok, err = _try([*base, "--unshare-user", "--disable-userns", "--", "true"])
-    out.append(Check("nested user namespaces disabled inside", "ok" if ok else "FAIL",
-                     "works" if ok else err, "" if ok else "needs bwrap >= 0.8 and Linux >= 4.9"))
+    out.append(
+        Check(
+            "nested user namespaces disabled inside",
+            "ok" if ok else "FAIL",
+            "works" if ok else err,
+            "" if ok else "needs bwrap >= 0.8 and Linux >= 4.9",
+        )
+    )
     out += _seccomp_check(base)
     out += _landlock_check()
     out += _network_checks()
     tiocsti = _read("/proc/sys/dev/tty/legacy_tiocsti")
     if tiocsti is not None:
-        out.append(Check("TIOCSTI", "info", f"dev.tty.legacy_tiocsti={tiocsti}; the seccomp "
-                         "filter blocks TIOCSTI and TIOCLINUX either way"))
+        out.append(
+            Check(
+                "TIOCSTI",
+                "info",
+                f"dev.tty.legacy_tiocsti={tiocsti}; the seccomp "
+                "filter blocks TIOCSTI and TIOCLINUX either way",
+            )
+        )
     out += _store_checks(cfg)
     return out
 
@@ -108,9 +143,14 @@ def _seccomp_check(base: list[str]) -> list[Check]:
         ok, err = _try([*base, "--unshare-user", "--seccomp", str(r), "--", "true"], pass_fds=[r])
     finally:
         os.close(r)
-    return [Check("seccomp filter (TIOCSTI, io_uring, keyring, ...)", "ok" if ok else "FAIL",
-                  f"{len(prog) // 8} instructions load" if ok else err,
-                  "" if ok else "the kernel needs CONFIG_SECCOMP_FILTER")]
+    return [
+        Check(
+            "seccomp filter (TIOCSTI, io_uring, keyring, ...)",
+            "ok" if ok else "FAIL",
+            f"{len(prog) // 8} instructions load" if ok else err,
+            "" if ok else "the kernel needs CONFIG_SECCOMP_FILTER",
+        )
+    ]
 
 
 def _landlock_check() -> list[Check]:
@@ -119,10 +159,15 @@ def _landlock_check() -> list[Check]:
     abi = landlock.abi_version()
     if abi >= 6:
         return [Check("Landlock scopes (abstract sockets, signals)", "ok", f"ABI {abi}")]
-    return [Check("Landlock scopes (abstract sockets, signals)", "warn",
-                  f"ABI {abi or 'missing'}: in --net host the agent can reach host abstract unix "
-                  "sockets (X11, D-Bus)",
-                  "Linux >= 6.12 with lsm=...,landlock; or use --net none / --net isolated")]
+    return [
+        Check(
+            "Landlock scopes (abstract sockets, signals)",
+            "warn",
+            f"ABI {abi or 'missing'}: in --net host the agent can reach host abstract unix "
+            "sockets (X11, D-Bus)",
+            "Linux >= 6.12 with lsm=...,landlock; or use --net none / --net isolated",
+        )
+    ]
 
 
 def _network_checks() -> list[Check]:
@@ -139,18 +184,27 @@ def _store_checks(cfg: config.GitConfig) -> list[Check]:
     out = [Check("session store", "info", str(session.state_root()))]
     home = Path(os.environ.get("HOME", "/"))
     ah = config.expand_home(cfg.get_str("agent.home") or "~/aihome", home)
-    out.append(Check("agent home", "info", f"{ah}{'' if ah.exists() else ' (created on first run)'}"))
+    out.append(
+        Check("agent home", "info", f"{ah}{'' if ah.exists() else ' (created on first run)'}")
+    )
     for sock in cfg.get_all("agent.allowSocket"):
-        what = "every key it holds can sign for the agent" if "ssh" in sock else \
-            "whatever that service lets its clients do"
+        what = (
+            "every key it holds can sign for the agent"
+            if "ssh" in sock
+            else "whatever that service lets its clients do"
+        )
         out.append(Check("allowed socket", "warn", f"{sock}: {what}"))
     return out
 
 
 def _in_git() -> bool:
-    return shutil.which("git") is not None and subprocess.run(
-        ["git", "rev-parse", "--git-dir"], capture_output=True, check=False
-    ).returncode == 0
+    return (
+        shutil.which("git") is not None
+        and subprocess.run(
+            ["git", "rev-parse", "--git-dir"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def main() -> int:
@@ -162,5 +216,7 @@ def main() -> int:
             print(f"      fix: {c.fix}")
         failed = failed or c.status == "FAIL"
     if failed:
-        print("git agent: this machine cannot sandbox an agent yet (see FAIL above)", file=sys.stderr)
+        print(
+            "git agent: this machine cannot sandbox an agent yet (see FAIL above)", file=sys.stderr
+        )
     return 1 if failed else 0

@@ -1,4 +1,4 @@
-"""Which protections a launch gets: seccomp filter, Landlock scopes, network set-up (fail closed)."""
+"""Which protections a launch gets: seccomp, Landlock scopes, network set-up (fail closed)."""
 
 from __future__ import annotations
 

@@ -86,7 +86,10 @@ def run(plan: Plan, *, bwrap: Path, hooks: Hooks) -> Outcome:
     def ignore(_signum: int, _frame: FrameType | None) -> None:
         """^C and ^\\ reach the agent through the terminal; we wait for it to exit."""
 
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)}
+    old = {
+        s: signal.getsignal(s)
+        for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+    }
     signal.signal(signal.SIGINT, ignore)
     signal.signal(signal.SIGQUIT, ignore)
     signal.signal(signal.SIGTERM, forward)

@@ -86,7 +86,13 @@ class Overlay:
         args: list[str] = []
         for src in self.lower:
             args += ["--overlay-src", os.fspath(src)]
-        return [*args, "--overlay", os.fspath(self.upper), os.fspath(self.work), os.fspath(self.dest)]
+        return [
+            *args,
+            "--overlay",
+            os.fspath(self.upper),
+            os.fspath(self.work),
+            os.fspath(self.dest),
+        ]
 
 
 Mount = Bind | Symlink | Tmpfs | Dir | RemountRo | Proc | Dev | Overlay

@@ -56,8 +56,7 @@ def run(
             cwd=cwd,
             env=dict(env) if env is not None else no_git_env(),
             input=input,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             stdin=None if input is not None else subprocess.DEVNULL,
         )
     except FileNotFoundError as e:

@@ -26,7 +26,9 @@ def real_home() -> Path:
     home = os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
     p = Path(home)
     if not p.is_absolute() or p == Path("/"):
-        raise UsageError(f"HOME={home!r} cannot hold an agent home; set HOME to your home directory")
+        raise UsageError(
+            f"HOME={home!r} cannot hold an agent home; set HOME to your home directory"
+        )
     return p
 
 
@@ -132,8 +134,10 @@ def main(
     home_mounts, warnings = sandbox.parse_home_mounts(mount_specs, home=home_p, explicit=explicit)
     protect = cfg.get_all("agent.protect") or list(config.DEFAULT_PROTECT)
     hide_paths = _hide_paths(wt, [*cfg.get_all("agent.hide")], list(hide), warnings)
-    sockets = [Path(os.path.abspath(os.path.expanduser(s))) for s in
-               [*cfg.get_all("agent.allowSocket"), *allow_sockets]]
+    sockets = [
+        Path(os.path.abspath(os.path.expanduser(s)))
+        for s in [*cfg.get_all("agent.allowSocket"), *allow_sockets]
+    ]
     set_env = dict(chosen.set_env)
     ssh_sock = os.environ.get("SSH_AUTH_SOCK")
     if ssh_sock and Path(ssh_sock) in sockets:
@@ -141,8 +145,10 @@ def main(
     env = sandbox.environment(
         home=home_p,
         session=name,
-        pass_env=[*chosen.pass_env,
-                  *presets.expand_env_names([*cfg.get_all("agent.passEnv"), *pass_env])],
+        pass_env=[
+            *chosen.pass_env,
+            *presets.expand_env_names([*cfg.get_all("agent.passEnv"), *pass_env]),
+        ],
         set_env=set_env,
     )
 
@@ -152,9 +158,19 @@ def main(
     _seed_gitconfig(agent_home, wt)
     empty = _empty_file(state_root)
     opts = sandbox.Options(
-        worktree=wt, session=session, home=home_p, agent_home=agent_home,
-        state_root=state_root, command=cmd, home_mounts=home_mounts, protect=protect,
-        hide=hide_paths, allow_sockets=sockets, env=env, net=net_mode, empty_file=empty,
+        worktree=wt,
+        session=session,
+        home=home_p,
+        agent_home=agent_home,
+        state_root=state_root,
+        command=cmd,
+        home_mounts=home_mounts,
+        protect=protect,
+        hide=hide_paths,
+        allow_sockets=sockets,
+        env=env,
+        net=net_mode,
+        empty_file=empty,
     )
     for w in warnings:
         say(f"warning: {w}")
@@ -165,8 +181,10 @@ def main(
         for n in notes:
             say(f"warning: {n}")
         for rel in stale_paths(session, wt)[:20]:
-            say(f"warning: {rel} changed in your worktree since the last run; "
-                "the agent still sees its own older copy (apply or reject it to refresh)")
+            say(
+                f"warning: {rel} changed in your worktree since the last run; "
+                "the agent still sees its own older copy (apply or reject it to refresh)"
+            )
         snap = _Background(wt, session)
         if not no_capture:
             snap.start()
@@ -177,18 +195,36 @@ def main(
             raise SandboxUnavailable(
                 "the sandbox did not start (bwrap's message is above); run `git agent doctor`"
             )
-        session.update_meta(last_run={"command": cmd, "start": start, "end": end,
-                                      "exit_status": outcome.exit_status, "net": net_mode})
+        session.update_meta(
+            last_run={
+                "command": cmd,
+                "start": start,
+                "end": end,
+                "exit_status": outcome.exit_status,
+                "net": net_mode,
+            }
+        )
         if not no_capture:
-            _capture(session=session, worktree=wt, snap=snap, command=cmd,
-                     exit_status=outcome.exit_status)
+            _capture(
+                session=session,
+                worktree=wt,
+                snap=snap,
+                command=cmd,
+                exit_status=outcome.exit_status,
+            )
         else:
             say(f"changes kept in the session (not captured): {session.upper}")
     return outcome.exit_status
 
 
-def _capture(*, session: sessions.Session, worktree: repo.Worktree, snap: _Background,
-             command: list[str], exit_status: int) -> None:
+def _capture(
+    *,
+    session: sessions.Session,
+    worktree: repo.Worktree,
+    snap: _Background,
+    command: list[str],
+    exit_status: int,
+) -> None:
     if not sessions.has_changes(session=session, worktree=worktree):
         # the base snapshot is not needed: let it finish (or die) on its own, nothing waits
         say(f"session {session.name!r}: nothing changed")
@@ -200,8 +236,13 @@ def _capture(*, session: sessions.Session, worktree: repo.Worktree, snap: _Backg
         if isinstance(snap.error, GitAgentError):
             raise snap.error
         raise GitAgentError(f"could not record the base snapshot: {snap.error}") from snap.error
-    result = capture.capture(worktree=worktree, session=session, base=snap.result,
-                             command=command, exit_status=exit_status)
+    result = capture.capture(
+        worktree=worktree,
+        session=session,
+        base=snap.result,
+        command=command,
+        exit_status=exit_status,
+    )
     for w in result.warnings:
         say(f"warning: {w}")
     say(result.summary)
@@ -221,8 +262,9 @@ def _ports(values: list[str]) -> list[int]:
     return out
 
 
-def _hide_paths(wt: repo.Worktree, from_config: list[str], from_flags: list[str],
-                warnings: list[str]) -> list[Path]:
+def _hide_paths(
+    wt: repo.Worktree, from_config: list[str], from_flags: list[str], warnings: list[str]
+) -> list[Path]:
     out: list[Path] = []
     for raw, base in [(v, wt.root) for v in from_config] + [(v, wt.cwd) for v in from_flags]:
         p = Path(os.path.normpath(base / os.path.expanduser(raw)))

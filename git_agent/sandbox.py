@@ -18,19 +18,49 @@ SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/nix")
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 PRIVATE_TMPFS = ("/tmp", "/var/tmp", "/run")
 # Readable by root, so a root-run sandbox would see them through the read-only /etc.
-ETC_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-",
-               "/etc/security/opasswd", "/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ecdsa_key",
-               "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_dsa_key")
+ETC_SECRETS = (
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/security/opasswd",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_dsa_key",
+)
 
 # bash reads the first of .bash_profile, .bash_login, .profile: an empty one made to protect it
 # would hide .profile, so it says what bash would have done.
-LOGIN_FALLBACK = "# made by git agent (read-only inside the sandbox)\n[ -r ~/.profile ] && . ~/.profile\n"
+LOGIN_FALLBACK = (
+    "# made by git agent (read-only inside the sandbox)\n[ -r ~/.profile ] && . ~/.profile\n"
+)
 
 # Passed into the sandbox when set; everything else needs --pass-env / agent.passEnv.
 ENV_ALLOW = (
-    "PATH", "TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME", "SHELL", "EDITOR",
-    "VISUAL", "PAGER", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "COLUMNS",
-    "LINES", "TERM_PROGRAM", "TERM_PROGRAM_VERSION", "TERMINFO", "LESS", "MANPAGER",
+    "PATH",
+    "TERM",
+    "COLORTERM",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+    "COLUMNS",
+    "LINES",
+    "TERM_PROGRAM",
+    "TERM_PROGRAM_VERSION",
+    "TERMINFO",
+    "LESS",
+    "MANPAGER",
 )
 
 
@@ -63,14 +93,20 @@ def within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
-def parse_home_mounts(specs: list[str], *, home: Path, explicit: set[str]) -> tuple[list[HomeMount], list[str]]:
+def parse_home_mounts(
+    specs: list[str], *, home: Path, explicit: set[str]
+) -> tuple[list[HomeMount], list[str]]:
     """`PATH[:ro|:cow|:rw]` (relative to $HOME), later wins, `!PATH` removes; returns warnings."""
     chosen: dict[Path, str] = {}
     warnings: list[str] = []
     for spec in specs:
         remove = spec.startswith("!")
         raw = spec[1:] if remove else spec
-        path_s, _, mode = raw.rpartition(":") if raw.rsplit(":", 1)[-1] in ("ro", "cow", "rw") else (raw, "", "ro")
+        path_s, _, mode = (
+            raw.rpartition(":")
+            if raw.rsplit(":", 1)[-1] in ("ro", "cow", "rw")
+            else (raw, "", "ro")
+        )
         if not path_s:
             raise UsageError(f"agent.mount: empty path in {spec!r}")
         path = config.expand_home(path_s, home)
@@ -83,7 +119,10 @@ def parse_home_mounts(specs: list[str], *, home: Path, explicit: set[str]) -> tu
     mounts = []
     for path, mode in chosen.items():
         if not os.path.lexists(path):
-            if any(s.lstrip("!").split(":")[0] in (str(path), os.path.relpath(path, home)) for s in explicit):
+            if any(
+                s.lstrip("!").split(":")[0] in (str(path), os.path.relpath(path, home))
+                for s in explicit
+            ):
                 warnings.append(f"mount {path}: does not exist, skipped")
             continue
         if mode == "cow" and not path.is_dir():
@@ -159,7 +198,8 @@ def home_mounts(opts: Options) -> list[Mount]:
     for hm in opts.home_mounts:
         if within(home, hm.path) or within(opts.state_root, hm.path) or within(ah, hm.path):
             raise UsageError(
-                f"mount {hm.path}: it would expose the real home, the agent home or the session store"
+                f"mount {hm.path}: it would expose the real home, the agent home "
+                "or the session store"
             )
         if within(hm.path, home):
             _check_no_symlink_components(ah, hm.path.relative_to(home))
@@ -234,7 +274,8 @@ def check_store_hidden(opts: Options, mounts: list[Mount]) -> None:
 def build_plan(opts: Options) -> Plan:
     if within(opts.state_root, opts.worktree.root):
         raise SandboxUnavailable(
-            f"the session store {opts.state_root} is inside the worktree; set XDG_STATE_HOME elsewhere"
+            f"the session store {opts.state_root} is inside the worktree; "
+            "set XDG_STATE_HOME elsewhere"
         )
     if within(opts.home, opts.agent_home):
         raise UsageError(f"agent home {opts.agent_home} must not be or contain the real home")
@@ -252,7 +293,9 @@ def build_plan(opts: Options) -> Plan:
     )
 
 
-def environment(*, home: Path, session: str, pass_env: list[str], set_env: dict[str, str]) -> dict[str, str]:
+def environment(
+    *, home: Path, session: str, pass_env: list[str], set_env: dict[str, str]
+) -> dict[str, str]:
     """The allow-listed environment, the names asked for, and what the sandbox sets itself."""
     env: dict[str, str] = {}
     for k, v in os.environ.items():

@@ -51,8 +51,8 @@ def check_name(name: str) -> str:
         why = "it starts with '-'"
     elif ".." in name:
         why = "it contains '..'"
-    elif name.endswith(".lock") or "/" in name and any(
-        c.endswith(".lock") for c in name.split("/")
+    elif (
+        name.endswith(".lock") or "/" in name and any(c.endswith(".lock") for c in name.split("/"))
     ):
         why = "it ends with '.lock'"
     elif name.startswith("/") or name.endswith("/") or "//" in name:
@@ -62,7 +62,9 @@ def check_name(name: str) -> str:
         if p.returncode != 0:
             why = "git check-ref-format refuses it"
     if why:
-        raise UsageError(f"invalid session name {name!r}: {why} (it must work as branch agent/NAME)")
+        raise UsageError(
+            f"invalid session name {name!r}: {why} (it must work as branch agent/NAME)"
+        )
     return name
 
 
@@ -185,8 +187,9 @@ def create(worktree: Worktree, session: Session) -> None:
     for d in (session.dir, session.upper, session.work):
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not session.meta_path.exists():
-        session.write_meta({"name": session.name, "worktree": str(worktree.root),
-                            "created": time.time()})
+        session.write_meta(
+            {"name": session.name, "worktree": str(worktree.root), "created": time.time()}
+        )
 
 
 class Lock:
@@ -241,8 +244,11 @@ def has_changes(*, session: Session, worktree: Worktree) -> bool:
 
     if overlay.count(session.upper) > 0:
         return True
-    for real in (worktree.git_dir / "HEAD", worktree.common_dir / "refs",
-                 worktree.common_dir / "packed-refs"):
+    for real in (
+        worktree.git_dir / "HEAD",
+        worktree.common_dir / "refs",
+        worktree.common_dir / "packed-refs",
+    ):
         up = upper_of(worktree=worktree, session=session, real=real)
         if up is not None and os.path.lexists(up):
             return True

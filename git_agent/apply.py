@@ -340,16 +340,20 @@ def _delete(root_fd: int, path: bytes) -> None:
 def execute(worktree: Worktree, p: Plan, *, merge: bool) -> None:
     """Write the plan: deletions (deepest first), then files. Conflicts only with --merge."""
     todo = [a for a in p.actions if not a.noop and (merge or not a.conflict)]
+    progress = ui.Progress("applying", len(todo))
     root_fd = _open_root(worktree.root)
     try:
         deletions = [a for a in todo if a.write is None]
         for a in sorted(deletions, key=lambda a: -a.change.path.count(b"/")):
             _delete(root_fd, a.change.path)
+            progress.step()
         for a in todo:
             if a.write is not None:
                 _write(root_fd, a.change.path, a.write, a.keep_perms)
+                progress.step()
     finally:
         os.close(root_fd)
+        progress.done()
 
 
 # --- the command -----------------------------------------------------------------------------

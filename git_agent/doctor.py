@@ -55,6 +55,38 @@ def userns_fix() -> str:
     return "enable unprivileged user namespaces in the kernel (CONFIG_USER_NS)"
 
 
+def _bwrap_base(bwrap: Path) -> list[str]:
+    return [os.fspath(bwrap), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+
+
+def probe_userns(bwrap: Path) -> Check:
+    ok, err = _try([*_bwrap_base(bwrap), "--unshare-user", "--unshare-pid", "--", "true"])
+    return Check("user namespaces", "ok" if ok else "FAIL", "work" if ok else err,
+                 "" if ok else userns_fix())
+
+
+def probe_overlay(bwrap: Path) -> Check:
+    with tempfile.TemporaryDirectory(prefix="git-agent-doctor-") as tmp:
+        t = Path(tmp)
+        for d in ("lower", "upper", "work", "dest"):
+            (t / d).mkdir()
+        ok, err = _try([*_bwrap_base(bwrap), "--unshare-user", "--overlay-src", str(t / "lower"),
+                        "--overlay", str(t / "upper"), str(t / "work"), str(t / "dest"),
+                        "--", "true"])
+    return Check("overlayfs in a user namespace", "ok" if ok else "FAIL",
+                 "works" if ok else err,
+                 "" if ok else "needs Linux >= 5.11 with overlayfs (modprobe overlay)")
+
+
+def diagnose(bwrap: Path) -> str | None:
+    """After a failed launch: the first missing capability with its fix, in one line."""
+    for probe in (probe_userns, probe_overlay):
+        c = probe(bwrap)
+        if c.status != "ok":
+            return f"{c.name} do not work here ({c.detail}); fix: {c.fix}"
+    return None
+
+
 def checks() -> list[Check]:
     out: list[Check] = []
     cfg = config.read(Path.cwd()) if _in_git() else config.GitConfig()
@@ -64,45 +96,12 @@ def checks() -> list[Check]:
         out.append(Check("bwrap", "FAIL", str(e)))
         return out
     out.append(Check("bwrap", "ok", f"{bw.version_text} from {bw.source}: {bw.path}"))
-    b = os.fspath(bw.path)
-    base = [b, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    ok, err = _try([*base, "--unshare-user", "--unshare-pid", "--", "true"])
-    out.append(
-        Check(
-            "user namespaces",
-            "ok" if ok else "FAIL",
-            "work" if ok else err,
-            "" if ok else userns_fix(),
-        )
-    )
-    if not ok:
+    base = _bwrap_base(bw.path)
+    userns = probe_userns(bw.path)
+    out.append(userns)
+    if userns.status != "ok":
         return out
-    with tempfile.TemporaryDirectory(prefix="git-agent-doctor-") as tmp:
-        t = Path(tmp)
-        for d in ("lower", "upper", "work", "dest"):
-            (t / d).mkdir()
-        ok, err = _try(
-            [
-                *base,
-                "--unshare-user",
-                "--overlay-src",
-                str(t / "lower"),
-                "--overlay",
-                str(t / "upper"),
-                str(t / "work"),
-                str(t / "dest"),
-                "--",
-                "true",
-            ]
-        )
-    out.append(
-        Check(
-            "overlayfs in a user namespace",
-            "ok" if ok else "FAIL",
-            "works" if ok else err,
-            "" if ok else "needs Linux >= 5.11 with overlayfs (modprobe overlay)",
-        )
-    )
+    out.append(probe_overlay(bw.path))
     ok, err = _try([*base, "--unshare-user", "--disable-userns", "--", "true"])
     out.append(
         Check(

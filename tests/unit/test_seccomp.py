@@ -1,0 +1,113 @@
+"""The seccomp program, run through a small classic-BPF interpreter (no kernel needed)."""
+
+from __future__ import annotations
+
+import errno
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from git_agent import seccomp
+from git_agent.errors import SandboxUnavailable
+
+EPERM = seccomp.RET_ERRNO | errno.EPERM
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "i386": 0x40000003, "arm": 0x40000028}
+
+
+def run_bpf(prog: bytes, *, arch: int, nr: int, args: tuple[int, ...] = ()) -> int:
+    """Evaluate the filter for one struct seccomp_data, as the kernel would."""
+    a6 = (list(args) + [0] * 6)[:6]
+    data = struct.pack("<iIQ6Q", nr, arch, 0, *a6)
+    insns = [struct.unpack("=HBBI", prog[i : i + 8]) for i in range(0, len(prog), 8)]
+    acc = pc = 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:  # ld [k]
+            (acc,) = struct.unpack_from("<I", data, k)
+            pc += 1
+        elif code == 0x15:  # jeq #k
+            pc += 1 + (jt if acc == k else jf)
+        elif code == 0x45:  # jset #k
+            pc += 1 + (jt if acc & k else jf)
+        elif code == 0x06:  # ret #k
+            return int(k)
+        else:
+            raise AssertionError(f"unexpected opcode {code:#x}")
+
+
+@pytest.fixture(params=["x86_64", "aarch64"])
+def arch(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+def test_every_denied_syscall_gets_eperm(arch: str) -> None:
+    prog = seccomp.build_filter(arch=arch)
+    for name, nrs in seccomp.DENIED.items():
+        assert run_bpf(prog, arch=AUDIT_ARCH[arch], nr=nrs[arch]) == EPERM, name
+
+
+def test_other_syscalls_are_allowed(arch: str) -> None:
+    prog = seccomp.build_filter(arch=arch)
+    denied = {nrs[arch] for nrs in seccomp.DENIED.values()}
+    for nr in range(0, 470):
+        if nr not in denied and nr != seccomp.IOCTL_NR[arch]:
+            assert run_bpf(prog, arch=AUDIT_ARCH[arch], nr=nr) == seccomp.RET_ALLOW, nr
+
+
+@pytest.mark.parametrize("cmd", [0x5412, 0x541C, 0x1_0000_5412, 0xFFFFFFFF_0000541C])
+def test_terminal_injection_ioctls_get_eperm_on_the_low_word(arch: str, cmd: int) -> None:
+    prog = seccomp.build_filter(arch=arch)
+    assert run_bpf(prog, arch=AUDIT_ARCH[arch], nr=seccomp.IOCTL_NR[arch], args=(0, cmd)) == EPERM
+
+
+@pytest.mark.parametrize("cmd", [0x5410, 0x540F, 0x5413, 0x5401, 0x5412_0000, 0x541D])
+def test_other_ioctls_are_allowed(arch: str, cmd: int) -> None:
+    """TIOCSPGRP, TIOCGPGRP, TIOCGWINSZ, TCGETS: job control and terminal size keep working."""
+    prog = seccomp.build_filter(arch=arch)
+    nr = seccomp.IOCTL_NR[arch]
+    assert run_bpf(prog, arch=AUDIT_ARCH[arch], nr=nr, args=(0, cmd)) == seccomp.RET_ALLOW
+
+
+@pytest.mark.parametrize(("native", "foreign"), [("x86_64", "i386"), ("aarch64", "arm")])
+def test_foreign_arch_kills_the_process(native: str, foreign: str) -> None:
+    prog = seccomp.build_filter(arch=native)
+    for nr in (0, 20, 39, 54):
+        assert run_bpf(prog, arch=AUDIT_ARCH[foreign], nr=nr) == seccomp.RET_KILL_PROCESS
+
+
+def test_x32_syscalls_get_eperm() -> None:
+    prog = seccomp.build_filter(arch="x86_64")
+    for nr in (0, 39, 16, 512 + 2):
+        assert run_bpf(prog, arch=AUDIT_ARCH["x86_64"], nr=0x40000000 | nr) == EPERM
+
+
+def test_program_is_whole_sock_filters() -> None:
+    prog = seccomp.build_filter()
+    assert len(prog) % 8 == 0 and 0 < len(prog) // 8 < 4096
+
+
+def test_unsupported_arch_is_refused() -> None:
+    with pytest.raises(SandboxUnavailable, match="riscv64"):
+        seccomp.build_filter(arch="riscv64")
+
+
+HEADERS = {
+    "x86_64": Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h"),
+    "aarch64": Path("/usr/include/asm-generic/unistd.h"),
+}
+
+
+def test_numbers_match_the_kernel_headers(arch: str) -> None:
+    header = HEADERS[arch]
+    if not header.exists():
+        pytest.skip(f"{header} not installed (linux-libc-dev)")
+    defined = {
+        m[1]: int(m[2])
+        for m in re.finditer(r"#define __NR(?:3264)?_(\w+)\s+(\d+)", header.read_text())
+    }
+    for name, nrs in seccomp.DENIED.items():
+        assert defined[name] == nrs[arch], name
+    assert defined["ioctl"] == seccomp.IOCTL_NR[arch]

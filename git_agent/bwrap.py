@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -29,8 +30,33 @@ class Bwrap:
         return ".".join(map(str, self.version))
 
 
-def version_of(path: Path) -> tuple[int, ...] | None:
-    """The version `bwrap --version` prints, or None when it does not run."""
+def version_of(path: Path, *, cache: Path | None = None) -> tuple[int, ...] | None:
+    """The version `bwrap --version` prints, or None when it does not run.
+
+    With cache (a JSON file), a binary whose stat is unchanged is not run again."""
+    key = stamp = None
+    if cache is not None:
+        try:
+            st = os.stat(path)
+            key = os.fspath(path)
+            stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            known = json.loads(cache.read_text()).get(key)
+            if isinstance(known, list) and len(known) == 2 and known[0] == stamp:
+                return tuple(int(x) for x in known[1])
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+    version = _run_version(path)
+    if version is not None and key is not None and cache is not None:
+        try:
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.write_text(json.dumps({key: [stamp, list(version)]}))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # no cache: the next launch runs it again
+    return version
+
+
+def _run_version(path: Path) -> tuple[int, ...] | None:
     try:
         out = subprocess.run(
             [os.fspath(path), "--version"], capture_output=True, timeout=10, check=False
@@ -66,14 +92,14 @@ def candidates(configured: str | None) -> list[tuple[str, Path | None]]:
     return out
 
 
-def find(configured: str | None = None) -> Bwrap:
+def find(configured: str | None = None, *, cache: Path | None = None) -> Bwrap:
     """The bwrap to use; an explicit choice that does not work is an error, never skipped."""
     seen: list[str] = []
     for source, path in candidates(configured):
         if path is None:
             seen.append(f"{source}: none")
             continue
-        version = version_of(path)
+        version = version_of(path, cache=cache)
         if version is None:
             seen.append(f"{source}: {path} does not run")
         elif version < MIN_VERSION:

@@ -57,7 +57,10 @@ def _pipe_with(data: bytes) -> int:
     return r
 
 
-def run(plan: Plan, *, bwrap: Path, hooks: Hooks) -> Outcome:
+def run(
+    plan: Plan, *, bwrap: Path, hooks: Hooks, started: Callable[[], None] | None = None
+) -> Outcome:
+    """Run the plan; `started` is called once bwrap runs (work that must not delay the agent)."""
     status_r, status_w = os.pipe()
     fds = [status_w]
     extra = ["--json-status-fd", str(status_w)]
@@ -114,6 +117,8 @@ def run(plan: Plan, *, bwrap: Path, hooks: Hooks) -> Outcome:
             finally:
                 os.close(info_r)
                 os.close(block_w)
+        if started is not None:
+            started()
         child.wait()
     finally:
         for s, h in old.items():

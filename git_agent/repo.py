@@ -45,32 +45,29 @@ def _is_within(path: Path, parent: Path) -> bool:
     return path == parent or parent in path.parents
 
 
+_QUERY = ("--is-bare-repository", "--is-inside-work-tree", "--absolute-git-dir", "--git-common-dir")
+
+
 def find_worktree(cwd: Path | None = None) -> Worktree:
     here = Path(os.getcwd() if cwd is None else cwd)
-    p = proc.run(
-        [
-            "git",
-            "rev-parse",
-            "--is-bare-repository",
-            "--is-inside-work-tree",
-            "--absolute-git-dir",
-            "--git-common-dir",
-        ],
-        cwd=here,
-        check=False,
-    )
-    if p.returncode != 0:
-        raise NotARepository(
-            f"not in a git repository ({here}); cd into your project, or `git init` it first"
-        )
-    bare, inside, git_dir, common = p.stdout.decode().splitlines()[:4]
-    if bare == "true":
-        raise NotARepository("this is a bare repository; git agent needs a worktree to sandbox")
-    if inside != "true":
-        raise NotARepository(
-            "run git agent from inside the worktree, not from inside its .git directory"
-        )
-    top = proc.git("rev-parse", "--show-toplevel", cwd=here).decode().strip()
+    # one git call in a worktree (--show-toplevel fails outside one: then ask again, to say why)
+    p = proc.run(["git", "rev-parse", *_QUERY, "--show-toplevel"], cwd=here, check=False)
+    lines = p.stdout.decode().splitlines()
+    if p.returncode != 0 or len(lines) < 5 or lines[:2] != ["false", "true"]:
+        p = proc.run(["git", "rev-parse", *_QUERY], cwd=here, check=False)
+        lines = p.stdout.decode().splitlines()
+        if p.returncode != 0 or len(lines) < 4:
+            raise NotARepository(
+                f"not in a git repository ({here}); cd into your project, or `git init` it first"
+            )
+        if lines[0] == "true":
+            raise NotARepository("this is a bare repository; git agent needs a worktree to sandbox")
+        if lines[1] != "true":
+            raise NotARepository(
+                "run git agent from inside the worktree, not from inside its .git directory"
+            )
+        lines.append(proc.git("rev-parse", "--show-toplevel", cwd=here).decode().strip())
+    git_dir, common, top = lines[2:5]
     git_dir_p = Path(git_dir).resolve()
     common_p = Path(common)
     if not common_p.is_absolute():

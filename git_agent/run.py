@@ -107,7 +107,7 @@ def main(
     cfg = config.read(wt.root)
     name = session_name if session_name is not None else sessions.default_name(wt)
     session = sessions.get(wt, name)
-    bw = bwrap.find(cfg.get_str("agent.bwrap"))
+    bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=sessions.state_root() / "bwrap-version.json")
     home_p = real_home()
     agent_home = config.expand_home(home or cfg.get_str("agent.home") or "~/aihome", home_p)
     if not agent_home.is_absolute():
@@ -186,11 +186,12 @@ def main(
                 f"warning: {rel} changed in your worktree since the last run; "
                 "the agent still sees its own older copy (apply or reject it to refresh)"
             )
+        # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
         snap = _Background(wt, session)
-        if not no_capture:
-            snap.start()
         start = time.time()
-        outcome = launch.run(plan, bwrap=bw.path, hooks=hooks)
+        outcome = launch.run(
+            plan, bwrap=bw.path, hooks=hooks, started=None if no_capture else snap.start
+        )
         end = time.time()
         if not outcome.started:
             from git_agent import doctor

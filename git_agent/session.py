@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from git_agent import proc
 from git_agent.errors import SessionBusy, UsageError
 from git_agent.repo import Worktree
 
@@ -38,6 +37,23 @@ def worktree_store(worktree: Worktree) -> Path:
 
 
 _BAD_NAME = re.compile(r"\s")
+# What git's check_refname_format refuses (refs.c, flags 0): control characters, space, DEL,
+# ~ ^ : ? * [ \, "..", "@{", a component that is empty, starts with "." or ends with ".lock",
+# a name ending with "." or being "@", fewer than two components.
+_REF_BAD_CHAR = re.compile(rb"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
+
+
+def refname_ok(ref: str) -> bool:
+    """Would `git check-ref-format ref` accept it? (The same rules, without a process.)"""
+    try:
+        raw = os.fsencode(ref)
+    except UnicodeError:
+        return False
+    if raw == b"@" or raw.endswith(b".") or _REF_BAD_CHAR.search(raw):
+        return False
+    parts = raw.split(b"/")
+    return len(parts) >= 2 and all(
+        p and not p.startswith(b".") and not p.endswith(b".lock") for p in parts)
 
 
 def check_name(name: str) -> str:
@@ -57,10 +73,8 @@ def check_name(name: str) -> str:
         why = "it ends with '.lock'"
     elif name.startswith("/") or name.endswith("/") or "//" in name:
         why = "it has an empty path component"
-    else:
-        p = proc.run(["git", "check-ref-format", BRANCH_PREFIX + name], check=False)
-        if p.returncode != 0:
-            why = "git check-ref-format refuses it"
+    elif not refname_ok(BRANCH_PREFIX + name):
+        why = "git check-ref-format refuses it"
     if why:
         raise UsageError(
             f"invalid session name {name!r}: {why} (it must work as branch agent/NAME)"

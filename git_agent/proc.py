@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -50,9 +51,13 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run argv, capturing output; raise CalledProcessError (a GitAgentError) on failure."""
     args = [os.fspath(a) for a in argv]
+    # Background work (the base snapshot, while the agent runs) must not get the terminal's ^C
+    # meant for the agent: its children go in a process group of their own.
+    background = threading.current_thread() is not threading.main_thread()
     try:
         proc = subprocess.run(
             args,
+            process_group=0 if background else None,
             cwd=cwd,
             env=dict(env) if env is not None else no_git_env(),
             input=input,

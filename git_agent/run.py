@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 import sys
 import threading
 import time
@@ -16,6 +17,10 @@ from typing import Any
 from git_agent import bwrap, config, hardening, launch, presets, proc, repo, sandbox
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
+
+
+class CommandNotFound(GitAgentError):
+    exit_code = 127  # as a shell says it
 
 
 def say(msg: str) -> None:
@@ -119,9 +124,12 @@ def main(
     net_mode = net or cfg.get_str("agent.net") or "host"
     if net_mode not in config.NET_MODES:
         raise UsageError(f"agent.net: {net_mode!r} is not one of {', '.join(config.NET_MODES)}")
+    if allow_ports and net_mode != "isolated":
+        raise UsageError(f"--allow-port needs --net isolated (this run's mode is {net_mode})")
+    # a configured allowPort belongs to a configured isolated mode; --net none/host wins over it
     ports = _ports([*cfg.get_all("agent.allowPort"), *map(str, allow_ports)])
-    if ports and net_mode != "isolated":
-        raise UsageError("--allow-port needs --net isolated (host mode reaches every port already)")
+    if net_mode != "isolated":
+        ports = []
 
     if os.geteuid() != 0 and wt.root.stat().st_uid != os.geteuid():
         raise SandboxUnavailable(
@@ -199,9 +207,11 @@ def main(
             if fresh:  # nothing half-created: a session that never ran is not kept
                 _forget(session, wt, snap)
             why = doctor.diagnose(bw.path)
+            if why is None and shutil.which(cmd[0], path=env.get("PATH")) is None:
+                raise CommandNotFound(f"{cmd[0]}: command not found (inside the sandbox)")
             raise SandboxUnavailable(
-                why or "the sandbox did not start (bwrap's message is above); "
-                "run `git agent doctor`"
+                why
+                or "the sandbox did not start (bwrap's message is above); run `git agent doctor`"
             )
         session.update_meta(
             last_run={

@@ -277,6 +277,14 @@ def build_plan(opts: Options) -> Plan:
             f"the session store {opts.state_root} is inside the worktree; "
             "set XDG_STATE_HOME elsewhere"
         )
+    for place in (opts.worktree.root, opts.worktree.common_dir):
+        # mounted at $HOME, an agent home holding the worktree would show the real files at
+        # another path, writable; one inside the worktree would be the worktree itself
+        if within(place, opts.agent_home) or within(opts.agent_home, place):
+            raise UsageError(
+                f"agent home {opts.agent_home} overlaps {place}; choose a home outside the "
+                "repository (git config agent.home)"
+            )
     if within(opts.home, opts.agent_home):
         raise UsageError(f"agent home {opts.agent_home} must not be or contain the real home")
     mounts = system_mounts(opts.empty_file)

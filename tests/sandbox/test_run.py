@@ -296,3 +296,51 @@ def test_rerun_warns_about_files_changed_in_the_worktree_since(actor: Actor) -> 
     assert "README.md changed in your worktree since the last run" in p.stderr  # ...and says so
     p = actor.agent("run", "-s", "st", "--", "true", cwd=repo)
     assert "changed in your worktree" not in p.stderr  # once, not forever
+
+
+TRAP_SCRIPT = (
+    'trap "echo got-int >> trap.log" INT; echo ready > ready.txt; i=0; '
+    "while [ $i -lt 40 ]; do sleep 0.1; i=$((i+1)); done; echo survived >> trap.log"
+)
+
+
+def _wait_for(path_glob: str, base: Path, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if list(base.glob(path_glob)):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{path_glob} did not appear")
+
+
+def test_ctrl_c_reaches_the_agent_and_the_run_is_still_captured(actor: Actor) -> None:
+    """^C goes to the terminal's whole foreground group: the agent handles it, the sandbox
+    around it survives, and the agent's work is captured."""
+    repo = actor.make_repo()
+    proc = subprocess.Popen(
+        actor._argv(["git-agent", "run", "-s", "int", "--", "sh", "-c", TRAP_SCRIPT]),
+        cwd=repo, env=actor.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )
+    _wait_for("*/sessions/int/upper/ready.txt", actor.home / ".local/state/git-agent")
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on ^C
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    log = actor.git("show", "agent/int:trap.log", cwd=repo)
+    assert log == "got-int\nsurvived\n"
+
+
+def test_sigterm_to_git_agent_lets_the_agent_exit_and_captures(actor: Actor) -> None:
+    repo = actor.make_repo()
+    script = 'trap "echo term > term.log; exit 3" TERM; echo ready > ready.txt; sleep 30 & wait'
+    proc = subprocess.Popen(
+        actor._argv(["git-agent", "run", "-s", "term", "--", "sh", "-c", script]),
+        cwd=repo, env=actor.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )
+    _wait_for("*/sessions/term/upper/ready.txt", actor.home / ".local/state/git-agent")
+    # git-agent runs as python under setpriv (same pid after exec): signal it alone
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert actor.git("show", "agent/term:term.log", cwd=repo) == "term\n"

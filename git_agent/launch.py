@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from git_agent.errors import SandboxUnavailable
 from git_agent.mounts import Plan
 
 
@@ -153,13 +154,23 @@ def run(
     signal.signal(signal.SIGHUP, forward)
     cleanup: Callable[[], None] | None = None
     try:
-        child = subprocess.Popen(
-            argv, pass_fds=fds, preexec_fn=_preexec(hooks.preexec, bool(prefix)), close_fds=True
-        )
+        try:
+            child = subprocess.Popen(
+                argv, pass_fds=fds, preexec_fn=_preexec(hooks.preexec, bool(prefix)),
+                close_fds=True,
+            )
+        except subprocess.SubprocessError as e:  # the Landlock step failed in the child
+            for fd in fds:
+                os.close(fd)
+            raise SandboxUnavailable(
+                f"could not apply the Landlock scopes to the sandbox ({e}); "
+                "see `git agent doctor`"
+            ) from e
         for fd in fds:
             os.close(fd)
         if hooks.network is not None:
             assert info_r is not None and block_w is not None
+            pid = None
             try:
                 info = _read_json_docs(_read_until_eof_or_doc(info_r))
                 pid = next((d.get("child-pid") for d in info if "child-pid" in d), None)
@@ -167,7 +178,13 @@ def run(
                     cleanup = hooks.network(pid)
                     os.write(block_w, b"1")
             except BaseException:
-                child.kill()  # fail closed: no agent without the network it was promised
+                # fail closed: no agent without the network it was promised. The sandbox init
+                # first: --die-with-parent is not armed yet while bwrap waits on the block fd,
+                # so killing bwrap alone would leave it waiting forever
+                if isinstance(pid, int):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                child.kill()
                 child.wait()
                 raise
             finally:

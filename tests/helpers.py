@@ -21,7 +21,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable  # usable by the unprivileged user: a venv over /usr/bin/python3
-ESCAPE_USER = os.environ.get("GIT_AGENT_ESCAPE_USER", "gauser")
+# the same unprivileged user as the `actor` fixture of tests/conftest.py (created when missing)
+ESCAPE_USER = os.environ.get("GIT_AGENT_ESCAPE_USER") or os.environ.get(
+    "GIT_AGENT_TEST_USER", "git-agent-test"
+)
 USERS = ("root", ESCAPE_USER)
 
 
@@ -58,6 +61,11 @@ def user(request: pytest.FixtureRequest) -> str:
         if name == "root":
             pytest.skip("the root variant needs the suite to run as root")
         return pwd.getpwuid(os.geteuid()).pw_name
+    if not user_exists(name) and name != "root":
+        from tests.conftest import _ensure_test_user
+
+        if name == ESCAPE_USER and os.environ.get("GIT_AGENT_ESCAPE_USER") is None:
+            _ensure_test_user()
     if not user_exists(name):
         pytest.skip(f"no user {name!r}: create it (useradd {name}) or set GIT_AGENT_ESCAPE_USER")
     return name

@@ -396,3 +396,24 @@ def test_allow_port_without_isolated_is_refused(actor: Actor) -> None:
     repo = actor.make_repo()
     p = actor.agent("run", "--allow-port", "5432", "--", "true", cwd=repo)
     assert p.returncode == 2 and "--net isolated" in p.stderr
+
+
+def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(actor: Actor, tun_usable: None) -> None:
+    """Fail closed: when pasta fails, the agent never runs (and nothing is left running)."""
+    repo = actor.make_repo()
+    fakebin = actor.base / "fakebin"
+    fakebin.mkdir()
+    (fakebin / "pasta").write_text("#!/bin/sh\necho 'pasta: Couldn't open network namespace' >&2\nexit 1\n")
+    (fakebin / "pasta").chmod(0o755)
+    actor.own(fakebin)
+    marker = actor.home / "aihome" / "ran.txt"
+    env = {"PATH": f"{fakebin}:{actor.env['PATH']}"}
+    p = actor.agent("run", "-s", "nonet", "--net", "isolated", "--", "sh", "-c", "echo ran > ~/ran.txt",
+                    cwd=repo, env=env)
+    assert p.returncode != 0
+    assert [line for line in p.stderr.splitlines() if line.startswith("git agent:")], p.stderr
+    assert "Traceback" not in p.stderr
+    time.sleep(0.5)
+    assert not marker.exists()  # the agent never started
+    left = subprocess.run(["pgrep", "-f", "echo ran > ~/ran.txt"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", left.stdout

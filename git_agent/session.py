@@ -75,6 +75,8 @@ def check_name(name: str) -> str:
         why = "it has an empty path component"
     elif not refname_ok(BRANCH_PREFIX + name):
         why = "git check-ref-format refuses it"
+    elif len(quote(name, safe="")) > 240:  # the session folder's name: one path component
+        why = "it is too long"
     if why:
         raise UsageError(
             f"invalid session name {name!r}: {why} (it must work as branch agent/NAME)"

@@ -56,6 +56,11 @@ def find_worktree(cwd: Path | None = None) -> Worktree:
     if p.returncode != 0 or len(lines) < 5 or lines[:2] != ["false", "true"]:
         p = proc.run(["git", "rev-parse", *_QUERY], cwd=here, check=False)
         lines = p.stdout.decode().splitlines()
+        if p.returncode != 0 and b"dubious ownership" in p.stderr:
+            raise NotARepository(
+                f"git refuses the repository at {here}: it is owned by another user (see "
+                "`git config --global --add safe.directory`); run git agent as its owner"
+            )
         if p.returncode != 0 or len(lines) < 4:
             raise NotARepository(
                 f"not in a git repository ({here}); cd into your project, or `git init` it first"

@@ -162,6 +162,9 @@ def main(
 
     state_root = sessions.state_root()
     fresh = not session.exists()
+    if session.meta_path.exists() and not session.upper.is_dir():
+        say(f"warning: session {name!r} lost its upper dir; it starts empty "
+            f"(agent/{name} keeps its last capture)")
     sessions.create(wt, session)
     agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _seed_gitconfig(agent_home, wt)

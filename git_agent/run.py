@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -191,7 +192,7 @@ def main(
         plan = sandbox.build_plan(opts)
         hooks, notes = hardening.hooks(net=net_mode, allow_ports=ports)
         for n in notes:
-            say(f"warning: {n}")
+            _warn_once(state_root, n)
         for rel in stale_paths(session, wt)[:20]:
             say(
                 f"warning: {rel} changed in your worktree since the last run; "
@@ -267,6 +268,19 @@ def _capture(
     for w in result.warnings:
         say(f"warning: {w}")
     say(result.summary)
+
+
+def _warn_once(state_root: Path, note: str) -> None:
+    """A default protection this machine lacks: said once per kernel, then `doctor` tells."""
+    import hashlib
+
+    key = hashlib.sha256(f"{os.uname().release}\0{note}".encode()).hexdigest()[:16]
+    marker = state_root / f"warned-{key}"
+    if marker.exists():
+        return
+    say(f"warning: {note} (said once; `git agent doctor` explains)")
+    with contextlib.suppress(OSError):
+        marker.touch()
 
 
 def _forget(session: sessions.Session, wt: repo.Worktree, snap: _Background) -> None:

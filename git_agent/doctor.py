@@ -124,8 +124,17 @@ def checks() -> list[Check]:
                 "filter blocks TIOCSTI and TIOCLINUX either way",
             )
         )
+    out.append(_apparmor_check())
     out += _store_checks(cfg)
     return out
+
+
+def _apparmor_check() -> Check:
+    restrict = _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    if restrict is None:
+        return Check("AppArmor", "info", "no restriction of unprivileged user namespaces here")
+    return Check("AppArmor", "info", f"kernel.apparmor_restrict_unprivileged_userns={restrict}"
+                 + ("; bwrap needs the profile in " + APPARMOR_PROFILE if restrict == "1" else ""))
 
 
 def _seccomp_check(base: list[str]) -> list[Check]:

@@ -133,13 +133,7 @@ def parse_home_mounts(
 
 def system_mounts(empty_file: Path | None) -> list[Mount]:
     ms: list[Mount] = []
-    for d in SYSTEM_DIRS:
-        p = Path(d)
-        if p.is_symlink():
-            ms.append(Symlink(os.readlink(p), p))
-        elif p.is_dir():
-            ms.append(Bind(p, p))
-    for d in SYSTEM_LINKS:
+    for d in (*SYSTEM_DIRS, *SYSTEM_LINKS):  # as the host has them: a dir, or a link
         p = Path(d)
         if p.is_symlink():
             ms.append(Symlink(os.readlink(p), p))

@@ -4,10 +4,10 @@ legitimate use still works (so a test whose attack is not really tried cannot pa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
-import signal
 import socket
 import subprocess
 import threading
@@ -106,12 +106,9 @@ def test_tiocsti_and_tioclinux_are_denied_but_job_control_works(actor: Actor) ->
 # --- sockets ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def abstract_server() -> Iterator[str]:
-    name = f"git-agent-esc-{uuid.uuid4().hex[:8]}"
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind("\0" + name)
-    srv.listen(8)
+@contextlib.contextmanager
+def serving(srv: socket.socket, reply: bytes) -> Iterator[None]:
+    """Answer every connection to a listening socket with reply, until the block ends."""
     stop = threading.Event()
 
     def serve() -> None:
@@ -119,17 +116,29 @@ def abstract_server() -> Iterator[str]:
         while not stop.is_set():
             try:
                 c, _ = srv.accept()
-                c.sendall(b"host-secret\n")
+                c.sendall(reply)
                 c.close()
             except OSError:
                 pass
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    yield name
-    stop.set()
-    t.join()
-    srv.close()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
+
+
+@pytest.fixture
+def abstract_server() -> Iterator[str]:
+    name = f"git-agent-esc-{uuid.uuid4().hex[:8]}"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind("\0" + name)
+    srv.listen(8)
+    with serving(srv, b"host-secret\n"):
+        yield name
 
 
 ABSTRACT_PROBE = """
@@ -160,24 +169,8 @@ def unix_socket(actor: Actor) -> Iterator[Path]:
     srv.bind(str(path))
     os.chmod(path, 0o777)
     srv.listen(8)
-    stop = threading.Event()
-
-    def serve() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                c, _ = srv.accept()
-                c.sendall(b"signed-by-agent\n")
-                c.close()
-            except OSError:
-                pass
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield path
-    stop.set()
-    t.join()
-    srv.close()
+    with serving(srv, b"signed-by-agent\n"):
+        yield path
 
 
 UNIX_PROBE = """
@@ -324,33 +317,12 @@ def test_hidden_paths_are_empty_inside(actor: Actor) -> None:
 
 @pytest.fixture
 def two_ports() -> Iterator[tuple[int, int]]:
-    servers = []
-    for _ in range(2):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        servers.append(s)
-    stop = threading.Event()
-
-    def serve(s: socket.socket) -> None:
-        s.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                c, _ = s.accept()
-                c.sendall(b"db\n")
-                c.close()
-            except OSError:
-                pass
-
-    threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in servers]
-    for t in threads:
-        t.start()
-    yield servers[0].getsockname()[1], servers[1].getsockname()[1]
-    stop.set()
-    for t in threads:
-        t.join()
-    for s in servers:
-        s.close()
+    a, b = socket.socket(), socket.socket()
+    for srv in (a, b):
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+    with serving(a, b"db\n"), serving(b, b"db\n"):
+        yield a.getsockname()[1], b.getsockname()[1]
 
 
 TCP_PROBE = """

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import ignore, overlay, proc
+from git_agent import ignore, overlay, pack, proc
 from git_agent.base import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
 from git_agent.base import read as base_ref
 from git_agent.errors import GitAgentError
@@ -63,11 +63,30 @@ def _sort_key(item: tuple[bytes, Entry]) -> bytes:
 
 
 class _Odb:
-    """Raw tree reading and writing: names stay bytes (pygit2's TreeBuilder wants UTF-8)."""
+    """Raw tree reading and writing: names stay bytes (pygit2's TreeBuilder wants UTF-8).
 
-    def __init__(self, repo: pygit2.Repository):
+    New objects go to `out` (one pack past a few objects): readable by git after
+    `out.finish()`; the trees written are kept here to be read back meanwhile."""
+
+    def __init__(self, repo: pygit2.Repository, objects_dir: Path):
         self.odb = repo.odb
         self._trees: dict[bytes, dict[bytes, Entry]] = {}
+        self.out = pack.Writer(objects_dir, self._write_loose)
+
+    def _write_loose(self, typ: int, data: bytes) -> bytes:
+        oid: bytes = self.odb.write(typ, data).raw
+        return oid
+
+    def store(self, typ: int, data: bytes, known: tuple[bytes | None, ...] = ()) -> bytes:
+        """The object's id; written unless it is one of `known` (ids the repository has).
+
+        Copy-ups and recaptures hold what the base or the last capture has at the same path:
+        they are recognised by id and cost no zlib. (Asking the object store instead costs
+        more than writing: libgit2 rescans the pack directory on every miss.)"""
+        oid = pack.object_id(typ, data)
+        if oid not in known:
+            self.out.write(typ, data, oid)
+        return oid
 
     def tree(self, oid: bytes) -> dict[bytes, Entry]:
         got = self._trees.get(oid)
@@ -79,20 +98,16 @@ class _Odb:
             self._trees[oid] = got
         return got
 
-    def write_tree(self, entries: dict[bytes, Entry]) -> bytes:
+    def write_tree(self, entries: dict[bytes, Entry], known: tuple[bytes | None, ...] = ()
+                   ) -> bytes:
         data = b"".join(b"%o %s\0%s" % (m, n, o)
                         for n, (m, o) in sorted(entries.items(), key=_sort_key))
-        oid: bytes = self.odb.write(pygit2.GIT_OBJECT_TREE, data).raw
+        oid = self.store(pygit2.GIT_OBJECT_TREE, data, known)
         self._trees[oid] = dict(entries)
         return oid
 
-    def write_blob(self, data: bytes) -> bytes:
-        known = pygit2.hash(data)  # skip zlib for blobs already stored (copy-ups, recaptures)
-        if known in self.odb:
-            raw: bytes = known.raw
-            return raw
-        oid: bytes = self.odb.write(pygit2.GIT_OBJECT_BLOB, data).raw
-        return oid
+    def write_blob(self, data: bytes, known: tuple[bytes | None, ...] = ()) -> bytes:
+        return self.store(pygit2.GIT_OBJECT_BLOB, data, known)
 
     def lookup(self, root: bytes | None, path: bytes) -> Entry | None:
         entry: Entry | None = (TREE, root) if root is not None else None
@@ -147,12 +162,14 @@ def _changes(upper: Path, warnings: list[str]) -> _Node:
 class _Builder:
     """Applies the upper's change tree to the base tree."""
 
-    def __init__(self, *, repo: pygit2.Repository, worktree: Worktree, upper: Path,
-                 base_tree: bytes, changes: _Node, warnings: list[str]):
-        self.odb = _Odb(repo)
+    def __init__(self, *, odb: _Odb, worktree: Worktree, upper: Path,
+                 base_tree: bytes, changes: _Node, warnings: list[str],
+                 prev_tree: bytes | None = None):
+        self.odb = odb
         self.root = worktree.root
         self.upper = os.fsencode(upper)
         self.base_tree = base_tree
+        self.prev_tree = prev_tree  # the last capture's: its objects need no writing again
         self.changes = changes
         self.warnings = warnings
         self.ignored = 0
@@ -199,18 +216,23 @@ class _Builder:
                 raise FileNotFoundError(path)
             return f.read(), st.st_mode
 
-    def _blob(self, ch: Change) -> Entry | None:
+    def _known(self, path: bytes, *entries: Entry | None) -> tuple[bytes | None, ...]:
+        """Ids the repository has at path: in entries, and in the last capture."""
+        prev = self.odb.lookup(self.prev_tree, path) if self.prev_tree is not None else None
+        return tuple(e[1] if e is not None else None for e in (*entries, prev))
+
+    def _blob(self, ch: Change, known: tuple[bytes | None, ...]) -> Entry | None:
         try:
             if ch.kind is Kind.SYMLINK:
                 target = os.readlink(os.path.join(self.upper, ch.path))
-                return LINK, self.odb.write_blob(target)
+                return LINK, self.odb.write_blob(target, known)
             data, mode = self._read(ch)
         except (FileNotFoundError, NotADirectoryError):
             return None  # removed by a still-running sandbox
         except OSError as e:
             self.warnings.append(f"skipped {_show(ch.path)!r}: {e.strerror}")
             return None
-        return (EXEC if mode & stat.S_IXUSR else BLOB), self.odb.write_blob(data)
+        return (EXEC if mode & stat.S_IXUSR else BLOB), self.odb.write_blob(data, known)
 
     def build(self) -> bytes:
         return self._build(self.changes, self.base_tree, b"") or self.odb.write_tree({})
@@ -241,10 +263,13 @@ class _Builder:
                 if (tracked is None or tracked[0] == TREE) and self.rules.ignored(sub):
                     self.ignored += 1  # stays in the upper, as git would leave it untracked
                     continue
-                blob = self._blob(ch)
+                blob = self._blob(ch, self._known(sub, old, tracked))
                 if blob is not None:  # None: gone meanwhile, the lower shows through again
                     entries[name] = blob
-        return self.odb.write_tree(entries) if entries else None
+        if not entries:
+            return None
+        here = (TREE, base) if base is not None else None
+        return self.odb.write_tree(entries, self._known(path, here))
 
 
 def diff_trees(odb: _Odb, old: bytes | None, new: bytes | None, prefix: bytes = b""
@@ -255,10 +280,8 @@ def diff_trees(odb: _Odb, old: bytes | None, new: bytes | None, prefix: bytes = 
     a = odb.tree(old) if old else {}
     b = odb.tree(new) if new else {}
     out: list[tuple[str, bytes]] = []
-    for name in sorted(a.keys() | b.keys()):
+    for name in sorted({n for n, _ in a.items() ^ b.items()}):
         ea, eb = a.get(name), b.get(name)
-        if ea == eb:
-            continue
         p = _join(prefix, name)
         ta = ea[1] if ea and ea[0] == TREE else None
         tb = eb[1] if eb and eb[0] == TREE else None
@@ -460,7 +483,7 @@ def _clean(text: str) -> bytes:
     return re.sub(r"[<>\n\0]", "", text).strip().encode("utf-8", "backslashreplace")
 
 
-def _write_commit(repo: pygit2.Repository, *, tree: bytes, parents: list[bytes],
+def _write_commit(repo: pygit2.Repository, odb: _Odb, *, tree: bytes, parents: list[bytes],
                   message: bytes) -> bytes:
     name, email = _identity(repo)
     who = b"%s <%s>" % (_clean(name), _clean(email))
@@ -468,9 +491,7 @@ def _write_commit(repo: pygit2.Repository, *, tree: bytes, parents: list[bytes],
     lines += [b"parent " + p.hex().encode() for p in parents]
     lines.append(b"author %s %s" % (who, _when("GIT_AUTHOR_DATE")))
     lines.append(b"committer %s %s" % (who, _when("GIT_COMMITTER_DATE")))
-    oid: bytes = repo.odb.write(pygit2.GIT_OBJECT_COMMIT,
-                                b"\n".join(lines) + b"\n\n" + message).raw
-    return oid
+    return odb.store(pygit2.GIT_OBJECT_COMMIT, b"\n".join(lines) + b"\n\n" + message)
 
 
 def _message(*, session: Session, base: str, command: list[str] | None,
@@ -525,72 +546,78 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
     warnings: list[str] = []
     base_raw = bytes.fromhex(base_oid)
 
-    changes_tree = _changes(session.upper, warnings)
-    builder = _Builder(repo=repo, worktree=worktree, upper=session.upper,
-                       base_tree=_tree_of(repo, base_raw), changes=changes_tree,
-                       warnings=warnings)
-    tree = builder.build()
-    odb = builder.odb
+    odb = _Odb(repo, worktree.common_dir / "objects")
+    try:
+        ref = repo.references.get(session.branch)
+        prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
+        changes_tree = _changes(session.upper, warnings)
+        builder = _Builder(odb=odb, worktree=worktree, upper=session.upper,
+                           base_tree=_tree_of(repo, base_raw), changes=changes_tree,
+                           warnings=warnings,
+                           prev_tree=_tree_of(repo, prev) if prev is not None else None)
+        tree = builder.build()
 
-    ref = repo.references.get(session.branch)
-    prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
-    meta = session.read_meta() if session.meta_path.exists() else {}
-    same_base = prev is not None and (
-        prev == base_raw or _trailer(repo, prev, b"Agent-Base") == base_oid
-        or (meta.get("capture_tip") == prev.hex() and meta.get("capture_base") == base_oid))
+        meta = session.read_meta() if session.meta_path.exists() else {}
+        same_base = prev is not None and (
+            prev == base_raw or _trailer(repo, prev, b"Agent-Base") == base_oid
+            or (meta.get("capture_tip") == prev.hex() and meta.get("capture_base") == base_oid))
 
-    # the agent's own commits
-    imported = 0
-    squashed = False
-    note = None
-    agent_tip: bytes | None = None
-    head = agent_head(worktree=worktree, session=session)
-    if head is not None and head != anchor:
-        objects = sessions_upper_of(worktree=worktree, session=session,
-                            real=worktree.common_dir / "objects")
-        sandbox = _SandboxObjects(objects) if objects is not None else None
-        try:
-            if sandbox is None:
-                raise ValueError("no object store")
-            imp = _Importer(repo, sandbox)
-            new, boundary = imp.commits(bytes.fromhex(head))
-            a = anchor
-            if a is None:
-                ok = True
-            else:
-                ok = any(b.hex() == a or repo.descendant_of(b.hex(), a) for b in boundary)
-            if not ok:
-                raise ValueError("does not descend from the base")
-            for c in reversed(new):
-                imp.queue(pygit2.GIT_OBJECT_COMMIT, c)
-            imp.write()
-            imported = len(new)
-            agent_tip = bytes.fromhex(head)
-        except (ValueError, KeyError, pygit2.GitError) as e:
-            squashed = True
-            note = "The agent's own commits were not kept (" + str(e) + "): one commit."
-            warnings.append(f"agent's history not imported ({e}); captured its final state "
-                            "as one commit")
-        finally:
-            if sandbox is not None:
-                sandbox.close()
+        # the agent's own commits
+        imported = 0
+        squashed = False
+        note = None
+        agent_tip: bytes | None = None
+        head = agent_head(worktree=worktree, session=session)
+        if head is not None and head != anchor:
+            objects = sessions_upper_of(worktree=worktree, session=session,
+                                real=worktree.common_dir / "objects")
+            sandbox = _SandboxObjects(objects) if objects is not None else None
+            try:
+                if sandbox is None:
+                    raise ValueError("no object store")
+                imp = _Importer(repo, sandbox)
+                new, boundary = imp.commits(bytes.fromhex(head))
+                a = anchor
+                if a is None:
+                    ok = True
+                else:
+                    ok = any(b.hex() == a or repo.descendant_of(b.hex(), a) for b in boundary)
+                if not ok:
+                    raise ValueError("does not descend from the base")
+                for c in reversed(new):
+                    imp.queue(pygit2.GIT_OBJECT_COMMIT, c)
+                imp.write()
+                imported = len(new)
+                agent_tip = bytes.fromhex(head)
+            except (ValueError, KeyError, pygit2.GitError) as e:
+                squashed = True
+                note = "The agent's own commits were not kept (" + str(e) + "): one commit."
+                warnings.append(f"agent's history not imported ({e}); captured its final state "
+                                "as one commit")
+            finally:
+                if sandbox is not None:
+                    sandbox.close()
 
-    if agent_tip is not None:
-        keep_prev = same_base and prev is not None and (
-            prev == agent_tip or repo.descendant_of(prev.hex(), agent_tip.hex()))
-        parent = prev if keep_prev and prev is not None else agent_tip
-    else:
-        parent = prev if same_base and prev is not None else base_raw
+        if agent_tip is not None:
+            keep_prev = same_base and prev is not None and (
+                prev == agent_tip or repo.descendant_of(prev.hex(), agent_tip.hex()))
+            parent = prev if keep_prev and prev is not None else agent_tip
+        else:
+            parent = prev if same_base and prev is not None else base_raw
 
-    changes = diff_trees(odb, _tree_of(repo, parent), tree)
-    if not changes:
-        new_tip = parent
-    else:
-        msg = _message(session=session, base=base_oid, command=command,
-                       exit_status=exit_status, changes=changes, note=note)
-        new_tip = _write_commit(repo, tree=tree, parents=[parent], message=msg)
+        changes = diff_trees(odb, _tree_of(repo, parent), tree)
+        if not changes:
+            new_tip = parent
+        else:
+            msg = _message(session=session, base=base_oid, command=command,
+                           exit_status=exit_status, changes=changes, note=note)
+            new_tip = _write_commit(repo, odb, tree=tree, parents=[parent], message=msg)
+        odb.out.finish()  # every new object is in the repository before a ref points at it
+    except BaseException:
+        odb.out.abort()
+        raise
 
-    total = diff_trees(odb, _tree_of(repo, base_raw), tree)
+    total = changes if parent == base_raw else diff_trees(odb, _tree_of(repo, base_raw), tree)
     counts = {s: sum(1 for k, _ in total if k == s) for s in "AMD"}
     result = CaptureResult(commit=new_tip.hex(), unchanged=False, added=counts["A"],
                            modified=counts["M"], deleted=counts["D"], imported=imported,

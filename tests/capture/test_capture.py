@@ -143,6 +143,37 @@ def test_tree_matches_git(actor: Actor, what: str) -> None:
     actor.run(["git", "fsck", "--strict"], cwd=repo, check=True)
 
 
+MANY = """
+set -e
+for d in 1 2 3 4 5 6; do mkdir -p many/d$d/sub; for f in 1 2 3 4 5 6 7 8 9 10 11 12; do
+  echo "$d $f" > many/d$d/f$f; echo "$d $f sub" > many/d$d/sub/f$f; done; done
+echo more >> README.md; touch src/app.py; chmod +x tool.sh; chmod -x tool.sh
+"""
+
+
+def test_many_files_one_pack(actor: Actor) -> None:
+    """Past a few objects, a capture writes one pack; a recapture rewrites nothing known."""
+    repo = actor.make_repo(files=FILES)
+    packs = repo / ".git" / "objects" / "pack"
+    before = set(os.listdir(packs))
+    loose = git(actor, repo, "count-objects")
+    agent_run(actor, repo, "t", MANY)
+    assert_same_tree(actor, repo, "agent/t", MANY)
+    new = set(os.listdir(packs)) - before
+    assert len(new) == 2 and {n.rsplit(".", 1)[1] for n in new} == {"pack", "idx"}
+    assert git(actor, repo, "count-objects") == loose  # nothing loose besides the pack
+    actor.run(["git", "fsck", "--strict"], cwd=repo, check=True)
+    # a second run: the upper is captured again, with one more file
+    tip = git(actor, repo, "rev-parse", "agent/t").strip()
+    agent_run(actor, repo, "t", "echo last > many/last")
+    assert git(actor, repo, "rev-parse", "agent/t~1").strip() == tip
+    assert git(actor, repo, "show", "agent/t:many/last") == "last\n"
+    shutil.rmtree(repo.parent / (repo.name + "-oracle"))
+    assert_same_tree(actor, repo, "agent/t", MANY + "echo last > many/last\n")
+    assert len(set(os.listdir(packs)) - before) == 2  # the few new objects stayed loose
+    actor.run(["git", "fsck", "--strict"], cwd=repo, check=True)
+
+
 def test_modes_symlinks_skips(actor: Actor) -> None:
     repo = actor.make_repo(files=FILES)
     p = agent_run(actor, repo, "t", SCRIPTS["edits"] + "mkfifo pipe\n")

@@ -442,6 +442,7 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
         return 0
     to_apply = closure(to_apply, everything)
     rejected = [c for c in to_reject if c.path not in {a.path for a in to_apply}]
+    refuse_split_rejection(rejected, to_apply, everything)
     p = plan(view, to_apply, merge=merge)
     if p.conflicts and not merge:
         lines = "\n".join(f"  {a.change.name}: {a.conflict}" for a in p.conflicts)
@@ -455,8 +456,28 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
         return 1 if p.conflicts else 0
     # what was written, or was already there; a conflict that kept yours stays in the session
     done = [a.change for a in p.actions if not (a.conflict and a.noop)]
-    consume(view, done + rejected, everything)
+    consume(view, done, everything, rejected)
     return 1 if p.conflicts else 0
+
+
+def refuse_split_rejection(rejected: Sequence[Change], applied: Sequence[Change],
+                           everything: Sequence[Change]) -> None:
+    """A rejected path goes back to its base version for good; refuse when that cannot stand
+    next to a path that stays in the session: a file or link restored where the agent's dir
+    holds pending paths, or a deleted file restored where a pending file of the agent's
+    stands for its dir."""
+    chosen = {c.path for c in rejected} | {c.path for c in applied}
+    pending = [c for c in everything if c.path not in chosen]
+    for r in rejected:
+        for q in pending:
+            below = q.path.startswith(r.path + b"/")
+            above = r.path.startswith(q.path + b"/")
+            if r.old_oid is not None and (below or (above and q.new_oid is not None)):
+                how = "holding" if below else "replacing the directory of"
+                raise GitAgentError(
+                    f"cannot reject {r.name} and keep {q.name} in the session: the agent put "
+                    f"{q.name if above else r.name} there {how} "
+                    f"{r.name if above else q.name}; reject or apply both")
 
 
 def report(p: Plan, rejected: Sequence[Change]) -> None:
@@ -510,15 +531,23 @@ def check_upper(view: View) -> None:
     consume.check_upper(view.session)
 
 
-def consume(view: View, done: Sequence[Change], everything: Sequence[Change]) -> None:
+def consume(view: View, done: Sequence[Change], everything: Sequence[Change],
+            rejected: Sequence[Change] = ()) -> None:
+    """Drop the applied (done) and rejected paths from the session's upper dir."""
     from git_agent import consume as consume_mod
 
+    repo = review.repo_of(view.worktree)
+    bases = {}
+    for c in rejected:
+        base = _side(repo, c.old_oid, c.old_mode)
+        bases[c.path] = None if base is None else (base.mode, base.data)
+    done = [*done, *rejected]
     root_fd = _open_root(view.worktree.root)
     try:
         left = consume_mod.consume_paths(
             view.session.upper, {c.path for c in done}, {c.path for c in everything},
             settled(view, [c for c in everything if c not in done]),
-            lambda full, path: _same_as_worktree(root_fd, full, path))
+            lambda full, path: _same_as_worktree(root_fd, full, path), rejected=bases)
     finally:
         os.close(root_fd)
     for path in left:

@@ -5,8 +5,12 @@ dir there: a whiteout (the agent deleted the whole dir), an opaque or redirected
 agent replaced the dir whole), or a file or symlink standing where the worktree has a dir.
 Removing a cover would change what the agent sees for every path below it, so a cover is
 removed only when every change at or below it is consumed; otherwise it is left as it is
-(after apply its content equals the worktree anyway). Nothing outside the upper is touched
-and no symlink is followed.
+(after apply its content equals the worktree anyway). A *rejected* path below a cover that
+has to stay is made to hold its base version instead, so it leaves the change and is never
+applied later: removed from the upper where the base has nothing there (an opaque dir hides
+the lower), written from the base otherwise; a whiteout or a file standing for a whole dir is
+turned into an opaque dir first (holding only the rejected paths, everything else below it
+stays deleted). Nothing outside the upper is touched and no symlink is followed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 
 from git_agent import overlay
 from git_agent.errors import GitAgentError
@@ -22,6 +26,11 @@ from git_agent.session import Session
 
 _COVERS = (overlay.Kind.WHITEOUT, overlay.Kind.OPAQUE_DIR, overlay.Kind.FILE,
            overlay.Kind.SYMLINK, overlay.Kind.SKIP)
+
+# what the base holds at a rejected path: (git mode, bytes; a link's target for links) or None
+BaseEntry = tuple[int, bytes] | None
+_OPAQUE_XATTR = "user.overlay.opaque"  # bwrap mounts the overlay in a user namespace
+_LINK, _EXEC, _FILE = 0o120000, 0o100755, 0o100644
 
 
 def check_upper(session: Session) -> None:
@@ -104,18 +113,69 @@ def _prune_parents(root: bytes, rel: bytes) -> None:
         parent = os.path.dirname(parent)
 
 
+def _make_opaque(root: bytes, cover: bytes) -> None:
+    """Turn a whiteout, file or link standing for a whole dir into an empty opaque dir."""
+    full = os.path.join(root, cover)
+    if _kind(full) is overlay.Kind.OPAQUE_DIR:
+        return
+    os.unlink(full)
+    os.mkdir(full, 0o755)
+    os.setxattr(full, _OPAQUE_XATTR, b"y", follow_symlinks=False)
+
+
+def _restore(root: bytes, cover: bytes, path: bytes, base: BaseEntry) -> bool:
+    """Make path, below the opaque dir cover, hold its base version; False when it cannot."""
+    full = os.path.join(root, path)
+    if base is None:
+        if os.path.lexists(full) and _kind(full) not in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
+            _remove(root, path)
+        return True
+    mode, data = base
+    if mode not in (_LINK, _EXEC, _FILE):
+        return False  # a submodule: no file can stand for it
+    parts = path.split(b"/")
+    for i in range(len(cover.split(b"/")) + 1, len(parts)):
+        d = os.path.join(root, b"/".join(parts[:i]))
+        kind = _kind(d)
+        if kind is None:
+            os.mkdir(d, 0o755)
+        elif kind is overlay.Kind.WHITEOUT:
+            os.unlink(d)
+            os.mkdir(d, 0o755)
+        elif kind not in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
+            return False  # a pending file of the agent's stands there (refused by apply)
+    if os.path.lexists(full):
+        if _kind(full) in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
+            shutil.rmtree(full)
+        else:
+            os.unlink(full)
+    if mode == _LINK:
+        os.symlink(data, full)
+    else:
+        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o755 if mode == _EXEC else 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    return True
+
+
 def consume_paths(upper: os.PathLike[str] | str, done: Set[bytes], changed: Set[bytes],
                   settled: Set[bytes] = frozenset(),
                   same_as_worktree: Callable[[bytes, bytes], bool] = lambda _u, _p: False,
+                  rejected: Mapping[bytes, BaseEntry] | None = None,
                   ) -> list[bytes]:
     """Remove the upper entries of the `done` paths; `changed` is every path of the session,
     `settled` those the worktree already holds as the agent left them (applied earlier under
     a cover that had to stay): they let the cover go too, as do other entries in an opaque
     dir for which same_as_worktree(upper entry, path) says the worktree holds the same.
+    `rejected` (also in done) maps the rejected paths to their base version: one below a
+    cover that has to stay is given that version in the upper (it never stays in the session).
+    The caller refuses a rejection that contradicts a path still pending (apply.py).
 
     Returns the done paths that had to stay because a cover above them is still needed.
     """
     root = os.fsencode(upper)
+    rejected = rejected or {}
     covers: dict[bytes, overlay.Kind] = {}
     kept: list[bytes] = []
     for path in sorted(done):
@@ -124,9 +184,13 @@ def consume_paths(upper: os.PathLike[str] | str, done: Set[bytes], changed: Set[
         cover, kind = _cover(root, path)
         if cover is not None:
             covers.setdefault(cover, kind)  # type: ignore[arg-type]
-        elif kind is not None and kind not in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
+        elif kind is overlay.Kind.OPAQUE_DIR or (
+                kind in (overlay.Kind.FILE, overlay.Kind.SYMLINK)
+                and _below(changed, path) - {path}):
+            covers.setdefault(path, kind)  # a dir replacing a file, or a file replacing a dir
+        elif kind is not None and kind is not overlay.Kind.DIR:
             _remove(root, path)
-        # a dir standing at a file's path (the agent put a dir there): left, it holds others
+        # a plain dir standing at a file's path (merged with a lower dir): left, it holds others
     for cover in sorted(covers, key=len):
         if not os.path.lexists(os.path.join(root, cover)):
             continue  # removed with an outer cover
@@ -134,8 +198,20 @@ def consume_paths(upper: os.PathLike[str] | str, done: Set[bytes], changed: Set[
         mine = _below(done, cover)
         extra = {p for p in _leaves(root, cover) - mine - {cover}
                  if not same_as_worktree(os.path.join(root, p), p)}
-        if needed <= (done | settled) and not (covers[cover] is overlay.Kind.OPAQUE_DIR and extra):
+        if needed <= (done | settled) and (
+                cover in rejected
+                or not (covers[cover] is overlay.Kind.OPAQUE_DIR and extra)):
             _remove(root, cover)
-        else:
-            kept.extend(sorted(mine))
+            continue
+        mine_rejected = sorted(p for p in mine if p in rejected and p != cover)
+        kind = covers[cover]
+        if cover in rejected and kind is overlay.Kind.OPAQUE_DIR:
+            kept.append(cover)  # its file cannot come back over pending paths (apply refuses)
+        elif mine_rejected or cover in rejected:
+            if kind in (overlay.Kind.WHITEOUT, overlay.Kind.OPAQUE_DIR) or cover in rejected:
+                _make_opaque(root, cover)
+                kept.extend(p for p in mine_rejected if not _restore(root, cover, p, rejected[p]))
+            else:
+                kept.extend(mine_rejected)  # a pending file stands for the dir (apply refuses)
+        kept.extend(sorted(p for p in mine if p not in rejected))
     return kept

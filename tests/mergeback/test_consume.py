@@ -89,3 +89,18 @@ def test_refuses_dot_git_and_dot_dot(upper: Path) -> None:
     for bad in (b".git/config", b".GIT/x", b"a/../../etc"):
         with pytest.raises(GitAgentError):
             consume_paths(upper, {bad}, {bad})
+
+
+def test_rejected_below_covers_take_their_base_version(upper: Path) -> None:
+    whiteout(upper / "w")  # the agent deleted w/a and w/b; a is rejected, b stays pending
+    assert consume_paths(upper, {b"w/a"}, {b"w/a", b"w/b"},
+                         rejected={b"w/a": (0o100644, b"base\n")}) == []
+    assert (upper / "w/a").read_text() == "base\n" and sorted(os.listdir(upper / "w")) == ["a"]
+    assert os.getxattr(upper / "w", "user.overlay.opaque") == b"y"  # b stays deleted
+    (upper / "d").mkdir()  # a dir replacing the lower link d, holding the agent's d/f
+    os.setxattr(upper / "d", "user.overlay.opaque", b"y")
+    write(upper / "d/f")
+    assert consume_paths(upper, {b"d/f"}, {b"d", b"d/f"}, rejected={b"d/f": None}) == []
+    assert (upper / "d").is_dir() and os.listdir(upper / "d") == []  # d's deletion pending
+    assert consume_paths(upper, {b"d"}, {b"d"}) == []
+    assert not (upper / "d").exists()

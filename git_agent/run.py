@@ -51,7 +51,8 @@ def default_command(cfg: config.GitConfig) -> list[str]:
 
 
 class _Background(threading.Thread):
-    """The base snapshot runs while the agent starts; nothing waits for it until capture."""
+    """The base snapshot (then the capture's imports) runs while the agent does; nothing
+    waits for it until capture."""
 
     def __init__(self, worktree: repo.Worktree, session: sessions.Session):
         super().__init__(daemon=True, name="git-agent-base")
@@ -69,6 +70,9 @@ class _Background(threading.Thread):
             base.keep(worktree=self.worktree, session=self.session, base=self.result)
         except BaseException as e:  # noqa: BLE001 - reported by the capture step
             self.error = e
+            return
+        # while the agent still runs: the capture's imports (pygit2: ~50 ms) are then ready
+        from git_agent import capture  # noqa: F401
 
 
 def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]:

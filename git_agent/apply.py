@@ -553,4 +553,5 @@ def consume(view: View, done: Sequence[Change], everything: Sequence[Change],
     for path in left:
         ui.say(f"note: {os.fsdecode(path)} stays in review: the agent deleted or replaced its "
                "directory whole; that is released once all of it is applied or rejected")
-    review.capture_now(view.worktree, view.session, base=view.base)
+    review.capture_now(view.worktree, view.session, base=view.base,
+                       reason="what is left after apply (applied and rejected paths removed)")

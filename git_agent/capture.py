@@ -495,11 +495,11 @@ def _write_commit(repo: pygit2.Repository, odb: _Odb, *, tree: bytes, parents: l
 
 
 def _message(*, session: Session, base: str, command: list[str] | None,
-             exit_status: int | None, changes: list[tuple[str, bytes]], note: str | None
-             ) -> bytes:
+             exit_status: int | None, changes: list[tuple[str, bytes]], note: str | None,
+             reason: str | None = None) -> bytes:
     cmd = shlex.join(command) if command else ""
     short = cmd if len(cmd) <= 60 else cmd[:57] + "..."
-    subject = "git agent: " + (short or "capture")
+    subject = "git agent: " + (short or reason or "capture")
     if exit_status is not None:
         subject += f" (exit {exit_status})"
     body = [f"{s} {_show(p)}" for s, p in changes[:50]]
@@ -538,8 +538,11 @@ def _anchor_of(repo: pygit2.Repository, base: str) -> str | None:
 
 
 def capture(*, worktree: Worktree, session: Session, base: Base | str,
-            command: list[str] | None = None, exit_status: int | None = None) -> CaptureResult:
-    """Commit the session's upper onto session.branch; see the module docstring."""
+            command: list[str] | None = None, exit_status: int | None = None,
+            reason: str | None = None) -> CaptureResult:
+    """Commit the session's upper onto session.branch; see the module docstring.
+
+    `reason` names a capture that no agent run made (a live review, an apply)."""
     repo = pygit2.Repository(str(worktree.root))
     base_oid = base.oid if isinstance(base, Base) else base
     anchor = base.head if isinstance(base, Base) else _anchor_of(repo, base_oid)
@@ -610,7 +613,7 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
             new_tip = parent
         else:
             msg = _message(session=session, base=base_oid, command=command,
-                           exit_status=exit_status, changes=changes, note=note)
+                           exit_status=exit_status, changes=changes, note=note, reason=reason)
             new_tip = _write_commit(repo, odb, tree=tree, parents=[parent], message=msg)
         odb.out.finish()  # every new object is in the repository before a ref points at it
     except BaseException:

@@ -87,11 +87,12 @@ def find_session(worktree: Worktree, name: str | None) -> session.Session:
     return s
 
 
-def capture_now(worktree: Worktree, s: session.Session, *, base: str) -> None:
+def capture_now(worktree: Worktree, s: session.Session, *, base: str,
+                reason: str = "live view of the running session") -> None:
     """Commit the session's current upper dir onto agent/SESSION, on the same base."""
     from git_agent import capture
 
-    result = capture.capture(worktree=worktree, session=s, base=base)
+    result = capture.capture(worktree=worktree, session=s, base=base, reason=reason)
     for w in result.warnings:
         ui.say(f"warning: {w}")
 
@@ -106,7 +107,9 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     if live and base is not None and (running or head is None or stale) and s.upper.is_dir():
         if running:
             ui.say(f"session {s.name!r} is running: capturing its current state first")
-        capture_now(worktree, s, base=base)
+        capture_now(worktree, s, base=base,
+                    reason="live view of the running session" if running
+                    else "catching up after an interrupted run")
         head = _ref_oid(worktree, s.branch)
     if head is None and not running and s.exists():
         raise NothingCaptured(f"session {s.name!r} has no changes")

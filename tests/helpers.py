@@ -21,6 +21,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable  # usable by the unprivileged user: a venv over /usr/bin/python3
+# inside a sandbox only the system is there (the venv may live in a private /tmp or a home):
+# the inner scripts need nothing but the standard library
+INNER_PYTHON = "/usr/bin/python3"
 # the same unprivileged user as the `actor` fixture of tests/conftest.py (created when missing)
 ESCAPE_USER = os.environ.get("GIT_AGENT_ESCAPE_USER") or os.environ.get(
     "GIT_AGENT_TEST_USER", "git-agent-test"
@@ -108,7 +111,7 @@ def sandbox_as(
 ) -> subprocess.CompletedProcess[str]:
     """Run the python code `inner` in a bwrap sandbox launched by `user`."""
     spec = {
-        "inner": [PYTHON, "-c", inner],
+        "inner": [INNER_PYTHON, "-c", inner],
         "net": net,
         "allow_ports": list(allow_ports),
         "seccomp": seccomp,

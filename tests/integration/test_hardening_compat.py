@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import ESCAPE_USER, PYTHON, REPO, as_user, sandbox_as, user_exists
+from helpers import ESCAPE_USER, INNER_PYTHON, PYTHON, REPO, as_user, sandbox_as, user_exists
 
 from git_agent import landlock
 
@@ -63,7 +63,7 @@ print(json.dumps(res))
 """
 
 OVERLAY = ["--overlay-src", "{d}/lower", "--overlay", "{d}/upper", "{d}/work", "/tmp/repo",
-           "--chdir", "/tmp/repo", "--setenv", "PY", PYTHON]
+           "--chdir", "/tmp/repo", "--setenv", "PY", INNER_PYTHON]
 
 
 def test_bwrap_setup_works_under_scoping_and_seccomp(user: str, scratch: Path) -> None:
@@ -119,7 +119,8 @@ def test_terminal_job_control_still_works(user: str) -> None:
 def test_die_with_parent_still_works_under_scoping(user: str) -> None:
     """The kernel's parent-death signal to bwrap is not a signal Landlock scopes away."""
     marker = f"ga-compat-{os.getpid()}-{time.monotonic_ns()}"
-    spec = {"inner": [PYTHON, "-c", "import time; time.sleep(60)", marker], "landlock": True}
+    spec = {"inner": [INNER_PYTHON, "-c", "import time; time.sleep(60)", marker],
+            "landlock": True}
     env = {"PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "PATH": os.environ["PATH"]}
     harness = subprocess.Popen(as_user(user, [PYTHON, "-m", "helpers", json.dumps(spec)]),
                                env=env, cwd="/")

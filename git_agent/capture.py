@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import ignore, overlay, pack, proc
+from git_agent import ignore, overlay, pack, proc, ui
 from git_agent.base import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
 from git_agent.base import read as base_ref
 from git_agent.errors import GitAgentError
@@ -140,10 +140,12 @@ class _Node:
         self.children: dict[bytes, _Node | Change] = {}
 
 
-def _changes(upper: Path, warnings: list[str]) -> _Node:
+def _changes(upper: Path, warnings: list[str]) -> tuple[_Node, int]:
+    """The upper as a tree of changes, and how many files and links it holds."""
     report = overlay.Walk()
     root = _Node()
     nodes: dict[bytes, _Node] = {b"": root}
+    files = 0
     for ch in overlay.walk(upper, report=report):
         parent, _, name = ch.path.rpartition(b"/")
         holder = nodes.get(parent)
@@ -155,8 +157,9 @@ def _changes(upper: Path, warnings: list[str]) -> _Node:
             holder.children[name] = node
         else:
             holder.children[name] = ch
+            files += ch.kind in (Kind.FILE, Kind.SYMLINK)
     warnings.extend(report.warnings)
-    return root
+    return root, files
 
 
 class _Builder:
@@ -164,8 +167,9 @@ class _Builder:
 
     def __init__(self, *, odb: _Odb, worktree: Worktree, upper: Path,
                  base_tree: bytes, changes: _Node, warnings: list[str],
-                 prev_tree: bytes | None = None):
+                 prev_tree: bytes | None = None, progress: ui.Progress | None = None):
         self.odb = odb
+        self.progress = progress or ui.Progress("capturing", 0)
         self.root = worktree.root
         self.upper = os.fsencode(upper)
         self.base_tree = base_tree
@@ -222,6 +226,7 @@ class _Builder:
         return tuple(e[1] if e is not None else None for e in (*entries, prev))
 
     def _blob(self, ch: Change, known: tuple[bytes | None, ...]) -> Entry | None:
+        self.progress.step()
         try:
             if ch.kind is Kind.SYMLINK:
                 target = os.readlink(os.path.join(self.upper, ch.path))
@@ -553,12 +558,17 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
     try:
         ref = repo.references.get(session.branch)
         prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
-        changes_tree = _changes(session.upper, warnings)
+        changes_tree, nfiles = _changes(session.upper, warnings)
+        progress = ui.Progress("capturing", nfiles)
         builder = _Builder(odb=odb, worktree=worktree, upper=session.upper,
                            base_tree=_tree_of(repo, base_raw), changes=changes_tree,
                            warnings=warnings,
-                           prev_tree=_tree_of(repo, prev) if prev is not None else None)
-        tree = builder.build()
+                           prev_tree=_tree_of(repo, prev) if prev is not None else None,
+                           progress=progress)
+        try:
+            tree = builder.build()
+        finally:
+            progress.done()
 
         meta = session.read_meta() if session.meta_path.exists() else {}
         same_base = prev is not None and (

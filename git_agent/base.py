@@ -54,7 +54,10 @@ def snapshot(*, worktree: Worktree, scratch: Path | None = None) -> Base:
     if scratch is not None:
         for old in scratch.glob("base-index-*"):
             shutil.rmtree(old, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix="base-index-", dir=scratch) as tmp:
+    # not TemporaryDirectory: its clean-up at interpreter exit would race with a git still
+    # writing there when run exits without waiting for the snapshot (the next one cleans up)
+    tmp = tempfile.mkdtemp(prefix="base-index-", dir=scratch)
+    try:
         index = os.path.join(tmp, "index")
         real = worktree.git_dir / "index"
         try:
@@ -72,6 +75,8 @@ def snapshot(*, worktree: Worktree, scratch: Path | None = None) -> Base:
                 "or commit/stash your work first"
             ) from e
         tree = proc.git("write-tree", cwd=worktree.root, env=env).decode().strip()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if head is not None:
         head_tree = proc.git("rev-parse", f"{head}^{{tree}}", cwd=worktree.root).decode().strip()
         if head_tree == tree:

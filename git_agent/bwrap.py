@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -10,6 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from git_agent import proc
 from git_agent.errors import SandboxUnavailable
 
 MIN_VERSION = (0, 11, 0)
@@ -34,26 +34,16 @@ def version_of(path: Path, *, cache: Path | None = None) -> tuple[int, ...] | No
     """The version `bwrap --version` prints, or None when it does not run.
 
     With cache (a JSON file), a binary whose stat is unchanged is not run again."""
-    key = stamp = None
-    if cache is not None:
-        try:
-            st = os.stat(path)
-            key = os.fspath(path)
-            stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-            known = json.loads(cache.read_text()).get(key)
-            if isinstance(known, list) and len(known) == 2 and known[0] == stamp:
-                return tuple(int(x) for x in known[1])
-        except (OSError, ValueError, TypeError, AttributeError):
-            pass
-    version = _run_version(path)
-    if version is not None and key is not None and cache is not None:
-        try:
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-            tmp.write_text(json.dumps({key: [stamp, list(version)]}))
-            os.replace(tmp, cache)
-        except OSError:
-            pass  # no cache: the next launch runs it again
-    return version
+
+    def probe() -> list[int] | None:
+        v = _run_version(path)
+        return list(v) if v is not None else None
+
+    known = proc.probe_cached(path, cache, probe)
+    try:
+        return tuple(int(x) for x in known) if known is not None else None
+    except (TypeError, ValueError):
+        return _run_version(path)
 
 
 def _run_version(path: Path) -> tuple[int, ...] | None:

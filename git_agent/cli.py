@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
 from git_agent import __version__
-from git_agent.errors import GitAgentError
+from git_agent.errors import guarded
 
 CONTEXT = {"help_option_names": ["-h"], "max_content_width": 100}
 _debug = False
@@ -21,6 +22,23 @@ class _Group(click.Group):
             formatter.write_paragraph()
             for line in self.epilog.splitlines():
                 formatter.write_text(line) if line.strip() else formatter.write_paragraph()
+
+
+def _run_options(f: Callable[..., None]) -> Callable[..., None]:
+    """The click options of `run`, from the one table in runargs (shared with the fast path)."""
+    from git_agent.runargs import RUN_OPTIONS
+
+    for o in reversed(RUN_OPTIONS):
+        kind: Any = None
+        if o.choices is not None:
+            kind = click.Choice(list(o.choices))
+        elif o.port:
+            kind = click.IntRange(1, 65535)
+        extra: dict[str, Any] = {"is_flag": True} if o.is_flag else {"type": kind}
+        if o.multiple:
+            extra["multiple"] = True
+        f = click.option(*o.flags, o.dest, metavar=o.metavar, help=o.help, **extra)(f)
+    return f
 
 
 def _examples(text: str) -> str:
@@ -80,63 +98,7 @@ Examples:
 """
     ),
 )
-@click.option(
-    "-s",
-    "--session",
-    "session_name",
-    metavar="NAME",
-    help="Session name (default: current branch).",
-)
-@click.option(
-    "--preset",
-    metavar="NAME",
-    help="Agent preset (default: from the command's name, else agent.preset; none: no preset).",
-)
-@click.option(
-    "--net",
-    type=click.Choice(["host", "none", "isolated"]),
-    help="Network mode [agent.net, default host].",
-)
-@click.option(
-    "--allow-port",
-    "allow_ports",
-    multiple=True,
-    type=click.IntRange(1, 65535),
-    metavar="PORT",
-    help="With --net isolated: host loopback port reachable inside (repeatable).",
-)
-@click.option(
-    "--allow-socket",
-    "allow_sockets",
-    multiple=True,
-    metavar="PATH",
-    help="Host unix socket shown inside (repeatable); it gives away what it serves.",
-)
-@click.option(
-    "--pass-env",
-    "pass_env",
-    multiple=True,
-    metavar="NAME",
-    help="Pass this environment variable (repeatable).",
-)
-@click.option(
-    "--hide",
-    "hide",
-    multiple=True,
-    metavar="PATH",
-    help="Mask this worktree path with an empty file/dir (repeatable).",
-)
-@click.option(
-    "--mount",
-    "mounts",
-    multiple=True,
-    metavar="PATH[:ro|:cow|:rw]",
-    help="Show a real-home dir inside (repeatable).",
-)
-@click.option("--home", metavar="DIR", help="Agent home [agent.home, default ~/aihome].")
-@click.option(
-    "--no-capture", is_flag=True, help="Do not commit the session's changes when the agent exits."
-)
+@_run_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(**kwargs: object) -> None:
     """Start COMMAND (default: agent.command, else $SHELL) in the sandbox.
@@ -319,44 +281,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         from git_agent import manpage
 
         return manpage.open_manual()
-    try:
-        cli.main(
-            args=args,
-            prog_name="git agent",
-            standalone_mode=False,
-            complete_var="_GIT_AGENT_COMPLETE",
-        )
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except click.exceptions.Abort:
-        click.echo("git agent: aborted", err=True)
-        return 130
-    except click.UsageError as e:
-        if e.ctx is not None and not [a for a in args if a != "--debug"]:  # bare `git agent`
-            click.echo(e.ctx.get_help(), err=True)
+    def invoke() -> int:
+        try:
+            cli.main(
+                args=args,
+                prog_name="git agent",
+                standalone_mode=False,
+                complete_var="_GIT_AGENT_COMPLETE",
+            )
+        except SystemExit as e:
+            return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except click.exceptions.Abort:
+            click.echo("git agent: aborted", err=True)
+            return 130
+        except click.UsageError as e:
+            if e.ctx is not None and not [a for a in args if a != "--debug"]:  # bare `git agent`
+                click.echo(e.ctx.get_help(), err=True)
+                return 2
+            where = e.ctx.command_path if e.ctx is not None else "git agent"
+            msg = " ".join(e.format_message().split()).rstrip(".")
+            click.echo(f"git agent: {msg[:1].lower()}{msg[1:]} (see `{where} -h`)", err=True)
             return 2
-        where = e.ctx.command_path if e.ctx is not None else "git agent"
-        msg = " ".join(e.format_message().split()).rstrip(".")
-        click.echo(f"git agent: {msg[:1].lower()}{msg[1:]} (see `{where} -h`)", err=True)
-        return 2
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except GitAgentError as e:
-        if _debug:
-            raise
-        click.echo(f"git agent: {e}", err=True)
-        return e.exit_code
-    except KeyboardInterrupt:
-        click.echo("git agent: interrupted", err=True)
-        return 130
-    except BrokenPipeError:
-        return 1
-    except Exception as e:  # noqa: BLE001 - the one place that turns bugs into one line
-        if _debug:
-            raise
-        click.echo(
-            f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)", err=True
-        )
-        return 1
-    return 0
+        except click.ClickException as e:
+            e.show()
+            return e.exit_code
+        return 0
+
+    return guarded(invoke, debug=_debug)

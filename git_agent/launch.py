@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from git_agent import proc
 from git_agent.errors import SandboxUnavailable
 from git_agent.mounts import Plan
 
@@ -41,16 +42,25 @@ TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 ENV = "/usr/bin/env"
 
 
-def default_signal_prefix() -> list[str]:
+def default_signal_prefix(*, cache: Path | None = None) -> list[str]:
     """The command prefix that restores TERMINAL_SIGNALS inside, or [] when env cannot."""
-    try:
-        ok = subprocess.run(
-            [ENV, "--default-signal=INT,QUIT,HUP", "true"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ).returncode == 0
-    except OSError:
-        ok = False
-    return [ENV, "--default-signal=INT,QUIT,HUP", "--"] if ok else []
+
+    def probe() -> bool:
+        try:
+            return (
+                subprocess.run(
+                    [ENV, "--default-signal=INT,QUIT,HUP", "true"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                ).returncode
+                == 0
+            )
+        except OSError:
+            return False
+
+    ok = proc.probe_cached(Path(ENV), cache, probe) if os.path.exists(ENV) else False
+    return [ENV, "--default-signal=INT,QUIT,HUP", "--"] if ok is True else []
 
 
 def _preexec(extra: Callable[[], None] | None, ignore_terminal: bool) -> Callable[[], None]:
@@ -103,10 +113,15 @@ def _pipe_with(data: bytes) -> int:
 
 
 def run(
-    plan: Plan, *, bwrap: Path, hooks: Hooks, started: Callable[[], None] | None = None
+    plan: Plan,
+    *,
+    bwrap: Path,
+    hooks: Hooks,
+    probe_cache: Path | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Outcome:
     """Run the plan; `started` is called once bwrap runs (work that must not delay the agent)."""
-    prefix = default_signal_prefix()
+    prefix = default_signal_prefix(cache=probe_cache)
     if prefix:
         plan.command = [*prefix, *plan.command]
     status_r, status_w = os.pipe()
@@ -156,15 +171,16 @@ def run(
     try:
         try:
             child = subprocess.Popen(
-                argv, pass_fds=fds, preexec_fn=_preexec(hooks.preexec, bool(prefix)),
+                argv,
+                pass_fds=fds,
+                preexec_fn=_preexec(hooks.preexec, bool(prefix)),
                 close_fds=True,
             )
         except subprocess.SubprocessError as e:  # the Landlock step failed in the child
             for fd in fds:
                 os.close(fd)
             raise SandboxUnavailable(
-                f"could not apply the Landlock scopes to the sandbox ({e}); "
-                "see `git agent doctor`"
+                f"could not apply the Landlock scopes to the sandbox ({e}); see `git agent doctor`"
             ) from e
         for fd in fds:
             os.close(fd)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from git_agent.errors import GitAgentError
 
@@ -41,6 +45,19 @@ class CalledProcessError(GitAgentError):
         super().__init__(f"{' '.join(self.argv[:3])} failed: {first}")
 
 
+_background: set[int] = set()
+_lock = threading.Lock()
+
+
+def stop_background() -> None:
+    """Kill what background threads are running (work nobody will wait for any more)."""
+    with _lock:
+        pids = list(_background)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -55,15 +72,25 @@ def run(
     # meant for the agent: its children go in a process group of their own.
     background = threading.current_thread() is not threading.main_thread()
     try:
-        proc = subprocess.run(
+        child = subprocess.Popen(
             args,
             process_group=0 if background else None,
             cwd=cwd,
             env=dict(env) if env is not None else no_git_env(),
-            input=input,
-            capture_output=True,
-            stdin=None if input is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
+        if background:
+            with _lock:
+                _background.add(child.pid)
+        try:
+            out, err = child.communicate(input)
+        finally:
+            if background:
+                with _lock:
+                    _background.discard(child.pid)
+        proc = subprocess.CompletedProcess(args, child.returncode, out, err)
     except FileNotFoundError as e:
         raise GitAgentError(f"{args[0]}: not found; is it installed and on PATH?") from e
     if check and proc.returncode != 0:
@@ -81,3 +108,35 @@ def git(
     """Run git with a clean GIT_* environment and return its stdout."""
     full_env = no_git_env(env)
     return run(["git", *args], cwd=cwd, env=full_env, input=input, check=check).stdout
+
+
+def probe_cached(exe: Path, cache: Path | None, probe: Callable[[], Any]) -> Any:
+    """What probe() answers about the executable exe, remembered in the JSON file cache for as
+    long as exe's stat is unchanged (a replaced or upgraded binary is probed again). A probe
+    answering None is not remembered."""
+    key = os.fspath(exe)
+    stamp = None
+    if cache is not None:
+        try:
+            st = os.stat(exe)
+            stamp = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            known = json.loads(cache.read_text()).get(key)
+            if isinstance(known, list) and len(known) == 2 and known[0] == stamp:
+                return known[1]
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+    answer = probe()
+    if answer is not None and stamp is not None and cache is not None:
+        try:
+            try:
+                data = json.loads(cache.read_text())
+                data = data if isinstance(data, dict) else {}
+            except (OSError, ValueError):
+                data = {}
+            data[key] = [stamp, answer]
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # no cache: the next launch probes again
+    return answer

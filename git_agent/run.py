@@ -117,7 +117,8 @@ def main(
     cfg = config.read(wt.root)
     name = session_name if session_name is not None else sessions.default_name(wt)
     session = sessions.get(wt, name)
-    bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=sessions.state_root() / "bwrap-version.json")
+    probes = sessions.state_root() / "probes.json"  # bwrap's version, env's abilities
+    bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=probes)
     home_p = real_home()
     agent_home = config.expand_home(home or cfg.get_str("agent.home") or "~/aihome", home_p)
     if not agent_home.is_absolute():
@@ -168,8 +169,10 @@ def main(
     state_root = sessions.state_root()
     fresh = not session.exists()
     if session.meta_path.exists() and not session.upper.is_dir():
-        say(f"warning: session {name!r} lost its upper dir; it starts empty "
-            f"(agent/{name} keeps its last capture)")
+        say(
+            f"warning: session {name!r} lost its upper dir; it starts empty "
+            f"(agent/{name} keeps its last capture)"
+        )
     sessions.create(wt, session)
     agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _seed_gitconfig(agent_home, wt)
@@ -206,7 +209,11 @@ def main(
         snap = _Background(wt, session)
         start = time.time()
         outcome = launch.run(
-            plan, bwrap=bw.path, hooks=hooks, started=None if no_capture else snap.start
+            plan,
+            bwrap=bw.path,
+            hooks=hooks,
+            probe_cache=probes,
+            started=None if no_capture else snap.start,
         )
         end = time.time()
         if not outcome.started:
@@ -252,7 +259,8 @@ def _capture(
     exit_status: int,
 ) -> None:
     if not sessions.has_changes(session=session, worktree=worktree):
-        # the base snapshot is not needed: let it finish (or die) on its own, nothing waits
+        # the base snapshot is not needed: stop it rather than leave git working behind us
+        proc.stop_background()
         say(f"session {session.name!r}: nothing changed")
         return
     from git_agent import capture

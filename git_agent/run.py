@@ -208,13 +208,18 @@ def main(
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
         snap = _Background(wt, session)
         start = time.time()
-        outcome = launch.run(
-            plan,
-            bwrap=bw.path,
-            hooks=hooks,
-            probe_cache=probes,
-            started=None if no_capture else snap.start,
-        )
+        try:
+            outcome = launch.run(
+                plan,
+                bwrap=bw.path,
+                hooks=hooks,
+                probe_cache=probes,
+                started=None if no_capture else snap.start,
+            )
+        except BaseException:  # e.g. the network could not be set up: the agent never ran
+            if fresh:
+                _forget(session, wt, snap)
+            raise
         end = time.time()
         if not outcome.started:
             from git_agent import doctor

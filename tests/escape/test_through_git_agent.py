@@ -387,5 +387,6 @@ def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(actor: Acto
     assert "Traceback" not in p.stderr
     time.sleep(0.5)
     assert not marker.exists()  # the agent never started
+    assert not list((actor.home / ".local/state/git-agent").glob("*/sessions/nonet"))
     left = subprocess.run(["pgrep", "-f", "echo ran > ~/ran.txt"], capture_output=True, text=True)
     assert left.stdout.strip() == "", left.stdout

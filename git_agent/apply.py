@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import proc, review, ui
-from git_agent.errors import Conflict, GitAgentError
+from git_agent import proc, review, session, ui
+from git_agent.errors import Conflict, GitAgentError, SessionBusy
 from git_agent.repo import Worktree, find_worktree
 from git_agent.review import Change, View
 from git_agent.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK
@@ -430,7 +430,24 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
     if not files:
         ui.say(f"session {view.session.name!r} has no changes to apply")
         return 0
-    running = view.session.is_running()
+    # Not running: hold the session's lock to the end, so no run starts (and no agent changes
+    # the upper) while we ask, write and take applied paths out of the session.
+    lock = session.Lock(view.session)
+    try:
+        lock.__enter__()
+        running = False
+    except SessionBusy:
+        running = True
+    try:
+        return _apply(view, files, everything, interactive=interactive, merge=merge,
+                      running=running)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _apply(view: View, files: Sequence[Change], everything: Sequence[Change], *,
+           interactive: bool, merge: bool, running: bool) -> int:
+    worktree = view.worktree
     if not running:
         check_upper(view)
     if interactive:

@@ -55,3 +55,25 @@ def test_risks_and_tags_are_shown(work: Work) -> None:
     p = work.ok("apply", "-i", "s", input="N\n")
     assert "[NEW] .envrc\n  ! direnv: runs when you cd into the directory" in p.stderr
     assert "[DELETED] docs/c.md: skip" in p.stderr
+
+
+def test_no_run_of_the_session_starts_while_apply_asks(work: Work) -> None:
+    """apply holds the session's lock from its first question to its last write."""
+    import subprocess
+    import time
+
+    work.run(SCRIPT)
+    a = work.actor
+    asking = subprocess.Popen(
+        a._argv(["git", "agent", "apply", "-i", "s"]), cwd=work.root, env=a.env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.5)  # it is waiting at its first question
+        p = work.agent("run", "-s", "s", "--", "sh", "-c", "echo late >> README.md")
+        assert p.returncode == 1 and "already running" in p.stderr
+    finally:
+        out, err = asking.communicate(b"Y\n", timeout=60)
+    assert asking.returncode == 0, err
+    assert work.review_paths() == []
+    assert "late" not in (work.root / "README.md").read_text()

@@ -62,7 +62,7 @@ def prepare_scope_restriction() -> Callable[[], None]:
         raise SandboxUnavailable(
             f"Landlock scoping needs Landlock ABI {SCOPE_MIN_ABI} (Linux 6.12 or later) but this "
             f"kernel has {found}; upgrade the kernel, enable Landlock (boot with "
-            "lsm=landlock,... if CONFIG_SECURITY_LANDLOCK=y), or turn this hardening off"
+            "lsm=landlock,... if CONFIG_SECURITY_LANDLOCK=y), or use --net none / isolated"
         )
     machine = os.uname().machine
     if machine not in _SYS_PRCTL:

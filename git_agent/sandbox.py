@@ -30,6 +30,10 @@ ETC_SECRETS = (
     "/etc/ssh/ssh_host_dsa_key",
 )
 
+# Credentials that live inside toolchain dirs mounted from the real home: masked inside.
+TOOLCHAIN_SECRETS = ("credentials.toml", "credentials", ".credentials.toml", "auth.json",
+                     "hosts.yml", ".npmrc", ".pypirc", ".netrc")
+
 # bash reads the first of .bash_profile, .bash_login, .profile: an empty one made to protect it
 # would hide .profile, so it says what bash would have done.
 LOGIN_FALLBACK = (
@@ -150,6 +154,37 @@ def system_mounts(empty_file: Path | None) -> list[Mount]:
         for secret in ETC_SECRETS:
             if os.path.lexists(secret) and not os.path.islink(secret):
                 ms.append(Bind(empty_file, Path(secret)))
+        if os.geteuid() == 0:
+            ms += _root_only_etc(empty_file)
+    return ms
+
+
+def _root_only_etc(empty_file: Path, etc: Path = Path("/etc")) -> list[Mount]:
+    """For a root-run sandbox (uid 0 inside too): /etc entries others may not read (TLS and
+    VPN keys, keytabs, NetworkManager secrets...) are masked, found by their mode."""
+    ms: list[Mount] = []
+    stack = [etc]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISLNK(st.st_mode) or e.path in ETC_SECRETS:
+                continue
+            private = not st.st_mode & stat.S_IROTH
+            if stat.S_ISDIR(st.st_mode):
+                if private or not st.st_mode & stat.S_IXOTH:
+                    ms += [Tmpfs(Path(e.path), mode=0o700), RemountRo(Path(e.path))]
+                else:
+                    stack.append(Path(e.path))
+            elif stat.S_ISREG(st.st_mode) and private:
+                ms.append(Bind(empty_file, Path(e.path)))
     return ms
 
 
@@ -205,6 +240,11 @@ def home_mounts(opts: Options) -> list[Mount]:
         else:
             ms.append(Bind(hm.path, hm.path, ro=hm.mode != "rw"))
         mounted.append(hm.path)
+        if opts.empty_file is not None:  # registry tokens inside a toolchain dir
+            for rel in TOOLCHAIN_SECRETS:
+                secret = hm.path / rel
+                if secret.is_file() and not secret.is_symlink():
+                    ms.append(Bind(opts.empty_file, secret))
     for entry in opts.protect:
         dest = home / entry.rstrip("/")
         if any(within(dest, m) for m in mounted):

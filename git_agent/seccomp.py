@@ -88,7 +88,7 @@ def build_filter(*, arch: str | None = None) -> bytes:
     if arch not in _AUDIT_ARCH or sys.byteorder != "little":
         raise SandboxUnavailable(
             f"no seccomp filter for the {arch} architecture (only x86_64 and aarch64); "
-            "run with the seccomp hardening turned off if you accept that"
+            "git agent cannot block terminal injection there and refuses to start"
         )
     eperm = RET_ERRNO | errno.EPERM
     # (opcode, jump-if-true label, jump-if-false label, k); a label of None means "next".

@@ -390,3 +390,15 @@ def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(actor: Acto
     assert not list((actor.home / ".local/state/git-agent").glob("*/sessions/nonet"))
     left = subprocess.run(["pgrep", "-f", "echo ran > ~/ran.txt"], capture_output=True, text=True)
     assert left.stdout.strip() == "", left.stdout
+
+
+def test_toolchain_dirs_come_without_their_registry_tokens(actor: Actor) -> None:
+    repo = actor.make_repo()
+    cargo = actor.home / ".cargo"
+    (cargo / "bin").mkdir(parents=True)
+    (cargo / "bin" / "cargo-x").write_text("#!/bin/sh\necho tool\n")
+    (cargo / "credentials.toml").write_text("[registry]\ntoken = 'cio-secret'\n")
+    actor.own(cargo)
+    p = inside(actor, repo, "ls ~/.cargo/bin; cat ~/.cargo/credentials.toml; echo end")
+    assert "cargo-x" in p.stdout  # the toolchain is there, read-only
+    assert "cio-secret" not in p.stdout, p.stdout

@@ -144,3 +144,36 @@ def test_environment_allow_list(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert "AWS_SECRET_ACCESS_KEY" not in env and "DISPLAY" not in env
     assert env["LC_ALL"] == "C" and env["WANTED"] == "y"
     assert env["HOME"] == str(tmp_path) and env["GIT_AGENT_SESSION"] == "s"
+
+
+def test_root_runs_mask_etc_entries_others_cannot_read(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    (etc / "ssl" / "private").mkdir(parents=True)
+    (etc / "ssl" / "private").chmod(0o700)
+    (etc / "ssl" / "certs").mkdir()
+    (etc / "ssl" / "certs" / "ca.pem").write_text("public")
+    (etc / "wireguard.conf").write_text("PrivateKey=x")
+    (etc / "wireguard.conf").chmod(0o600)
+    (etc / "hosts").write_text("127.0.0.1 localhost")
+    (etc / "hosts").chmod(0o644)
+    empty = tmp_path / "empty"
+    ms = sandbox._root_only_etc(empty, etc)
+    assert Bind(empty, etc / "wireguard.conf") in ms
+    assert Tmpfs(etc / "ssl" / "private", mode=0o700) in ms
+    masked = {getattr(m, "dest", None) for m in ms}
+    assert etc / "hosts" not in masked and etc / "ssl" / "certs" / "ca.pem" not in masked
+
+
+def test_registry_tokens_in_toolchain_mounts_are_masked(tmp_path: Path) -> None:
+    opts = _opts(tmp_path)
+    cargo = opts.home / ".cargo"
+    (cargo / "bin").mkdir(parents=True)
+    (cargo / "credentials.toml").write_text("token = 'secret'")
+    opts.home_mounts = [sandbox.HomeMount(cargo, "ro")]
+    opts.empty_file = tmp_path / "empty"
+    opts.empty_file.write_text("")
+    plan = sandbox.build_plan(opts)
+    assert Bind(cargo, cargo) in plan.mounts
+    assert Bind(opts.empty_file, cargo / "credentials.toml") in plan.mounts
+    # the mask comes after the dir it masks
+    assert plan.mounts.index(Bind(opts.empty_file, cargo / "credentials.toml")) > plan.mounts.index(Bind(cargo, cargo))

@@ -8,29 +8,30 @@ by compare-and-swap, so a capture killed at any point leaves it old or complete.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
 import stat
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
-from git_agent import ignore, overlay, pack, proc, ui
+from git_agent import beneath, ignore, overlay, pack, proc, ui
 from git_agent.base import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
 from git_agent.base import read as base_ref
 from git_agent.errors import GitAgentError
 from git_agent.overlay import Change, Kind
 from git_agent.repo import Worktree
 from git_agent.session import Session
-from git_agent.session import upper_of as sessions_upper_of
 
 TREE, BLOB, EXEC, LINK, GITLINK = 0o40000, 0o100644, 0o100755, 0o120000, 0o160000
 _MODES = (TREE, BLOB, EXEC, LINK, GITLINK)
-_BIG = 8 << 20  # stream files above this size into the object store
+MAX_FILE = 1 << 30  # a bigger file is left in the upper with a warning, never read whole
 _MAX_IMPORT = 100_000
 
 Entry = tuple[int, bytes]  # (mode, raw 20-byte oid)
@@ -165,13 +166,14 @@ def _changes(upper: Path, warnings: list[str]) -> tuple[_Node, int]:
 class _Builder:
     """Applies the upper's change tree to the base tree."""
 
-    def __init__(self, *, odb: _Odb, worktree: Worktree, upper: Path,
+    def __init__(self, *, odb: _Odb, worktree: Worktree, upper_fd: int,
                  base_tree: bytes, changes: _Node, warnings: list[str],
                  prev_tree: bytes | None = None, progress: ui.Progress | None = None):
         self.odb = odb
         self.progress = progress or ui.Progress("capturing", 0)
         self.root = worktree.root
-        self.upper = os.fsencode(upper)
+        self.upper_fd = upper_fd  # every read of the upper goes through it (beneath)
+        self._dir: tuple[bytes, int] | None = None  # the upper dir read last, and its fd
         self.base_tree = base_tree
         self.prev_tree = prev_tree  # the last capture's: its objects need no writing again
         self.changes = changes
@@ -203,22 +205,47 @@ class _Builder:
             node = nxt
         if isinstance(node, Change) and node.kind is Kind.FILE:
             try:
-                return self._read(node)[0]
+                got = self._read(node)
             except OSError:
                 return None
+            return got[0] if got is not None else None
         return None  # a symlinked .gitignore is not followed (git >= 2.32), a whiteout deletes
 
-    def _read(self, ch: Change) -> tuple[bytes, int]:
-        path = os.path.join(self.upper, ch.path)
+    def _parent(self, path: bytes) -> tuple[int, bytes]:
+        """(an fd on the upper dir holding path, its name): reached through beneath, reused
+        for the next path in the same dir (the build goes dir by dir)."""
+        d, _, name = path.rpartition(b"/")
+        if self._dir is None or self._dir[0] != d:
+            self.close()
+            self._dir = (d, beneath.open_dir(self.upper_fd, d))
+        return self._dir[1], name
+
+    def close(self) -> None:
+        if self._dir is not None:
+            os.close(self._dir[1])
+            self._dir = None
+
+    def _read(self, ch: Change) -> tuple[bytes, int] | None:
+        """The file's data and mode; None (with a warning) when it is above MAX_FILE."""
         if ch.metacopy:  # data still in the lower file
             self.warnings.append(f"{_show(ch.path)!r}: metacopy upper, data read from the lower")
-            path = os.path.join(os.fsencode(self.root), ch.path)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
+            fd = os.open(os.path.join(os.fsencode(self.root), ch.path), beneath.FILE_FLAGS)
+        else:
+            dir_fd, name = self._parent(ch.path)
+            fd = os.open(name, beneath.FILE_FLAGS, dir_fd=dir_fd)
+        try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise FileNotFoundError(path)
-            return f.read(), st.st_mode
+                raise FileNotFoundError(ch.path)
+            data = beneath.read_fd(fd, MAX_FILE, st.st_size) if st.st_size <= MAX_FILE else None
+        finally:
+            os.close(fd)
+        if data is None:
+            self.warnings.append(
+                f"skipped {_show(ch.path)!r}: bigger than {MAX_FILE >> 20} MiB (left in the "
+                "session, not captured)")
+            return None
+        return data, st.st_mode
 
     def _known(self, path: bytes, *entries: Entry | None) -> tuple[bytes | None, ...]:
         """Ids the repository has at path: in entries, and in the last capture."""
@@ -229,14 +256,21 @@ class _Builder:
         self.progress.step()
         try:
             if ch.kind is Kind.SYMLINK:
-                target = os.readlink(os.path.join(self.upper, ch.path))
+                dir_fd, name = self._parent(ch.path)
+                target = beneath.readlink(dir_fd, name)
                 return LINK, self.odb.write_blob(target, known)
-            data, mode = self._read(ch)
+            got = self._read(ch)
         except (FileNotFoundError, NotADirectoryError):
             return None  # removed by a still-running sandbox
         except OSError as e:
+            if e.errno == errno.ELOOP:  # a dir swapped for a symlink: never followed
+                self.warnings.append(f"skipped {_show(ch.path)!r}: changed while capturing")
+                return None
             self.warnings.append(f"skipped {_show(ch.path)!r}: {e.strerror}")
             return None
+        if got is None:
+            return None
+        data, mode = got
         return (EXEC if mode & stat.S_IXUSR else BLOB), self.odb.write_blob(data, known)
 
     def build(self) -> bytes:
@@ -304,9 +338,25 @@ def diff_trees(odb: _Odb, old: bytes | None, new: bytes | None, prefix: bytes = 
 # -- the sandbox's git dir, read as an overlay (upper over the real git dir)
 
 
+def _upper_root(*, worktree: Worktree, session: Session, real: Path) -> tuple[Path, str] | None:
+    """(the overlay upper root a write to real lands in, real's path below it), as
+    session.upper_of: the root is ours, the path below it the agent's to change."""
+    for lower, upper in ((worktree.root, session.upper), (worktree.common_dir, session.git_upper)):
+        if real == lower or lower in real.parents:
+            rel = real.relative_to(lower)
+            return upper, "" if rel == Path(".") else rel.as_posix()
+    return None
+
+
 def _merged(*, worktree: Worktree, session: Session, real: Path) -> overlay.MergedDir | None:
-    up = sessions_upper_of(worktree=worktree, session=session, real=real)
-    return overlay.MergedDir(upper=up, lower=real) if up is not None else None
+    found = _upper_root(worktree=worktree, session=session, real=real)
+    if found is None:
+        return None
+    up, under = found
+    low = real
+    for _ in under.split("/") if under else ():
+        low = low.parent
+    return overlay.MergedDir(upper=up, lower=low, under=under)
 
 
 _HEX = re.compile(rb"^[0-9a-f]{40}$")
@@ -339,36 +389,155 @@ def agent_head(*, worktree: Worktree, session: Session) -> str | None:
     return None
 
 
-class _SandboxObjects:
-    """The upper's object store (loose + packs) opened read-only as data."""
+_MAX_PACKS = 128
 
-    def __init__(self, objects: Path):
+
+class _SandboxObjects:
+    """The upper's object store (loose + packs) opened read-only as data.
+
+    The agent controls every path below the upper root: nothing there is followed. Each pack
+    and index is opened through beneath (no symlink in any component), checked to be a regular
+    file, and libgit2 reads it through a private dir of links to /proc/self/fd/N, which name
+    exactly the opened files. Loose objects are read here, the same way. A symlink or other
+    non-regular entry where the store's dirs or files should be refuses the whole store
+    (ValueError: the agent's history is then squashed)."""
+
+    def __init__(self, upper: Path, under: bytes):
+        self._fds: list[int] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="git-agent-odb-")
         self.odb = pygit2.Odb()
+        self._objects: int | None = None
+        try:
+            self._open(upper, under)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, upper: Path, under: bytes) -> None:
+        root = beneath.open_root(upper)
+        try:
+            self._objects = beneath.open_dir(root, under)
+        except FileNotFoundError:
+            return  # no object written in the sandbox
+        except OSError as e:
+            raise ValueError(f"the sandbox's object store is not a plain directory ({e.strerror})"
+                             ) from e
+        finally:
+            os.close(root)
+        try:
+            pack_fd = beneath.open_dir(self._objects, b"pack")
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise ValueError(f"the sandbox's pack dir is not a plain directory ({e.strerror})"
+                             ) from e
         packs = Path(self._tmp.name) / "pack"
         packs.mkdir()
-        found = False
+        found = 0
         try:
-            names = os.listdir(objects / "pack")
-        except OSError:
-            names = []
-        for n in names:  # only regular pack/idx pairs: the upper may hold whiteouts here
-            if n.endswith(".idx") and (objects / "pack" / (n[:-4] + ".pack")).is_file() and \
-                    stat.S_ISREG(os.lstat(objects / "pack" / n).st_mode):
-                os.symlink(objects / "pack" / n, packs / n)
-                os.symlink(objects / "pack" / (n[:-4] + ".pack"), packs / (n[:-4] + ".pack"))
-                found = True
+            names = {n: st for n, st in beneath.scan(pack_fd)}
+            for n in sorted(names):
+                if not n.endswith(b".idx") or not self._wanted(names[n], n):
+                    continue
+                pk = n[:-4] + b".pack"
+                if pk not in names or not self._wanted(names[pk], pk):
+                    continue
+                found += 1
+                if found > _MAX_PACKS:
+                    raise ValueError("too many packs in the sandbox")
+                for name in (n, pk):
+                    fd = self._open_regular(pack_fd, name)
+                    os.symlink(beneath.proc_path(fd), packs / os.fsdecode(name))
+        finally:
+            os.close(pack_fd)
         if found:
             self.odb.add_backend(pygit2.OdbBackendPack(self._tmp.name), 2)
-        if objects.is_dir():
-            self.odb.add_backend(pygit2.OdbBackendLoose(str(objects), 0, False), 1)
+
+    @staticmethod
+    def _wanted(st: os.stat_result, name: bytes) -> bool:
+        """Use this pack file? Whiteouts (and empty xattr whiteouts) are skipped; anything
+        else that is not a regular file refuses the store."""
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{_show(name)!r} in the sandbox's pack dir is not a regular file")
+        return st.st_size > 0
+
+    def _open_regular(self, dir_fd: int, name: bytes) -> int:
+        try:
+            fd = os.open(name, beneath.FILE_FLAGS, dir_fd=dir_fd)
+        except OSError as e:
+            raise ValueError(f"cannot open {_show(name)!r} in the sandbox's object store "
+                             f"({e.strerror})") from e
+        self._fds.append(fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{_show(name)!r} in the sandbox's object store is not a file")
+        return fd
 
     def read(self, oid: bytes) -> tuple[int, bytes]:
-        typ, data = self.odb.read(pygit2.Oid(raw=oid))
-        return int(typ), bytes(data)
+        try:
+            typ, data = self.odb.read(pygit2.Oid(raw=oid))
+            return int(typ), bytes(data)
+        except KeyError:
+            pass
+        got = self._loose(oid)
+        if got is None:
+            raise KeyError(oid.hex())
+        return got
+
+    def _loose(self, oid: bytes) -> tuple[int, bytes] | None:
+        if self._objects is None:
+            return None
+        hexa = oid.hex().encode()
+        try:
+            fd = beneath.open_file(self._objects, hexa[:2] + b"/" + hexa[2:])
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise ValueError(f"loose object {oid.hex()} in the sandbox: {e.strerror}") from e
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                if stat.S_ISCHR(st.st_mode):
+                    return None  # a whiteout
+                raise ValueError(f"loose object {oid.hex()} in the sandbox is not a file")
+            raw = beneath.read_fd(fd, MAX_FILE, st.st_size)
+        finally:
+            os.close(fd)
+        if raw is None:
+            raise ValueError(f"loose object {oid.hex()} in the sandbox is too big")
+        return _inflate_loose(raw, oid)
 
     def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        if self._objects is not None:
+            os.close(self._objects)
+            self._objects = None
         self._tmp.cleanup()
+
+
+_LOOSE_TYPES = {b"commit": pygit2.GIT_OBJECT_COMMIT, b"tree": pygit2.GIT_OBJECT_TREE,
+                b"blob": pygit2.GIT_OBJECT_BLOB, b"tag": pygit2.GIT_OBJECT_TAG}
+
+
+def _inflate_loose(raw: bytes, oid: bytes) -> tuple[int, bytes]:
+    """A loose object's (type, data), checked to hash to oid; at most MAX_FILE inflated."""
+    z = zlib.decompressobj()
+    try:
+        out = z.decompress(raw, MAX_FILE + 64)
+    except zlib.error as e:
+        raise ValueError(f"loose object {oid.hex()} is corrupt ({e})") from e
+    if z.unconsumed_tail:
+        raise ValueError(f"loose object {oid.hex()} is too big")
+    head, nul, data = out.partition(b"\0")
+    kind, _, size = head.partition(b" ")
+    typ = _LOOSE_TYPES.get(kind)
+    if not nul or typ is None or not size.isdigit() or int(size) != len(data) or \
+            pack.object_id(typ, data) != oid:
+        raise ValueError(f"loose object {oid.hex()} is corrupt")
+    return typ, data
 
 
 def _bad_name(name: bytes) -> bool:
@@ -560,7 +729,8 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
         prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
         changes_tree, nfiles = _changes(session.upper, warnings)
         progress = ui.Progress("capturing", nfiles)
-        builder = _Builder(odb=odb, worktree=worktree, upper=session.upper,
+        upper_fd = beneath.open_root(session.upper)
+        builder = _Builder(odb=odb, worktree=worktree, upper_fd=upper_fd,
                            base_tree=_tree_of(repo, base_raw), changes=changes_tree,
                            warnings=warnings,
                            prev_tree=_tree_of(repo, prev) if prev is not None else None,
@@ -568,6 +738,8 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
         try:
             tree = builder.build()
         finally:
+            builder.close()
+            os.close(upper_fd)
             progress.done()
 
         meta = session.read_meta() if session.meta_path.exists() else {}
@@ -582,12 +754,13 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
         agent_tip: bytes | None = None
         head = agent_head(worktree=worktree, session=session)
         if head is not None and head != anchor:
-            objects = sessions_upper_of(worktree=worktree, session=session,
-                                real=worktree.common_dir / "objects")
-            sandbox = _SandboxObjects(objects) if objects is not None else None
+            sandbox: _SandboxObjects | None = None
             try:
-                if sandbox is None:
+                where = _upper_root(worktree=worktree, session=session,
+                                    real=worktree.common_dir / "objects")
+                if where is None:
                     raise ValueError("no object store")
+                sandbox = _SandboxObjects(where[0], os.fsencode(where[1]))
                 imp = _Importer(repo, sandbox)
                 new, boundary = imp.commits(bytes.fromhex(head))
                 a = anchor

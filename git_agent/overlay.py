@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
+import errno
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from git_agent import beneath
 
 # The kernel uses trusted.* as root in the initial namespace, user.* inside a user namespace.
 _PREFIXES = ("trusted.overlay.", "user.overlay.")
@@ -49,30 +51,20 @@ def classify(st: os.stat_result, xattrs: dict[str, bytes]) -> Kind:
     return Kind.SKIP
 
 
-def read_xattrs(path: bytes | str | os.PathLike[str]) -> dict[str, bytes]:
-    """The overlay.* xattrs of path (not following symlinks); {} where xattrs are unsupported."""
-    out: dict[str, bytes] = {}
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return out
-    for name in names:
-        if name.startswith(_PREFIXES):
-            with contextlib.suppress(OSError):
-                out[name] = os.getxattr(path, name, follow_symlinks=False)
-    return out
-
-
 def _needs_xattrs(st: os.stat_result) -> bool:
     return stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_size == 0)
 
 
-def entry_kind(path: bytes | str | os.PathLike[str], st: os.stat_result | None = None
-               ) -> tuple[Kind, os.stat_result]:
-    """lstat + classify one path, reading xattrs only where they can matter."""
-    if st is None:
-        st = os.lstat(path)
-    return classify(st, read_xattrs(path) if _needs_xattrs(st) else {}), st
+def xattrs_at(dir_fd: int, name: bytes, st: os.stat_result) -> dict[str, bytes]:
+    """The overlay.* xattrs of entry name of dir_fd (not followed), where they can matter."""
+    return beneath.xattrs(dir_fd, name, _PREFIXES) if _needs_xattrs(st) else {}
+
+
+def kind_at(dir_fd: int, name: bytes) -> tuple[Kind, os.stat_result, dict[str, bytes]]:
+    """lstat + classify entry name of the directory dir_fd; its relevant xattrs."""
+    st = beneath.lstat(dir_fd, name)
+    xattrs = xattrs_at(dir_fd, name, st)
+    return classify(st, xattrs), st, xattrs
 
 
 @dataclass(frozen=True)
@@ -100,30 +92,29 @@ def walk(upper: Path, *, report: Walk | None = None, skip_top: tuple[bytes, ...]
     """Yield every change in upper, parents before children, sorted; never follows symlinks.
 
     Top-level names in skip_top (the worktree's .git) are left out. Entries that vanish while
-    a running sandbox changes the upper are skipped silently.
+    a running sandbox changes the upper are skipped silently, as is a dir that became
+    something else (a symlink) between listing and entering it: the walk holds an fd on each
+    dir it reads and reaches the next one through it, so nothing outside upper is ever read.
     """
     report = report if report is not None else Walk()
-    root = os.fsencode(upper)
-    yield from _walk_dir(root, b"", report, skip_top)
+    root = beneath.open_root(upper)
+    try:
+        yield from _walk_dir(root, b"", report, skip_top)
+    finally:
+        os.close(root)
 
 
-def _walk_dir(root: bytes, rel: bytes, report: Walk, skip_top: tuple[bytes, ...]
+def _walk_dir(dir_fd: int, rel: bytes, report: Walk, skip_top: tuple[bytes, ...]
               ) -> Iterator[Change]:
     try:
-        with os.scandir(os.path.join(root, rel) if rel else root) as it:
-            names = sorted(e.name for e in it)
+        entries = beneath.scan(dir_fd)
     except (FileNotFoundError, NotADirectoryError):
         return  # removed by a still-running sandbox
-    for name in names:
+    for name, st in entries:
         if not rel and name in skip_top:
             continue
         path = rel + b"/" + name if rel else name
-        full = os.path.join(root, path)
-        try:
-            st = os.lstat(full)
-            xattrs = read_xattrs(full) if _needs_xattrs(st) else {}
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+        xattrs = xattrs_at(dir_fd, name, st)
         kind = classify(st, xattrs)
         if kind is Kind.SKIP:
             what = _special_name(st.st_mode)
@@ -134,7 +125,16 @@ def _walk_dir(root: bytes, rel: bytes, report: Walk, skip_top: tuple[bytes, ...]
         metacopy = kind is Kind.FILE and _xattr(xattrs, "metacopy") is not None
         yield Change(path=path, kind=kind, st=st, metacopy=metacopy, redirect=redirect)
         if is_dir:
-            yield from _walk_dir(root, path, report, skip_top)
+            try:
+                sub = os.open(name, beneath.DIR_FLAGS, dir_fd=dir_fd)
+            except OSError as e:
+                if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                    continue  # gone, or swapped for a symlink: never entered
+                raise
+            try:
+                yield from _walk_dir(sub, path, report, skip_top)
+            finally:
+                os.close(sub)
 
 
 def _special_name(mode: int) -> str:
@@ -151,22 +151,39 @@ def _special_name(mode: int) -> str:
 
 def count(upper: Path, *, skip_top: tuple[bytes, ...] = (b".git",)) -> int:
     """How many entries the upper holds (cheap: no xattrs), for `run` to print."""
-    root = os.fsencode(upper)
+    try:
+        root = beneath.open_root(upper)
+    except OSError:
+        return 0
+    try:
+        return _count(root, skip_top)
+    finally:
+        os.close(root)
+
+
+def _count(dir_fd: int, skip_top: tuple[bytes, ...]) -> int:
     n = 0
-    stack = [root]
-    while stack:
-        d = stack.pop()
+    try:
+        it = os.scandir(dir_fd)
+    except OSError:
+        return 0
+    with it:
+        entries = [e for e in it if os.fsencode(e.name) not in skip_top]
+    for e in entries:
+        n += 1
         try:
-            it = os.scandir(d)
+            is_dir = e.is_dir(follow_symlinks=False)
         except OSError:
             continue
-        with it:
-            for e in it:
-                if d == root and e.name in skip_top:
-                    continue
-                n += 1
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
+        if is_dir:
+            try:
+                sub = os.open(e.name, beneath.DIR_FLAGS, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                n += _count(sub, ())
+            finally:
+                os.close(sub)
     return n
 
 
@@ -174,48 +191,85 @@ class MergedDir:
     """Files of a merged overlay view (upper over lower) read without mounting it.
 
     Used for the sandbox's git dir: HEAD, loose refs, packed-refs as the agent left them.
+    `upper` and `lower` are the roots of the overlay (trusted); `under` a dir below both (the
+    view starts there). The upper is read through fds, never following a symlink in it: a
+    running sandbox may be changing it. The lower is the host's own (read-only to the agent).
     """
 
-    def __init__(self, *, upper: Path, lower: Path):
+    def __init__(self, *, upper: Path, lower: Path, under: str = ""):
         self.upper = upper
         self.lower = lower
-
-    def locate(self, rel: str) -> Path | None:
-        """The real path holding rel in the merged view, or None when absent or not a file."""
-        parts = [p for p in rel.split("/") if p]
-        hidden = False  # an opaque upper dir above hides the lower
-        up = self.upper
-        for i, part in enumerate(parts):
-            up = up / part
-            try:
-                kind, _ = entry_kind(up)
-            except (FileNotFoundError, NotADirectoryError):
-                if hidden:
-                    return None
-                low = self.lower.joinpath(*parts)
-                try:
-                    st = os.lstat(low)
-                except OSError:
-                    return None
-                return low if stat.S_ISREG(st.st_mode) else None
-            last = i == len(parts) - 1
-            if kind is Kind.WHITEOUT:
-                return None
-            if last:
-                return up if kind is Kind.FILE else None
-            if kind is Kind.OPAQUE_DIR:
-                hidden = True
-            elif kind is not Kind.DIR:
-                return None
-        return None
+        self.under = [p for p in under.split("/") if p]
 
     def read(self, rel: str) -> bytes | None:
-        path = self.locate(rel)
-        if path is None:
+        """The file rel in the merged view; None when absent or not a regular file."""
+        parts = self.under + [p for p in rel.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
             return None
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            root = beneath.open_root(self.upper)
+        except OSError:
+            return self._lower(parts)
+        try:
+            return self._read(root, parts)
+        finally:
+            os.close(root)
+
+    def _read(self, root: int, parts: list[str]) -> bytes | None:
+        hidden = False  # an opaque upper dir above hides the lower
+        fd = os.dup(root)
+        try:
+            for i, part in enumerate(parts):
+                name = os.fsencode(part)
+                try:
+                    kind, _, _ = kind_at(fd, name)
+                except (FileNotFoundError, NotADirectoryError):
+                    return None if hidden else self._lower(parts)
+                if kind is Kind.WHITEOUT:
+                    return None
+                if i == len(parts) - 1:
+                    return _read_file(fd, name) if kind is Kind.FILE else None
+                if kind is Kind.OPAQUE_DIR:
+                    hidden = True
+                elif kind is not Kind.DIR:
+                    return None
+                try:
+                    nfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    return None  # changed meanwhile (e.g. a symlink now): not followed
+                os.close(fd)
+                fd = nfd
+            return None
+        finally:
+            os.close(fd)
+
+    def _lower(self, parts: list[str]) -> bytes | None:
+        low = self.lower.joinpath(*parts)
+        try:
+            fd = os.open(low, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return None
-        with os.fdopen(fd, "rb") as f:
-            return f.read()
+        return _read_regular(fd)
+
+
+def _read_file(dir_fd: int, name: bytes) -> bytes | None:
+    try:
+        fd = os.open(name, beneath.FILE_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    return _read_regular(fd)
+
+
+_MAX_META = 64 << 20  # HEAD, a ref, packed-refs: nothing near this big
+
+
+def _read_regular(fd: int) -> bytes | None:
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return beneath.read_fd(fd, _MAX_META, st.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -15,12 +15,12 @@ stays deleted). Nothing outside the upper is touched and no symlink is followed.
 
 from __future__ import annotations
 
+import errno
 import os
-import shutil
 import stat
 from collections.abc import Callable, Mapping, Set
 
-from git_agent import overlay
+from git_agent import beneath, overlay
 from git_agent.errors import GitAgentError
 from git_agent.session import Session
 
@@ -45,23 +45,37 @@ def check_upper(session: Session) -> None:
             f"or not a directory; `git agent drop {session.name}` discards it")
 
 
-def _kind(full: bytes) -> overlay.Kind | None:
+def _kind_at(dir_fd: int, name: bytes) -> overlay.Kind | None:
     try:
-        kind, _ = overlay.entry_kind(full)
+        kind, _, xattrs = overlay.kind_at(dir_fd, name)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    xattrs = overlay.read_xattrs(full) if kind is overlay.Kind.DIR else {}
-    if any(k.endswith(".overlay.redirect") for k in xattrs):
+    if kind is overlay.Kind.DIR and any(k.endswith(".overlay.redirect") for k in xattrs):
         return overlay.Kind.OPAQUE_DIR  # a renamed dir: hides its lower origin, like opaque
     return kind
 
 
-def _cover(root: bytes, path: bytes) -> tuple[bytes | None, overlay.Kind | None]:
+def _kind(root: int, rel: bytes) -> overlay.Kind | None:
+    """What the upper holds at rel (None: nothing, or a parent is no longer a dir)."""
+    try:
+        with beneath.parent(root, rel) as (fd, name):
+            return _kind_at(fd, name)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return None
+        raise
+
+
+def _lexists(root: int, rel: bytes) -> bool:
+    return _kind(root, rel) is not None  # every entry has a kind (SKIP for the odd ones)
+
+
+def _cover(root: int, path: bytes) -> tuple[bytes | None, overlay.Kind | None]:
     """The topmost parent entry of path that covers it, and the kind of path's own entry."""
     parts = path.split(b"/")
     for i in range(1, len(parts) + 1):
         prefix = b"/".join(parts[:i])
-        kind = _kind(os.path.join(root, prefix))
+        kind = _kind(root, prefix)
         if kind is None:
             return None, None
         if i == len(parts):
@@ -75,87 +89,104 @@ def _below(paths: Set[bytes], top: bytes) -> set[bytes]:
     return {p for p in paths if p == top or p.startswith(top + b"/")}
 
 
-def _leaves(root: bytes, top: bytes) -> set[bytes]:
+def _leaves(root: int, top: bytes) -> set[bytes]:
     """Every non-directory entry at or below top in the upper, as paths from the upper root."""
-    full = os.path.join(root, top)
-    if not os.path.isdir(full) or os.path.islink(full):
+    try:
+        fd = beneath.open_dir(root, top)
+    except OSError:
         return {top}
+    try:
+        return _leaves_in(fd, top)
+    finally:
+        os.close(fd)
+
+
+def _leaves_in(dir_fd: int, rel: bytes) -> set[bytes]:
     out: set[bytes] = set()
-    for dirpath, dirnames, filenames in os.walk(full):
-        rel = os.path.relpath(dirpath, root)
-        out.update(os.path.join(rel, n) for n in filenames)
-        out.update(os.path.join(rel, d) for d in dirnames
-                   if os.path.islink(os.path.join(dirpath, d)))
+    for name, st in beneath.scan(dir_fd):
+        path = rel + b"/" + name
+        if not stat.S_ISDIR(st.st_mode):
+            out.add(path)
+            continue
+        try:
+            sub = os.open(name, beneath.DIR_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            out.add(path)  # no longer a dir: it is a leaf now
+            continue
+        try:
+            out |= _leaves_in(sub, path)
+        finally:
+            os.close(sub)
     return out
 
 
-def _remove(root: bytes, rel: bytes) -> None:
-    full = os.path.join(root, rel)
-    st = os.lstat(full)
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(full)
-    else:
-        os.unlink(full)
+def _remove(root: int, rel: bytes) -> None:
+    with beneath.parent(root, rel) as (fd, name):
+        beneath.rmtree(fd, name)  # a dir's content too; no link followed
     _prune_parents(root, rel)
 
 
-def _prune_parents(root: bytes, rel: bytes) -> None:
+def _prune_parents(root: int, rel: bytes) -> None:
     """Remove parent dirs left empty, unless they are opaque or redirected (they hide lower)."""
-    parent = os.path.dirname(rel)
+    parent = rel.rpartition(b"/")[0]
     while parent:
-        full = os.path.join(root, parent)
-        if _kind(full) is not overlay.Kind.DIR:
-            return
         try:
-            os.rmdir(full)
+            with beneath.parent(root, parent) as (fd, name):
+                if _kind_at(fd, name) is not overlay.Kind.DIR:
+                    return
+                beneath.rmdir(fd, name)
         except OSError:
             return
-        parent = os.path.dirname(parent)
+        parent = parent.rpartition(b"/")[0]
 
 
-def _make_opaque(root: bytes, cover: bytes) -> None:
+def _make_opaque(root: int, cover: bytes) -> None:
     """Turn a whiteout, file or link standing for a whole dir into an empty opaque dir."""
-    full = os.path.join(root, cover)
-    if _kind(full) is overlay.Kind.OPAQUE_DIR:
-        return
-    os.unlink(full)
-    os.mkdir(full, 0o755)
-    os.setxattr(full, _OPAQUE_XATTR, b"y", follow_symlinks=False)
+    with beneath.parent(root, cover) as (fd, name):
+        if _kind_at(fd, name) is overlay.Kind.OPAQUE_DIR:
+            return
+        beneath.unlink(fd, name)
+        beneath.mkdir(fd, name, 0o755)
+        with beneath.opened_dir(fd, [name]) as d:
+            os.setxattr(d, _OPAQUE_XATTR, b"y")
 
 
-def _restore(root: bytes, cover: bytes, path: bytes, base: BaseEntry) -> bool:
+def _restore(root: int, cover: bytes, path: bytes, base: BaseEntry) -> bool:
     """Make path, below the opaque dir cover, hold its base version; False when it cannot."""
-    full = os.path.join(root, path)
     if base is None:
-        if os.path.lexists(full) and _kind(full) not in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
+        if _lexists(root, path) and _kind(root, path) not in (overlay.Kind.DIR,
+                                                              overlay.Kind.OPAQUE_DIR):
             _remove(root, path)
         return True
     mode, data = base
     if mode not in (_LINK, _EXEC, _FILE):
         return False  # a submodule: no file can stand for it
     parts = path.split(b"/")
-    for i in range(len(cover.split(b"/")) + 1, len(parts)):
-        d = os.path.join(root, b"/".join(parts[:i]))
-        kind = _kind(d)
-        if kind is None:
-            os.mkdir(d, 0o755)
-        elif kind is overlay.Kind.WHITEOUT:
-            os.unlink(d)
-            os.mkdir(d, 0o755)
-        elif kind not in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
-            return False  # a pending file of the agent's stands there (refused by apply)
-    if os.path.lexists(full):
-        if _kind(full) in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
-            shutil.rmtree(full)
+    fd = beneath.open_dir(root, parts[: len(cover.split(b"/"))])
+    try:
+        for part in parts[len(cover.split(b"/")) : -1]:
+            kind = _kind_at(fd, part)
+            if kind is None:
+                beneath.mkdir(fd, part, 0o755)
+            elif kind is overlay.Kind.WHITEOUT:
+                beneath.unlink(fd, part)
+                beneath.mkdir(fd, part, 0o755)
+            elif kind not in (overlay.Kind.DIR, overlay.Kind.OPAQUE_DIR):
+                return False  # a pending file of the agent's stands there (refused by apply)
+            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        name = parts[-1]
+        if beneath.lexists(fd, name):
+            beneath.rmtree(fd, name)
+        if mode == _LINK:
+            beneath.symlink(data, fd, name)
         else:
-            os.unlink(full)
-    if mode == _LINK:
-        os.symlink(data, full)
-    else:
-        fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o755 if mode == _EXEC else 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            ffd = beneath.create(fd, name, 0o755 if mode == _EXEC else 0o644)
+            with os.fdopen(ffd, "wb") as f:
+                f.write(data)
+    finally:
+        os.close(fd)
     return True
 
 
@@ -174,8 +205,26 @@ def consume_paths(upper: os.PathLike[str] | str, done: Set[bytes], changed: Set[
 
     Returns the done paths that had to stay because a cover above them is still needed.
     """
-    root = os.fsencode(upper)
-    rejected = rejected or {}
+    root = beneath.open_root(upper)
+    try:
+        return _consume(root, done, changed, settled, same_as_worktree, rejected or {})
+    finally:
+        os.close(root)
+
+
+def _same(root: int, rel: bytes, same_as_worktree: Callable[[bytes, bytes], bool]) -> bool:
+    """same_as_worktree on the upper entry rel, named through its parent's fd (/proc): the
+    callee's lstat/readlink/O_NOFOLLOW open then cannot be led out of the upper."""
+    try:
+        with beneath.parent(root, rel) as (fd, name):
+            return same_as_worktree(beneath.proc_path(fd, name), rel)
+    except OSError:
+        return False
+
+
+def _consume(root: int, done: Set[bytes], changed: Set[bytes], settled: Set[bytes],
+             same_as_worktree: Callable[[bytes, bytes], bool],
+             rejected: Mapping[bytes, BaseEntry]) -> list[bytes]:
     covers: dict[bytes, overlay.Kind] = {}
     kept: list[bytes] = []
     for path in sorted(done):
@@ -192,12 +241,12 @@ def consume_paths(upper: os.PathLike[str] | str, done: Set[bytes], changed: Set[
             _remove(root, path)
         # a plain dir standing at a file's path (merged with a lower dir): left, it holds others
     for cover in sorted(covers, key=len):
-        if not os.path.lexists(os.path.join(root, cover)):
+        if not _lexists(root, cover):
             continue  # removed with an outer cover
         needed = _below(changed, cover)
         mine = _below(done, cover)
         extra = {p for p in _leaves(root, cover) - mine - {cover}
-                 if not same_as_worktree(os.path.join(root, p), p)}
+                 if not _same(root, p, same_as_worktree)}
         if needed <= (done | settled) and (
                 cover in rejected
                 or not (covers[cover] is overlay.Kind.OPAQUE_DIR and extra)):

@@ -121,8 +121,13 @@ def _leaves_in(dir_fd: int, rel: bytes) -> set[bytes]:
 
 
 def _remove(root: int, rel: bytes) -> None:
-    with beneath.parent(root, rel) as (fd, name):
-        beneath.rmtree(fd, name)  # a dir's content too; no link followed
+    try:
+        with beneath.parent(root, rel) as (fd, name):
+            beneath.rmtree(fd, name)  # a dir's content too; no link followed
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise
+        return  # a parent changed meanwhile (a running sandbox): nothing of ours there now
     _prune_parents(root, rel)
 
 

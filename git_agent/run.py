@@ -81,21 +81,19 @@ def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]
     end = last.get("end") if isinstance(last, dict) else None
     if not isinstance(end, (int, float)) or not session.upper.is_dir():
         return []
+    from git_agent import overlay
+
     out: list[str] = []
-    root = session.upper
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir == ".":
-            dirnames[:] = [d for d in dirnames if d != ".git"]
-            filenames = [f for f in filenames if f != ".git"]
-        for name in filenames:
-            rel = os.path.normpath(os.path.join(rel_dir, name))
-            try:
-                st = os.lstat(worktree.root / rel)
-            except OSError:
-                continue
-            if max(st.st_mtime, st.st_ctime) > end:
-                out.append(rel)
+    for ch in overlay.walk(session.upper):  # by directory fds: never follows a symlink
+        if ch.kind not in (overlay.Kind.FILE, overlay.Kind.SYMLINK):
+            continue
+        rel = os.fsdecode(ch.path)
+        try:
+            st = os.lstat(worktree.root / rel)
+        except OSError:
+            continue
+        if max(st.st_mtime, st.st_ctime) > end:
+            out.append(rel)
     return sorted(out)
 
 

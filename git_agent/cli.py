@@ -12,7 +12,8 @@ import click
 from git_agent import __version__
 from git_agent.errors import guarded
 
-CONTEXT = {"help_option_names": ["-h"], "max_content_width": 100}
+# `git agent --help` never reaches us (git opens the manual); `git agent VERB --help` does
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _debug = False
 
 
@@ -86,7 +87,9 @@ def cli(debug: bool) -> None:
 
 
 @cli.command(
-    context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_interspersed_args": False},
+    # options end at the command's name: what follows is the command's own (`claude --resume`);
+    # an unknown option before it is a typo, refused, never run as the command
+    context_settings={**CONTEXT, "allow_interspersed_args": False},
     epilog=_examples(
         """
 Examples:

@@ -165,6 +165,7 @@ def main(
     )
 
     state_root = sessions.state_root()
+    sandbox.check_layout(worktree=wt, home=home_p, agent_home=agent_home, state_root=state_root)
     fresh = not session.exists()
     if session.meta_path.exists() and not session.upper.is_dir():
         say(
@@ -313,9 +314,9 @@ def _ports(values: list[str]) -> list[int]:
         try:
             p = int(v)
         except ValueError:
-            raise UsageError(f"allowPort: {v!r} is not a port number") from None
+            raise UsageError(f"agent.allowPort: {v!r} is not a port number") from None
         if not 1 <= p <= 65535:
-            raise UsageError(f"allowPort: {p} is not between 1 and 65535")
+            raise UsageError(f"agent.allowPort: {p} is not between 1 and 65535")
         if p not in out:
             out.append(p)
     return out
@@ -341,8 +342,8 @@ def _hide_paths(
 def _seed_gitconfig(agent_home: Path, wt: repo.Worktree) -> None:
     """A new agent home gets the user's git identity, so the agent's own commits have one."""
     path = agent_home / ".gitconfig"
-    if os.path.lexists(path):
-        return
+    if os.path.islink(path) or (os.path.lexists(path) and path.stat().st_size > 0):
+        return  # the user's own (an empty one was made by an older protect step: seed it)
     lines = []
     for key in ("name", "email"):
         value = proc.git("config", f"user.{key}", cwd=wt.root, check=False).decode().strip()

@@ -61,7 +61,7 @@ def _value(o: Opt, raw: str) -> object | None:
     if o.choices is not None and raw not in o.choices:
         return None
     if o.port:
-        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
             return None
         return int(raw)
     return raw

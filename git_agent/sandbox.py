@@ -305,22 +305,33 @@ def check_store_hidden(opts: Options, mounts: list[Mount]) -> None:
                 )
 
 
-def build_plan(opts: Options) -> Plan:
-    if within(opts.state_root, opts.worktree.root):
+def check_layout(*, worktree: Worktree, home: Path, agent_home: Path, state_root: Path) -> None:
+    """Refuse places that would defeat the sandbox, before anything is created. Compared as
+    real paths: a symlink must not lead around these checks."""
+    real = os.path.realpath
+    root, common = Path(real(worktree.root)), Path(real(worktree.common_dir))
+    ah, h, store = Path(real(agent_home)), Path(real(home)), Path(real(state_root))
+    if within(store, root):
         raise SandboxUnavailable(
-            f"the session store {opts.state_root} is inside the worktree; "
-            "set XDG_STATE_HOME elsewhere"
+            f"the session store {state_root} is inside the worktree; set XDG_STATE_HOME elsewhere"
         )
-    for place in (opts.worktree.root, opts.worktree.common_dir):
+    for place in (root, common):
         # mounted at $HOME, an agent home holding the worktree would show the real files at
         # another path, writable; one inside the worktree would be the worktree itself
-        if within(place, opts.agent_home) or within(opts.agent_home, place):
+        if within(place, ah) or within(ah, place):
             raise UsageError(
-                f"agent home {opts.agent_home} overlaps {place}; choose a home outside the "
+                f"agent home {agent_home} overlaps {place}; choose a home outside the "
                 "repository (git config agent.home)"
             )
-    if within(opts.home, opts.agent_home):
-        raise UsageError(f"agent home {opts.agent_home} must not be or contain the real home")
+    if within(h, ah):
+        raise UsageError(f"agent home {agent_home} must not be or contain the real home")
+    if within(store, ah) or within(ah, store):
+        raise UsageError(f"agent home {agent_home} overlaps the session store {state_root}")
+
+
+def build_plan(opts: Options) -> Plan:
+    check_layout(worktree=opts.worktree, home=opts.home, agent_home=opts.agent_home,
+                 state_root=opts.state_root)
     mounts = system_mounts(opts.empty_file)
     mounts += home_mounts(opts)
     mounts += worktree_mounts(opts)

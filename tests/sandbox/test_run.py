@@ -344,3 +344,15 @@ def test_sigterm_to_git_agent_lets_the_agent_exit_and_captures(actor: Actor) -> 
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, err
     assert actor.git("show", "agent/term:term.log", cwd=repo) == "term\n"
+
+
+def test_agent_home_overlapping_the_repo_is_refused_even_through_a_symlink(actor: Actor) -> None:
+    repo = actor.make_repo()
+    link = actor.base / "link-to-repo"
+    link.symlink_to(repo)
+    for home in (repo / "h", link / "h", repo):
+        p = actor.agent("run", "--home", str(home), "--", "sh", "-c", "echo pwn > ~/pwn", cwd=repo)
+        assert p.returncode == 2 and "overlaps" in p.stderr, (home, p.stderr)
+        assert not (repo / "h").exists() and not (repo / "pwn").exists()
+        assert not (repo / ".gitconfig").exists()  # nothing created for a refused home
+    assert actor.git("status", "--porcelain", cwd=repo) == ""

@@ -28,6 +28,7 @@ FALLBACK = [  # the fast parser hands these to click (help, errors, odd forms)
     ["--net", "bogus", "x"],
     ["--allow-port", "0", "x"],
     ["--allow-port", "http", "x"],
+    ["--allow-port", "\u00b2", "x"],  # a digit to str.isdigit(), not to int()
     ["-s"],
     ["-s", "--net", "none"],
     ["--unknown", "x"],
@@ -56,3 +57,9 @@ def test_unsure_cases_go_to_click(argv: list[str]) -> None:
 def test_every_option_is_in_the_table() -> None:
     names = {p.name for p in cli.run.params if isinstance(p, click.Option)}
     assert names - {"help"} == {o.dest for o in runargs.RUN_OPTIONS}
+
+
+@pytest.mark.parametrize("argv", [["--sesion", "x", "--", "true"], ["-x", "true"], ["--debug"]])
+def test_an_unknown_option_before_the_command_is_refused(argv: list[str]) -> None:
+    with pytest.raises(click.NoSuchOption):
+        cli.run.make_context("run", list(argv))

@@ -29,10 +29,6 @@ class Base:
     head: str | None  # HEAD when the snapshot was taken (None: unborn)
     clean: bool  # True when oid == head: nothing uncommitted
 
-    @property
-    def anchor(self) -> str | None:
-        """The commit the sandbox's own HEAD starts at (the agent's commits build on it)."""
-        return self.head
 
 
 def _identity_env(worktree: Worktree) -> dict[str, str]:

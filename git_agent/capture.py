@@ -26,6 +26,7 @@ from git_agent.base import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
 from git_agent.base import read as base_ref
 from git_agent.errors import GitAgentError
 from git_agent.overlay import Change, Kind
+from git_agent.overlay import show as _show
 from git_agent.repo import Worktree
 from git_agent.session import Session
 
@@ -49,10 +50,6 @@ class CaptureResult:
     squashed: bool = False  # the agent's history did not descend from the base
     warnings: list[str] = field(default_factory=list)
     summary: str = ""
-
-
-def _show(path: bytes) -> str:
-    return path.decode("utf-8", "backslashreplace")
 
 
 def _join(a: bytes, b: bytes) -> bytes:
@@ -841,9 +838,3 @@ def _summary(session: Session, r: CaptureResult) -> str:
         parts.append(f"{r.ignored} ignored path{'s' if r.ignored != 1 else ''} left out")
     state = "unchanged" if r.unchanged else r.commit[:12]
     return f"agent/{session.name} {state}: " + ", ".join(parts)
-
-
-def upper_paths(*, session: Session) -> list[bytes]:
-    """Paths the upper changes (files, symlinks, whiteouts; not .git): cheap, for `run`."""
-    return [c.path for c in overlay.walk(session.upper)
-            if c.kind not in (Kind.DIR, Kind.OPAQUE_DIR)]

@@ -128,22 +128,6 @@ def list_main(*, json_out: bool) -> int:
     return 0
 
 
-def _make_removable(path: Path) -> None:
-    """chmod u+rwx every dir below path (never following links): the kernel leaves a
-    d--------- dir in the overlay's work dir, which rmtree cannot enter as a plain user."""
-    stack = [os.fspath(path)]
-    while stack:
-        d = stack.pop()
-        try:
-            st = os.lstat(d)
-            if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o700 != 0o700:
-                os.chmod(d, stat.S_IMODE(st.st_mode) | 0o700)
-            with os.scandir(d) as it:
-                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
-        except OSError:
-            continue
-
-
 @contextlib.contextmanager
 def _locked(s: session.Session) -> Iterator[None]:
     """Hold the session's lock while removing it, so no run starts meanwhile."""
@@ -177,7 +161,6 @@ def drop_main(*, session_name: str, force: bool) -> int:
             ui.say("not dropped")
             return 1
     with _locked(s):
-        _make_removable(s.dir)
         session.remove(s)
         for ref, old in ((s.branch, head), (s.base_ref, base)):
             if old is not None:

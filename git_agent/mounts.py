@@ -40,16 +40,6 @@ class Tmpfs:
 
 
 @dataclass(frozen=True)
-class Dir:
-    dest: Path
-    mode: int | None = None
-
-    def to_args(self) -> list[str]:
-        perms = ["--perms", f"{self.mode:o}"] if self.mode is not None else []
-        return [*perms, "--dir", os.fspath(self.dest)]
-
-
-@dataclass(frozen=True)
 class RemountRo:
     dest: Path
 
@@ -95,7 +85,7 @@ class Overlay:
         ]
 
 
-Mount = Bind | Symlink | Tmpfs | Dir | RemountRo | Proc | Dev | Overlay
+Mount = Bind | Symlink | Tmpfs | RemountRo | Proc | Dev | Overlay
 
 
 @dataclass

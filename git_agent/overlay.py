@@ -83,7 +83,8 @@ class Walk:
     warnings: list[str] = field(default_factory=list)
 
 
-def _show(path: bytes) -> str:
+def show(path: bytes) -> str:
+    """A path as bytes, printable: undecodable bytes as \\x escapes."""
     return path.decode("utf-8", "backslashreplace")
 
 
@@ -118,7 +119,7 @@ def _walk_dir(dir_fd: int, rel: bytes, report: Walk, skip_top: tuple[bytes, ...]
         kind = classify(st, xattrs)
         if kind is Kind.SKIP:
             what = _special_name(st.st_mode)
-            report.warnings.append(f"skipped {what} {_show(path)!r}: git cannot store it")
+            report.warnings.append(f"skipped {what} {show(path)!r}: git cannot store it")
             continue
         is_dir = kind in (Kind.DIR, Kind.OPAQUE_DIR)
         redirect = _xattr(xattrs, "redirect") if is_dir else None

@@ -25,7 +25,7 @@ class Worktree:
     @property
     def dot_git_inside(self) -> bool:
         """True when the common git dir lives inside the worktree (and so in its overlay)."""
-        return _is_within(self.common_dir, self.root)
+        return within(self.common_dir, self.root)
 
     def head_ref(self) -> str | None:
         """refs/heads/<branch> that HEAD points at, or None when detached."""
@@ -41,7 +41,8 @@ class Worktree:
         return out.decode().strip() or None
 
 
-def _is_within(path: Path, parent: Path) -> bool:
+def within(path: Path, parent: Path) -> bool:
+    """path is parent or below it (as given: resolve first where symlinks matter)."""
     return path == parent or parent in path.parents
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from git_agent import bwrap, config, hardening, launch, presets, proc, repo, sandbox
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
+from git_agent.repo import within
 
 
 class CommandNotFound(GitAgentError):
@@ -328,7 +329,7 @@ def _hide_paths(
     out: list[Path] = []
     for raw, base in [(v, wt.root) for v in from_config] + [(v, wt.cwd) for v in from_flags]:
         p = Path(os.path.normpath(base / os.path.expanduser(raw)))
-        if not sandbox.within(p, wt.root) or p == wt.root:
+        if not within(p, wt.root) or p == wt.root:
             raise UsageError(f"--hide {raw}: not a path inside the worktree {wt.root}")
         if ".git" in p.relative_to(wt.root).parts:
             raise UsageError(f"--hide {raw}: .git is not hidden this way")

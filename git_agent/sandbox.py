@@ -11,7 +11,7 @@ from urllib.parse import quote
 from git_agent import config
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.mounts import Bind, Dev, Mount, Overlay, Plan, Proc, RemountRo, Symlink, Tmpfs
-from git_agent.repo import Worktree
+from git_agent.repo import Worktree, within
 from git_agent.session import Session
 
 SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/nix")
@@ -91,10 +91,6 @@ class Options:
     env: dict[str, str] = field(default_factory=dict)  # final environment inside
     net: str = "host"
     empty_file: Path | None = None  # a 0-byte read-only file to mask secrets with
-
-
-def within(path: Path, parent: Path) -> bool:
-    return path == parent or parent in path.parents
 
 
 def parse_home_mounts(

@@ -176,12 +176,15 @@ def run(
                 preexec_fn=_preexec(hooks.preexec, bool(prefix)),
                 close_fds=True,
             )
-        except subprocess.SubprocessError as e:  # the Landlock step failed in the child
-            for fd in fds:
+        except (subprocess.SubprocessError, OSError) as e:
+            for fd in [*fds, status_r, *(x for x in (info_r, block_w) if x is not None)]:
                 os.close(fd)
-            raise SandboxUnavailable(
-                f"could not apply the Landlock scopes to the sandbox ({e}); see `git agent doctor`"
-            ) from e
+            why = (
+                "could not apply the Landlock scopes"  # the preexec step failed in the child
+                if isinstance(e, subprocess.SubprocessError)
+                else f"could not start {bwrap}"
+            )
+            raise SandboxUnavailable(f"{why} ({e}); see `git agent doctor`") from e
         for fd in fds:
             os.close(fd)
         if hooks.network is not None:

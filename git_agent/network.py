@@ -1,4 +1,5 @@
-"""Network modes: pasta gives an isolated sandbox the internet and only the allowed host ports."""
+"""Network modes: pasta gives an isolated sandbox outbound connections and, of the host's
+loopback, only the allowed ports (host services on other addresses answer as to any peer)."""
 
 from __future__ import annotations
 

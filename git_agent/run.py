@@ -112,6 +112,8 @@ def main(
     no_capture: bool = False,
     command: Sequence[str] = (),
 ) -> int:
+    if os.geteuid() == 0:
+        sandbox.start_root_etc_scan()  # in parallel with what follows
     wt = repo.find_worktree()
     cfg = config.read(wt.root)
     name = session_name if session_name is not None else sessions.default_name(wt)

@@ -177,3 +177,14 @@ def test_registry_tokens_in_toolchain_mounts_are_masked(tmp_path: Path) -> None:
     assert Bind(opts.empty_file, cargo / "credentials.toml") in plan.mounts
     # the mask comes after the dir it masks
     assert plan.mounts.index(Bind(opts.empty_file, cargo / "credentials.toml")) > plan.mounts.index(Bind(cargo, cargo))
+
+
+def test_the_find_scan_of_etc_agrees_with_the_walk(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("find") is None:
+        pytest.skip("no find")
+    empty = tmp_path / "empty"
+    sandbox.start_root_etc_scan()
+    found = sandbox.root_only_etc(empty)
+    assert sorted(map(repr, found)) == sorted(map(repr, sandbox._root_only_etc(empty)))

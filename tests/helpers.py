@@ -7,13 +7,16 @@ launches bwrap itself (with --info-fd/--block-fd and pasta for the isolated netw
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -94,6 +97,32 @@ def tun_open_to_users() -> Iterator[None]:
         yield
     finally:
         os.chmod(path, old)
+
+
+@contextlib.contextmanager
+def serving(srv: socket.socket, reply: bytes) -> Iterator[None]:
+    """Answer every connection to the listening socket srv with reply, until the block ends
+    (then srv is closed): the host service an attack from inside tries to reach."""
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+                c.sendall(reply)
+                c.close()
+            except OSError:
+                pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+        srv.close()
 
 
 def sandbox_as(

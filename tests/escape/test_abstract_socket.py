@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
-from helpers import sandbox_as
+from helpers import sandbox_as, serving
 
 from git_agent import landlock
 
@@ -37,21 +36,8 @@ def host_abstract_server() -> Iterator[bytes]:
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(name)
     srv.listen()
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(b"host")
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield name
-    srv.shutdown(socket.SHUT_RDWR)
-    srv.close()
+    with serving(srv, b"host"):
+        yield name
 
 
 def _connect(user: str, name: bytes, *, landlock_on: bool) -> dict[str, object]:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
-from helpers import sandbox_as
+from helpers import sandbox_as, serving
 
 from git_agent import network
 
@@ -40,33 +39,15 @@ print(json.dumps({"A": probe("127.0.0.1", A), "B": probe("127.0.0.1", B),
 """
 
 
-def _server(greeting: bytes) -> tuple[socket.socket, int]:
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen()
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(greeting)
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv, srv.getsockname()[1]
-
-
 @pytest.fixture
 def host_ports() -> Iterator[tuple[int, int]]:
     """Two services on the host's loopback, on free ports: A greets "A", B greets "B"."""
-    a, port_a = _server(b"A")
-    b, port_b = _server(b"B")
-    yield port_a, port_b
-    for s in (a, b):
-        s.shutdown(socket.SHUT_RDWR)
-        s.close()
+    a, b = socket.socket(), socket.socket()
+    for srv in (a, b):
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+    with serving(a, b"A"), serving(b, b"B"):
+        yield a.getsockname()[1], b.getsockname()[1]
 
 
 def _probe(user: str, ports: tuple[int, int], **kw: object) -> dict[str, str]:

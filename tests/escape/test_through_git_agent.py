@@ -4,19 +4,18 @@ legitimate use still works (so a test whose attack is not really tried cannot pa
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pty
 import select
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import serving
 
 from tests.conftest import Actor
 
@@ -26,11 +25,6 @@ PY = "/usr/bin/python3"
 def inside(actor: Actor, repo: Path, script: str, *args: str, session: str = "esc",
            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return actor.agent("run", "-s", session, *args, "--", "sh", "-c", script, cwd=repo, env=env)
-
-
-def py_inside(actor: Actor, repo: Path, code: str, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return actor.agent("run", "-s", kw.pop("session", "esc"), *args, "--", PY, "-c", code,  # type: ignore[arg-type]
-                       cwd=repo, **kw)  # type: ignore[arg-type]
 
 
 # --- terminal injection -----------------------------------------------------------------------
@@ -66,7 +60,9 @@ def run_in_pty(actor: Actor, argv: list[str], cwd: Path, timeout: float = 60) ->
     pid, fd = pty.fork()
     if pid == 0:  # child: the pty is our controlling terminal already
         os.chdir(cwd)
-        import fcntl, struct, termios  # noqa: E401
+        import fcntl  # noqa: E401
+        import struct
+        import termios
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
         full = actor._argv(argv)
         os.execvpe(full[0], full, {**actor.env, "TERM": "xterm"})
@@ -104,31 +100,6 @@ def test_tiocsti_and_tioclinux_are_denied_but_job_control_works(actor: Actor) ->
 
 
 # --- sockets ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serving(srv: socket.socket, reply: bytes) -> Iterator[None]:
-    """Answer every connection to a listening socket with reply, until the block ends."""
-    stop = threading.Event()
-
-    def serve() -> None:
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                c, _ = srv.accept()
-                c.sendall(reply)
-                c.close()
-            except OSError:
-                pass
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        t.join()
-        srv.close()
 
 
 @pytest.fixture

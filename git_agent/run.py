@@ -118,7 +118,8 @@ def main(
     cfg = config.read(wt.root)
     name = session_name if session_name is not None else sessions.default_name(wt)
     session = sessions.get(wt, name)
-    probes = sessions.state_root() / "probes.json"  # bwrap's version, env's abilities
+    state_root = sessions.state_root()
+    probes = state_root / "probes.json"  # bwrap's version, env's abilities
     bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=probes)
     home_p = real_home()
     agent_home = config.expand_home(home or cfg.get_str("agent.home") or "~/aihome", home_p)
@@ -138,9 +139,10 @@ def main(
     if net_mode != "isolated":
         ports = []
 
-    if os.geteuid() != 0 and wt.root.stat().st_uid != os.geteuid():
+    owner = wt.root.stat().st_uid
+    if os.geteuid() != 0 and owner != os.geteuid():
         raise SandboxUnavailable(
-            f"{wt.root} is owned by uid {wt.root.stat().st_uid}; the sandbox can only map your "
+            f"{wt.root} is owned by uid {owner}; the sandbox can only map your "
             "own uid: run git agent as that user, or chown the worktree"
         )
 
@@ -167,7 +169,6 @@ def main(
         set_env=set_env,
     )
 
-    state_root = sessions.state_root()
     sandbox.check_layout(worktree=wt, home=home_p, agent_home=agent_home, state_root=state_root)
     fresh = not session.exists()
     if session.meta_path.exists() and not session.upper.is_dir():

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from git_agent import proc
 from git_agent.errors import SandboxUnavailable
+from git_agent.record import Record
 
 MIN_VERSION = (0, 11, 0)
 _FIX = (
@@ -19,11 +18,13 @@ _FIX = (
 )
 
 
-@dataclass(frozen=True)
-class Bwrap:
-    path: Path
-    version: tuple[int, ...]
-    source: str  # "GIT_AGENT_BWRAP", "agent.bwrap", "PATH" or "bundled"
+class Bwrap(Record):
+    __slots__ = ("path", "version", "source")
+
+    def __init__(self, path: Path, version: tuple[int, ...], source: str):
+        self.path = path
+        self.version = version
+        self.source = source  # "GIT_AGENT_BWRAP", "agent.bwrap", "PATH" or "bundled"
 
     @property
     def version_text(self) -> str:
@@ -76,7 +77,7 @@ def candidates(configured: str | None) -> list[tuple[str, Path | None]]:
     elif configured:
         out.append(("agent.bwrap", Path(os.path.expanduser(configured))))
     else:
-        found = shutil.which("bwrap")
+        found = proc.which("bwrap")
         out.append(("PATH", Path(found) if found else None))
         out.append(("bundled", bundled_path()))
     return out

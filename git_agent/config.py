@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from git_agent import proc
 from git_agent.errors import UsageError
+from git_agent.record import Record
 
 # The toolchain dirs of the real home mounted by default when they exist (read-only).
 DEFAULT_MOUNTS = (
@@ -66,13 +66,15 @@ DEFAULT_PROTECT = (
 NET_MODES = ("host", "none", "isolated")
 
 
-@dataclass(frozen=True)
-class Key:
-    name: str  # as documented (camelCase); git compares case-insensitively
-    default: str
-    multi: bool
-    flag: str | None
-    doc: str
+class Key(Record):
+    __slots__ = ("name", "default", "multi", "flag", "doc")
+
+    def __init__(self, name: str, default: str, multi: bool, flag: str | None, doc: str):
+        self.name = name  # as documented (camelCase); git compares case-insensitively
+        self.default = default
+        self.multi = multi
+        self.flag = flag
+        self.doc = doc
 
 
 # One table: the docs, `git agent config` and the lookups below all read it.
@@ -137,19 +139,23 @@ def _canonical_prefix(prefix: str) -> str:
     return f"{section.lower()}{dot}{rest}" if dot else prefix.lower()
 
 
-@dataclass
-class Entry:
-    key: str  # lower-cased by git
-    value: str | None
-    scope: str  # system, global, local, worktree, command
-    origin: str
+class Entry(Record):
+    __slots__ = ("key", "value", "scope", "origin")
+
+    def __init__(self, key: str, value: str | None, scope: str, origin: str):
+        self.key = key  # lower-cased by git
+        self.value = value
+        self.scope = scope  # system, global, local, worktree, command
+        self.origin = origin
 
 
-@dataclass
-class GitConfig:
+class GitConfig(Record):
     """All agent.* entries in git's precedence order (later wins)."""
 
-    entries: list[Entry] = field(default_factory=list)
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: list[Entry] | None = None):
+        self.entries: list[Entry] = entries if entries is not None else []
 
     def get(self, key: str) -> Entry | None:
         key = canonical(key)
@@ -212,14 +218,16 @@ def expand_home(value: str, home: Path) -> Path:
     return Path(os.path.expandvars(value))
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(Record):
     """One line of `git agent config`: a key, one of its values, and where it came from."""
 
-    key: str
-    value: str
-    scope: str  # "default", or git's scope: system, global, local, worktree, command
-    origin: str  # git's origin (file:PATH, command line:), "" for a default
+    __slots__ = ("key", "value", "scope", "origin")
+
+    def __init__(self, key: str, value: str, scope: str, origin: str):
+        self.key = key
+        self.value = value
+        self.scope = scope  # "default", or git's scope: system, global, local, worktree, command
+        self.origin = origin  # git's origin (file:PATH, command line:), "" for a default
 
 
 def _display_key(key: str) -> str:

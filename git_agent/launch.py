@@ -8,30 +8,39 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from git_agent import proc
 from git_agent.errors import SandboxUnavailable
 from git_agent.mounts import Plan
+from git_agent.record import Record
 
 
-@dataclass(frozen=True)
-class Outcome:
-    exit_status: int  # the agent's, 128+N when it died from signal N
-    started: bool  # False when bwrap failed before starting the agent
+class Outcome(Record):
+    __slots__ = ("exit_status", "started")
+
+    def __init__(self, exit_status: int, started: bool):
+        self.exit_status = exit_status  # the agent's, 128+N when it died from signal N
+        self.started = started  # False when bwrap failed before starting the agent
 
 
-@dataclass
-class Hooks:
+class Hooks(Record):
     """Optional pieces the hardening adds: seccomp program, Landlock, a network set-up step."""
 
-    seccomp: bytes | None = None
-    preexec: Callable[[], None] | None = None
-    # called with bwrap's child pid before the agent is let go (e.g. start pasta); returns a
-    # cleanup function
-    network: Callable[[int], Callable[[], None]] | None = None
+    __slots__ = ("seccomp", "preexec", "network")
+
+    def __init__(
+        self,
+        seccomp: bytes | None = None,
+        preexec: Callable[[], None] | None = None,
+        network: Callable[[int], Callable[[], None]] | None = None,
+    ):
+        self.seccomp = seccomp
+        self.preexec = preexec
+        # called with bwrap's child pid before the agent is let go (e.g. start pasta); returns
+        # a cleanup function
+        self.network = network
 
 
 # The terminal sends ^C, ^\\ and hang-up to its whole foreground process group: bwrap too. If

@@ -3,74 +3,91 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from git_agent.record import Record
 
-@dataclass(frozen=True)
-class Bind:
-    src: Path
-    dest: Path
-    ro: bool = True
-    try_: bool = False  # skip silently when src is missing
-    dev: bool = False
+
+class Bind(Record):
+    __slots__ = ("src", "dest", "ro", "try_", "dev")
+
+    def __init__(
+        self, src: Path, dest: Path, ro: bool = True, try_: bool = False, dev: bool = False
+    ):
+        self.src = src
+        self.dest = dest
+        self.ro = ro
+        self.try_ = try_  # skip silently when src is missing
+        self.dev = dev
 
     def to_args(self) -> list[str]:
         kind = "dev-bind" if self.dev else ("ro-bind" if self.ro else "bind")
         return [f"--{kind}{'-try' if self.try_ else ''}", os.fspath(self.src), os.fspath(self.dest)]
 
 
-@dataclass(frozen=True)
-class Symlink:
-    target: str
-    dest: Path
+class Symlink(Record):
+    __slots__ = ("target", "dest")
+
+    def __init__(self, target: str, dest: Path):
+        self.target = target
+        self.dest = dest
 
     def to_args(self) -> list[str]:
         return ["--symlink", self.target, os.fspath(self.dest)]
 
 
-@dataclass(frozen=True)
-class Tmpfs:
-    dest: Path
-    mode: int | None = None
+class Tmpfs(Record):
+    __slots__ = ("dest", "mode")
+
+    def __init__(self, dest: Path, mode: int | None = None):
+        self.dest = dest
+        self.mode = mode
 
     def to_args(self) -> list[str]:
         perms = ["--perms", f"{self.mode:o}"] if self.mode is not None else []
         return [*perms, "--tmpfs", os.fspath(self.dest)]
 
 
-@dataclass(frozen=True)
-class RemountRo:
-    dest: Path
+class RemountRo(Record):
+    __slots__ = ("dest",)
+
+    def __init__(self, dest: Path):
+        self.dest = dest
 
     def to_args(self) -> list[str]:
         return ["--remount-ro", os.fspath(self.dest)]
 
 
-@dataclass(frozen=True)
-class Proc:
-    dest: Path = Path("/proc")
+class Proc(Record):
+    __slots__ = ("dest",)
+
+    def __init__(self, dest: Path = Path("/proc")):
+        self.dest = dest
 
     def to_args(self) -> list[str]:
         return ["--proc", os.fspath(self.dest)]
 
 
-@dataclass(frozen=True)
-class Dev:
-    dest: Path = Path("/dev")
+class Dev(Record):
+    __slots__ = ("dest",)
+
+    def __init__(self, dest: Path = Path("/dev")):
+        self.dest = dest
 
     def to_args(self) -> list[str]:
         return ["--dev", os.fspath(self.dest)]
 
 
-@dataclass(frozen=True)
-class Overlay:
+class Overlay(Record):
     """A writable overlay: lower layers read-only, writes in upper (work is overlayfs' scratch)."""
 
-    lower: tuple[Path, ...]
-    upper: Path
-    work: Path
-    dest: Path
+    __slots__ = ("lower", "upper", "work", "dest")
+
+    def __init__(self, lower: tuple[Path, ...], upper: Path, work: Path, dest: Path):
+        self.lower = lower
+        self.upper = upper
+        self.work = work
+        self.dest = dest
 
     def to_args(self) -> list[str]:
         args: list[str] = []
@@ -88,17 +105,28 @@ class Overlay:
 Mount = Bind | Symlink | Tmpfs | RemountRo | Proc | Dev | Overlay
 
 
-@dataclass
-class Plan:
+class Plan(Record):
     """Everything bwrap is told, in order; `argv()` is the only place it becomes arguments."""
 
-    mounts: list[Mount] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    chdir: Path = Path("/")
-    command: list[str] = field(default_factory=list)
-    share_net: bool = True
-    disable_userns: bool = True
-    extra: list[str] = field(default_factory=list)  # fd options (--seccomp, --info-fd ...)
+    __slots__ = ("mounts", "env", "chdir", "command", "share_net", "disable_userns", "extra")
+
+    def __init__(
+        self,
+        mounts: list[Mount] | None = None,
+        env: dict[str, str] | None = None,
+        chdir: Path = Path("/"),
+        command: list[str] | None = None,
+        share_net: bool = True,
+        disable_userns: bool = True,
+        extra: list[str] | None = None,
+    ):
+        self.mounts: list[Mount] = mounts if mounts is not None else []
+        self.env: dict[str, str] = env if env is not None else {}
+        self.chdir = chdir
+        self.command: list[str] = command if command is not None else []
+        self.share_net = share_net
+        self.disable_userns = disable_userns
+        self.extra: list[str] = extra if extra is not None else []  # --seccomp, --info-fd ...
 
     def argv(self, bwrap: Path | str) -> list[str]:
         args = [os.fspath(bwrap)]

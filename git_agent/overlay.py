@@ -7,10 +7,10 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from git_agent import beneath
+from git_agent.record import Record
 
 # The kernel uses trusted.* as root in the initial namespace, user.* inside a user namespace.
 _PREFIXES = ("trusted.overlay.", "user.overlay.")
@@ -67,20 +67,31 @@ def kind_at(dir_fd: int, name: bytes) -> tuple[Kind, os.stat_result, dict[str, b
     return classify(st, xattrs), st, xattrs
 
 
-@dataclass(frozen=True)
-class Change:
-    path: bytes  # relative to the upper dir, '/'-separated, exactly as on disk
-    kind: Kind
-    st: os.stat_result
-    metacopy: bool = False  # data still in the lower file (overlay metacopy=on)
-    redirect: bytes | None = None  # dir renamed from this lower path (overlay redirect_dir)
+class Change(Record):
+    __slots__ = ("path", "kind", "st", "metacopy", "redirect")
+
+    def __init__(
+        self,
+        path: bytes,
+        kind: Kind,
+        st: os.stat_result,
+        metacopy: bool = False,
+        redirect: bytes | None = None,
+    ):
+        self.path = path  # relative to the upper dir, '/'-separated, exactly as on disk
+        self.kind = kind
+        self.st = st
+        self.metacopy = metacopy  # data still in the lower file (overlay metacopy=on)
+        self.redirect = redirect  # dir renamed from this lower path (overlay redirect_dir)
 
 
-@dataclass
-class Walk:
+class Walk(Record):
     """The walker's findings besides the changes: what was skipped and why."""
 
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("warnings",)
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
 
 
 def show(path: bytes) -> str:

@@ -5,23 +5,46 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field, replace
 
 from git_agent import config
 from git_agent.errors import UsageError
+from git_agent.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    pass_env: tuple[str, ...] = ()  # names passed when set; "PREFIX*" passes every PREFIX...
-    set_env: dict[str, str] = field(default_factory=dict)
-    mounts: tuple[str, ...] = ()  # real-home paths shown inside, agent.mount syntax
-    doc: str = ""
-    home: tuple[str, ...] = ()  # what it keeps in the agent home (login, settings); "/" = dir
-    aliases: tuple[str, ...] = ()  # other command names that select it
-    command: tuple[str, ...] = ()  # from resolve(): the argv to run (agent.preset.NAME.command)
-    source: str = "builtin"  # builtin, git config, builtin + git config, none
+class Preset(Record):
+    __slots__ = (
+        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source"
+    )
+
+    def __init__(
+        self,
+        name: str,
+        pass_env: tuple[str, ...] = (),
+        set_env: dict[str, str] | None = None,
+        mounts: tuple[str, ...] = (),
+        doc: str = "",
+        home: tuple[str, ...] = (),
+        aliases: tuple[str, ...] = (),
+        command: tuple[str, ...] = (),
+        source: str = "builtin",
+    ):
+        self.name = name
+        self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
+        self.set_env: dict[str, str] = set_env if set_env is not None else {}
+        self.mounts = mounts  # real-home paths shown inside, agent.mount syntax
+        self.doc = doc
+        self.home = home  # what it keeps in the agent home (login, settings); "/" = dir
+        self.aliases = aliases  # other command names that select it
+        self.command = command  # from resolve(): the argv to run (agent.preset.NAME.command)
+        self.source = source  # builtin, git config, builtin + git config, none
+
+    def replace(self, **changes: Any) -> Preset:
+        """A copy with the given fields changed."""
+        return Preset(**{**{n: getattr(self, n) for n in self.__slots__}, **changes})
 
 
 # What any networked agent needs to reach its API from behind a proxy or a private CA.
@@ -179,7 +202,7 @@ def resolve(*, command: list[str], name: str | None, cfg: config.GitConfig) -> P
         argv = (*words, *given[1:])
         if base is None:  # a user preset running a known agent gets that agent's needs
             base = builtin(os.path.basename(words[0]))
-    base = replace(base, name=key) if base else Preset(key, source="git config")
+    base = base.replace(name=key) if base else Preset(key, source="git config")
 
     extra_env = [check_env_pattern(v, prefix + "passEnv") for v in cfg.get_all(prefix + "passEnv")]
     set_env = dict(base.set_env)
@@ -190,8 +213,7 @@ def resolve(*, command: list[str], name: str | None, cfg: config.GitConfig) -> P
         set_env[k] = v
     mounts = cfg.get_all(prefix + "mount")
     overridden = base.source == "builtin" and any(cfg.with_prefix(prefix))
-    return replace(
-        base,
+    return base.replace(
         pass_env=tuple(expand_env_names([*base.pass_env, *extra_env])),
         set_env=set_env,
         mounts=(*base.mounts, *mounts),

@@ -10,9 +10,12 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from git_agent.errors import GitAgentError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Inherited from a parent git (hooks, aliases): they would point our git children elsewhere.
 _GIT_LOCAL_ENV = (
@@ -108,6 +111,18 @@ def git(
     """Run git with a clean GIT_* environment and return its stdout."""
     full_env = no_git_env(env)
     return run(["git", *args], cwd=cwd, env=full_env, input=input, check=check).stdout
+
+
+def which(name: str) -> str | None:
+    """The executable `name` (a bare name) found in the absolute directories of PATH.
+
+    Not shutil.which: importing shutil costs ~2 ms of launch. Unlike it, an empty or relative
+    PATH entry is skipped: it would find a program in the repository the user is in."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        p = os.path.join(d, name)
+        if os.path.isabs(d) and os.access(p, os.X_OK) and not os.path.isdir(p):
+            return p
+    return None
 
 
 def probe_cached(exe: Path, cache: Path | None, probe: Callable[[], Any]) -> Any:

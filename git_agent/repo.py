@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from git_agent import proc
 from git_agent.errors import NotARepository
+from git_agent.record import Record
 
 
-@dataclass(frozen=True)
-class Worktree:
-    root: Path  # the worktree's top level, as the user sees it (symlinks resolved)
-    git_dir: Path  # this worktree's git dir (== common_dir unless linked)
-    common_dir: Path  # the repository's common git dir
-    cwd: Path  # where the user ran git agent (inside root)
+class Worktree(Record):
+    __slots__ = ("root", "git_dir", "common_dir", "cwd")
+
+    def __init__(self, root: Path, git_dir: Path, common_dir: Path, cwd: Path):
+        self.root = root  # the worktree's top level, as the user sees it (symlinks resolved)
+        self.git_dir = git_dir  # this worktree's git dir (== common_dir unless linked)
+        self.common_dir = common_dir  # the repository's common git dir
+        self.cwd = cwd  # where the user ran git agent (inside root)
 
     @property
     def linked(self) -> bool:

@@ -7,18 +7,20 @@ import json
 import os
 import pwd
 import shlex
-import shutil
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from git_agent import bwrap, config, hardening, launch, presets, proc, repo, sandbox
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.repo import within
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class CommandNotFound(GitAgentError):
@@ -225,6 +227,8 @@ def main(
             raise
         end = time.time()
         if not outcome.started:
+            import shutil
+
             from git_agent import doctor
 
             if fresh:  # nothing half-created: a session that never ran is not kept

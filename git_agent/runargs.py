@@ -7,20 +7,35 @@ an unknown or malformed option, a bad value) returns None and click parses, and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from git_agent.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
-class Opt:
-    flags: tuple[str, ...]
-    dest: str
-    help: str
-    metavar: str | None = None
-    multiple: bool = False
-    is_flag: bool = False
-    choices: tuple[str, ...] | None = None
-    port: bool = False  # an int in 1..65535
+class Opt(Record):
+    __slots__ = ("flags", "dest", "help", "metavar", "multiple", "is_flag", "choices", "port")
+
+    def __init__(
+        self,
+        flags: tuple[str, ...],
+        dest: str,
+        help: str,
+        metavar: str | None = None,
+        multiple: bool = False,
+        is_flag: bool = False,
+        choices: tuple[str, ...] | None = None,
+        port: bool = False,
+    ):
+        self.flags = flags
+        self.dest = dest
+        self.help = help
+        self.metavar = metavar
+        self.multiple = multiple
+        self.is_flag = is_flag
+        self.choices = choices
+        self.port = port  # an int in 1..65535
 
 
 RUN_OPTIONS: tuple[Opt, ...] = (

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote  # pathlib imports it anyway
 
 from git_agent import config
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.mounts import Bind, Dev, Mount, Overlay, Plan, Proc, RemountRo, Symlink, Tmpfs
+from git_agent.record import Record
 from git_agent.repo import Worktree, within
 from git_agent.session import Session
 
@@ -71,29 +70,52 @@ ENV_ALLOW = (
 )
 
 
-@dataclass(frozen=True)
-class HomeMount:
-    path: Path  # on the host, at the same path inside
-    mode: str  # "ro", "cow" or "rw"
+class HomeMount(Record):
+    __slots__ = ("path", "mode")
+
+    def __init__(self, path: Path, mode: str):
+        self.path = path  # on the host, at the same path inside
+        self.mode = mode  # "ro", "cow" or "rw"
 
 
-@dataclass
-class Options:
+class Options(Record):
     """Plain data for one launch; run.py fills it from flags and git config."""
 
-    worktree: Worktree
-    session: Session
-    home: Path  # the real $HOME: where the agent home is mounted
-    agent_home: Path
-    state_root: Path
-    command: list[str]
-    home_mounts: list[HomeMount] = field(default_factory=list)
-    protect: list[str] = field(default_factory=list)
-    hide: list[Path] = field(default_factory=list)  # absolute, inside the worktree
-    allow_sockets: list[Path] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)  # final environment inside
-    net: str = "host"
-    empty_file: Path | None = None  # a 0-byte read-only file to mask secrets with
+    __slots__ = (
+        "worktree", "session", "home", "agent_home", "state_root", "command", "home_mounts",
+        "protect", "hide", "allow_sockets", "env", "net", "empty_file",
+    )
+
+    def __init__(
+        self,
+        *,
+        worktree: Worktree,
+        session: Session,
+        home: Path,
+        agent_home: Path,
+        state_root: Path,
+        command: list[str],
+        home_mounts: list[HomeMount] | None = None,
+        protect: list[str] | None = None,
+        hide: list[Path] | None = None,
+        allow_sockets: list[Path] | None = None,
+        env: dict[str, str] | None = None,
+        net: str = "host",
+        empty_file: Path | None = None,
+    ):
+        self.worktree = worktree
+        self.session = session
+        self.home = home  # the real $HOME: where the agent home is mounted
+        self.agent_home = agent_home
+        self.state_root = state_root
+        self.command = command
+        self.home_mounts: list[HomeMount] = home_mounts or []
+        self.protect: list[str] = protect or []
+        self.hide: list[Path] = hide or []  # absolute, inside the worktree
+        self.allow_sockets: list[Path] = allow_sockets or []
+        self.env: dict[str, str] = env or {}  # final environment inside
+        self.net = net
+        self.empty_file = empty_file  # a 0-byte read-only file to mask secrets with
 
 
 def parse_home_mounts(
@@ -172,8 +194,8 @@ _etc_find: subprocess.Popen[bytes] | None = None
 def start_root_etc_scan() -> None:
     """Start listing /etc's root-only entries early (root runs only); root_only_etc reads it."""
     global _etc_find
-    if _etc_find is None and shutil.which("find"):
-        with contextlib.suppress(OSError):
+    if _etc_find is None:
+        with contextlib.suppress(OSError):  # no find: root_only_etc walks /etc itself
             _etc_find = subprocess.Popen(_FIND_PRIVATE, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-import platform
+import os
 import struct
 import sys
 
@@ -76,7 +76,7 @@ _OFF_ARG1_LOW = 16 + 8
 
 
 def native_arch() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine  # platform.machine(), without importing platform (~1.5 ms)
     if machine == "arm64":
         machine = "aarch64"
     return machine

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote  # pathlib imports it anyway
 
 from git_agent.errors import SessionBusy, UsageError
+from git_agent.record import Record
 from git_agent.repo import Worktree
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DETACHED_NAME = "detached"
 BRANCH_PREFIX = "refs/heads/agent/"
@@ -31,9 +32,19 @@ def state_root() -> Path:
 
 def worktree_store(worktree: Worktree) -> Path:
     """The folder holding every session of one worktree."""
-    digest = hashlib.sha256(os.fsencode(worktree.root)).hexdigest()[:12]
+    digest = _sha256(os.fsencode(worktree.root))[:12]
     name = re.sub(r"[^A-Za-z0-9._-]", "_", worktree.root.name) or "root"
     return state_root() / f"{name}-{digest}"
+
+
+def _sha256(data: bytes) -> str:
+    """hashlib's sha256, without importing hashlib and OpenSSL (~2 ms of launch)."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found, unused-ignore]  # CPython
+    except ImportError:
+        from hashlib import sha256
+    digest: str = sha256(data).hexdigest()
+    return digest
 
 
 _BAD_NAME = re.compile(r"\s")
@@ -92,10 +103,12 @@ def default_name(worktree: Worktree) -> str:
     return DETACHED_NAME
 
 
-@dataclass(frozen=True)
-class Session:
-    name: str
-    dir: Path
+class Session(Record):
+    __slots__ = ("name", "dir")
+
+    def __init__(self, name: str, dir: Path):
+        self.name = name
+        self.dir = dir
 
     @property
     def upper(self) -> Path:
@@ -243,6 +256,8 @@ def remove(session: Session) -> None:
             p = os.path.join(dirpath, d)
             if not os.path.islink(p):
                 os.chmod(p, 0o700)  # before os.walk descends into it
+    import shutil
+
     shutil.rmtree(session.dir)
 
 

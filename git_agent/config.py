@@ -9,6 +9,11 @@ from git_agent import proc
 from git_agent.errors import UsageError
 from git_agent.record import Record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable
+
 # The toolchain dirs of the real home mounted by default when they exist (read-only).
 DEFAULT_MOUNTS = (
     ".asdf",
@@ -180,13 +185,21 @@ class GitConfig(Record):
         return [e for e in self.entries if e.key.startswith(prefix)]
 
 
-def read(cwd: Path | None = None) -> GitConfig:
+_READ = ("git", "config", "-z", "--show-origin", "--show-scope", "--get-regexp", r"^agent\.")
+
+
+def start_read(cwd: Path | None = None) -> Callable[[], subprocess.CompletedProcess[bytes]]:
+    """Start reading git config now (launch: beside `git rev-parse`); read() takes it."""
+    return proc.start(_READ, cwd=cwd)
+
+
+def read(
+    cwd: Path | None = None,
+    *,
+    started: Callable[[], subprocess.CompletedProcess[bytes]] | None = None,
+) -> GitConfig:
     """Read every agent.* key with its scope and origin, in one git call."""
-    p = proc.run(
-        ["git", "config", "-z", "--show-origin", "--show-scope", "--get-regexp", r"^agent\."],
-        cwd=cwd,
-        check=False,
-    )
+    p = (started or start_read(cwd))()
     if p.returncode not in (0, 1):
         err = p.stderr.decode(errors="replace").strip().splitlines()
         raise UsageError(f"cannot read git config: {err[-1] if err else 'git config failed'}")

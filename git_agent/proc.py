@@ -101,6 +101,25 @@ def run(
     return proc
 
 
+def start(
+    argv: Sequence[str], *, cwd: Path | str | None = None
+) -> Callable[[], subprocess.CompletedProcess[bytes]]:
+    """Start argv now; the function returned waits for it and returns what run() would (not
+    checked). For commands that need not wait for each other (launch: rev-parse, config)."""
+    args = list(argv)
+    try:
+        child = subprocess.Popen(args, cwd=cwd, env=no_git_env(), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError as e:
+        raise GitAgentError(f"{args[0]}: not found; is it installed and on PATH?") from e
+
+    def result() -> subprocess.CompletedProcess[bytes]:
+        out, err = child.communicate()
+        return subprocess.CompletedProcess(args, child.returncode, out, err)
+
+    return result
+
+
 def git(
     *args: str | os.PathLike[str],
     cwd: Path | str | None = None,

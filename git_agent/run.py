@@ -116,8 +116,9 @@ def main(
 ) -> int:
     if os.geteuid() == 0:
         sandbox.start_root_etc_scan()  # in parallel with what follows
+    reading = config.start_read()  # git config beside git rev-parse: neither needs the other
     wt = repo.find_worktree()
-    cfg = config.read(wt.root)
+    cfg = config.read(started=reading)
     name = session_name if session_name is not None else sessions.default_name(wt)
     session = sessions.get(wt, name)
     state_root = sessions.state_root()

@@ -215,6 +215,17 @@ def m_launch(b: Bench, sizes: Sequence[int]) -> None:
         b.row(f"git agent run, {n:,} files", got[n], "bare bwrap", bare - self_cost, target)
     lo, hi = min(sizes), max(sizes)
     b.row(f"  {hi:,} files vs {lo:,} files", got[hi], f"{lo:,} files", got[lo], "<= 1.2x")
+    # The usual case: the session named after the branch is run again. It holds 1,000 edited
+    # files, which launch reads (to warn about worktree files changed since its last run).
+    repo = b.repo(hi)
+    s = b.name("resume")
+    b.run(agent_run(s, edit_cmd(0, 1, 1000, "r", hi)), cwd=repo)
+    xs = []
+    for _ in range(b.rounds):
+        xs.append(stamp_delay(b, agent_run(s, STAMP), repo) - self_cost)
+        b.settle()
+    b.drop(repo, s)
+    b.row(f"  {hi:,} files, resumed session of 1,000 edits", median(xs), "new session", got[hi])
 
 
 def m_whole(b: Bench, n: int) -> None:
@@ -426,7 +437,8 @@ def compile_package(b: Bench) -> str:
     if script:  # the interpreter of its #! line (a console script's)
         first = Path(script).read_bytes().split(b"\n", 1)[0]
         python = first[2:].decode().strip() if first.startswith(b"#!/") else python
-    p = b.run([python, "-c", "import git_agent, os; print(os.path.dirname(git_agent.__file__))"])
+    p = b.run([python, "-c", "import git_agent, os; print(os.path.dirname(git_agent.__file__))"],
+              cwd=b.root)  # not the cwd: a source tree there would shadow the installed one
     pkg = p.stdout.decode().strip()
     done = b.run([python, "-m", "compileall", "-q", pkg], check=False).returncode == 0
     return f"{pkg}: {'byte-compiled' if done else 'NOT byte-compiled (not writable?)'}"

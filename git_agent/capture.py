@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import beneath, ignore, overlay, pack, proc, ui
+from git_agent import beneath, gitpath, ignore, overlay, pack, proc, ui
 from git_agent.base import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
 from git_agent.base import read as base_ref
 from git_agent.errors import GitAgentError
@@ -282,8 +282,14 @@ class _Builder:
         entries = {} if node.opaque or base is None else dict(self.odb.tree(base))
         for name, ch in node.children.items():
             sub = _join(path, name)
-            if name.lower() == b".git":
-                self.warnings.append(f"left out nested git dir {_show(sub)!r}")
+            if gitpath.is_dotgit(name):  # a nested repository, or .GIT, git~1, .git. ...
+                self.warnings.append(f"left out {_show(sub)!r}: git refuses it as a spelling "
+                                     "of .git (it stays in the session)")
+                continue
+            if gitpath.is_dotgitmodules(name) and not isinstance(ch, _Node) \
+                    and ch.kind is Kind.SYMLINK:
+                self.warnings.append(f"left out {_show(sub)!r}: git refuses a symlinked "
+                                     ".gitmodules (it stays in the session)")
                 continue
             old = entries.get(name)
             if isinstance(ch, _Node):
@@ -537,9 +543,9 @@ def _inflate_loose(raw: bytes, oid: bytes) -> tuple[int, bytes]:
     return typ, data
 
 
-def _bad_name(name: bytes) -> bool:
+def _bad_name(name: bytes, mode: int) -> bool:
     return name in (b"", b".", b"..") or b"/" in name or b"\0" in name or \
-        name.rstrip(b". ").lower() == b".git"
+        gitpath.is_dotgit(name) or (mode == LINK and gitpath.is_dotgitmodules(name))
 
 
 def _commit_parents(data: bytes) -> tuple[bytes, list[bytes]]:
@@ -606,7 +612,7 @@ class _Importer:
             stack.append((t, o, True))
             if t == pygit2.GIT_OBJECT_TREE:
                 for name, (mode, sub) in parse_tree(data).items():
-                    if _bad_name(name) or mode not in _MODES:
+                    if _bad_name(name, mode) or mode not in _MODES:
                         raise ValueError(f"tree {o.hex()} has an unsafe entry {_show(name)!r}")
                     if mode == TREE:
                         stack.append((pygit2.GIT_OBJECT_TREE, sub, False))

@@ -248,6 +248,36 @@ def test_agent_rewrote_history(actor: Actor) -> None:
     assert_same_tree(actor, repo, "agent/t", script)
 
 
+def test_names_git_refuses_are_left_out(actor: Actor) -> None:
+    """.git as other filesystems spell it, and a symlinked .gitmodules, never reach a branch
+    (git would refuse to check it out, a server running fsck to receive it)."""
+    repo = actor.make_repo(files={"a.txt": "a\n"})
+    script = ("set -e; mkdir -p sub/.GIT git~1; echo x > sub/.GIT/config; echo y > git~1/HEAD; "
+              "printf z > '.git. '; ln -s /etc/passwd .gitmodules; echo ok > fine.txt")
+    p = agent_run(actor, repo, "t", script)
+    assert git(actor, repo, "diff", "--name-only", "HEAD", "agent/t") == "fine.txt\n"
+    for name in ("sub/.GIT", "git~1", ".git. ", ".gitmodules"):
+        assert f"left out '{name}'" in p.stderr
+    actor.run(["git", "fsck", "--strict"], cwd=repo, check=True)
+
+
+def test_agent_commits_with_names_git_refuses_are_squashed(actor: Actor) -> None:
+    repo = actor.make_repo(files={"a.txt": "a\n"})
+    # git add refuses git~1 (.git's NTFS short name); plumbing does not: a tree holding
+    # git~1/config, committed as HEAD
+    script = ("set -e; b=$(echo evil | git hash-object -w --stdin); "
+              "t=$(printf '100644 blob %s\\tconfig\\n' $b | git mktree); "
+              "top=$(printf '040000 tree %s\\tgit~1\\n' $t | git mktree); "
+              "c=$(git commit-tree -p HEAD -m evil $top); git update-ref HEAD $c; "
+              "echo ok > fine.txt")
+    p = agent_run(actor, repo, "t", script)
+    assert "unsafe entry 'git~1'" in p.stderr and "squashed" in p.stderr
+    assert git(actor, repo, "log", "--format=%s", "agent/t").splitlines()[1:] == ["initial"]
+    tree = git(actor, repo, "ls-tree", "-r", "--name-only", "agent/t").split()
+    assert "git~1/config" not in tree and "fine.txt" in tree
+    actor.run(["git", "fsck", "--strict"], cwd=repo, check=True)
+
+
 def test_big_binary(actor: Actor) -> None:
     repo = actor.make_repo()
     agent_run(actor, repo, "t", "head -c 31457280 /dev/urandom > big.bin")

@@ -1,0 +1,74 @@
+"""Path components git refuses in a tree: `.git` as any filesystem may spell it, and a
+symlinked `.gitmodules`.
+
+The rules of git's verify_path with core.protectHFS and core.protectNTFS (path.c, utf8.c): git
+refuses to check out a branch holding such a name, and a server that runs fsck refuses a push
+of it. On a case-insensitive or NTFS filesystem, `.GIT/hooks/x` or `git~1/config` would be the
+repository's own files.
+"""
+
+from __future__ import annotations
+
+# Code points HFS+ ignores in names (utf8.c next_hfs_char): `.g\u200cit` is `.git` there.
+_HFS_IGNORED = frozenset(
+    [0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+
+
+def _spaces_and_periods(rest: bytes) -> bool:
+    """NTFS ignores trailing dots and spaces; ':' starts an alternate data stream."""
+    return not rest.split(b":", 1)[0].strip(b". ")
+
+
+def _hfs(name: bytes, target: str) -> bool:
+    try:
+        text = name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return "".join(c for c in text if ord(c) not in _HFS_IGNORED).lower() == target
+
+
+def _ntfs_dotgit(name: bytes) -> bool:
+    """path.c is_ntfs_dotgit: .git or its short name git~1, then only dots and spaces."""
+    low = name.lower()
+    for stem in (b".git", b"git~1"):
+        if low.startswith(stem):
+            return _spaces_and_periods(name[len(stem) :].split(b"\\", 1)[0])
+    return False
+
+
+def _ntfs_dot_generic(name: bytes, dotted: bytes, shortname: bytes) -> bool:
+    """path.c is_ntfs_dot_generic: .NAME, its short name NAME6~1..4, or the hashed fall-back
+    short name (shortname, then ~ and digits), each followed by only dots and spaces."""
+    low = name.lower()
+    if low.startswith(b"." + dotted):
+        return _spaces_and_periods(name[len(dotted) + 1 :])
+    if low[:6] == dotted[:6] and low[6:7] == b"~" and low[7:8] in (b"1", b"2", b"3", b"4"):
+        return _spaces_and_periods(name[8:])
+    i, saw_tilde = 0, False
+    while i < 8:
+        if i >= len(low):
+            return False
+        c = low[i : i + 1]
+        if saw_tilde:
+            if not c.isdigit():
+                return False
+        elif c == b"~":
+            i += 1
+            if not low[i : i + 1] or low[i : i + 1] not in b"123456789":
+                return False
+            saw_tilde = True
+        elif i >= 6 or low[i] >= 0x80 or c != shortname[i : i + 1]:
+            return False
+        i += 1
+    return _spaces_and_periods(name[8:])
+
+
+def is_dotgit(name: bytes) -> bool:
+    """Would git refuse the path component name as a spelling of `.git`?"""
+    return _ntfs_dotgit(name) or _hfs(name, ".git")
+
+
+def is_dotgitmodules(name: bytes) -> bool:
+    """Is name a spelling of `.gitmodules` (which git refuses as a symlink)?"""
+    return _ntfs_dot_generic(name, b"gitmodules", b"gi7eba") or _hfs(name, ".gitmodules")

@@ -9,7 +9,7 @@ from git_agent import proc
 from git_agent.errors import UsageError
 from git_agent.record import Record
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
     import subprocess
     from collections.abc import Callable

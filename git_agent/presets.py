@@ -10,7 +10,7 @@ from git_agent import config
 from git_agent.errors import UsageError
 from git_agent.record import Record
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
     from typing import Any
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from git_agent.errors import GitAgentError
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -105,7 +105,8 @@ def start(
     argv: Sequence[str], *, cwd: Path | str | None = None
 ) -> Callable[[], subprocess.CompletedProcess[bytes]]:
     """Start argv now; the function returned waits for it and returns what run() would (not
-    checked). For commands that need not wait for each other (launch: rev-parse, config)."""
+    checked). For commands that need not wait for each other (launch: rev-parse, config); from
+    the main thread (run() puts a background thread's children in their own process group)."""
     args = list(argv)
     try:
         child = subprocess.Popen(args, cwd=cwd, env=no_git_env(), stdin=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.repo import within
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
     from typing import Any
 

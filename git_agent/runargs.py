@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from git_agent.record import Record
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
     from typing import Any
 

@@ -14,7 +14,7 @@ from git_agent.errors import SessionBusy, UsageError
 from git_agent.record import Record
 from git_agent.repo import Worktree
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
     from typing import Any
 

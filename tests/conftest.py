@@ -12,6 +12,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 TEST_USER = os.environ.get("GIT_AGENT_TEST_USER", "git-agent-test")
-TEST_ROOT = Path(os.environ.get("GIT_AGENT_TEST_TMP", "/tmp/git-agent-tests"))
+TEST_TMP = os.environ.get("GIT_AGENT_TEST_TMP", "/tmp")  # not TMPDIR: the user must reach it
 FIXED_DATE = "1700000000 +0000"
 
 
@@ -176,10 +177,10 @@ def _make_actor(kind: str, base: Path) -> Actor:
 
 @pytest.fixture(scope="session")
 def _test_root() -> Iterator[Path]:
-    TEST_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
-    os.chmod(TEST_ROOT, 0o755)  # the unprivileged user must reach its own dirs below
-    run_dir = TEST_ROOT / uuid.uuid4().hex[:10]
-    run_dir.mkdir(mode=0o755)
+    # A new dir each run, never a fixed name: another user's run (or anyone) may hold that one.
+    os.makedirs(TEST_TMP, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="git-agent-tests-", dir=TEST_TMP))
+    os.chmod(run_dir, 0o755)  # the unprivileged user must reach its own dirs below
     yield run_dir
     if not os.environ.get("GIT_AGENT_KEEP_TEST_DIRS"):
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -34,7 +34,7 @@ def scratch(request: pytest.FixtureRequest) -> Iterator[Path]:
         (d / sub).mkdir()
     (d / "lower" / "kept.txt").write_text("lower\n")
     user = request.getfixturevalue("user") if "user" in request.fixturenames else ESCAPE_USER
-    if user_exists(user):
+    if os.geteuid() == 0 and user_exists(user):  # run unprivileged, it is the user's already
         shutil.chown(d, user, user)
         for p in d.rglob("*"):
             shutil.chown(p, user, user)

@@ -13,29 +13,22 @@ import os
 import re
 import shlex
 import stat
-import tempfile
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
-from git_agent import beneath, gitpath, ignore, overlay, pack, proc, ui
+from git_agent import beneath, gittree, ignore, overlay, pack, proc, ui
 from git_agent.base import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
 from git_agent.base import read as base_ref
 from git_agent.errors import GitAgentError
+from git_agent.gittree import BLOB, EXEC, LINK, MAX_BLOB, TREE, Entry, parse_tree
 from git_agent.overlay import Change, Kind
 from git_agent.overlay import show as _show
 from git_agent.repo import Worktree
+from git_agent.sandboxgit import Importer, SandboxObjects, agent_head, commit_parents, upper_root
 from git_agent.session import Session
-
-TREE, BLOB, EXEC, LINK, GITLINK = 0o40000, 0o100644, 0o100755, 0o120000, 0o160000
-_MODES = (TREE, BLOB, EXEC, LINK, GITLINK)
-MAX_FILE = 1 << 30  # a bigger file is left in the upper with a warning, never read whole
-_MAX_IMPORT = 100_000
-
-Entry = tuple[int, bytes]  # (mode, raw 20-byte oid)
 
 
 @dataclass
@@ -114,17 +107,6 @@ class _Odb:
                 return None
             entry = self.tree(entry[1]).get(part)
         return entry
-
-
-def parse_tree(data: bytes) -> dict[bytes, Entry]:
-    out: dict[bytes, Entry] = {}
-    i = 0
-    while i < len(data):
-        sp = data.index(b" ", i)
-        nul = data.index(b"\0", sp)
-        out[data[sp + 1 : nul]] = (int(data[i:sp], 8), data[nul + 1 : nul + 21])
-        i = nul + 21
-    return out
 
 
 class _Node:
@@ -223,7 +205,7 @@ class _Builder:
             self._dir = None
 
     def _read(self, ch: Change) -> tuple[bytes, int] | None:
-        """The file's data and mode; None (with a warning) when it is above MAX_FILE."""
+        """The file's data and mode; None (with a warning) when it is above MAX_BLOB."""
         if ch.metacopy:  # data still in the lower file
             self.warnings.append(f"{_show(ch.path)!r}: metacopy upper, data read from the lower")
             fd = os.open(os.path.join(os.fsencode(self.root), ch.path), beneath.FILE_FLAGS)
@@ -234,12 +216,12 @@ class _Builder:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise FileNotFoundError(ch.path)
-            data = beneath.read_fd(fd, MAX_FILE, st.st_size) if st.st_size <= MAX_FILE else None
+            data = beneath.read_fd(fd, MAX_BLOB, st.st_size) if st.st_size <= MAX_BLOB else None
         finally:
             os.close(fd)
         if data is None:
             self.warnings.append(
-                f"skipped {_show(ch.path)!r}: bigger than {MAX_FILE >> 20} MiB (left in the "
+                f"skipped {_show(ch.path)!r}: bigger than {MAX_BLOB >> 20} MiB (left in the "
                 "session, not captured)")
             return None
         return data, st.st_mode
@@ -282,11 +264,11 @@ class _Builder:
         entries = {} if node.opaque or base is None else dict(self.odb.tree(base))
         for name, ch in node.children.items():
             sub = _join(path, name)
-            if gitpath.is_dotgit(name):  # a nested repository, or .GIT, git~1, .git. ...
+            if gittree.is_dotgit(name):  # a nested repository, or .GIT, git~1, .git. ...
                 self.warnings.append(f"left out {_show(sub)!r}: git refuses it as a spelling "
                                      "of .git (it stays in the session)")
                 continue
-            if gitpath.is_dotgitmodules(name) and not isinstance(ch, _Node) \
+            if gittree.is_dotgitmodules(name) and not isinstance(ch, _Node) \
                     and ch.kind is Kind.SYMLINK:
                 self.warnings.append(f"left out {_show(sub)!r}: git refuses a symlinked "
                                      ".gitmodules (it stays in the session)")
@@ -336,296 +318,6 @@ def diff_trees(odb: _Odb, old: bytes | None, new: bytes | None, prefix: bytes = 
         elif eb and eb[0] != TREE:
             out.append(("A", p))
     return out
-
-
-# -- the sandbox's git dir, read as an overlay (upper over the real git dir)
-
-
-def _upper_root(*, worktree: Worktree, session: Session, real: Path) -> tuple[Path, str] | None:
-    """(the overlay upper root a write to real lands in, real's path below it), as
-    session.upper_of: the root is ours, the path below it the agent's to change."""
-    for lower, upper in ((worktree.root, session.upper), (worktree.common_dir, session.git_upper)):
-        if real == lower or lower in real.parents:
-            rel = real.relative_to(lower)
-            return upper, "" if rel == Path(".") else rel.as_posix()
-    return None
-
-
-def _merged(*, worktree: Worktree, session: Session, real: Path) -> overlay.MergedDir | None:
-    found = _upper_root(worktree=worktree, session=session, real=real)
-    if found is None:
-        return None
-    up, under = found
-    low = real
-    for _ in under.split("/") if under else ():
-        low = low.parent
-    return overlay.MergedDir(upper=up, lower=low, under=under)
-
-
-_HEX = re.compile(rb"^[0-9a-f]{40}$")
-
-
-def agent_head(*, worktree: Worktree, session: Session) -> str | None:
-    """The commit HEAD points at inside the sandbox (merged view), or None."""
-    gdir = _merged(worktree=worktree, session=session, real=worktree.git_dir)
-    common = _merged(worktree=worktree, session=session, real=worktree.common_dir)
-    if gdir is None or common is None:
-        return None
-    text = (gdir.read("HEAD") or b"").strip()
-    for _ in range(5):
-        if _HEX.match(text):
-            return text.decode()
-        if not text.startswith(b"ref:"):
-            return None
-        ref = text[4:].strip().decode(errors="replace")
-        if ".." in ref or not ref.startswith("refs/"):
-            return None
-        loose = common.read(ref)
-        if loose is not None:
-            text = loose.strip()
-            continue
-        for line in (common.read("packed-refs") or b"").splitlines():
-            oid, _, name = line.partition(b" ")
-            if name.decode(errors="replace") == ref and _HEX.match(oid):
-                return oid.decode()
-        return None
-    return None
-
-
-_MAX_PACKS = 128
-
-
-class _SandboxObjects:
-    """The upper's object store (loose + packs) opened read-only as data.
-
-    The agent controls every path below the upper root: nothing there is followed. Each pack
-    and index is opened through beneath (no symlink in any component), checked to be a regular
-    file, and libgit2 reads it through a private dir of links to /proc/self/fd/N, which name
-    exactly the opened files. Loose objects are read here, the same way. A symlink or other
-    non-regular entry where the store's dirs or files should be refuses the whole store
-    (ValueError: the agent's history is then squashed)."""
-
-    def __init__(self, upper: Path, under: bytes):
-        self._fds: list[int] = []
-        self._tmp = tempfile.TemporaryDirectory(prefix="git-agent-odb-")
-        self.odb = pygit2.Odb()
-        self._objects: int | None = None
-        try:
-            self._open(upper, under)
-        except BaseException:
-            self.close()
-            raise
-
-    def _open(self, upper: Path, under: bytes) -> None:
-        root = beneath.open_root(upper)
-        try:
-            self._objects = beneath.open_dir(root, under)
-        except FileNotFoundError:
-            return  # no object written in the sandbox
-        except OSError as e:
-            raise ValueError(f"the sandbox's object store is not a plain directory ({e.strerror})"
-                             ) from e
-        finally:
-            os.close(root)
-        try:
-            pack_fd = beneath.open_dir(self._objects, b"pack")
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise ValueError(f"the sandbox's pack dir is not a plain directory ({e.strerror})"
-                             ) from e
-        packs = Path(self._tmp.name) / "pack"
-        packs.mkdir()
-        found = 0
-        try:
-            names = {n: st for n, st in beneath.scan(pack_fd)}
-            for n in sorted(names):
-                if not n.endswith(b".idx") or not self._wanted(names[n], n):
-                    continue
-                pk = n[:-4] + b".pack"
-                if pk not in names or not self._wanted(names[pk], pk):
-                    continue
-                found += 1
-                if found > _MAX_PACKS:
-                    raise ValueError("too many packs in the sandbox")
-                for name in (n, pk):
-                    fd = self._open_regular(pack_fd, name)
-                    os.symlink(beneath.proc_path(fd), packs / os.fsdecode(name))
-        finally:
-            os.close(pack_fd)
-        if found:
-            self.odb.add_backend(pygit2.OdbBackendPack(self._tmp.name), 2)
-
-    @staticmethod
-    def _wanted(st: os.stat_result, name: bytes) -> bool:
-        """Use this pack file? Whiteouts (and empty xattr whiteouts) are skipped; anything
-        else that is not a regular file refuses the store."""
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return False
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{_show(name)!r} in the sandbox's pack dir is not a regular file")
-        return st.st_size > 0
-
-    def _open_regular(self, dir_fd: int, name: bytes) -> int:
-        try:
-            fd = os.open(name, beneath.FILE_FLAGS, dir_fd=dir_fd)
-        except OSError as e:
-            raise ValueError(f"cannot open {_show(name)!r} in the sandbox's object store "
-                             f"({e.strerror})") from e
-        self._fds.append(fd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{_show(name)!r} in the sandbox's object store is not a file")
-        return fd
-
-    def read(self, oid: bytes) -> tuple[int, bytes]:
-        try:
-            typ, data = self.odb.read(pygit2.Oid(raw=oid))
-            return int(typ), bytes(data)
-        except KeyError:
-            pass
-        got = self._loose(oid)
-        if got is None:
-            raise KeyError(oid.hex())
-        return got
-
-    def _loose(self, oid: bytes) -> tuple[int, bytes] | None:
-        if self._objects is None:
-            return None
-        hexa = oid.hex().encode()
-        try:
-            fd = beneath.open_file(self._objects, hexa[:2] + b"/" + hexa[2:])
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as e:
-            raise ValueError(f"loose object {oid.hex()} in the sandbox: {e.strerror}") from e
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                if stat.S_ISCHR(st.st_mode):
-                    return None  # a whiteout
-                raise ValueError(f"loose object {oid.hex()} in the sandbox is not a file")
-            raw = beneath.read_fd(fd, MAX_FILE, st.st_size)
-        finally:
-            os.close(fd)
-        if raw is None:
-            raise ValueError(f"loose object {oid.hex()} in the sandbox is too big")
-        return _inflate_loose(raw, oid)
-
-    def close(self) -> None:
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
-        if self._objects is not None:
-            os.close(self._objects)
-            self._objects = None
-        self._tmp.cleanup()
-
-
-_LOOSE_TYPES = {b"commit": pygit2.GIT_OBJECT_COMMIT, b"tree": pygit2.GIT_OBJECT_TREE,
-                b"blob": pygit2.GIT_OBJECT_BLOB, b"tag": pygit2.GIT_OBJECT_TAG}
-
-
-def _inflate_loose(raw: bytes, oid: bytes) -> tuple[int, bytes]:
-    """A loose object's (type, data), checked to hash to oid; at most MAX_FILE inflated."""
-    z = zlib.decompressobj()
-    try:
-        out = z.decompress(raw, MAX_FILE + 64)
-    except zlib.error as e:
-        raise ValueError(f"loose object {oid.hex()} is corrupt ({e})") from e
-    if z.unconsumed_tail:
-        raise ValueError(f"loose object {oid.hex()} is too big")
-    head, nul, data = out.partition(b"\0")
-    kind, _, size = head.partition(b" ")
-    typ = _LOOSE_TYPES.get(kind)
-    if not nul or typ is None or not size.isdigit() or int(size) != len(data) or \
-            pack.object_id(typ, data) != oid:
-        raise ValueError(f"loose object {oid.hex()} is corrupt")
-    return typ, data
-
-
-def _bad_name(name: bytes, mode: int) -> bool:
-    return name in (b"", b".", b"..") or b"/" in name or b"\0" in name or \
-        gitpath.is_dotgit(name) or (mode == LINK and gitpath.is_dotgitmodules(name))
-
-
-def _commit_parents(data: bytes) -> tuple[bytes, list[bytes]]:
-    head = data.split(b"\n\n", 1)[0]
-    tree = b""
-    parents = []
-    for line in head.split(b"\n"):
-        if line.startswith(b"tree "):
-            tree = bytes.fromhex(line[5:].decode())
-        elif line.startswith(b"parent "):
-            parents.append(bytes.fromhex(line[7:].decode()))
-    return tree, parents
-
-
-class _Importer:
-    """Copy the agent's commits (and their trees and blobs) from the sandbox store."""
-
-    def __init__(self, repo: pygit2.Repository, sandbox: _SandboxObjects):
-        self.repo = repo
-        self.sandbox = sandbox
-        self.pending: list[tuple[int, bytes, bytes]] = []  # (type, data, oid) in write order
-        self.queued: set[bytes] = set()
-
-    def have(self, oid: bytes) -> bool:
-        return oid in self.queued or pygit2.Oid(raw=oid) in self.repo.odb
-
-    def commits(self, tip: bytes) -> tuple[list[bytes], set[bytes]]:
-        """The commits reachable from tip missing here, and the known commits they reach."""
-        new: list[bytes] = []
-        boundary: set[bytes] = set()
-        seen: set[bytes] = set()
-        stack = [tip]
-        while stack:
-            c = stack.pop()
-            if c in seen:
-                continue
-            seen.add(c)
-            if pygit2.Oid(raw=c) in self.repo.odb:
-                boundary.add(c)
-                continue
-            if len(new) > _MAX_IMPORT:
-                raise ValueError("too many commits")
-            typ, data = self.sandbox.read(c)
-            if typ != pygit2.GIT_OBJECT_COMMIT:
-                raise ValueError(f"{c.hex()} is not a commit")
-            new.append(c)
-            stack.extend(_commit_parents(data)[1])
-        return new, boundary
-
-    def queue(self, typ: int, oid: bytes) -> None:
-        """Queue oid and everything it needs that is missing here (trees checked for names)."""
-        stack = [(typ, oid, False)]
-        while stack:
-            t, o, expanded = stack.pop()
-            if self.have(o):
-                continue
-            if expanded:
-                self.queued.add(o)
-                self.pending.append((t, self.sandbox.read(o)[1], o))
-                continue
-            rt, data = self.sandbox.read(o)
-            if rt != t:
-                raise ValueError(f"{o.hex()}: expected object type {t}, found {rt}")
-            stack.append((t, o, True))
-            if t == pygit2.GIT_OBJECT_TREE:
-                for name, (mode, sub) in parse_tree(data).items():
-                    if _bad_name(name, mode) or mode not in _MODES:
-                        raise ValueError(f"tree {o.hex()} has an unsafe entry {_show(name)!r}")
-                    if mode == TREE:
-                        stack.append((pygit2.GIT_OBJECT_TREE, sub, False))
-                    elif mode != GITLINK:
-                        stack.append((pygit2.GIT_OBJECT_BLOB, sub, False))
-            elif t == pygit2.GIT_OBJECT_COMMIT:
-                stack.append((pygit2.GIT_OBJECT_TREE, _commit_parents(data)[0], False))
-
-    def write(self) -> None:
-        for typ, data, oid in self.pending:
-            got: bytes = self.repo.odb.write(typ, data).raw
-            if got != oid:
-                raise ValueError(f"object {oid.hex()} does not hash to its name")
 
 
 # -- commits and refs
@@ -702,13 +394,13 @@ def _trailer(repo: pygit2.Repository, oid: bytes, key: bytes) -> str | None:
 
 
 def _tree_of(repo: pygit2.Repository, oid: bytes) -> bytes:
-    return _commit_parents(bytes(repo.odb.read(pygit2.Oid(raw=oid))[1]))[0]
+    return commit_parents(bytes(repo.odb.read(pygit2.Oid(raw=oid))[1]))[0]
 
 
 def _anchor_of(repo: pygit2.Repository, base: str) -> str | None:
     """The HEAD a base snapshot was made on (the base itself when it is a plain commit)."""
     data = bytes(repo.odb.read(base)[1])
-    _, parents = _commit_parents(data)
+    _, parents = commit_parents(data)
     if b"\n\ngit agent: base snapshot" in data:
         return parents[0].hex() if parents else None
     return base
@@ -757,14 +449,14 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
         agent_tip: bytes | None = None
         head = agent_head(worktree=worktree, session=session)
         if head is not None and head != anchor:
-            sandbox: _SandboxObjects | None = None
+            sandbox: SandboxObjects | None = None
             try:
-                where = _upper_root(worktree=worktree, session=session,
+                where = upper_root(worktree=worktree, session=session,
                                     real=worktree.common_dir / "objects")
                 if where is None:
                     raise ValueError("no object store")
-                sandbox = _SandboxObjects(where[0], os.fsencode(where[1]))
-                imp = _Importer(repo, sandbox)
+                sandbox = SandboxObjects(where[0], os.fsencode(where[1]))
+                imp = Importer(repo, sandbox)
                 new, boundary = imp.commits(bytes.fromhex(head))
                 a = anchor
                 if a is None:

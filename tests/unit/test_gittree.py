@@ -1,5 +1,5 @@
-"""gitpath against git itself: `git update-index` (verify_path, with core.protectHFS and
-core.protectNTFS on) refuses exactly the names gitpath calls unsafe."""
+"""gittree's names against git itself: `git update-index` (verify_path, with core.protectHFS and
+core.protectNTFS on) refuses exactly the names gittree calls unsafe."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import gitpath
+from git_agent import gittree
 
 NAMES = [
     # .git as NTFS, HFS+ and case-insensitive filesystems spell it
@@ -32,7 +32,7 @@ MODULES = [
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("gitpath")
+    repo = tmp_path_factory.mktemp("gittree")
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     return repo
 
@@ -51,15 +51,15 @@ def git_refuses(repo: Path, mode: str, name: str) -> bool:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_dotgit_is_what_git_refuses(index: Path, name: str) -> None:
-    assert gitpath.is_dotgit(name.encode()) == git_refuses(index, "100644", name)
+    assert gittree.is_dotgit(name.encode()) == git_refuses(index, "100644", name)
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_dotgitmodules_is_what_git_refuses_as_a_symlink(index: Path, name: str) -> None:
     assert not git_refuses(index, "100644", name)  # a plain file is fine
-    assert gitpath.is_dotgitmodules(name.encode()) == git_refuses(index, "120000", name)
+    assert gittree.is_dotgitmodules(name.encode()) == git_refuses(index, "120000", name)
 
 
 def test_names_that_are_not_utf8_are_not_hfs_spellings() -> None:
-    assert not gitpath.is_dotgit(b".g\xffit")
-    assert gitpath.is_dotgit(b".GIT\xff") is False
+    assert not gittree.is_dotgit(b".g\xffit")
+    assert gittree.is_dotgit(b".GIT\xff") is False

@@ -1,13 +1,31 @@
-"""Path components git refuses in a tree: `.git` as any filesystem may spell it, and a
-symlinked `.gitmodules`.
+"""git tree entries: their modes, their encoding, and the names git refuses in them: `.git`
+as any filesystem may spell it, and a symlinked `.gitmodules`.
 
-The rules of git's verify_path with core.protectHFS and core.protectNTFS (path.c, utf8.c): git
+The names follow git's verify_path with core.protectHFS and core.protectNTFS (path.c, utf8.c): git
 refuses to check out a branch holding such a name, and a server that runs fsck refuses a push
 of it. On a case-insensitive or NTFS filesystem, `.GIT/hooks/x` or `git~1/config` would be the
 repository's own files.
 """
 
 from __future__ import annotations
+
+TREE, BLOB, EXEC, LINK, GITLINK = 0o40000, 0o100644, 0o100755, 0o120000, 0o160000
+MODES = (TREE, BLOB, EXEC, LINK, GITLINK)
+MAX_BLOB = 1 << 30  # bigger files stay in the session (with a warning), never read whole
+
+Entry = tuple[int, bytes]  # (mode, raw 20-byte oid)
+
+
+def parse_tree(data: bytes) -> dict[bytes, Entry]:
+    """A tree object's entries by name."""
+    out: dict[bytes, Entry] = {}
+    i = 0
+    while i < len(data):
+        sp = data.index(b" ", i)
+        nul = data.index(b"\0", sp)
+        out[data[sp + 1 : nul]] = (int(data[i:sp], 8), data[nul + 1 : nul + 21])
+        i = nul + 21
+    return out
 
 # Code points HFS+ ignores in names (utf8.c next_hfs_char): `.g\u200cit` is `.git` there.
 _HFS_IGNORED = frozenset(
@@ -72,3 +90,10 @@ def is_dotgit(name: bytes) -> bool:
 def is_dotgitmodules(name: bytes) -> bool:
     """Is name a spelling of `.gitmodules` (which git refuses as a symlink)?"""
     return _ntfs_dot_generic(name, b"gitmodules", b"gi7eba") or _hfs(name, ".gitmodules")
+
+
+def bad_entry(name: bytes, mode: int) -> bool:
+    """An entry no tree git accepts may hold: not one plain name, a spelling of .git, a
+    symlinked .gitmodules, or an unknown mode."""
+    return name in (b"", b".", b"..") or b"/" in name or b"\0" in name or \
+        is_dotgit(name) or (mode == LINK and is_dotgitmodules(name)) or mode not in MODES

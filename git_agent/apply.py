@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import proc, review, session, ui
+from git_agent import beneath, gittree, proc, review, session, ui
 from git_agent.errors import Conflict, GitAgentError, SessionBusy
 from git_agent.repo import Worktree, find_worktree
 from git_agent.review import Change, View
@@ -68,7 +68,7 @@ def _components(path: bytes) -> list[bytes]:
     parts = path.split(b"/")
     if not path or any(p in (b"", b".", b"..") for p in parts):
         raise GitAgentError(f"refusing the path {path!r}: not a plain relative path")
-    if any(p.lower() == b".git" for p in parts):
+    if any(gittree.is_dotgit(p) for p in parts):  # .git, and .GIT, git~1, .git. ...
         raise GitAgentError(
             f"refusing to write {os.fsdecode(path)}: paths under .git are never applied; "
             "reject it with `git agent apply -i` (r)")
@@ -80,8 +80,7 @@ def _open_dir(root_fd: int, parts: Sequence[bytes]) -> tuple[int | None, bytes |
     fd = os.dup(root_fd)
     for i, part in enumerate(parts[:-1]):
         try:
-            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          dir_fd=fd)
+            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
         except (FileNotFoundError, NotADirectoryError, OSError) as e:
             os.close(fd)
             missing = isinstance(e, FileNotFoundError)
@@ -268,12 +267,10 @@ def _walk_create(root_fd: int, parts: Sequence[bytes]) -> int:
     fd = os.dup(root_fd)
     for part in parts[:-1]:
         try:
-            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          dir_fd=fd)
+            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
         except FileNotFoundError:
             os.mkdir(part, 0o777, dir_fd=fd)
-            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          dir_fd=fd)
+            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
         os.close(fd)
         fd = nfd
     return fd

@@ -223,7 +223,8 @@ def test_running_session_is_captured_and_left_alone(work: Work) -> None:
 def test_nothing_outside_and_no_dot_git(work: Work) -> None:
     from git_agent import apply as apply_mod
 
-    for bad in (b".git/config", b"sub/.GIT/hooks/x", b"a/../b", b"/abs", b"x//y"):
+    for bad in (b".git/config", b"sub/.GIT/hooks/x", b"git~1/config", b"a/.git./x", b"a/../b",
+                b"/abs", b"x//y"):
         try:
             apply_mod._components(bad)
         except Exception as e:  # noqa: BLE001

@@ -95,6 +95,28 @@ def _agent_pids(init_pid: int) -> list[int]:
     return pids
 
 
+def signal_child(parent: int, pid: int, signum: int) -> bool:
+    """Send signum to pid if it is still a child of parent; True when sent.
+
+    The pid was read from /proc, and may have been reused since: a pidfd pins whichever
+    process has it now, then its parent is checked, and the signal goes through the pidfd."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False  # gone
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ppid = int(f.read().rpartition(b")")[2].split()[1])  # after "pid (comm) state"
+        if ppid != parent:
+            return False
+        signal.pidfd_send_signal(fd, signum)
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+    finally:
+        os.close(fd)
+
+
 def _read_json_docs(data: bytes) -> list[dict[str, object]]:
     docs: list[dict[str, object]] = []
     dec = json.JSONDecoder()
@@ -157,12 +179,11 @@ def run(
         """SIGTERM/SIGHUP to git agent go to the agent, which may exit cleanly (then capture)."""
         if child is None or child.poll() is not None:
             return
-        pid = status.child_pid()
-        targets = _agent_pids(pid) if pid is not None else []
-        for pid in targets:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signum)
-        if not targets:
+        init = status.child_pid()
+        if init is not None and (agents := _agent_pids(init)):
+            for agent in agents:
+                signal_child(init, agent, signum)
+        else:
             child.send_signal(signum)
 
     def ignore(_signum: int, _frame: FrameType | None) -> None:

@@ -243,6 +243,22 @@ class Row(Record):
         self.origin = origin  # git's origin (file:PATH, command line:), "" for a default
 
 
+def _later_wins(rows: list[Row]) -> list[Row]:
+    """agent.mount as it takes effect: a later entry for a path replaces an earlier one, and
+    `!PATH` removes it (the `!PATH` row stays, to show where the removal comes from)."""
+    out: list[Row] = []
+    for r in rows:
+        path = _mount_path(r.value.lstrip("!"))
+        out = [o for o in out if o.value.startswith("!") or _mount_path(o.value) != path]
+        out.append(r)
+    return out
+
+
+def _mount_path(spec: str) -> str:
+    head, _, mode = spec.rpartition(":")
+    return (head if head and mode in ("ro", "cow", "rw") else spec).removeprefix("~/")
+
+
 def _display_key(key: str) -> str:
     """agent.preset.claude.passenv -> agent.preset.claude.passEnv (git lower-cases variables)."""
     known = KEY_BY_LOWER.get(key)
@@ -267,9 +283,11 @@ def effective(cfg: GitConfig) -> tuple[list[Row], list[Entry]]:
             continue
         set_here = [e for e in cfg.entries if e.key == k.name.lower() and e.value is not None]
         defaults = k.default.split()
-        if k.name.lower() in ADDS_TO_DEFAULT or not set_here:
-            rows += [Row(k.name, d, "default", "") for d in defaults]
-        rows += [Row(k.name, e.value or "", e.scope, e.origin) for e in set_here]
+        mine = [Row(k.name, e.value or "", e.scope, e.origin) for e in set_here]
+        if k.name.lower() in ADDS_TO_DEFAULT:
+            rows += _later_wins([Row(k.name, d, "default", "") for d in defaults] + mine)
+        else:
+            rows += mine or [Row(k.name, d, "default", "") for d in defaults]
         if not defaults and not set_here:
             rows.append(Row(k.name, "", "default", ""))
     unknown: list[Entry] = []

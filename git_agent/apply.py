@@ -555,12 +555,12 @@ def consume(view: View, done: Sequence[Change], everything: Sequence[Change],
     for c in rejected:
         base = _side(repo, c.old_oid, c.old_mode)
         bases[c.path] = None if base is None else (base.mode, base.data)
-    done = [*done, *rejected]
+    done_paths = {c.path for c in [*done, *rejected]}
     root_fd = _open_root(view.worktree.root)
     try:
         left = consume_mod.consume_paths(
-            view.session.upper, {c.path for c in done}, {c.path for c in everything},
-            settled(view, [c for c in everything if c not in done]),
+            view.session.upper, done_paths, {c.path for c in everything},
+            settled(view, [c for c in everything if c.path not in done_paths]),
             lambda full, path: _same_as_worktree(root_fd, full, path), rejected=bases)
     finally:
         os.close(root_fd)

@@ -15,10 +15,11 @@ stays deleted). Nothing outside the upper is touched and no symlink is followed.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import os
 import stat
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 
 from git_agent import beneath, overlay
 from git_agent.errors import GitAgentError
@@ -85,8 +86,11 @@ def _cover(root: int, path: bytes) -> tuple[bytes | None, overlay.Kind | None]:
     return None, None
 
 
-def _below(paths: Set[bytes], top: bytes) -> set[bytes]:
-    return {p for p in paths if p == top or p.startswith(top + b"/")}
+def _below(paths: Sequence[bytes], top: bytes) -> set[bytes]:
+    """The paths at or below top, from sorted paths (bisected: apply may pass thousands)."""
+    lo = bisect.bisect_left(paths, top)
+    hi = bisect.bisect_left(paths, top + b"0")  # b"0" sorts right after b"/"
+    return {p for p in paths[lo:hi] if p == top or p.startswith(top + b"/")}
 
 
 def _leaves(root: int, top: bytes) -> set[bytes]:
@@ -232,7 +236,8 @@ def _consume(root: int, done: Set[bytes], changed: Set[bytes], settled: Set[byte
              rejected: Mapping[bytes, BaseEntry]) -> list[bytes]:
     covers: dict[bytes, overlay.Kind] = {}
     kept: list[bytes] = []
-    for path in sorted(done):
+    changed_sorted, done_sorted = sorted(changed), sorted(done)
+    for path in done_sorted:
         if not path or path.split(b"/")[0].lower() == b".git" or b".." in path.split(b"/"):
             raise GitAgentError(f"refusing to touch {path!r} in the session")
         cover, kind = _cover(root, path)
@@ -240,7 +245,7 @@ def _consume(root: int, done: Set[bytes], changed: Set[bytes], settled: Set[byte
             covers.setdefault(cover, kind)  # type: ignore[arg-type]
         elif kind is overlay.Kind.OPAQUE_DIR or (
                 kind in (overlay.Kind.FILE, overlay.Kind.SYMLINK)
-                and _below(changed, path) - {path}):
+                and _below(changed_sorted, path) - {path}):
             covers.setdefault(path, kind)  # a dir replacing a file, or a file replacing a dir
         elif kind is not None and kind is not overlay.Kind.DIR:
             _remove(root, path)
@@ -248,8 +253,8 @@ def _consume(root: int, done: Set[bytes], changed: Set[bytes], settled: Set[byte
     for cover in sorted(covers, key=len):
         if not _lexists(root, cover):
             continue  # removed with an outer cover
-        needed = _below(changed, cover)
-        mine = _below(done, cover)
+        needed = _below(changed_sorted, cover)
+        mine = _below(done_sorted, cover)
         extra = {p for p in _leaves(root, cover) - mine - {cover}
                  if not _same(root, p, same_as_worktree)}
         if needed <= (done | settled) and (

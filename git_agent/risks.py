@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 from dataclasses import dataclass
@@ -191,12 +192,40 @@ def _match(pattern: str, path: str) -> bool:
     return fnmatchcase(s.rsplit("/", 1)[-1], p)
 
 
+def _literal(p: str) -> bool:
+    return not any(c in p for c in "*?[")
+
+
+@functools.cache
+def _table() -> tuple[dict[str, list[int]], list[tuple[int, str]], list[tuple[int, str]]]:
+    """RULES sorted for speed (apply checks every path): literal file names by name, literal
+    `**/DIR/**` rules as "/DIR/", the rest matched one by one."""
+    names: dict[str, list[int]] = {}
+    dirs: list[tuple[int, str]] = []
+    rest: list[tuple[int, str]] = []
+    for i, rule in enumerate(RULES):
+        p = rule.pattern.lower()
+        if "/" not in p and _literal(p):
+            names.setdefault(p, []).append(i)
+        elif p.startswith("**/") and p.endswith("/**") and _literal(p[3:-3]):
+            dirs.append((i, "/" + p[3:-3] + "/"))
+        else:
+            rest.append((i, rule.pattern))
+    return names, dirs, rest
+
+
 def path_risks(path: str) -> list[str]:
     """Reasons the path itself is sensitive, from the table (whatever its content)."""
+    names, dirs, rest = _table()
+    low = path.lower()
+    parent, _, name = low.rpartition("/")
+    above = "/" + parent + "/"
+    hits = [*names.get(name, ()), *(i for i, d in dirs if d in above),
+            *(i for i, pattern in rest if _match(pattern, path))]
     out: list[str] = []
-    for rule in RULES:
-        if rule.reason not in out and _match(rule.pattern, path):
-            out.append(rule.reason)
+    for i in sorted(hits):
+        if RULES[i].reason not in out:
+            out.append(RULES[i].reason)
     return out
 
 

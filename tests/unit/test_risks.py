@@ -110,3 +110,22 @@ def test_package_json_only_flags_keys_that_run_code() -> None:
 def test_reasons_are_not_repeated() -> None:
     got = flagged(".github/workflows/run.sh", old_mode=0, new_mode=MODE_EXEC)
     assert len(got) == len(set(got)) == 2
+
+
+def test_the_rule_table_lookup_matches_each_rule_one_by_one() -> None:
+    """path_risks sorts RULES for speed; it must answer as matching every rule in turn."""
+    import random
+
+    def one_by_one(path: str) -> list[str]:
+        out: list[str] = []
+        for rule in risks.RULES:
+            if rule.reason not in out and risks._match(rule.pattern, path):
+                out.append(rule.reason)
+        return out
+
+    parts = [r.pattern.replace("**/", "").replace("/**", "").replace("*", "x")
+             for r in risks.RULES] + ["src", "a", "x.py", "Makefile", ".GITHUB", "Workflows"]
+    rnd = random.Random(7)
+    paths = {"/".join(rnd.choice(parts) for _ in range(rnd.randint(1, 5))) for _ in range(20000)}
+    assert [p for p in paths if risks.path_risks(p) != one_by_one(p)] == []
+    assert sum(1 for p in paths if one_by_one(p)) > 1000  # the sample does hit rules

@@ -14,7 +14,7 @@ import os
 import secrets
 import stat
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -462,15 +462,25 @@ def _apply(view: View, files: Sequence[Change], everything: Sequence[Change], *,
         lines = "\n".join(f"  {a.change.name}: {a.conflict}" for a in p.conflicts)
         raise Conflict(f"{len(p.conflicts)} path(s) conflict; nothing was applied "
                        f"(--merge writes conflict markers):\n{lines}")
-    execute(worktree, p, merge=merge)
+    # what was written, or was already there; a conflict that kept yours stays in the session
+    done = [a.change for a in p.actions if not (a.conflict and a.noop)]
+    take = None if running else consumption(view, done, everything, rejected)
+    # ^C cannot stop it halfway: the worktree written, the session giving the paths up and its
+    # branch recaptured, all of it or (^C before this point) none
+    with ui.uninterrupted():
+        execute(worktree, p, merge=merge)
+        if take is not None:
+            left = take()
+            review.capture_now(view.worktree, view.session, base=view.base, reason=(
+                "what is left after apply (applied and rejected paths removed)"))
     report(p, rejected)
-    if running:
+    if take is None:
         ui.say(f"session {view.session.name!r} is running: its files were left alone; "
                "apply again after it ends to drop what was applied from it")
         return 1 if p.conflicts else 0
-    # what was written, or was already there; a conflict that kept yours stays in the session
-    done = [a.change for a in p.actions if not (a.conflict and a.noop)]
-    consume(view, done, everything, rejected)
+    for path in left:
+        ui.say(f"note: {os.fsdecode(path)} stays in review: the agent deleted or replaced its "
+               "directory whole; that is released once all of it is applied or rejected")
     return 1 if p.conflicts else 0
 
 
@@ -545,9 +555,10 @@ def check_upper(view: View) -> None:
     consume.check_upper(view.session)
 
 
-def consume(view: View, done: Sequence[Change], everything: Sequence[Change],
-            rejected: Sequence[Change] = ()) -> None:
-    """Drop the applied (done) and rejected paths from the session's upper dir."""
+def consumption(view: View, done: Sequence[Change], everything: Sequence[Change],
+                rejected: Sequence[Change] = ()) -> Callable[[], list[bytes]]:
+    """What drops the applied (done) and rejected paths from the session's upper dir, read and
+    decided now (before apply writes); calling it removes them and returns the paths kept."""
     from git_agent import consume as consume_mod
 
     repo = review.repo_of(view.worktree)
@@ -556,16 +567,17 @@ def consume(view: View, done: Sequence[Change], everything: Sequence[Change],
         base = _side(repo, c.old_oid, c.old_mode)
         bases[c.path] = None if base is None else (base.mode, base.data)
     done_paths = {c.path for c in [*done, *rejected]}
-    root_fd = _open_root(view.worktree.root)
-    try:
-        left = consume_mod.consume_paths(
-            view.session.upper, done_paths, {c.path for c in everything},
-            settled(view, [c for c in everything if c.path not in done_paths]),
-            lambda full, path: _same_as_worktree(root_fd, full, path), rejected=bases)
-    finally:
-        os.close(root_fd)
-    for path in left:
-        ui.say(f"note: {os.fsdecode(path)} stays in review: the agent deleted or replaced its "
-               "directory whole; that is released once all of it is applied or rejected")
-    review.capture_now(view.worktree, view.session, base=view.base,
-                       reason="what is left after apply (applied and rejected paths removed)")
+    # the paths left pending that the worktree holds as the agent left them (apply's writes
+    # do not touch them)
+    pending_settled = settled(view, [c for c in everything if c.path not in done_paths])
+
+    def take() -> list[bytes]:
+        root_fd = _open_root(view.worktree.root)
+        try:
+            return consume_mod.consume_paths(
+                view.session.upper, done_paths, {c.path for c in everything}, pending_settled,
+                lambda full, path: _same_as_worktree(root_fd, full, path), rejected=bases)
+        finally:
+            os.close(root_fd)
+
+    return take

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from git_agent import proc
@@ -114,3 +117,15 @@ class Progress:
         if self.on:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """^C, ^\\, hang-up and SIGTERM wait until the block is done, then act as usual: what it
+    writes is written whole (a kill -9 or a power cut still can stop it)."""
+    held = {signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

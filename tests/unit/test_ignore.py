@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_git
 
 from git_agent import ignore
+from tests.conftest import run_git
 
 # (files: {ignore-file path: content}, paths to ask about; all are created as files)
 CASES: list[tuple[dict[str, str], list[str]]] = [

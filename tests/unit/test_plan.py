@@ -87,7 +87,8 @@ def test_linked_worktree_gets_an_overlay_of_the_common_dir(tmp_path: Path) -> No
     common = tmp_path / "main" / ".git"
     common.mkdir(parents=True)
     wt = opts.worktree
-    opts.worktree = Worktree(root=wt.root, git_dir=common / "worktrees" / "r", common_dir=common, cwd=wt.root)
+    opts.worktree = Worktree(root=wt.root, git_dir=common / "worktrees" / "r", common_dir=common,
+                             cwd=wt.root)
     plan = sandbox.build_plan(opts)
     assert Overlay((common,), opts.session.git_upper, opts.session.git_work, common) in plan.mounts
 
@@ -176,7 +177,8 @@ def test_registry_tokens_in_toolchain_mounts_are_masked(tmp_path: Path) -> None:
     assert Bind(cargo, cargo) in plan.mounts
     assert Bind(opts.empty_file, cargo / "credentials.toml") in plan.mounts
     # the mask comes after the dir it masks
-    assert plan.mounts.index(Bind(opts.empty_file, cargo / "credentials.toml")) > plan.mounts.index(Bind(cargo, cargo))
+    mask = Bind(opts.empty_file, cargo / "credentials.toml")
+    assert plan.mounts.index(mask) > plan.mounts.index(Bind(cargo, cargo))
 
 
 def test_the_find_scan_of_etc_agrees_with_the_walk(tmp_path: Path) -> None:

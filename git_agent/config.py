@@ -231,6 +231,20 @@ def expand_home(value: str, home: Path) -> Path:
     return Path(os.path.expandvars(value))
 
 
+def parse_mount(spec: str, home: Path) -> tuple[bool, Path, str]:
+    """An agent.mount entry `[!]PATH[:ro|:cow|:rw]`: (whether it removes PATH, PATH made
+    absolute: below home unless absolute, ~ and $VARS expanded, the mode: ro by default)."""
+    remove = spec.startswith("!")
+    raw = spec[1:] if remove else spec
+    head, colon, mode = raw.rpartition(":")
+    if not colon or mode not in ("ro", "cow", "rw"):  # a dir named `rw` is `rw`
+        head, mode = raw, "ro"
+    if not head:
+        raise UsageError(f"agent.mount: empty path in {spec!r}")
+    path = expand_home(head, home)
+    return remove, path if path.is_absolute() else home / path, mode
+
+
 class Row(Record):
     """One line of `git agent config`: a key, one of its values, and where it came from."""
 
@@ -243,20 +257,23 @@ class Row(Record):
         self.origin = origin  # git's origin (file:PATH, command line:), "" for a default
 
 
-def _later_wins(rows: list[Row]) -> list[Row]:
-    """agent.mount as it takes effect: a later entry for a path replaces an earlier one, and
-    `!PATH` removes it (the `!PATH` row stays, to show where the removal comes from)."""
+def _later_wins(rows: list[Row], home: Path) -> list[Row]:
+    """agent.mount as it takes effect (sandbox.parse_home_mounts): a later entry for a path
+    replaces an earlier one, and `!PATH` removes it (the `!PATH` row stays, to show where the
+    removal comes from)."""
+
+    def target(r: Row) -> Path | str:
+        try:
+            return parse_mount(r.value, home)[1]
+        except UsageError:
+            return r.value  # shown as it is; run refuses it
+
     out: list[Row] = []
     for r in rows:
-        path = _mount_path(r.value.lstrip("!"))
-        out = [o for o in out if o.value.startswith("!") or _mount_path(o.value) != path]
+        path = target(r)
+        out = [o for o in out if o.value.startswith("!") or target(o) != path]
         out.append(r)
     return out
-
-
-def _mount_path(spec: str) -> str:
-    head, _, mode = spec.rpartition(":")
-    return (head if head and mode in ("ro", "cow", "rw") else spec).removeprefix("~/")
 
 
 def _display_key(key: str) -> str:
@@ -270,8 +287,9 @@ def _display_key(key: str) -> str:
     return f"{head}.{VARS.get(var, var)}" if head.startswith("agent.preset.") else key
 
 
-def effective(cfg: GitConfig) -> tuple[list[Row], list[Entry]]:
+def effective(cfg: GitConfig, home: Path | None = None) -> tuple[list[Row], list[Entry]]:
     """Every KEYS key with its effective value(s), then preset keys; and the unknown entries."""
+    home = home or Path(os.environ.get("HOME") or Path.home())
     rows: list[Row] = []
     for k in KEYS:
         if not k.multi:
@@ -285,7 +303,7 @@ def effective(cfg: GitConfig) -> tuple[list[Row], list[Entry]]:
         defaults = k.default.split()
         mine = [Row(k.name, e.value or "", e.scope, e.origin) for e in set_here]
         if k.name.lower() in ADDS_TO_DEFAULT:
-            rows += _later_wins([Row(k.name, d, "default", "") for d in defaults] + mine)
+            rows += _later_wins([Row(k.name, d, "default", "") for d in defaults] + mine, home)
         else:
             rows += mine or [Row(k.name, d, "default", "") for d in defaults]
         if not defaults and not set_here:

@@ -21,7 +21,7 @@ import os
 import stat
 from collections.abc import Callable, Mapping, Sequence, Set
 
-from git_agent import beneath, overlay
+from git_agent import beneath, gittree, overlay
 from git_agent.errors import GitAgentError
 from git_agent.session import Session
 
@@ -238,7 +238,7 @@ def _consume(root: int, done: Set[bytes], changed: Set[bytes], settled: Set[byte
     kept: list[bytes] = []
     changed_sorted, done_sorted = sorted(changed), sorted(done)
     for path in done_sorted:
-        if not path or path.split(b"/")[0].lower() == b".git" or b".." in path.split(b"/"):
+        if not path or gittree.is_dotgit(path.split(b"/")[0]) or b".." in path.split(b"/"):
             raise GitAgentError(f"refusing to touch {path!r} in the session")
         cover, kind = _cover(root, path)
         if cover is not None:

@@ -27,6 +27,7 @@ def parse_tree(data: bytes) -> dict[bytes, Entry]:
         i = nul + 21
     return out
 
+
 # Code points HFS+ ignores in names (utf8.c next_hfs_char): `.g\u200cit` is `.git` there.
 _HFS_IGNORED = frozenset(
     [0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
@@ -39,11 +40,24 @@ def _spaces_and_periods(rest: bytes) -> bool:
 
 
 def _hfs(name: bytes, target: str) -> bool:
+    """utf8.c is_hfs_dot_generic: name is target once the code points HFS+ ignores are left
+    out, ASCII case ignored. Like git, a malformed character (or U+FFFE, U+FFFF) ends the
+    name there: `.git\xff` is `.git`."""
     try:
         text = name.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return "".join(c for c in text if ord(c) not in _HFS_IGNORED).lower() == target
+    except UnicodeDecodeError as e:
+        text = name[: e.start].decode("utf-8")
+    for end in ("\ufffe", "\uffff"):
+        text = text.split(end, 1)[0]
+    text = "".join(c for c in text if ord(c) not in _HFS_IGNORED)
+    return text.isascii() and text.lower() == target
+
+
+def _after_backslashes(name: bytes) -> list[bytes]:
+    """name, and what follows each backslash in it: NTFS takes a backslash for a path
+    separator, and git checks the NTFS spellings after each (git fsck after every one,
+    verify_path after all but a leading one: gittree is the stricter of the two)."""
+    return [name] + [name[i + 1 :] for i, c in enumerate(name) if c == 0x5C]
 
 
 def _ntfs_dotgit(name: bytes) -> bool:
@@ -84,12 +98,13 @@ def _ntfs_dot_generic(name: bytes, dotted: bytes, shortname: bytes) -> bool:
 
 def is_dotgit(name: bytes) -> bool:
     """Would git refuse the path component name as a spelling of `.git`?"""
-    return _ntfs_dotgit(name) or _hfs(name, ".git")
+    return any(_ntfs_dotgit(n) for n in _after_backslashes(name)) or _hfs(name, ".git")
 
 
 def is_dotgitmodules(name: bytes) -> bool:
     """Is name a spelling of `.gitmodules` (which git refuses as a symlink)?"""
-    return _ntfs_dot_generic(name, b"gitmodules", b"gi7eba") or _hfs(name, ".gitmodules")
+    return any(_ntfs_dot_generic(n, b"gitmodules", b"gi7eba") for n in _after_backslashes(name)) \
+        or _hfs(name, ".gitmodules")
 
 
 def bad_entry(name: bytes, mode: int) -> bool:

@@ -8,7 +8,6 @@ import errno
 import fcntl
 import os
 import select
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -17,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from git_agent import proc
 from git_agent.errors import SandboxUnavailable
 
 MODES = ("host", "none", "isolated")
@@ -39,7 +39,7 @@ def bwrap_args(*, mode: str) -> list[str]:
 
 def check_pasta() -> Path:
     """Return pasta's path, or raise SandboxUnavailable saying how to make isolated mode work."""
-    found = shutil.which("pasta")
+    found = proc.which("pasta")
     if found is None:
         raise SandboxUnavailable(f"--net isolated needs pasta, which is not on PATH; {_INSTALL}")
     try:

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from git_agent.errors import GitAgentError
@@ -50,6 +50,19 @@ class CalledProcessError(GitAgentError):
 
 _background: set[int] = set()
 _lock = threading.Lock()
+_own_groups = 0  # > 0: children go in a process group of their own (ui.uninterrupted)
+
+
+@contextlib.contextmanager
+def own_process_groups() -> Iterator[None]:
+    """Children started meanwhile get a process group of their own: the terminal's ^C and
+    hang-up, sent to git agent's group, do not reach them."""
+    global _own_groups
+    _own_groups += 1
+    try:
+        yield
+    finally:
+        _own_groups -= 1
 
 
 def stop_background() -> None:
@@ -77,7 +90,7 @@ def run(
     try:
         child = subprocess.Popen(
             args,
-            process_group=0 if background else None,
+            process_group=0 if background or _own_groups else None,
             cwd=cwd,
             env=dict(env) if env is not None else no_git_env(),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,

@@ -12,8 +12,13 @@ from __future__ import annotations
 class Record:
     __slots__: tuple[str, ...] = ()
 
+    def _fields(self) -> tuple[str, ...]:
+        """The slots of the record's class and of the records it derives from, base first."""
+        return tuple(name for c in reversed(type(self).__mro__)
+                     for name in c.__dict__.get("__slots__", ()))
+
     def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self._fields())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Record) or type(other) is not type(self):
@@ -24,5 +29,5 @@ class Record:
         return hash((type(self).__name__, self._values()))
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields())
         return f"{type(self).__name__}({fields})"

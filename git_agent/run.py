@@ -117,7 +117,11 @@ def main(
     if os.geteuid() == 0:
         sandbox.start_root_etc_scan()  # in parallel with what follows
     reading = config.start_read()  # git config beside git rev-parse: neither needs the other
-    wt = repo.find_worktree()
+    try:
+        wt = repo.find_worktree()
+    except BaseException:
+        reading()  # reaped (it is quick); the error is find_worktree's
+        raise
     cfg = config.read(started=reading)
     name = session_name if session_name is not None else sessions.default_name(wt)
     session = sessions.get(wt, name)

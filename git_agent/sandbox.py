@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote  # pathlib imports it anyway
 
-from git_agent import config
+from git_agent import config, proc
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.mounts import Bind, Dev, Mount, Overlay, Plan, Proc, RemountRo, Symlink, Tmpfs
 from git_agent.record import Record
@@ -125,22 +125,10 @@ def parse_home_mounts(
     chosen: dict[Path, str] = {}
     warnings: list[str] = []
     for spec in specs:
-        remove = spec.startswith("!")
-        raw = spec[1:] if remove else spec
-        path_s, _, mode = (
-            raw.rpartition(":")
-            if raw.rsplit(":", 1)[-1] in ("ro", "cow", "rw")
-            else (raw, "", "ro")
-        )
-        if not path_s:
-            raise UsageError(f"agent.mount: empty path in {spec!r}")
-        path = config.expand_home(path_s, home)
-        path = path if path.is_absolute() else home / path
-        if remove:
-            chosen.pop(path, None)
-        else:
-            chosen.pop(path, None)
-            chosen[path] = mode or "ro"
+        remove, path, mode = config.parse_mount(spec, home)
+        chosen.pop(path, None)
+        if not remove:
+            chosen[path] = mode
     mounts = []
     for path, mode in chosen.items():
         if not os.path.lexists(path):
@@ -194,9 +182,10 @@ _etc_find: subprocess.Popen[bytes] | None = None
 def start_root_etc_scan() -> None:
     """Start listing /etc's root-only entries early (root runs only); root_only_etc reads it."""
     global _etc_find
-    if _etc_find is None:
+    find = proc.which("find")  # not a relative PATH entry: this runs as root
+    if _etc_find is None and find:
         with contextlib.suppress(OSError):  # no find: root_only_etc walks /etc itself
-            _etc_find = subprocess.Popen(_FIND_PRIVATE, stdin=subprocess.DEVNULL,
+            _etc_find = subprocess.Popen([find, *_FIND_PRIVATE[1:]], stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
 

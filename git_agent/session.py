@@ -40,9 +40,12 @@ def worktree_store(worktree: Worktree) -> Path:
 def _sha256(data: bytes) -> str:
     """hashlib's sha256, without importing hashlib and OpenSSL (~2 ms of launch)."""
     try:
-        from _sha256 import sha256  # type: ignore[import-not-found, unused-ignore]  # CPython
+        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]  # CPython 3.12+
     except ImportError:
-        from hashlib import sha256
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found, unused-ignore]  # 3.11
+        except ImportError:
+            from hashlib import sha256
     digest: str = sha256(data).hexdigest()
     return digest
 

@@ -122,10 +122,23 @@ class Progress:
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[None]:
     """^C, ^\\, hang-up and SIGTERM wait until the block is done, then act as usual: what it
-    writes is written whole (a kill -9 or a power cut still can stop it)."""
-    held = {signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    writes is written whole (a kill -9 or a power cut still can stop it). Main thread only.
+
+    The signals are noted by handlers, not blocked, so that programs started meanwhile (git,
+    its hooks) do not inherit a blocked mask; they run in a process group of their own, where
+    the terminal's ^C does not reach them."""
+    got: list[int] = []
+
+    def note(signum: int, _frame: object) -> None:
+        got.append(signum)
+
+    held = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, note) for s in held}
     try:
-        yield
+        with proc.own_process_groups():
+            yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(got):  # each once, in the order they came
+            signal.raise_signal(signum)

@@ -194,7 +194,9 @@ def test_config_shows_every_key_and_where_it_came_from(actor: Actor) -> None:
     actor.git("config", "--global", "--add", "agent.allowPort", "5432", cwd=repo)
     actor.git("config", "--add", "agent.allowPort", "6379", cwd=repo)
     actor.git("config", "--add", "agent.mount", "!.nvm", cwd=repo)
-    actor.git("config", "--add", "agent.mount", "~/.cargo:cow", cwd=repo)
+    actor.git("config", "--add", "agent.mount", "~/.cargo/:cow", cwd=repo)
+    actor.git("config", "--add", "agent.mount", f"!{actor.home}/.rbenv", cwd=repo)
+    actor.git("config", "--add", "agent.mount", "$HOME/.goenv:rw", cwd=repo)
     actor.git("config", "agent.preset.claude.passEnv", "MY_TOKEN", cwd=repo)
     rows = config_rows(actor.agent("config", cwd=repo))
     assert {r[0] for r in rows} >= {k.name for k in config.KEYS}
@@ -206,9 +208,12 @@ def test_config_shows_every_key_and_where_it_came_from(actor: Actor) -> None:
     mounts = [r for r in rows if r[0] == "agent.mount"]
     assert mounts[0] == ("agent.mount", ".asdf", "default")
     # as it takes effect: !PATH removes the default, a later PATH:mode replaces it
-    assert mounts[-2:] == [("agent.mount", "!.nvm", "local file:.git/config"),
-                           ("agent.mount", "~/.cargo:cow", "local file:.git/config")]
-    assert not {".nvm", ".cargo"} & {r[1] for r in mounts}
+    local = "local file:.git/config"
+    assert mounts[-4:] == [("agent.mount", "!.nvm", local),
+                           ("agent.mount", "~/.cargo/:cow", local),
+                           ("agent.mount", f"!{actor.home}/.rbenv", local),
+                           ("agent.mount", "$HOME/.goenv:rw", local)]
+    assert not {".nvm", ".cargo", ".rbenv", ".goenv"} & {r[1] for r in mounts}
     assert ("agent.home", "~/aihome", "default") in rows
     assert ("agent.preset.claude.passEnv", "MY_TOKEN", "local file:.git/config") in rows
     data = json.loads(actor.agent("config", "--json", cwd=repo).stdout)

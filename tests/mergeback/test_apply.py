@@ -237,7 +237,9 @@ def test_nothing_outside_and_no_dot_git(work: Work) -> None:
 def test_interrupted_apply_writes_all_or_nothing(work: Work) -> None:
     """^C during apply: the worktree gets all of the change and the session gives it up, or
     neither happens. SIGINT lands at several moments of a 2,000-file apply (on this machine,
-    two of them while files are written: without the guard, those left 50-150 files)."""
+    two of them while files are written: without the guard, those left 50-150 files), on its
+    process group, so also on the git processes it runs then (recapture)."""
+    import contextlib
     import json
     import signal
 
@@ -247,9 +249,11 @@ def test_interrupted_apply_writes_all_or_nothing(work: Work) -> None:
         work.run(f"mkdir -p many && for i in $(seq {n}); do echo $i > many/f$i; done")
         p = subprocess.Popen(work.actor._argv(["git-agent", "apply", "s"]), cwd=work.root,
                              env=work.actor.env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
         time.sleep(delay)
-        p.send_signal(signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGINT)  # to its whole process group, as a terminal does
         _, err = p.communicate(timeout=120)
         assert b"Traceback" not in err, err
         written = len(os.listdir(work.root / "many")) if (work.root / "many").exists() else 0

@@ -54,19 +54,21 @@ def test_bwrap_args() -> None:
         network.bwrap_args(mode="bridge")
 
 
-def test_missing_pasta_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(network.shutil, "which", lambda name: None)
+def test_missing_pasta_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
     with pytest.raises(SandboxUnavailable, match="apt install passt"):
         network.check_pasta()
 
 
 def test_closed_tun_device_says_how_to_open_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(network.shutil, "which", lambda name: "/usr/bin/pasta")
+    monkeypatch.setattr("git_agent.proc.which", lambda name: "/usr/bin/pasta")
 
     def refuse(path: str, flags: int) -> int:
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
-    monkeypatch.setattr(network.os, "open", refuse)
+    monkeypatch.setattr("git_agent.network.os.open", refuse)
     with pytest.raises(SandboxUnavailable, match=r"chmod 0666 /dev/net/tun.*udev"):
         network.check_pasta()
 

@@ -1,0 +1,52 @@
+"""ui.uninterrupted: ^C and SIGTERM wait for the block; programs it starts are not affected."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = r"""
+import os, signal, sys, time
+from git_agent import proc, ui
+with ui.uninterrupted():
+    os.killpg(0, signal.SIGINT)  # as the terminal's ^C: to our whole process group
+    time.sleep(0.1)
+    print("block finished", flush=True)
+    out = proc.run(["sh", "-c", "ps -o pgid= -p $$; grep SigBlk /proc/$$/status"]).stdout
+    print(out.decode().split(), os.getpgrp(), flush=True)
+print("not reached", flush=True)
+"""
+
+
+def run(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, start_new_session=True)
+
+
+def test_a_signal_waits_for_the_block_then_acts() -> None:
+    p = run(SCRIPT)
+    assert "block finished" in p.stdout and "not reached" not in p.stdout
+    assert p.returncode == -signal.SIGINT or "KeyboardInterrupt" in p.stderr
+
+
+def test_programs_started_inside_have_their_own_group_and_no_blocked_signals() -> None:
+    p = run(SCRIPT)
+    line = next(x for x in p.stdout.splitlines() if x.startswith("["))
+    words = line.replace("[", "").replace("]", "").replace("'", "").replace(",", "").split()
+    child_group, blocked, ours = words[0], words[-2], words[-1]
+    assert child_group != ours  # the terminal's ^C does not reach it
+    assert int(blocked, 16) == 0  # it can still be interrupted itself
+
+
+def test_sigterm_too_and_the_handlers_come_back() -> None:
+    script = SCRIPT.replace("signal.SIGINT", "signal.SIGTERM")
+    p = run(script)
+    assert "block finished" in p.stdout and "not reached" not in p.stdout
+    assert p.returncode == -signal.SIGTERM
+    restored = run("import signal\nfrom git_agent import ui\nbefore = signal.getsignal(2)\n"
+                   "with ui.uninterrupted():\n    pass\nprint(signal.getsignal(2) is before)")
+    assert restored.stdout.strip() == "True"

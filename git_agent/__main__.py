@@ -8,7 +8,21 @@ import os
 import sys
 
 
+def _closed_streams_to_dev_null() -> None:
+    """A standard stream closed by the caller (`>&-`) becomes /dev/null, as git does: output to
+    it is dropped instead of failing, and no file git agent opens takes its fd."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)  # os.open made it close-on-exec: children get it too
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - for the process
+
+
 def main(argv: list[str] | None = None) -> int:
+    _closed_streams_to_dev_null()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["run"]:
         from git_agent.runargs import fast_parse

@@ -467,7 +467,7 @@ def _apply(view: View, files: Sequence[Change], everything: Sequence[Change], *,
     take = None if running else consumption(view, done, everything, rejected)
     # ^C cannot stop it halfway: the worktree written, the session giving the paths up and its
     # branch recaptured, all of it or (^C before this point) none
-    with ui.uninterrupted():
+    with ui.uninterrupted() as held:
         execute(worktree, p, merge=merge)
         if take is not None:
             left = take()
@@ -477,10 +477,13 @@ def _apply(view: View, files: Sequence[Change], everything: Sequence[Change], *,
     if take is None:
         ui.say(f"session {view.session.name!r} is running: its files were left alone; "
                "apply again after it ends to drop what was applied from it")
-        return 1 if p.conflicts else 0
-    for path in left:
-        ui.say(f"note: {os.fsdecode(path)} stays in review: the agent deleted or replaced its "
-               "directory whole; that is released once all of it is applied or rejected")
+    else:
+        for path in left:
+            ui.say(f"note: {os.fsdecode(path)} stays in review: the agent deleted or replaced "
+                   "its directory whole; that is released once all of it is applied or rejected")
+    if held:
+        ui.say("git agent: interrupted, after apply finished (it does not stop halfway)")
+        ui.act_on(held)
     return 1 if p.conflicts else 0
 
 

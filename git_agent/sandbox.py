@@ -129,13 +129,11 @@ def parse_home_mounts(
         chosen.pop(path, None)
         if not remove:
             chosen[path] = mode
+    asked = {config.parse_mount(spec, home)[1] for spec in explicit}  # not just a default
     mounts = []
     for path, mode in chosen.items():
         if not os.path.lexists(path):
-            if any(
-                s.lstrip("!").split(":")[0] in (str(path), os.path.relpath(path, home))
-                for s in explicit
-            ):
+            if path in asked:
                 warnings.append(f"mount {path}: does not exist, skipped")
             continue
         if mode == "cow" and not path.is_dir():

@@ -120,9 +120,10 @@ class Progress:
 
 
 @contextlib.contextmanager
-def uninterrupted() -> Iterator[None]:
-    """^C, ^\\, hang-up and SIGTERM wait until the block is done, then act as usual: what it
-    writes is written whole (a kill -9 or a power cut still can stop it). Main thread only.
+def uninterrupted() -> Iterator[list[int]]:
+    """^C, ^\\, hang-up and SIGTERM wait until the block is done: what it writes is written
+    whole (a kill -9 or a power cut still can stop it). Yields the list of the signals that
+    came meanwhile: the caller says what was done, then hands them to act_on. Main thread only.
 
     The signals are noted by handlers, not blocked, so that programs started meanwhile (git,
     its hooks) do not inherit a blocked mask; they run in a process group of their own, where
@@ -136,9 +137,17 @@ def uninterrupted() -> Iterator[None]:
     old = {s: signal.signal(s, note) for s in held}
     try:
         with proc.own_process_groups():
-            yield
+            yield got
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
-        for signum in dict.fromkeys(got):  # each once, in the order they came
-            signal.raise_signal(signum)
+
+
+def act_on(signals: list[int]) -> None:
+    """Do what the first of the signals held by uninterrupted would have done: end git agent,
+    killed by it (so a shell sees a ^C as a ^C)."""
+    for signum in dict.fromkeys(signals):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)

@@ -344,3 +344,17 @@ def test_colour_on_a_terminal_only_and_never_with_no_color(actor: Actor) -> None
     actor.git("config", "color.ui", "always", cwd=repo)
     piped = actor.agent("config", cwd=repo)
     assert piped.returncode == 0 and "\033[" not in piped.stdout and "\t" in piped.stdout
+
+
+def test_closed_standard_streams_are_dev_null(actor: Actor) -> None:
+    """`>&-` or `<&-` from the caller: git agent and the agent get /dev/null there, as git
+    does, instead of an internal error (or a file of ours taking fd 1)."""
+    repo = actor.make_repo()
+    p = actor.run(["sh", "-c", "git-agent list >&-; echo list=$? >&2; "
+                   "git-agent review nosuch >&-; echo review=$? >&2; "
+                   "git-agent run -s c -- sh -c 'echo out; echo agent=$? >&2; "
+                   "echo fd1=$(readlink /proc/$$/fd/1) >&2; read x; echo read=$? >&2' >&- <&-"],
+                  cwd=repo)
+    assert "internal error" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert "list=0" in p.stderr and "review=1" in p.stderr and "no session" in p.stderr
+    assert "agent=0" in p.stderr and "fd1=/dev/null" in p.stderr and "read=1" in p.stderr

@@ -266,6 +266,9 @@ def test_interrupted_apply_writes_all_or_nothing(work: Work) -> None:
         else:
             assert written == n, f"partial apply: {written} of {n} files (SIGINT at {delay} s)"
             assert held == []
+            if p.returncode != 0:  # the ^C came while it wrote: said, then acted on
+                assert b"interrupted, after apply finished" in err
+                assert p.returncode == -signal.SIGINT
         work.sh("rm -rf many")
         work.ok("drop", "-f", "s")
         assert work.snapshot() == before

@@ -124,8 +124,9 @@ def test_symlink_in_agent_home_on_the_way_to_a_mount_point_is_refused(tmp_path: 
         sandbox.build_plan(opts)
 
 
-def test_home_mount_specs(tmp_path: Path) -> None:
+def test_home_mount_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path
+    monkeypatch.setenv("HOME", str(home))
     for d in (".cargo", ".nvm", ".asdf"):
         (home / d).mkdir()
     mounts, warnings = sandbox.parse_home_mounts(
@@ -134,6 +135,27 @@ def test_home_mount_specs(tmp_path: Path) -> None:
     )
     assert [(m.path.name, m.mode) for m in mounts] == [(".cargo", "ro"), (".nvm", "cow")]
     assert warnings == [f"mount {home / '.explicit-missing'}: does not exist, skipped"]
+    # spelled otherwise: a trailing slash, ~ or $HOME, a detour through ..
+    mounts, warnings = sandbox.parse_home_mounts(
+        [".cargo", ".nvm", ".asdf", "!~/.cargo/", "$HOME/.nvm:rw", "!.nvm/../.asdf",
+         "~/.gone/:cow"], home=home, explicit={"~/.gone/:cow"})
+    assert [(m.path.name, m.mode) for m in mounts] == [(".nvm", "rw")]
+    assert warnings == [f"mount {home / '.gone'}: does not exist, skipped"]
+
+
+@pytest.mark.parametrize("spec", [".cargo:cwo", ".cargo:RW", "x:", ":ro", "!"])
+def test_a_bad_mount_spec_is_refused(tmp_path: Path, spec: str) -> None:
+    with pytest.raises(UsageError, match="agent.mount"):
+        sandbox.parse_home_mounts([spec], home=tmp_path, explicit={spec})
+
+
+def test_a_path_holding_a_colon_takes_a_mode(tmp_path: Path) -> None:
+    (tmp_path / "a:b").mkdir()
+    (tmp_path / "rw").mkdir()
+    mounts, warnings = sandbox.parse_home_mounts(
+        ["a:b:ro", "rw", ".cargo:cow:rw"], home=tmp_path, explicit={".cargo:cow:rw"})
+    assert [(m.path.name, m.mode) for m in mounts] == [("a:b", "ro"), ("rw", "ro")]
+    assert warnings == [f"mount {tmp_path / '.cargo:cow'}: does not exist, skipped"]
 
 
 def test_environment_allow_list(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -241,7 +241,7 @@ def run(
                 os.close(block_w)
         if started is not None:
             started()
-        child.wait()
+        _wait(child)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -256,6 +256,37 @@ def run(
         return Outcome(exit_status=child.returncode if child.returncode > 0 else 1, started=False)
     assert isinstance(code, int)
     return Outcome(exit_status=code, started=True)
+
+
+def _wait(child: subprocess.Popen[bytes]) -> None:
+    """child.wait(), woken by any signal git agent gets. The kernel may give a signal to any
+    thread (the base snapshot's too); Python runs its handler in the main thread only, between
+    calls, and a waitpid blocked there would hold forward() until the agent had exited."""
+    import select
+
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except OSError:  # gone already
+        pidfd = None
+    try:
+        poller = select.poll()
+        poller.register(r, select.POLLIN)
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        while child.poll() is None:
+            # bwrap exited, or a signal came: its handler runs right after this (without a
+            # pidfd, kernels < 5.3, look again every 0.1 s)
+            poller.poll(None if pidfd is not None else 100)
+            with contextlib.suppress(BlockingIOError):
+                os.read(r, 512)
+    finally:
+        signal.set_wakeup_fd(old)
+        for fd in (r, w, pidfd):
+            if fd is not None:
+                os.close(fd)
+    child.wait()
 
 
 class _Status:

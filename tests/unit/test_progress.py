@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import sys
 
 import pytest
@@ -30,7 +31,15 @@ def test_counts_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         small = ui.Progress("applying", 3)  # a short step says nothing
         small.step()
         small.done()
-    out = os.read(master, 65536).decode()
+    out = ""
+    while select.select([master], [], [], 0.5)[0]:  # a pty hands it over in pieces
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other side is closed and drained
+            break
+        if not chunk:
+            break
+        out += chunk.decode()
     os.close(master)
     assert "applying: 1000/1000" in out
     assert out.endswith("\r\x1b[K")

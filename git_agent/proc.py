@@ -87,10 +87,26 @@ def run(
     # Background work (the base snapshot, while the agent runs) must not get the terminal's ^C
     # meant for the agent: its children go in a process group of their own.
     background = threading.current_thread() is not threading.main_thread()
+    own_group = background or bool(_own_groups)
+    proc = _run_once(args, cwd, env, input, background, own_group)
+    if own_group and proc.returncode in _TERMINAL_DEATHS:
+        # killed by a ^C sent to our group in the instant before it left it: once more
+        proc = _run_once(args, cwd, env, input, background, own_group)
+    if check and proc.returncode != 0:
+        raise CalledProcessError(args, proc.returncode, proc.stdout, proc.stderr)
+    return proc
+
+
+_TERMINAL_DEATHS = (-signal.SIGINT, -signal.SIGQUIT, -signal.SIGHUP)
+
+
+def _run_once(args: list[str], cwd: Path | str | None, env: Mapping[str, str] | None,
+              input: bytes | None, background: bool, own_group: bool
+              ) -> subprocess.CompletedProcess[bytes]:
     try:
         child = subprocess.Popen(
             args,
-            process_group=0 if background or _own_groups else None,
+            process_group=0 if own_group else None,
             cwd=cwd,
             env=dict(env) if env is not None else no_git_env(),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
@@ -106,12 +122,9 @@ def run(
             if background:
                 with _lock:
                     _background.discard(child.pid)
-        proc = subprocess.CompletedProcess(args, child.returncode, out, err)
+        return subprocess.CompletedProcess(args, child.returncode, out, err)
     except FileNotFoundError as e:
         raise GitAgentError(f"{args[0]}: not found; is it installed and on PATH?") from e
-    if check and proc.returncode != 0:
-        raise CalledProcessError(args, proc.returncode, proc.stdout, proc.stderr)
-    return proc
 
 
 def start(

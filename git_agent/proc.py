@@ -48,7 +48,7 @@ class CalledProcessError(GitAgentError):
         super().__init__(f"{' '.join(self.argv[:3])} failed: {first}")
 
 
-_background: set[int] = set()
+_background_pids: set[int] = set()
 _lock = threading.Lock()
 _own_groups = 0  # > 0: children go in a process group of their own (ui.uninterrupted)
 
@@ -68,7 +68,7 @@ def own_process_groups() -> Iterator[None]:
 def stop_background() -> None:
     """Kill what background threads are running (work nobody will wait for any more)."""
     with _lock:
-        pids = list(_background)
+        pids = list(_background_pids)
     for pid in pids:
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
@@ -83,65 +83,64 @@ def run(
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run argv, capturing output; raise CalledProcessError (a GitAgentError) on failure."""
-    args = [os.fspath(a) for a in argv]
-    # Background work (the base snapshot, while the agent runs) must not get the terminal's ^C
-    # meant for the agent: its children go in a process group of their own.
-    background = threading.current_thread() is not threading.main_thread()
-    own_group = background or bool(_own_groups)
-    proc = _run_once(args, cwd, env, input, background, own_group)
-    if own_group and proc.returncode in _TERMINAL_DEATHS:
+    proc = start(argv, cwd=cwd, env=env, input=input)()
+    if proc.returncode in _TERMINAL_DEATHS and _own_group():
         # killed by a ^C sent to our group in the instant before it left it: once more
-        proc = _run_once(args, cwd, env, input, background, own_group)
+        proc = start(argv, cwd=cwd, env=env, input=input)()
     if check and proc.returncode != 0:
-        raise CalledProcessError(args, proc.returncode, proc.stdout, proc.stderr)
+        raise CalledProcessError(proc.args, proc.returncode, proc.stdout, proc.stderr)
     return proc
 
 
 _TERMINAL_DEATHS = (-signal.SIGINT, -signal.SIGQUIT, -signal.SIGHUP)
 
 
-def _run_once(args: list[str], cwd: Path | str | None, env: Mapping[str, str] | None,
-              input: bytes | None, background: bool, own_group: bool
-              ) -> subprocess.CompletedProcess[bytes]:
+def _background() -> bool:
+    return threading.current_thread() is not threading.main_thread()
+
+
+def _own_group() -> bool:
+    # Background work (the base snapshot, while the agent runs) must not get the terminal's ^C
+    # meant for the agent, nor work that ^C must not cut short (ui.uninterrupted): its
+    # children go in a process group of their own.
+    return _background() or bool(_own_groups)
+
+
+def start(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+) -> Callable[[], subprocess.CompletedProcess[bytes]]:
+    """Start argv now, capturing its output; the function returned feeds it input, waits for
+    it and returns its result (not checked). Started apart, commands need not wait for each
+    other (launch: git rev-parse beside git config)."""
+    args = [os.fspath(a) for a in argv]
+    background = _background()
     try:
         child = subprocess.Popen(
             args,
-            process_group=0 if own_group else None,
+            process_group=0 if _own_group() else None,
             cwd=cwd,
             env=dict(env) if env is not None else no_git_env(),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        if background:
-            with _lock:
-                _background.add(child.pid)
+    except FileNotFoundError as e:
+        raise GitAgentError(f"{args[0]}: not found; is it installed and on PATH?") from e
+    if background:
+        with _lock:
+            _background_pids.add(child.pid)
+
+    def result() -> subprocess.CompletedProcess[bytes]:
         try:
             out, err = child.communicate(input)
         finally:
             if background:
                 with _lock:
-                    _background.discard(child.pid)
-        return subprocess.CompletedProcess(args, child.returncode, out, err)
-    except FileNotFoundError as e:
-        raise GitAgentError(f"{args[0]}: not found; is it installed and on PATH?") from e
-
-
-def start(
-    argv: Sequence[str], *, cwd: Path | str | None = None
-) -> Callable[[], subprocess.CompletedProcess[bytes]]:
-    """Start argv now; the function returned waits for it and returns what run() would (not
-    checked). For commands that need not wait for each other (launch: rev-parse, config); from
-    the main thread (run() puts a background thread's children in their own process group)."""
-    args = list(argv)
-    try:
-        child = subprocess.Popen(args, cwd=cwd, env=no_git_env(), stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except FileNotFoundError as e:
-        raise GitAgentError(f"{args[0]}: not found; is it installed and on PATH?") from e
-
-    def result() -> subprocess.CompletedProcess[bytes]:
-        out, err = child.communicate()
+                    _background_pids.discard(child.pid)
         return subprocess.CompletedProcess(args, child.returncode, out, err)
 
     return result

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import posixpath
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+
+from git_agent import gittree
 
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
@@ -241,7 +244,7 @@ def symlink_risk(path: str, target: bytes) -> str | None:
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(path), t))
     if joined == ".." or joined.startswith("../"):
         return f"symlink pointing outside the repository: {t}"
-    if any(c.lower() == ".git" for c in joined.split("/")):
+    if any(gittree.is_dotgit(os.fsencode(c)) for c in joined.split("/")):  # .GIT, git~1 too
         return f"symlink into .git: {t}"
     return None
 

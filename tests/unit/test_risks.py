@@ -71,6 +71,8 @@ def test_becomes_executable() -> None:
         ("a/link", b"../../x", "outside"),
         ("link", b"../x", "outside"),
         ("a/link", b"../.git/config", ".git"),
+        ("a/link", b"../git~1/config", ".git"),  # .git's NTFS short name
+        ("link", b"sub/.GIT./hooks", ".git"),
         ("a/link", b"../b/c", None),
         ("link", b"src/x", None),
         ("a/link", b"./x/../y", None),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,15 @@ import pytest
 TEST_USER = os.environ.get("GIT_AGENT_TEST_USER", "git-agent-test")
 TEST_TMP = os.environ.get("GIT_AGENT_TEST_TMP", "/tmp")  # not TMPDIR: the user must reach it
 FIXED_DATE = "1700000000 +0000"
+
+# The terminal's signals as a user at a terminal has them. Started in the background (`cmd &`
+# in a script, nohup), the suite inherits INT and QUIT (HUP) ignored, and an ignored signal
+# stays ignored across exec: children could not be interrupted, and the tests of ^C would test
+# nothing.
+for _signum, _default in ((signal.SIGINT, signal.default_int_handler),
+                          (signal.SIGQUIT, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_DFL)):
+    if signal.getsignal(_signum) == signal.SIG_IGN:
+        signal.signal(_signum, _default)
 
 
 def _ensure_test_user() -> pwd.struct_passwd | None:

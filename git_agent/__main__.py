@@ -4,8 +4,16 @@
 runargs parses it from the same option table click uses, or hands it to click when unsure.
 """
 
-import os
-import sys
+import _signal  # type: ignore[import-not-found]  # C; signal.py imports enum (3 ms)
+
+# A ^C while git agent starts ends it at once, as it ends a C program: killed by SIGINT, with
+# no Python traceback; errors.guarded gives Python's KeyboardInterrupt back once it can say
+# "interrupted" in one line. (A ^C ignored by the caller stays ignored.)
+if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+
+import os  # noqa: E402 - after the line above, which must run as early as it can
+import sys  # noqa: E402
 
 
 def _closed_streams_to_dev_null() -> None:

@@ -1,45 +1,30 @@
 """`git agent apply`: bring a session's changes into the working tree, merging where you edited.
 
 Everything is read and decided first (worktree state, three-way merges, refusals); only then
-is the worktree written, one atomic rename per file, walking directories by fd with
-O_NOFOLLOW so no symlink is ever followed and nothing outside the worktree or under .git is
-written. The index and HEAD are never touched. Applied and rejected paths then leave the
-session (consume.py) and the branch is captured again with the same base.
+is the worktree written (worktree_files: by fd, one atomic rename per file, all of it taken
+back if one write fails). The index and HEAD are never touched. Applied and rejected paths
+then leave the session (consume.py) and the branch is captured again with the same base.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
 
-from git_agent import beneath, gittree, proc, review, session, ui
-from git_agent.errors import Conflict, GitAgentError, SessionBusy
+from git_agent import proc, review, session, ui
+from git_agent import worktree_files as files
+from git_agent.errors import ApplyFailed, Conflict, GitAgentError, SessionBusy
 from git_agent.repo import Worktree, find_worktree
 from git_agent.review import Change, View
 from git_agent.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK
-
-MODE_DIR = 0o040000
-MODE_OTHER = 1  # a fifo, socket or device in the worktree
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What one side holds at a path: a git mode and the bytes (a link's target for links)."""
-
-    mode: int
-    data: bytes = b""
-
-    @property
-    def is_file(self) -> bool:
-        return self.mode in (MODE_FILE, MODE_EXEC)
+from git_agent.worktree_files import MODE_DIR, Entry
 
 
 @dataclass
@@ -50,6 +35,7 @@ class Action:
     conflict: str | None = None  # why it does not apply cleanly
     markers: bool = False  # write holds conflict markers (--merge)
     keep_perms: int | None = None  # permission bits of the file it replaces
+    before: Entry | None = None  # what the worktree held when apply read it
 
 
 @dataclass
@@ -59,90 +45,6 @@ class Plan:
     @property
     def conflicts(self) -> list[Action]:
         return [a for a in self.actions if a.conflict]
-
-
-# --- reading the worktree without following symlinks ------------------------------------------
-
-
-def _components(path: bytes) -> list[bytes]:
-    parts = path.split(b"/")
-    if not path or any(p in (b"", b".", b"..") for p in parts):
-        raise GitAgentError(f"refusing the path {path!r}: not a plain relative path")
-    if any(gittree.is_dotgit(p) for p in parts):  # .git, and .GIT, git~1, .git. ...
-        raise GitAgentError(
-            f"refusing to write {os.fsdecode(path)}: paths under .git are never applied; "
-            "reject it with `git agent apply -i` (r)")
-    return parts
-
-
-def _open_dir(root_fd: int, parts: Sequence[bytes]) -> tuple[int | None, bytes | None]:
-    """An fd on the dir holding the last part, or (None, the first parent that is not a dir)."""
-    fd = os.dup(root_fd)
-    for i, part in enumerate(parts[:-1]):
-        try:
-            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
-        except (FileNotFoundError, NotADirectoryError, OSError) as e:
-            os.close(fd)
-            missing = isinstance(e, FileNotFoundError)
-            return None, None if missing else b"/".join(parts[: i + 1])
-        os.close(fd)
-        fd = nfd
-    return fd, None
-
-
-def read_worktree(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None]:
-    """(what the worktree holds at path, or None; the blocking non-dir parent, if any)."""
-    parts = _components(path)
-    fd, blocker = _open_dir(root_fd, parts)
-    if fd is None:
-        return None, blocker
-    try:
-        try:
-            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None, None
-        if stat.S_ISLNK(st.st_mode):
-            return Entry(MODE_LINK, os.readlink(parts[-1], dir_fd=fd)), None
-        if stat.S_ISDIR(st.st_mode):
-            return Entry(MODE_DIR), None
-        if not stat.S_ISREG(st.st_mode):
-            return Entry(MODE_OTHER), None
-        ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-        with os.fdopen(ffd, "rb") as f:
-            data = f.read()
-        return Entry(MODE_EXEC if st.st_mode & 0o100 else MODE_FILE, data), None
-    finally:
-        os.close(fd)
-
-
-def _perms(root_fd: int, path: bytes) -> int | None:
-    fd, _ = _open_dir(root_fd, _components(path))
-    if fd is None:
-        return None
-    try:
-        st = os.stat(path.rsplit(b"/", 1)[-1], dir_fd=fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    finally:
-        os.close(fd)
-    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
-
-
-def _files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
-    """Every non-directory entry below a worktree directory (not following symlinks)."""
-    fd, _ = _open_dir(root_fd, [*_components(path), b"x"])
-    if fd is None:
-        return
-    try:
-        for name in os.listdir(fd):
-            sub = path + b"/" + os.fsencode(name)
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                yield from _files_below(root_fd, sub)
-            else:
-                yield sub
-    finally:
-        os.close(fd)
 
 
 # --- deciding --------------------------------------------------------------------------------
@@ -208,23 +110,24 @@ def plan(view: View, picked: Sequence[Change], *, merge: bool) -> Plan:
     repo = review.repo_of(view.worktree)
     labels = ("worktree", "base", view.session.branch.removeprefix("refs/heads/"))
     for c in picked:
-        _components(c.path)
+        files.components(c.path)
         if MODE_GITLINK in (c.old_mode, c.new_mode):
             raise GitAgentError(f"{c.name}: a submodule change cannot be applied to files; "
                                 "update the submodule yourself, or reject it with -i (r)")
     decided: dict[bytes, Action] = {}
-    root_fd = _open_root(view.worktree.root)
+    root_fd = files.open_root(view.worktree.root)
     try:
         deleting: set[bytes] = set()
         for c in sorted(picked, key=lambda c: c.new_oid is not None):
-            work, blocker = read_worktree(root_fd, c.path)
+            work, blocker = files.read(root_fd, c.path)
             base = _side(repo, c.old_oid, c.old_mode)
             agent = _side(repo, c.new_oid, c.new_mode)
             if (work is not None and work.mode == MODE_DIR and agent is not None
-                    and set(_files_below(root_fd, c.path)) <= deleting):
+                    and set(files.files_below(root_fd, c.path)) <= deleting):
                 work = None  # emptied by this apply's deletions
             a = _decide(c, base, work, agent, merge=merge, labels=labels,
                         cwd=view.worktree.root)
+            a.before = work
             if agent is None and a.write is None and not a.conflict:
                 deleting.add(c.path)
             if a.write is not None and not a.noop:
@@ -232,7 +135,7 @@ def plan(view: View, picked: Sequence[Change], *, merge: bool) -> Plan:
                     a.conflict = f"{os.fsdecode(blocker)} is not a directory in your worktree"
                     a.noop, a.markers = True, False
                 elif work is not None and work.is_file and a.write.is_file:
-                    a.keep_perms = _perms(root_fd, c.path)
+                    a.keep_perms = files.perms(root_fd, c.path)
             decided[c.path] = a
     finally:
         os.close(root_fd)
@@ -258,96 +161,36 @@ def closure(picked: Sequence[Change], everything: Sequence[Change]) -> list[Chan
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _open_root(root: Path) -> int:
-    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
-
-def _walk_create(root_fd: int, parts: Sequence[bytes]) -> int:
-    """An fd on the parent dir of the last part, creating directories (never following links)."""
-    fd = os.dup(root_fd)
-    for part in parts[:-1]:
-        try:
-            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
-        except FileNotFoundError:
-            os.mkdir(part, 0o777, dir_fd=fd)
-            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
-        os.close(fd)
-        fd = nfd
-    return fd
-
-
-def _write(root_fd: int, path: bytes, entry: Entry, keep_perms: int | None) -> None:
-    parts = _components(path)
-    fd = _walk_create(root_fd, parts)
-    tmp = b".git-agent-" + secrets.token_hex(6).encode() + b".tmp"
-    try:
-        if entry.mode == MODE_LINK:
-            os.symlink(entry.data, tmp, dir_fd=fd)
-        else:
-            exe = entry.mode == MODE_EXEC
-            ffd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o777 if exe else 0o666, dir_fd=fd)
-            try:
-                with os.fdopen(ffd, "wb", closefd=False) as f:
-                    f.write(entry.data)
-                if keep_perms is not None:
-                    perms = keep_perms & ~0o111
-                    if exe:  # x wherever r is set, as git does for checkouts
-                        perms |= (keep_perms & 0o444) >> 2
-                    os.fchmod(ffd, perms)
-            finally:
-                os.close(ffd)
-        try:
-            os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
-        except IsADirectoryError:  # an empty dir left where the file goes
-            os.rmdir(parts[-1], dir_fd=fd)
-            os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=fd)
-        raise
-    finally:
-        os.close(fd)
-
-
-def _delete(root_fd: int, path: bytes) -> None:
-    """Remove the path (no following), then every parent dir this left empty."""
-    parts = _components(path)
-    for depth in range(len(parts), 0, -1):
-        fd, _ = _open_dir(root_fd, parts[:depth])
-        if fd is None:
-            return
-        try:
-            if depth == len(parts):
-                try:
-                    os.unlink(parts[depth - 1], dir_fd=fd)
-                except FileNotFoundError:
-                    pass
-                except IsADirectoryError:
-                    os.rmdir(parts[depth - 1], dir_fd=fd)
-            else:
-                try:
-                    os.rmdir(parts[depth - 1], dir_fd=fd)
-                except OSError:
-                    return  # not empty (or gone): stop climbing
-        finally:
-            os.close(fd)
-
-
 def execute(worktree: Worktree, p: Plan, *, merge: bool) -> None:
-    """Write the plan: deletions (deepest first), then files. Conflicts only with --merge."""
+    """Write the plan: deletions (deepest first), then files. Conflicts only with --merge.
+    If a change fails (no space left, a read-only directory, ...), the ones made before it are
+    taken back and ApplyFailed says which path failed and why."""
     todo = [a for a in p.actions if not a.noop and (merge or not a.conflict)]
     progress = ui.Progress("applying", len(todo))
-    root_fd = _open_root(worktree.root)
+    root_fd = files.open_root(worktree.root)
+    journal = files.Journal(root_fd)
+    a: Action | None = None
     try:
         deletions = [a for a in todo if a.write is None]
         for a in sorted(deletions, key=lambda a: -a.change.path.count(b"/")):
-            _delete(root_fd, a.change.path)
+            files.delete(root_fd, a.change.path, journal, a.before)
             progress.step()
         for a in todo:
             if a.write is not None:
-                _write(root_fd, a.change.path, a.write, a.keep_perms)
+                bits = (None if a.keep_perms is None
+                        else files.checkout_perms(a.keep_perms, a.write.mode == MODE_EXEC))
+                files.write(root_fd, a.change.path, a.write, bits, journal, a.before)
                 progress.step()
+    except (OSError, GitAgentError) as e:
+        failed = journal.undo()
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        where = "" if a is None else f" {'writing' if a.write else 'deleting'} {a.change.name}"
+        if failed:
+            lines = "\n".join(f"  {line}" for line in failed)
+            raise ApplyFailed(f"apply failed{where}: {why}; these paths could not be "
+                              f"put back as they were:\n{lines}") from e
+        raise ApplyFailed(f"apply failed{where}: {why}; nothing was applied (your "
+                          "worktree is as it was) and the session keeps every file") from e
     finally:
         os.close(root_fd)
         progress.done()
@@ -524,11 +367,11 @@ def settled(view: View, rest: Sequence[Change]) -> set[bytes]:
     """The paths among rest that the worktree already holds exactly as the agent left them."""
     repo = review.repo_of(view.worktree)
     out: set[bytes] = set()
-    root_fd = _open_root(view.worktree.root)
+    root_fd = files.open_root(view.worktree.root)
     try:
         for c in rest:
             with contextlib.suppress(GitAgentError, OSError):
-                if read_worktree(root_fd, c.path)[0] == _side(repo, c.new_oid, c.new_mode):
+                if files.read(root_fd, c.path)[0] == _side(repo, c.new_oid, c.new_mode):
                     out.add(c.path)
     finally:
         os.close(root_fd)
@@ -547,7 +390,7 @@ def _same_as_worktree(root_fd: int, full: bytes, path: bytes) -> bool:
                 mine = Entry(MODE_EXEC if st.st_mode & 0o100 else MODE_FILE, f.read())
         else:
             return False
-        return read_worktree(root_fd, path)[0] == mine
+        return files.read(root_fd, path)[0] == mine
     except (OSError, GitAgentError):
         return False
 
@@ -575,7 +418,7 @@ def consumption(view: View, done: Sequence[Change], everything: Sequence[Change]
     pending_settled = settled(view, [c for c in everything if c.path not in done_paths])
 
     def take() -> list[bytes]:
-        root_fd = _open_root(view.worktree.root)
+        root_fd = files.open_root(view.worktree.root)
         try:
             return consume_mod.consume_paths(
                 view.session.upper, done_paths, {c.path for c in everything}, pending_settled,

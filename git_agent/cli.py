@@ -162,7 +162,10 @@ Examples:
 )
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def apply(session_name: str | None, interactive: bool, merge: bool, paths: tuple[str, ...]) -> None:
-    """Apply the session's changes onto the working tree (index and HEAD untouched)."""
+    """Apply the session's changes onto the working tree (index and HEAD untouched).
+
+    All or nothing: a conflict, a failed write (taken back) or a ^C (which waits for the end)
+    leaves the worktree as it was or gives it the whole change."""
     from git_agent import apply as apply_mod
 
     sys.exit(
@@ -282,8 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _debug = "--debug" in args[:1] or bool(os.environ.get("GIT_AGENT_DEBUG"))
     if args[:1] == ["--help"]:
         from git_agent import manpage
+        from git_agent.errors import interrupt_raises
 
+        interrupt_raises()  # ^C in the pager: man and the pager handle it, we wait for them
         return manpage.open_manual()
+
     def invoke() -> int:
         try:
             cli.main(

@@ -34,30 +34,61 @@ class Conflict(GitAgentError):
     """apply found paths that do not merge cleanly; nothing was written."""
 
 
+class ApplyFailed(GitAgentError):
+    """apply could not write a path; what it had written before it was taken back."""
+
+
 class Aborted(GitAgentError):
     """The user aborted (EOF or ^C at a prompt); nothing was changed."""
 
     exit_code = 130
 
 
+_interrupted: list[int] = []  # a ^C came (whatever error it turned into on its way up)
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    _interrupted.append(signum)
+    raise KeyboardInterrupt
+
+
+def interrupt_raises() -> None:
+    """^C raises KeyboardInterrupt again (__main__ made it end git agent at once while it
+    started, so that it shows no traceback), and is remembered: cut short inside a C module
+    (an import, a callback), it can reach guarded as another error."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_DFL, signal.default_int_handler):
+        signal.signal(signal.SIGINT, _raise_interrupt)
+
+
 def guarded(fn: Callable[[], int], *, debug: bool) -> int:
     """Run a command; a GitAgentError becomes `git agent: <message>` on stderr and its exit
     code, ^C 130, a bug one line (its traceback with --debug / GIT_AGENT_DEBUG)."""
     try:
+        interrupt_raises()
         return fn()
     except GitAgentError as e:
         if debug:
             raise
+        if _interrupted:
+            return _said_interrupted()
         print(f"git agent: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("git agent: interrupted", file=sys.stderr)
-        return 130
+        return _said_interrupted()
     except BrokenPipeError:
         return 1
     except Exception as e:  # noqa: BLE001 - the one place that turns bugs into one line
         if debug:
             raise
+        if _interrupted:
+            return _said_interrupted()
         print(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)",
               file=sys.stderr)
         return 1
+
+
+def _said_interrupted() -> int:
+    print("git agent: interrupted", file=sys.stderr)
+    return 130

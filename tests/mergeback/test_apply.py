@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.mergeback.conftest import Work
 
 
@@ -221,12 +223,12 @@ def test_running_session_is_captured_and_left_alone(work: Work) -> None:
 
 
 def test_nothing_outside_and_no_dot_git(work: Work) -> None:
-    from git_agent import apply as apply_mod
+    from git_agent import worktree_files
 
     for bad in (b".git/config", b"sub/.GIT/hooks/x", b"git~1/config", b"a/.git./x", b"a/../b",
                 b"/abs", b"x//y"):
         try:
-            apply_mod._components(bad)
+            worktree_files.components(bad)
         except Exception as e:  # noqa: BLE001
             assert "refusing" in str(e)
         else:
@@ -255,9 +257,12 @@ def test_interrupted_apply_writes_all_or_nothing(work: Work) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGINT)  # to its whole process group, as a terminal does
         _, err = p.communicate(timeout=120)
-        if err.startswith(b"Fatal Python error: init_"):  # init_sys_streams, init_import_site
-            # the ^C came while the interpreter itself started (the 0.0 s moment, under load):
-            # Python's own message, before any code of git agent ran; nothing may be written
+        if err.startswith(b"Fatal Python error: init_") or (
+                b"Traceback" in err and b"/git_agent/" not in err):
+            # the ^C came while the interpreter itself started (init_sys_streams,
+            # init_import_site), or in the console script's own imports (older pips write
+            # `import re` in it): Python's message, before any code of git agent ran (from its
+            # first line, a ^C kills it plainly); nothing may be written
             assert p.returncode != 0 and not (work.root / "many").exists()
         else:
             assert b"Traceback" not in err, err
@@ -277,3 +282,39 @@ def test_interrupted_apply_writes_all_or_nothing(work: Work) -> None:
         work.sh("rm -rf many")
         work.ok("drop", "-f", "s")
         assert work.snapshot() == before
+
+
+def test_a_failed_write_puts_back_what_apply_wrote_before_it(work: Work) -> None:
+    """A write that fails halfway (a directory the user may not write; as root, an immutable
+    one) leaves the worktree exactly as it was: the files written and deleted before it, the
+    directories made or emptied, every permission bit. The session keeps everything, and once
+    the cause is gone the same apply works."""
+    work.sh("mkdir zz && echo z > zz/f.txt && git add zz && git commit -qm zz && "
+            "chmod 0640 README.md && chmod 0750 docs/guide/deep && chmod 0700 tool.sh")
+    work.run("echo x >> README.md; rm docs/guide/deep/b.md; rm tool.sh; mkdir tool.sh; "
+             "echo t > tool.sh/x; mkdir -p new/deep && echo n > new/deep/n.txt; "
+             "ln -s README.md link; echo agent > zz/f.txt")
+    paths = work.review_paths()
+    branch = work.git("rev-parse", "agent/s")
+    before, index_head = work.snapshot(), work.index_and_head()
+    lock = ["chattr", "+i", "zz"] if work.actor.is_root else ["chmod", "0555", "zz"]
+    unlock = ["chattr", "-i", "zz"] if work.actor.is_root else ["chmod", "0755", "zz"]
+    if subprocess.run(lock, cwd=work.root, capture_output=True).returncode != 0:
+        pytest.skip("chattr +i does not work on this filesystem")
+    try:
+        p = work.agent("apply", "s")
+    finally:
+        subprocess.run(unlock, cwd=work.root, check=True)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.startswith("git agent: apply failed writing zz/f.txt: ")
+    assert "nothing was applied" in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
+    assert work.snapshot() == before  # bytes, links and modes of every file; no temp file
+    assert os.stat(work.root / "docs/guide/deep").st_mode & 0o7777 == 0o750  # rmdir undone
+    assert work.index_and_head() == index_head
+    assert work.review_paths() == paths and work.git("rev-parse", "agent/s") == branch
+    work.ok("apply", "s")
+    assert (work.root / "zz/f.txt").read_text() == "agent\n"
+    assert (work.root / "tool.sh/x").read_text() == "t\n"
+    assert not (work.root / "docs/guide/deep").exists()
+    assert os.readlink(work.root / "link") == "README.md"
+    assert work.review_paths() == []

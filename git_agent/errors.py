@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
 from collections.abc import Callable
 
@@ -84,6 +87,8 @@ def guarded(fn: Callable[[], int], *, debug: bool) -> int:
             raise
         if _interrupted:
             return _said_interrupted()
+        if isinstance(e, OSError) and e.errno in _FULL_OR_BROKEN:
+            return _said_environment(e)
         print(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)",
               file=sys.stderr)
         return 1
@@ -92,3 +97,18 @@ def guarded(fn: Callable[[], int], *, debug: bool) -> int:
 def _said_interrupted() -> int:
     print("git agent: interrupted", file=sys.stderr)
     return 130
+
+
+# Not a bug of git agent: the disk (or the quota) is full, read-only or failing. Said in one
+# line, with the file when there is one (none: most likely standard output, `>/dev/full`).
+_FULL_OR_BROKEN = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
+
+
+def _said_environment(e: OSError) -> int:
+    where = f" ({e.filename})" if e.filename else ""
+    print(f"git agent: {e.strerror}{where}", file=sys.stderr)
+    with contextlib.suppress(OSError):  # what stdout still holds would fail again at exit
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    return 1

@@ -358,3 +358,13 @@ def test_closed_standard_streams_are_dev_null(actor: Actor) -> None:
     assert "internal error" not in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert "list=0" in p.stderr and "review=1" in p.stderr and "no session" in p.stderr
     assert "agent=0" in p.stderr and "fd1=/dev/null" in p.stderr and "read=1" in p.stderr
+
+
+def test_a_full_disk_is_one_line_not_an_internal_error(actor: Actor) -> None:
+    """Output to a full device (here /dev/full) is the environment's fault: one line saying so,
+    exit 1, and no second complaint when Python flushes at exit."""
+    repo = actor.make_repo()
+    actor.agent("run", "-s", "full", "--", "sh", "-c", "echo x > x.txt", cwd=repo)
+    for verb in (["list"], ["list", "--json"], ["review", "full"], ["config"]):
+        p = actor.run(["sh", "-c", 'exec git-agent "$@" >/dev/full', "sh", *verb], cwd=repo)
+        assert (p.returncode, p.stderr) == (1, "git agent: No space left on device\n"), verb

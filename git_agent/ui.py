@@ -119,11 +119,20 @@ class Progress:
             sys.stderr.flush()
 
 
+# Every signal whose default is to end the process and that can be caught, but the ones
+# that say the process itself went wrong (SEGV, BUS, ...): ^C, ^\\, hang-up, kill's SIGTERM,
+# and the ones a stray `kill -USR1` or a timer would send.
+HELD_SIGNALS = tuple(getattr(signal, name) for name in (
+    "SIGINT", "SIGQUIT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM",
+    "SIGPROF", "SIGIO", "SIGPWR", "SIGSTKFLT") if hasattr(signal, name))
+
+
 @contextlib.contextmanager
 def uninterrupted() -> Iterator[list[int]]:
-    """^C, ^\\, hang-up and SIGTERM wait until the block is done: what it writes is written
-    whole (a kill -9 or a power cut still can stop it). Yields the list of the signals that
-    came meanwhile: the caller says what was done, then hands them to act_on. Main thread only.
+    """^C, ^\\, hang-up, SIGTERM (every HELD_SIGNALS) wait until the block is done: what it
+    writes is written whole (a kill -9 or a power cut still can stop it). Yields the list of
+    the signals that came meanwhile: the caller says what was done, then hands them to act_on.
+    A signal ignored when the block starts (nohup's SIGHUP) stays ignored. Main thread only.
 
     The signals are noted by handlers, not blocked, so that programs started meanwhile (git,
     its hooks) do not inherit a blocked mask; they run in a process group of their own, where
@@ -133,8 +142,8 @@ def uninterrupted() -> Iterator[list[int]]:
     def note(signum: int, _frame: object) -> None:
         got.append(signum)
 
-    held = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
-    old = {s: signal.signal(s, note) for s in held}
+    old = {s: signal.signal(s, note) for s in HELD_SIGNALS
+           if signal.getsignal(s) != signal.SIG_IGN}
     try:
         with proc.own_process_groups():
             yield got

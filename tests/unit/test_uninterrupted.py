@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
@@ -48,12 +50,21 @@ def test_programs_started_inside_have_their_own_group_and_no_blocked_signals() -
     assert int(blocked, 16) == 0  # it can still be interrupted itself
 
 
-def test_sigterm_too_and_the_handlers_come_back() -> None:
-    script = SCRIPT.replace("signal.SIGINT", "signal.SIGTERM")
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1", "SIGALRM"])
+def test_other_deadly_signals_too_and_the_handlers_come_back(name: str) -> None:
+    script = SCRIPT.replace("signal.SIGINT", f"signal.{name}")
     p = run(script)
     assert "block finished" in p.stdout and "not reached" not in p.stdout
-    assert p.returncode == -signal.SIGTERM
+    assert p.returncode == -getattr(signal, name)
     restored = run("import signal\nfrom git_agent import ui\nbefore = signal.getsignal(2)\n"
                    "with ui.uninterrupted() as held:\n    pass\n"
                    "print(signal.getsignal(2) is before, held)")
     assert restored.stdout.strip() == "True []"
+
+
+def test_a_signal_ignored_before_stays_ignored() -> None:
+    """nohup git agent apply: a hang-up meanwhile must not end it after the block."""
+    script = "import signal\nsignal.signal(signal.SIGHUP, signal.SIG_IGN)\n" + SCRIPT.replace(
+        "signal.SIGINT", "signal.SIGHUP")
+    p = run(script)
+    assert "held []" in p.stdout and "not reached" in p.stdout and p.returncode == 0

@@ -19,7 +19,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a fifo
@@ -40,13 +40,23 @@ def open_root(path: bytes | str | os.PathLike[str]) -> int:
     return os.open(path, DIR_FLAGS)
 
 
-def open_dir(dir_fd: int, rel: bytes | Sequence[bytes]) -> int:
-    """An fd on the directory rel beneath dir_fd (dir_fd itself, dup'ed, for b'')."""
+def open_dir(dir_fd: int, rel: bytes | Sequence[bytes], *,
+             made: Callable[[int], None] | None = None) -> int:
+    """An fd on the directory rel beneath dir_fd (dir_fd itself, dup'ed, for b''). With made,
+    missing directories are created (0777 less the umask) and made(i) hears of each: the
+    number of components of rel that lead to it."""
     comps = parts(rel) if isinstance(rel, bytes) else list(rel)
     fd = os.dup(dir_fd)
     try:
-        for name in comps:
-            nfd = os.open(name, DIR_FLAGS, dir_fd=fd)
+        for i, name in enumerate(comps, 1):
+            try:
+                nfd = os.open(name, DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if made is None:
+                    raise
+                os.mkdir(name, 0o777, dir_fd=fd)
+                made(i)
+                nfd = os.open(name, DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = nfd
     except BaseException:

@@ -154,23 +154,13 @@ class Journal:
 
 def _walk_create(root_fd: int, parts: Sequence[bytes], journal: Journal | None) -> int:
     """An fd on the parent dir of the last part, creating directories (never following links)."""
-    fd = os.dup(root_fd)
-    try:
-        for i, part in enumerate(parts[:-1]):
-            try:
-                nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                os.mkdir(part, 0o777, dir_fd=fd)
-                if journal is not None:
-                    made = b"/".join(parts[: i + 1])
-                    journal.note(made, partial(_rmdir, root_fd, made))
-                nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+
+    def made(depth: int) -> None:
+        if journal is not None:
+            path = b"/".join(parts[:depth])
+            journal.note(path, partial(_rmdir, root_fd, path))
+
+    return beneath.open_dir(root_fd, parts[:-1], made=made)
 
 
 def _rmdir(root_fd: int, path: bytes) -> None:

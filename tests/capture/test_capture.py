@@ -192,8 +192,11 @@ def test_dirty_base(actor: Actor) -> None:
     (repo / "a.txt").write_text("user's uncommitted edit\n")
     (repo / "untracked.txt").write_text("user's new file\n")
     actor.own(repo)
+    status_before = git(actor, repo, "status", "--porcelain")  # may refresh the index: first
+    # then the index's stat data goes stale, as after an editor's save of the same bytes: a git
+    # command of git agent that refreshes the index (status, add) would now write it
+    os.utime(repo / "b.txt", (1_600_000_000, 1_600_000_000))
     index_before = (repo / ".git" / "index").read_bytes()
-    status_before = git(actor, repo, "status", "--porcelain")
     agent_run(actor, repo, "t", "echo agent >> b.txt")
     names = git(actor, repo, "diff", "--name-status", "refs/agent-base/t", "agent/t")
     assert names == "M\tb.txt\n"
@@ -315,7 +318,11 @@ def _digest(root: Path) -> dict[str, tuple[object, ...]]:
 
 def test_capture_while_running(actor: Actor) -> None:
     repo = actor.make_repo()
-    script = "echo one > one; rm README.md; sleep 4; echo two > two"
+    # the agent home is shared with the host: the script says it is ready there, then waits
+    # for the gate, so the capture runs mid-run however slow it is
+    ready, gate = actor.home / "aihome" / "ready", actor.home / "aihome" / "gate"
+    script = ("echo one > one; rm README.md; : > ~/ready; "
+              "while [ ! -e ~/gate ]; do sleep 0.05; done; echo two > two")
     run = subprocess.Popen(actor._argv([sys.executable, "-m", "git_agent", "run", "-s", "t",
                                         "--", "sh", "-c", script]),
                            cwd=repo, env={**actor.env, **PY_ENV}, stdout=subprocess.PIPE,
@@ -323,21 +330,41 @@ def test_capture_while_running(actor: Actor) -> None:
     try:
         store = Path(actor.run([sys.executable, "-c", _STORE], cwd=repo, env=PY_ENV,
                                check=True).stdout.strip())
-        for _ in range(300):
-            if (store / "upper" / "one").exists():
-                break
-            time.sleep(0.1)
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if run.poll() is not None:
+                pytest.fail(f"the run ended before its edits: {run.communicate()[1]!r}")
+            if time.monotonic() > deadline:
+                pytest.fail("the agent never got to its edits (60 s)")
+            time.sleep(0.05)
         before = _digest(store / "upper")
         p = actor.run([sys.executable, "-c", _CAPTURE], cwd=repo, env=PY_ENV, check=True)
         assert _digest(store / "upper") == before
         first = p.stdout.strip()
         assert git(actor, repo, "diff", "--name-status", "HEAD", first) == \
             "D\tREADME.md\nA\tone\n"
+        assert run.poll() is None  # the capture was taken while the agent ran
     finally:
+        if gate.parent.is_dir():
+            gate.write_text("")
+            actor.own(gate)
         _, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     names = git(actor, repo, "diff", "--name-status", "HEAD", "agent/t")
     assert names == "D\tREADME.md\nA\tone\nA\ttwo\n"
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process of group pgid is left."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat_ = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat_[stat_.rindex(")") + 2:].split()  # after "pid (comm) "
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def test_killed_capture_leaves_old_or_complete_ref(actor: Actor) -> None:
@@ -350,10 +377,15 @@ def test_killed_capture_leaves_old_or_complete_ref(actor: Actor) -> None:
     for _ in range(6):
         proc = subprocess.Popen(actor._argv([sys.executable, "-c", _CAPTURE]), cwd=repo,
                                 env={**actor.env, **PY_ENV}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, start_new_session=True)
         time.sleep(rng.uniform(0.05, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
+        # its git children outlive it a moment (holding a ref's lock, maybe): let them end
+        deadline = time.monotonic() + 30
+        while _group_alive(proc.pid):
+            assert time.monotonic() < deadline, "the killed capture's children never ended"
+            time.sleep(0.05)
         tip = actor.run(["git", "rev-parse", "-q", "--verify", "agent/t"], cwd=repo).stdout
         results.add(tip.strip())
         if tip.strip():

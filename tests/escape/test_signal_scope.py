@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from helpers import as_user, sandbox_as
@@ -32,7 +35,22 @@ except OSError as e:
 def host_victim(user: str) -> Iterator[subprocess.Popen[bytes]]:
     """A host process of the same user, so only the sandbox boundary can stop the signal."""
     p = subprocess.Popen(as_user(user, ["sleep", "60"]))
-    time.sleep(0.1)  # let setpriv exec sleep: the pid must belong to `user`
+    # wait until setpriv exec'd sleep: the pid must belong to `user`
+    uid, deadline = pwd.getpwnam(user).pw_uid, time.monotonic() + 10
+    while True:
+        try:
+            exe = os.path.basename(os.readlink(f"/proc/{p.pid}/exe"))
+            status = Path(f"/proc/{p.pid}/status").read_text()
+        except OSError:
+            exe, status = "", ""
+        uids = next((ln.split()[1:] for ln in status.splitlines() if ln.startswith("Uid:")), [])
+        if exe == "sleep" and uids == [str(uid)] * 4:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            p.wait()
+            pytest.fail(f"the victim never became {user}'s sleep: {exe!r} {uids}")
+        time.sleep(0.02)
     yield p
     p.kill()
     p.wait()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.sandbox
 # high bits of cmd set, which the kernel truncates away) and asks for TIOCLINUX; the parent reads
 # the master side, where injected bytes show up as echoed input.
 INJECT = r"""
-import ctypes, fcntl, json, os, pty, termios, time
+import ctypes, fcntl, json, os, pty, select, termios, time
 pid, master = pty.fork()
 if pid == 0:
     libc = ctypes.CDLL(None, use_errno=True)
@@ -30,12 +30,17 @@ if pid == 0:
     with open("/tmp/res.json", "w") as f:
         json.dump(res, f)
     os._exit(0)
-time.sleep(0.3)
-seen = b""
-try:
-    seen = os.read(master, 100)
-except OSError:
-    pass
+# the echo may come in pieces, and late: read until both came or the child's side closed (EIO)
+seen, deadline = b"", time.monotonic() + 10
+while not (b"Q" in seen and b"Z" in seen) and time.monotonic() < deadline:
+    if select.select([master], [], [], 0.1)[0]:
+        try:
+            chunk = os.read(master, 100)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
 os.waitpid(pid, 0)
 res = json.load(open("/tmp/res.json"))
 res["injected"] = seen.decode(errors="replace")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -68,21 +69,25 @@ def run_in_pty(actor: Actor, argv: list[str], cwd: Path, timeout: float = 60) ->
         full = actor._argv(argv)
         os.execvpe(full[0], full, {**actor.env, "TERM": "xterm"})
     out = b""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.5)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        else:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+    # read to the EIO that says every holder of the pty's other side is gone and all it wrote
+    # was drained: a quiet spell proves neither (a busy machine makes those)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(fd)
+            pytest.fail(f"{argv} did not end in {timeout} s: {out!r}")
+        if not select.select([fd], [], [], left)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO
+            break
+        if not chunk:
+            break
+        out += chunk
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
@@ -211,9 +216,15 @@ def test_no_mount_no_privileges_no_userns(actor: Actor) -> None:
     assert "CapEff:\t0000000000000000" in p.stdout and "CapPrm:\t0000000000000000" in p.stdout
 
 
+# passwd waits on a fifo held open for writing (no timer runs out), and its status is read only
+# once the child runs passwd itself (its name) and waits (sleeping): its exec is done
 SETUID_PROBE = (
-    "sleep 3 | {passwd} >/dev/null 2>&1 & pid=$!; sleep 0.5; "
-    "grep -E '^(Uid|CapEff)' /proc/$pid/status; kill $pid 2>/dev/null; wait"
+    "d=$(mktemp -d); mkfifo $d/in; {passwd} <$d/in >/dev/null 2>&1 & pid=$!; exec 3>$d/in; "
+    "i=0; until [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = passwd ] && "
+    "grep -q '^State:.S' /proc/$pid/status; do i=$((i+1)); "
+    "[ $i -le 200 ] || {{ echo 'passwd never waited'; break; }}; sleep 0.05; done; "
+    "grep -E '^(Uid|CapEff)' /proc/$pid/status; kill $pid 2>/dev/null; exec 3>&-; wait; "
+    "rm -r $d"
 )
 
 

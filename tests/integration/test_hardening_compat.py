@@ -130,13 +130,24 @@ def test_die_with_parent_still_works_under_scoping(user: str) -> None:
         out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
         return [int(x) for x in out.stdout.split()]
 
-    deadline = time.monotonic() + 10
-    while not sandboxed() and time.monotonic() < deadline:
+    def inner_runs() -> bool:
+        # bwrap itself matches as soon as it execs, before it armed its parent-death signal:
+        # wait for the inner command (bwrap set all up before it exec'd that)
+        for pid in sandboxed():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() != "bwrap":
+                    return True
+            except OSError:
+                pass
+        return False
+
+    deadline = time.monotonic() + 30
+    while not inner_runs() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sandboxed(), "the sandbox did not start"
+    assert inner_runs(), "the sandbox did not start"
     harness.send_signal(signal.SIGKILL)  # setpriv exec'd the harness: same pid
     harness.wait()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # well before the inner sleep ends by itself
     while sandboxed() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not sandboxed()

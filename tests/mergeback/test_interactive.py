@@ -59,6 +59,8 @@ def test_risks_and_tags_are_shown(work: Work) -> None:
 
 def test_no_run_of_the_session_starts_while_apply_asks(work: Work) -> None:
     """apply holds the session's lock from its first question to its last write."""
+    import os
+    import select
     import subprocess
     import time
 
@@ -68,12 +70,23 @@ def test_no_run_of_the_session_starts_while_apply_asks(work: Work) -> None:
         a._argv(["git", "agent", "apply", "-i", "s"]), cwd=work.root, env=a.env,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
+    asked = b""
     try:
-        time.sleep(1.5)  # it is waiting at its first question
+        # it holds the lock from before its first question: wait until that question is asked
+        fd = asking.stderr.fileno()  # type: ignore[union-attr]
+        deadline = time.monotonic() + 30
+        while b"apply README.md?" not in asked:
+            left = deadline - time.monotonic()
+            assert left > 0, f"apply -i never asked its first question: {asked!r}"
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 4096)
+                assert chunk, f"apply -i ended before asking: {asked!r}"
+                asked += chunk
         p = work.agent("run", "-s", "s", "--", "sh", "-c", "echo late >> README.md")
         assert p.returncode == 1 and "already running" in p.stderr
     finally:
         out, err = asking.communicate(b"Y\n", timeout=60)
+    err = asked + err
     assert asking.returncode == 0, err
     assert work.review_paths() == []
     assert "late" not in (work.root / "README.md").read_text()

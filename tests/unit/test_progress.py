@@ -6,6 +6,7 @@ import os
 import pty
 import select
 import sys
+import time
 
 import pytest
 
@@ -32,10 +33,17 @@ def test_counts_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         small.step()
         small.done()
     out = ""
-    while select.select([master], [], [], 0.5)[0]:  # a pty hands it over in pieces
+    # a pty hands it over in pieces, maybe late: read all of it, to the EIO that says the
+    # other side is closed and drained (never a quiet spell, which a busy machine can make)
+    deadline = time.monotonic() + 60
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no end of the pty's output: {out!r}"
+        if not select.select([master], [], [], left)[0]:
+            continue
         try:
             chunk = os.read(master, 65536)
-        except OSError:  # EIO: the other side is closed and drained
+        except OSError:  # EIO
             break
         if not chunk:
             break

@@ -36,6 +36,7 @@ class Action:
     markers: bool = False  # write holds conflict markers (--merge)
     keep_perms: int | None = None  # permission bits of the file it replaces
     before: Entry | None = None  # what the worktree held when apply read it
+    before_sig: files.Sig | None = None  # and its lstat then
 
 
 @dataclass
@@ -119,7 +120,12 @@ def plan(view: View, picked: Sequence[Change], *, merge: bool) -> Plan:
     try:
         deleting: set[bytes] = set()
         for c in sorted(picked, key=lambda c: c.new_oid is not None):
-            work, blocker = files.read(root_fd, c.path)
+            try:
+                work, blocker, work_sig = files.read_signed(root_fd, c.path)
+            except PermissionError:  # a file of yours you may not read (mode 0000, 0200)
+                decided[c.path] = Action(c, None, noop=True, conflict=(
+                    "your worktree's file cannot be read (its permissions); kept yours"))
+                continue
             base = _side(repo, c.old_oid, c.old_mode)
             agent = _side(repo, c.new_oid, c.new_mode)
             if (work is not None and work.mode == MODE_DIR and agent is not None
@@ -127,7 +133,7 @@ def plan(view: View, picked: Sequence[Change], *, merge: bool) -> Plan:
                 work = None  # emptied by this apply's deletions
             a = _decide(c, base, work, agent, merge=merge, labels=labels,
                         cwd=view.worktree.root)
-            a.before = work
+            a.before, a.before_sig = work, work_sig
             if agent is None and a.write is None and not a.conflict:
                 deleting.add(c.path)
             if a.write is not None and not a.noop:
@@ -163,26 +169,35 @@ def closure(picked: Sequence[Change], everything: Sequence[Change]) -> list[Chan
 
 def execute(worktree: Worktree, p: Plan, *, merge: bool) -> None:
     """Write the plan: deletions (deepest first), then files. Conflicts only with --merge.
-    If a change fails (no space left, a read-only directory, ...), the ones made before it are
-    taken back and ApplyFailed says which path failed and why."""
+    If a change fails (no space left, a read-only directory, a path changed since plan read
+    it, ...), the ones made before it are taken back and ApplyFailed says which path failed
+    and why."""
     todo = [a for a in p.actions if not a.noop and (merge or not a.conflict)]
+    # the dirs that get a file: a deletion that empties one does not remove it (its bits stay)
+    keep_dirs = frozenset(a.change.path[:i] for a in todo if a.write is not None
+                          for i, ch in enumerate(a.change.path) if ch == 0x2F)  # b"/"
     progress = ui.Progress("applying", len(todo))
     root_fd = files.open_root(worktree.root)
-    journal = files.Journal(root_fd)
+    journal = files.Journal(root_fd, worktree.git_dir / f"agent-apply-{os.urandom(4).hex()}")
     a: Action | None = None
     try:
         deletions = [a for a in todo if a.write is None]
         for a in sorted(deletions, key=lambda a: -a.change.path.count(b"/")):
-            files.delete(root_fd, a.change.path, journal, a.before)
+            files.delete(root_fd, a.change.path, journal, a.before, a.before_sig,
+                         keep_dirs=keep_dirs)
             progress.step()
         for a in todo:
             if a.write is not None:
                 bits = (None if a.keep_perms is None
                         else files.checkout_perms(a.keep_perms, a.write.mode == MODE_EXEC))
-                files.write(root_fd, a.change.path, a.write, bits, journal, a.before)
+                files.write(root_fd, a.change.path, a.write, bits, journal, a.before,
+                            a.before_sig)
                 progress.step()
-    except (OSError, GitAgentError) as e:
+        journal.done()
+    except BaseException as e:
         failed = journal.undo()
+        if not isinstance(e, (OSError, GitAgentError)):
+            raise
         why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         where = "" if a is None else f" {'writing' if a.write else 'deleting'} {a.change.name}"
         if failed:
@@ -310,12 +325,26 @@ def _apply(view: View, files: Sequence[Change], everything: Sequence[Change], *,
     take = None if running else consumption(view, done, everything, rejected)
     # ^C cannot stop it halfway: the worktree written, the session giving the paths up and its
     # branch recaptured, all of it or (^C before this point) none
-    with ui.uninterrupted() as held:
-        execute(worktree, p, merge=merge)
-        if take is not None:
-            left = take()
-            review.capture_now(view.worktree, view.session, base=view.base, reason=(
-                "what is left after apply (applied and rejected paths removed)"))
+    held: list[int] = []
+    try:
+        with ui.uninterrupted() as held:
+            execute(worktree, p, merge=merge)
+            if take is not None:
+                try:
+                    left = take()
+                    review.capture_now(view.worktree, view.session, base=view.base, reason=(
+                        "what is left after apply (applied and rejected paths removed)"))
+                except Exception as e:  # noqa: BLE001 - said whatever it is: the worktree is done
+                    why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                    raise GitAgentError(
+                        f"your worktree has all of the change, but the session could not be "
+                        f"updated ({why}); run apply again once that is fixed: what is already "
+                        "in your worktree counts as applied") from e
+    except GitAgentError as e:
+        if held:  # said, then the signal that came meanwhile does what it would have done
+            ui.say(f"git agent: {e}")
+            ui.act_on(held)
+        raise
     report(p, rejected)
     if take is None:
         ui.say(f"session {view.session.name!r} is running: its files were left alone; "

@@ -285,10 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _debug = "--debug" in args[:1] or bool(os.environ.get("GIT_AGENT_DEBUG"))
     if args[:1] == ["--help"]:
         from git_agent import manpage
-        from git_agent.errors import interrupt_raises
 
-        interrupt_raises()  # ^C in the pager: man and the pager handle it, we wait for them
-        return manpage.open_manual()
+        return manpage.open_manual()  # ^C in the pager is its own: we wait for man
 
     def invoke() -> int:
         try:

@@ -105,7 +105,7 @@ _FULL_OR_BROKEN = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFB
 
 
 def _said_environment(e: OSError) -> int:
-    where = f" ({e.filename})" if e.filename else ""
+    where = f" ({os.fsdecode(e.filename)})" if e.filename else ""
     print(f"git agent: {e.strerror}{where}", file=sys.stderr)
     with contextlib.suppress(OSError):  # what stdout still holds would fail again at exit
         null = os.open(os.devnull, os.O_WRONLY)

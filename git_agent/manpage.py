@@ -28,10 +28,10 @@ def open_manual() -> int:
     man = shutil.which("man")
     if man is not None:
         argv = [man, "-l", os.fspath(page)] if page is not None else [man, "git-agent"]
-        try:
+        from git_agent import ui
+
+        with ui.terminal_signals_to_child():
             return subprocess.run(argv, check=False).returncode
-        except KeyboardInterrupt:
-            return 130
     if page is None:
         print("git agent: the manual page is not installed; see `git agent -h`", file=sys.stderr)
         return 1

@@ -55,7 +55,27 @@ def page(data: bytes, *, cwd: Path) -> None:
     env.setdefault("LESS", "FRX")
     env.setdefault("LV", "-c")
     sys.stdout.flush()
-    subprocess.run(cmd, shell=True, input=data, cwd=cwd, env=env, check=False)
+    with terminal_signals_to_child():
+        subprocess.run(cmd, shell=True, input=data, cwd=cwd, env=env, check=False)
+
+
+@contextlib.contextmanager
+def terminal_signals_to_child() -> Iterator[None]:
+    """While a pager (or man) runs in the foreground, ^C and ^\\ are its to handle (less
+    stops a search with ^C): git agent waits, as git does. A handler that does nothing, not
+    SIG_IGN: exec gives a handled signal back its default in the child, an ignored one stays
+    ignored there. Main thread only."""
+
+    def wait(_signum: int, _frame: object) -> None:
+        pass
+
+    old = {s: signal.signal(s, wait) for s in (signal.SIGINT, signal.SIGQUIT)
+           if signal.getsignal(s) != signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def write_stdout(data: bytes) -> None:
@@ -110,13 +130,18 @@ class Progress:
             now = time.monotonic()
             if now - self.last >= 0.1 or self.n >= self.total:
                 self.last = now
-                sys.stderr.write(f"\r{self.what}: {self.n}/{self.total}")
-                sys.stderr.flush()
+                self._show(f"\r{self.what}: {self.n}/{self.total}")
 
     def done(self) -> None:
         if self.on:
-            sys.stderr.write("\r\033[K")
+            self._show("\r\033[K")
+
+    def _show(self, text: str) -> None:
+        try:
+            sys.stderr.write(text)
             sys.stderr.flush()
+        except OSError:  # the terminal hung up: the work goes on, unseen
+            self.on = False
 
 
 # Every signal whose default is to end the process and that can be caught, but the ones

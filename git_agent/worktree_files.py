@@ -1,10 +1,17 @@
 """The worktree's files, read and written by fd: no symlink is ever followed, nothing outside
 the worktree or under .git is written, each file lands with one atomic rename, and a Journal
-notes every change so that a failure halfway puts the worktree back as it was."""
+notes every change so that a failure halfway puts the worktree back as it was.
+
+What a change replaces or removes is kept aside, not copied: hard-linked (a file written
+over) or moved (a file deleted, a directory emptied) into a directory of git's own, so that
+undoing is a rename back, which needs no free space and gives back the very inode (owner,
+bits, links, extended attributes). Where that cannot be (another filesystem), the bytes apply
+read are written back instead."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -63,27 +70,41 @@ def _open_dir(root_fd: int, parts: Sequence[bytes]) -> tuple[int | None, bytes |
     return fd, None
 
 
+Sig = tuple[int, int, int, int]  # what lstat says of an entry: type and bits, inode, size, mtime
+
+
+def sig(st: os.stat_result) -> Sig:
+    return (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def read(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None]:
     """(what the worktree holds at path, or None; the blocking non-dir parent, if any)."""
+    entry, blocker, _ = read_signed(root_fd, path)
+    return entry, blocker
+
+
+def read_signed(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None, Sig | None]:
+    """read, and the entry's lstat as it was before its bytes were read (a write meanwhile
+    shows as a later change). PermissionError: the user may not read their own file."""
     parts = components(path)
     fd, blocker = _open_dir(root_fd, parts)
     if fd is None:
-        return None, blocker
+        return None, blocker, None
     try:
         try:
             st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
-            return None, None
+            return None, None, None
         if stat.S_ISLNK(st.st_mode):
-            return Entry(MODE_LINK, os.readlink(parts[-1], dir_fd=fd)), None
+            return Entry(MODE_LINK, os.readlink(parts[-1], dir_fd=fd)), None, sig(st)
         if stat.S_ISDIR(st.st_mode):
-            return Entry(MODE_DIR), None
+            return Entry(MODE_DIR), None, sig(st)
         if not stat.S_ISREG(st.st_mode):
-            return Entry(MODE_OTHER), None
+            return Entry(MODE_OTHER), None, sig(st)
         ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
         with os.fdopen(ffd, "rb") as f:
             data = f.read()
-        return Entry(MODE_EXEC if st.st_mode & 0o100 else MODE_FILE, data), None
+        return Entry(MODE_EXEC if st.st_mode & 0o100 else MODE_FILE, data), None, sig(st)
     finally:
         os.close(fd)
 
@@ -124,21 +145,70 @@ def files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
 
 
 def checkout_perms(keep_perms: int, exe: bool) -> int:
-    """The bits of a file written over one with keep_perms: x wherever r is set for an
-    executable, as git does for checkouts, and no x otherwise."""
-    bits = keep_perms & ~0o111
+    """The bits of a file written over one with keep_perms: its rwx bits (never setuid, setgid
+    or sticky: those were given to other bytes), x wherever r is set for an executable, as git
+    does for checkouts, and no x otherwise."""
+    bits = keep_perms & 0o666
     return bits | (keep_perms & 0o444) >> 2 if exe else bits
 
 
-class Journal:
-    """How to undo each change made so far; undo() takes them back, newest first."""
+class Changed(GitAgentError):
+    """The worktree changed at a path between apply's reading and its writing."""
 
-    def __init__(self, root_fd: int):
+
+class Journal:
+    """How to undo each change made so far; undo() takes them back, newest first. What the
+    changes replace is kept in `spare` (a directory to create, on the worktree's filesystem
+    if it can be) until done() or undo()."""
+
+    def __init__(self, root_fd: int, spare: Path | None):
         self.root_fd = root_fd
         self._undo: list[tuple[bytes, Callable[[], None]]] = []
+        self._spare_path = spare
+        self._spare_fd: int | None = None
+        self._kept: list[bytes] = []
+        self._elsewhere = False  # the spare dir is on another filesystem than the worktree
 
     def note(self, path: bytes, undo: Callable[[], None]) -> None:
         self._undo.append((path, undo))
+
+    def _spare(self) -> int | None:
+        if self._spare_fd is None and self._spare_path is not None:
+            try:
+                os.mkdir(self._spare_path, 0o700)
+                self._spare_fd = os.open(self._spare_path, beneath.DIR_FLAGS)
+            except OSError:
+                self._spare_path = None  # keep nothing aside: bytes are written back instead
+        return self._spare_fd
+
+    def keep(self, fd: int, name: bytes, path: bytes, *, move: bool) -> bool:
+        """Keep the entry `name` of dir fd (the worktree's `path`) aside before it is written
+        over (move=False: a hard link) or removed (move=True: moved there; it is gone from
+        the worktree), and note how to put it back. False: it could not be kept this way."""
+        spare = self._spare()
+        if spare is None or self._elsewhere:
+            return False
+        kept = str(len(self._kept)).encode()
+        try:
+            if move:
+                os.rename(name, kept, src_dir_fd=fd, dst_dir_fd=spare)
+            else:
+                os.link(name, kept, src_dir_fd=fd, dst_dir_fd=spare, follow_symlinks=False)
+        except OSError as e:  # a link the kernel refuses (protected_hardlinks), ...
+            if e.errno == errno.EXDEV:  # the spare dir is on another filesystem: no more
+                self._elsewhere = True
+            return False
+        self._kept.append(kept)
+        self.note(path, partial(self._bring_back, path, kept))
+        return True
+
+    def _bring_back(self, path: bytes, kept: bytes) -> None:
+        assert self._spare_fd is not None
+        fd = _walk_create(self.root_fd, components(path), None)
+        try:
+            os.rename(kept, path.rsplit(b"/", 1)[-1], src_dir_fd=self._spare_fd, dst_dir_fd=fd)
+        finally:
+            os.close(fd)
 
     def undo(self) -> list[str]:
         """Take every change back; returns what could not be (a line per path)."""
@@ -147,9 +217,34 @@ class Journal:
             path, step = self._undo.pop()
             try:
                 step()
-            except (OSError, GitAgentError) as e:
-                failed.append(f"{os.fsdecode(path)}: {getattr(e, 'strerror', None) or e}")
+            except Exception as e:  # noqa: BLE001 - each step is tried whatever the last did
+                why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                failed.append(f"{os.fsdecode(path)}: {why}")
+        if failed and self._spare_path is not None:
+            failed.append(f"(what could not be put back is kept in {self._spare_path})")
+        else:
+            self._drop_spare()
         return failed
+
+    def done(self) -> None:
+        """All written: drop what was kept aside."""
+        self._undo.clear()
+        self._drop_spare()
+
+    def _drop_spare(self) -> None:
+        if self._spare_fd is None:
+            return
+        for kept in self._kept:
+            with contextlib.suppress(OSError):
+                try:
+                    os.unlink(kept, dir_fd=self._spare_fd)
+                except IsADirectoryError:
+                    os.rmdir(kept, dir_fd=self._spare_fd)
+        os.close(self._spare_fd)
+        self._spare_fd = None
+        if self._spare_path is not None:
+            with contextlib.suppress(OSError):
+                os.rmdir(self._spare_path)
 
 
 def _walk_create(root_fd: int, parts: Sequence[bytes], journal: Journal | None) -> int:
@@ -165,12 +260,11 @@ def _walk_create(root_fd: int, parts: Sequence[bytes], journal: Journal | None) 
 
 def _rmdir(root_fd: int, path: bytes) -> None:
     fd, _ = _open_dir(root_fd, components(path))
-    if fd is None:
-        raise FileNotFoundError(0, "its parent directory is gone")
-    try:
-        os.rmdir(path.rsplit(b"/", 1)[-1], dir_fd=fd)
-    finally:
-        os.close(fd)
+    if fd is not None:
+        try:
+            os.rmdir(path.rsplit(b"/", 1)[-1], dir_fd=fd)
+        finally:
+            os.close(fd)
 
 
 def _mkdir(root_fd: int, path: bytes, mode: int) -> None:
@@ -178,46 +272,63 @@ def _mkdir(root_fd: int, path: bytes, mode: int) -> None:
     try:
         name = path.rsplit(b"/", 1)[-1]
         os.mkdir(name, 0o700, dir_fd=fd)
-        os.chmod(name, mode, dir_fd=fd, follow_symlinks=False)
+        dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
+        try:
+            os.fchmod(dfd, mode)
+        finally:
+            os.close(dfd)
     finally:
         os.close(fd)
 
 
-def _put_back(root_fd: int, path: bytes, before: Entry | None, bits: int | None) -> None:
-    """Make path hold `before` again (None: nothing) with exactly the permission bits `bits`."""
-    if before is None:
-        fd, _ = _open_dir(root_fd, components(path))
-        if fd is not None:
-            try:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path.rsplit(b"/", 1)[-1], dir_fd=fd)
-            finally:
-                os.close(fd)
+def _unlink(root_fd: int, path: bytes) -> None:
+    fd, _ = _open_dir(root_fd, components(path))
+    if fd is not None:
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path.rsplit(b"/", 1)[-1], dir_fd=fd)
+        finally:
+            os.close(fd)
+
+
+def _rewrite(root_fd: int, path: bytes, before: Entry, bits: int | None) -> None:
+    write(root_fd, path, before, bits, None)
+
+
+def _check(path: bytes, st: os.stat_result | None, before: Entry | None,
+           before_sig: Sig | None) -> None:
+    """Refuse to write or delete a path that is not as apply read it."""
+    if before is None:  # nothing there then, or a directory this apply's deletions emptied
+        same = st is None or stat.S_ISDIR(st.st_mode)
     else:
-        write(root_fd, path, before, bits, None)
-
-
-def _undo_of(root_fd: int, path: bytes, before: Entry | None) -> Callable[[], None]:
-    """The step that puts back what path holds now (before: its bytes, read by the caller)."""
-    st = _lstat(root_fd, path)
-    if (st is None) != (before is None) and not (st is not None and stat.S_ISDIR(st.st_mode)):
-        # (a dir where nothing was read: one this apply's deletions emptied)
-        what = "is gone from" if st is None else "appeared in"
-        raise GitAgentError(f"{os.fsdecode(path)} {what} your worktree since apply read it; "
-                            "apply again")
-    bits = stat.S_IMODE(st.st_mode) if st is not None and stat.S_ISREG(st.st_mode) else None
-    return partial(_put_back, root_fd, path, before, bits)
+        same = st is not None and sig(st) == before_sig
+    if not same:
+        how = "appeared in" if before is None else "changed in" if st else "is gone from"
+        raise Changed(f"{os.fsdecode(path)} {how} your worktree since apply read it; "
+                      "apply again")
 
 
 def write(root_fd: int, path: bytes, entry: Entry, bits: int | None,
-          journal: Journal | None, before: Entry | None = None) -> None:
+          journal: Journal | None, before: Entry | None = None,
+          before_sig: Sig | None = None) -> None:
     """Put entry at path with one rename (bits: the new file's exact permission bits; None:
-    0666 or 0777 less the umask). With a journal, `before` is what path holds now."""
+    0666 or 0777 less the umask). With a journal, path must hold what apply read there
+    (before, before_sig)."""
     parts = components(path)
-    undo = _undo_of(root_fd, path, before) if journal is not None else None
+    name = parts[-1]
     fd = _walk_create(root_fd, parts, journal)
     tmp = b".git-agent-" + secrets.token_hex(6).encode() + b".tmp"
     try:
+        undo: Callable[[], None] | None = None
+        if journal is not None:
+            st = _stat_at(fd, name)
+            _check(path, st, before, before_sig)
+            if st is None or stat.S_ISDIR(st.st_mode):  # (a dir: emptied, removed below)
+                undo = partial(_unlink, root_fd, path)
+            elif not journal.keep(fd, name, path, move=False):
+                assert before is not None
+                keep_bits = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+                undo = partial(_rewrite, root_fd, path, before, keep_bits)
         if entry.mode == MODE_LINK:
             os.symlink(entry.data, tmp, dir_fd=fd)
         else:
@@ -232,13 +343,10 @@ def write(root_fd: int, path: bytes, entry: Entry, bits: int | None,
             finally:
                 os.close(ffd)
         try:
-            os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         except IsADirectoryError:  # an empty dir left where the file goes
-            dir_bits = stat.S_IMODE(os.stat(parts[-1], dir_fd=fd, follow_symlinks=False).st_mode)
-            os.rmdir(parts[-1], dir_fd=fd)
-            if journal is not None:
-                journal.note(path, partial(_mkdir, root_fd, path, dir_bits))
-            os.rename(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+            _remove_dir(fd, name, path, journal)
+            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
         if journal is not None and undo is not None:
             journal.note(path, undo)
     except BaseException:
@@ -249,33 +357,65 @@ def write(root_fd: int, path: bytes, entry: Entry, bits: int | None,
         os.close(fd)
 
 
-def delete(root_fd: int, path: bytes, journal: Journal, before: Entry | None) -> None:
-    """Remove the path (no following), then every parent dir this left empty. `before`: what
-    path holds now, for the journal."""
+def _empty(fd: int, name: bytes) -> bool:
+    dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
+    try:
+        return not os.listdir(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _stat_at(fd: int, name: bytes) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _remove_dir(fd: int, name: bytes, path: bytes, journal: Journal | None) -> None:
+    """Remove the empty directory name of dir fd (the worktree's path), journaled."""
+    if journal is not None and journal.keep(fd, name, path, move=True):
+        return
+    bits = stat.S_IMODE(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    os.rmdir(name, dir_fd=fd)
+    if journal is not None:
+        journal.note(path, partial(_mkdir, journal.root_fd, path, bits))
+
+
+def delete(root_fd: int, path: bytes, journal: Journal, before: Entry | None,
+           before_sig: Sig | None, *, keep_dirs: frozenset[bytes] = frozenset()) -> None:
+    """Remove the path (no following), then every parent dir this left empty but those in
+    keep_dirs (they get files of this apply: their bits stay). Gone already: nothing to do."""
     parts = components(path)
-    for depth in range(len(parts), 0, -1):
+    fd, _ = _open_dir(root_fd, parts)
+    if fd is None:
+        return
+    try:
+        st = _stat_at(fd, parts[-1])
+        if st is None:
+            return
+        _check(path, st, before, before_sig)
+        if stat.S_ISDIR(st.st_mode):
+            _remove_dir(fd, parts[-1], path, journal)
+        elif not journal.keep(fd, parts[-1], path, move=True):
+            assert before is not None
+            keep_bits = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+            os.unlink(parts[-1], dir_fd=fd)
+            journal.note(path, partial(_rewrite, root_fd, path, before, keep_bits))
+    finally:
+        os.close(fd)
+    for depth in range(len(parts) - 1, 0, -1):
         here = b"/".join(parts[:depth])
+        if here in keep_dirs:
+            return
         fd, _ = _open_dir(root_fd, parts[:depth])
         if fd is None:
             return
         try:
-            if depth == len(parts):
-                if _lstat(root_fd, path) is None:
-                    continue
-                undo = _undo_of(root_fd, path, before)
-                try:
-                    os.unlink(parts[-1], dir_fd=fd)
-                except IsADirectoryError:
-                    bits = stat.S_IMODE(os.stat(parts[-1], dir_fd=fd).st_mode)
-                    os.rmdir(parts[-1], dir_fd=fd)
-                    undo = partial(_mkdir, root_fd, path, bits)
-                journal.note(path, undo)
-            else:
-                bits = stat.S_IMODE(os.stat(parts[depth - 1], dir_fd=fd).st_mode)
-                try:
-                    os.rmdir(parts[depth - 1], dir_fd=fd)
-                except OSError:
-                    return  # not empty (or gone): stop climbing
-                journal.note(here, partial(_mkdir, root_fd, here, bits))
+            if not _empty(fd, parts[depth - 1]):
+                return  # stop climbing
+            _remove_dir(fd, parts[depth - 1], here, journal)
+        except OSError:
+            return  # gone, or not ours to remove: stop climbing
         finally:
             os.close(fd)

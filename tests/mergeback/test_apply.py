@@ -303,6 +303,8 @@ def test_a_failed_write_puts_back_what_apply_wrote_before_it(work: Work) -> None
     paths = work.review_paths()
     branch = work.git("rev-parse", "agent/s")
     before, index_head = work.snapshot(), work.index_and_head()
+    # what apply writes over or deletes is kept aside and renamed back: the very same inodes
+    inodes = {f: os.lstat(work.root / f).st_ino for f in ("README.md", "docs/guide/deep/b.md")}
     lock = ["chattr", "+i", "zz"] if work.actor.is_root else ["chmod", "0555", "zz"]
     unlock = ["chattr", "-i", "zz"] if work.actor.is_root else ["chmod", "0755", "zz"]
     if subprocess.run(lock, cwd=work.root, capture_output=True).returncode != 0:
@@ -316,6 +318,8 @@ def test_a_failed_write_puts_back_what_apply_wrote_before_it(work: Work) -> None
     assert "nothing was applied" in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
     assert work.snapshot() == before  # bytes, links and modes of every file; no temp file
     assert os.stat(work.root / "docs/guide/deep").st_mode & 0o7777 == 0o750  # rmdir undone
+    assert {f: os.lstat(work.root / f).st_ino for f in inodes} == inodes
+    assert not list((work.root / ".git").glob("agent-apply-*"))  # nothing left aside
     assert work.index_and_head() == index_head
     assert work.review_paths() == paths and work.git("rev-parse", "agent/s") == branch
     work.ok("apply", "s")
@@ -324,3 +328,51 @@ def test_a_failed_write_puts_back_what_apply_wrote_before_it(work: Work) -> None
     assert not (work.root / "docs/guide/deep").exists()
     assert os.readlink(work.root / "link") == "README.md"
     assert work.review_paths() == []
+    assert not list((work.root / ".git").glob("agent-apply-*"))
+
+
+def test_bits_of_your_dirs_stay_and_setuid_is_never_handed_on(work: Work) -> None:
+    """A private dir emptied by the agent's deletions but given a new file keeps its bits;
+    a setuid (setgid, sticky) file the agent rewrites loses those bits: they were given to
+    other bytes than the agent's."""
+    work.sh("mkdir secret && echo a > secret/a && chmod 0700 secret && git add secret && "
+            "git commit -qm s && chmod 6755 tool.sh")
+    work.run("rm secret/a; echo b > secret/b; echo 'echo changed' > tool.sh")
+    work.ok("apply", "s")
+    assert (work.root / "secret/b").read_text() == "b\n"
+    assert os.stat(work.root / "secret").st_mode & 0o7777 == 0o700
+    assert os.stat(work.root / "tool.sh").st_mode & 0o7777 == 0o755
+
+
+def test_a_file_you_cannot_read_is_a_conflict(work: Work) -> None:
+    if work.actor.is_root:
+        pytest.skip("root reads a file of mode 0000")
+    work.run("echo agent > README.md")
+    work.sh("chmod 0000 README.md")
+    try:
+        p = work.agent("apply", "s")
+    finally:
+        work.sh("chmod 0644 README.md")
+    assert p.returncode == 1 and "internal error" not in p.stderr
+    assert "README.md: your worktree's file cannot be read" in p.stderr
+    assert (work.root / "README.md").read_text() == "hello\n"
+
+
+def test_written_but_the_session_not_updated_says_so(work: Work) -> None:
+    """After the worktree is written, taking the paths out of the session can still fail
+    (its store not writable, a full disk): the message says the worktree has all of it, and
+    the next apply finishes the job."""
+    work.run("echo agent >> README.md")
+    (upper,) = (work.actor.home / ".local/state/git-agent").glob("*/sessions/s/upper")
+    lock = ["chattr", "+i", str(upper)] if work.actor.is_root else ["chmod", "0555", str(upper)]
+    unlock = ["chattr", "-i", str(upper)] if work.actor.is_root else ["chmod", "0755", str(upper)]
+    if work.actor.run(lock).returncode != 0:
+        pytest.skip("chattr +i does not work on this filesystem")
+    try:
+        p = work.agent("apply", "s")
+    finally:
+        work.actor.run(unlock, check=True)
+    assert p.returncode == 1 and "your worktree has all of the change" in p.stderr, p.stderr
+    assert (work.root / "README.md").read_text() == "hello\nagent\n"
+    work.ok("apply", "s")
+    assert work.review_paths() == [] and (work.root / "README.md").read_text() == "hello\nagent\n"

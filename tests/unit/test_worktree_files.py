@@ -1,0 +1,63 @@
+"""worktree_files: a path changed between apply's reading and its writing is refused, and the
+journal's undo gives back the very entries it replaced or removed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from git_agent import worktree_files as files
+from git_agent.risks import MODE_FILE
+from git_agent.worktree_files import Entry
+
+
+def test_a_path_changed_since_apply_read_it_is_refused_and_all_is_undone(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("done", "edited", "gone"):
+        (work / name).write_bytes(name.encode())
+    root = files.open_root(work)
+    try:
+        read = {n: files.read_signed(root, n.encode()) for n in ("done", "edited", "gone", "new")}
+        journal = files.Journal(root, tmp_path / "spare")
+        ino = os.lstat(work / "done").st_ino
+        files.write(root, b"done", Entry(MODE_FILE, b"agent"), None, journal,
+                    read["done"][0], read["done"][2])
+        files.delete(root, b"gone", journal, read["gone"][0], read["gone"][2])
+        assert (work / "done").read_bytes() == b"agent" and not (work / "gone").exists()
+        (work / "edited").write_bytes(b"the user's edit, meanwhile")
+        (work / "new").write_bytes(b"a file of the user's, meanwhile")
+        for name in ("edited", "new"):
+            with pytest.raises(files.Changed):
+                files.write(root, name.encode(), Entry(MODE_FILE, b"agent"), None, journal,
+                            read[name][0], read[name][2])
+        with pytest.raises(files.Changed):
+            files.delete(root, b"edited", journal, read["edited"][0], read["edited"][2])
+        assert journal.undo() == []
+    finally:
+        os.close(root)
+    assert {p.name: p.read_bytes() for p in work.iterdir()} == {
+        "done": b"done", "gone": b"gone", "edited": b"the user's edit, meanwhile",
+        "new": b"a file of the user's, meanwhile"}
+    assert os.lstat(work / "done").st_ino == ino  # put back, not rewritten
+    assert not (tmp_path / "spare").exists()
+
+
+def test_without_a_spare_dir_the_bytes_read_are_written_back(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"yours")
+    os.chmod(tmp_path / "f", 0o640)
+    root = files.open_root(tmp_path)
+    try:
+        entry, _, sig = files.read_signed(root, b"f")
+        journal = files.Journal(root, None)  # as when it is on another filesystem
+        files.write(root, b"f", Entry(MODE_FILE, b"agent"), None, journal, entry, sig)
+        files.delete(root, b"f", journal, Entry(MODE_FILE, b"agent"),
+                     files.sig(os.lstat(tmp_path / "f")))
+        assert not (tmp_path / "f").exists()
+        assert journal.undo() == []
+    finally:
+        os.close(root)
+    assert (tmp_path / "f").read_bytes() == b"yours"
+    assert os.stat(tmp_path / "f").st_mode & 0o7777 == 0o640

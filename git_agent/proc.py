@@ -51,6 +51,7 @@ class CalledProcessError(GitAgentError):
 _background_pids: set[int] = set()
 _lock = threading.Lock()
 _own_groups = 0  # > 0: children go in a process group of their own (ui.uninterrupted)
+_stopped = False  # stop_background was called: background threads start no more children
 
 
 @contextlib.contextmanager
@@ -66,12 +67,15 @@ def own_process_groups() -> Iterator[None]:
 
 
 def stop_background() -> None:
-    """Kill what background threads are running (work nobody will wait for any more)."""
+    """Kill what background threads are running, and start no more of it (work nobody will
+    wait for any more)."""
+    global _stopped
     with _lock:
+        _stopped = True
         pids = list(_background_pids)
     for pid in pids:
         with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGTERM)  # git removes its lock files on it; SIGKILL would not
 
 
 def run(
@@ -118,20 +122,24 @@ def start(
     other (launch: git rev-parse beside git config)."""
     args = [os.fspath(a) for a in argv]
     background = _background()
-    try:
-        child = subprocess.Popen(
-            args,
-            process_group=0 if _own_group() else None,
-            cwd=cwd,
-            env=dict(env) if env is not None else no_git_env(),
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-    except FileNotFoundError as e:
-        raise GitAgentError(f"{args[0]}: not found; is it installed and on PATH?") from e
-    if background:
-        with _lock:
+    # a background child is started and recorded under the lock stop_background takes: none
+    # can start unseen, after it killed the others
+    with _lock if background else contextlib.nullcontext():
+        if background and _stopped:
+            raise GitAgentError(f"{args[0]}: not started, git agent is ending")
+        try:
+            child = subprocess.Popen(
+                args,
+                process_group=0 if _own_group() else None,
+                cwd=cwd,
+                env=dict(env) if env is not None else no_git_env(),
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError as e:
+            raise GitAgentError(f"{args[0]}: not found; is it installed and on PATH?") from e
+        if background:
             _background_pids.add(child.pid)
 
     def result() -> subprocess.CompletedProcess[bytes]:

@@ -63,6 +63,7 @@ class _Background(threading.Thread):
         self.session = session
         self.result: Any = None
         self.error: BaseException | None = None
+        self.stopping = False
 
     def run(self) -> None:
         try:
@@ -74,8 +75,19 @@ class _Background(threading.Thread):
         except BaseException as e:  # noqa: BLE001 - reported by the capture step
             self.error = e
             return
-        # while the agent still runs: the capture's imports (pygit2: ~50 ms) are then ready
-        from git_agent import capture  # noqa: F401
+        if not self.stopping:
+            # while the agent still runs: the capture's imports (pygit2: ~50 ms) are then ready
+            from git_agent import capture  # noqa: F401
+
+    def stop(self) -> None:
+        """Nobody needs the snapshot: kill its git, and wait for the thread to end. It must
+        not still run while the interpreter exits: an import of pygit2 then (or any C code
+        called meanwhile) can crash it."""
+        if not self.is_alive():
+            return  # never started, or done
+        self.stopping = True
+        proc.stop_background()
+        self.join()
 
 
 def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]:
@@ -217,54 +229,55 @@ def main(
             )
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
         snap = _Background(wt, session)
-        start = time.time()
         try:
-            outcome = launch.run(
-                plan,
-                bwrap=bw.path,
-                hooks=hooks,
-                probe_cache=probes,
-                started=None if no_capture else snap.start,
-            )
-        except BaseException:  # e.g. the network could not be set up: the agent never ran
-            if fresh:
-                _forget(session, wt, snap)
-            raise
-        end = time.time()
-        if not outcome.started:
-            import shutil
+            start = time.time()
+            try:
+                outcome = launch.run(
+                    plan,
+                    bwrap=bw.path,
+                    hooks=hooks,
+                    probe_cache=probes,
+                    started=None if no_capture else snap.start,
+                )
+            except BaseException:  # e.g. the network could not be set up: the agent never ran
+                if fresh:
+                    _forget(session, wt, snap)
+                raise
+            end = time.time()
+            if not outcome.started:
+                import shutil
 
-            from git_agent import doctor
+                from git_agent import doctor
 
-            if fresh:  # nothing half-created: a session that never ran is not kept
-                _forget(session, wt, snap)
-            why = doctor.diagnose(bw.path)
-            if why is None and shutil.which(cmd[0], path=env.get("PATH")) is None:
-                raise CommandNotFound(f"{cmd[0]}: command not found (inside the sandbox)")
-            raise SandboxUnavailable(
-                why
-                or "the sandbox did not start (bwrap's message is above); run `git agent doctor`"
+                if fresh:  # nothing half-created: a session that never ran is not kept
+                    _forget(session, wt, snap)
+                why = doctor.diagnose(bw.path)
+                if why is None and shutil.which(cmd[0], path=env.get("PATH")) is None:
+                    raise CommandNotFound(f"{cmd[0]}: command not found (inside the sandbox)")
+                raise SandboxUnavailable(why or (
+                    "the sandbox did not start (bwrap's message is above); run `git agent doctor`"))
+            session.update_meta(
+                last_run={
+                    "command": cmd,
+                    "start": start,
+                    "end": end,
+                    "exit_status": outcome.exit_status,
+                    "net": net_mode,
+                }
             )
-        session.update_meta(
-            last_run={
-                "command": cmd,
-                "start": start,
-                "end": end,
-                "exit_status": outcome.exit_status,
-                "net": net_mode,
-            }
-        )
-        if not no_capture:
-            _capture(
-                session=session,
-                worktree=wt,
-                snap=snap,
-                command=cmd,
-                exit_status=outcome.exit_status,
-            )
-        else:
-            say(f"changes kept in the session (not captured): {session.upper}")
-    return outcome.exit_status
+            if not no_capture:
+                _capture(
+                    session=session,
+                    worktree=wt,
+                    snap=snap,
+                    command=cmd,
+                    exit_status=outcome.exit_status,
+                )
+            else:
+                say(f"changes kept in the session (not captured): {session.upper}")
+            return outcome.exit_status
+        finally:
+            snap.stop()  # a no-op once capture joined it; else ended before we are
 
 
 def _capture(
@@ -277,7 +290,7 @@ def _capture(
 ) -> None:
     if not sessions.has_changes(session=session, worktree=worktree):
         # the base snapshot is not needed: stop it rather than leave git working behind us
-        proc.stop_background()
+        snap.stop()
         say(f"session {session.name!r}: nothing changed")
         return
     from git_agent import capture

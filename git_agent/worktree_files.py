@@ -220,7 +220,7 @@ class Journal:
             except Exception as e:  # noqa: BLE001 - each step is tried whatever the last did
                 why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
                 failed.append(f"{os.fsdecode(path)}: {why}")
-        if failed and self._spare_path is not None:
+        if failed and self._kept and self._spare_path is not None:
             failed.append(f"(what could not be put back is kept in {self._spare_path})")
         else:
             self._drop_spare()

@@ -6,6 +6,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -366,3 +367,29 @@ def test_agent_home_overlapping_the_repo_is_refused_even_through_a_symlink(actor
         assert not (repo / "h").exists() and not (repo / "pwn").exists()
         assert not (repo / ".gitconfig").exists()  # nothing created for a refused home
     assert actor.git("status", "--porcelain", cwd=repo) == ""
+
+
+NO_THREAD_LEFT = """
+import sys, threading
+from git_agent.__main__ import main
+code = main(["run", "-s", sys.argv[1], "--", "sh", "-c", sys.argv[2]])
+print(code, sorted(t.name for t in threading.enumerate() if t is not threading.main_thread()))
+"""
+
+
+@pytest.mark.parametrize("script", ["true", "echo x > x.txt"], ids=["nothing", "changed"])
+def test_run_returns_only_once_its_background_work_is_over(actor: Actor, script: str) -> None:
+    """The base snapshot runs in a thread; none of it may still run when git agent exits (a
+    thread inside C code while the interpreter exits can crash it: once in CI, SIGSEGV after
+    "nothing changed"). 3,000 untracked files: the snapshot is still at work when `true`
+    exits."""
+    repo = actor.make_repo()
+    for i in range(3000):
+        (repo / f"u{i}.txt").write_text(f"{i}\n")
+    actor.own(repo)
+    src = str(Path(__file__).resolve().parents[2])
+    p = actor.run([sys.executable, "-c", NO_THREAD_LEFT, "t", script], cwd=repo,
+                  env={"PYTHONPATH": src})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "0 []", p.stdout
+    assert not list((repo / ".git").rglob("*.lock"))  # no git of it killed with a lock held

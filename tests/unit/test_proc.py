@@ -40,3 +40,36 @@ def test_a_foreground_child_killed_by_sigint_is_an_error(tmp_path: Path) -> None
 def test_background_children_have_a_process_group_of_their_own() -> None:
     got = in_thread(lambda: proc.run(["sh", "-c", "ps -o pgid= -p $$"]))
     assert int(got.stdout) != os.getpgrp()
+
+
+STOPPED = """
+import threading, time
+from git_agent import proc, errors
+out = []
+def work():
+    try:
+        proc.run(["sh", "-c", "sleep 30"])  # killed (SIGTERM) by stop_background
+    except errors.GitAgentError as e:
+        out.append(str(e))
+    try:
+        proc.run(["sh", "-c", "echo started"])  # after it: not even started
+    except errors.GitAgentError as e:
+        out.append(str(e))
+t = threading.Thread(target=work)
+t.start()
+while not proc._background_pids:
+    time.sleep(0.01)
+proc.stop_background()
+t.join(10)
+print(out)
+"""
+
+
+def test_after_stop_background_a_background_thread_starts_nothing() -> None:
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run([sys.executable, "-c", STOPPED], cwd=root, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "exit status -15" in p.stdout and "not started, git agent is ending" in p.stdout

@@ -178,7 +178,8 @@ def execute(worktree: Worktree, p: Plan, *, merge: bool) -> None:
                           for i, ch in enumerate(a.change.path) if ch == 0x2F)  # b"/"
     progress = ui.Progress("applying", len(todo))
     root_fd = files.open_root(worktree.root)
-    journal = files.Journal(root_fd, worktree.git_dir / f"agent-apply-{os.urandom(4).hex()}")
+    spare = worktree.git_dir / f"agent-apply-{os.getpid()}-{os.urandom(4).hex()}"
+    journal = files.Journal(root_fd, spare)
     a: Action | None = None
     try:
         deletions = [a for a in todo if a.write is None]
@@ -224,6 +225,17 @@ def refuse_busy_worktree(worktree: Worktree) -> None:
         if (worktree.git_dir / name).exists():
             raise GitAgentError(f"{what} is in progress in this worktree; finish or abort it, "
                                 "then apply")
+
+
+def warn_unfinished(worktree: Worktree) -> None:
+    """An apply killed while it wrote (kill -9, a power cut) left what it replaced in git's dir:
+    say where, once per apply, until the user removes it."""
+    for left in sorted(worktree.git_dir.glob("agent-apply-*")):
+        pid = left.name.split("-")[2]
+        if not (pid.isdigit() and os.path.exists(f"/proc/{pid}")):  # its apply is gone
+            ui.say(f"warning: an apply was stopped while it wrote (kill -9, power cut?); the "
+                   f"files it replaced or deleted are in {left} (names are numbers, in the "
+                   "order it wrote); look, then remove that directory")
 
 
 HELP = """\
@@ -275,6 +287,7 @@ def choose(view: View, files: Sequence[Change]) -> tuple[list[Change], list[Chan
 def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Sequence[str]) -> int:
     worktree = find_worktree()
     refuse_busy_worktree(worktree)
+    warn_unfinished(worktree)
     try:
         view = review.open_view(worktree, session_name)
     except review.NothingCaptured as e:

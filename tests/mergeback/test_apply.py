@@ -376,3 +376,19 @@ def test_written_but_the_session_not_updated_says_so(work: Work) -> None:
     assert (work.root / "README.md").read_text() == "hello\nagent\n"
     work.ok("apply", "s")
     assert work.review_paths() == [] and (work.root / "README.md").read_text() == "hello\nagent\n"
+
+
+def test_what_a_killed_apply_left_aside_is_pointed_at(work: Work) -> None:
+    """kill -9 while apply writes leaves what it replaced in .git/agent-apply-PID-*: the next
+    apply says where (an apply still running has its own, and is not reported)."""
+    left = work.root / ".git" / "agent-apply-999999999-0a1b2c3d"
+    running = work.root / ".git" / f"agent-apply-{os.getpid()}-0a1b2c3d"
+    for d in (left, running):
+        d.mkdir()
+        (d / "0").write_text("the user's old README\n")
+    work.actor.own(work.root)
+    work.run("echo agent >> docs/c.md")
+    p = work.ok("apply", "s")
+    assert f"files it replaced or deleted are in {left}" in p.stderr
+    assert str(running) not in p.stderr
+    assert (left / "0").read_text() == "the user's old README\n"  # never removed by apply

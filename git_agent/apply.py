@@ -120,17 +120,18 @@ def plan(view: View, picked: Sequence[Change], *, merge: bool) -> Plan:
     try:
         deleting: set[bytes] = set()
         for c in sorted(picked, key=lambda c: c.new_oid is not None):
-            try:
-                work, blocker, work_sig = files.read_signed(root_fd, c.path)
-            except PermissionError:  # a file of yours you may not read (mode 0000, 0200)
-                decided[c.path] = Action(c, None, noop=True, conflict=(
-                    "your worktree's file cannot be read (its permissions); kept yours"))
-                continue
             base = _side(repo, c.old_oid, c.old_mode)
             agent = _side(repo, c.new_oid, c.new_mode)
-            if (work is not None and work.mode == MODE_DIR and agent is not None
-                    and set(files.files_below(root_fd, c.path)) <= deleting):
-                work = None  # emptied by this apply's deletions
+            try:
+                work, blocker, work_sig = files.read_signed(root_fd, c.path)
+                if (work is not None and work.mode == MODE_DIR and agent is not None
+                        and set(files.files_below(root_fd, c.path)) <= deleting):
+                    work = None  # emptied by this apply's deletions (empty dirs of yours count)
+            except PermissionError:  # a file or dir of yours you may not read (mode 0000)
+                decided[c.path] = Action(c, None, noop=True, conflict=(
+                    "your worktree's file or directory there cannot be read (its permissions); "
+                    "kept yours"))
+                continue
             a = _decide(c, base, work, agent, merge=merge, labels=labels,
                         cwd=view.worktree.root)
             a.before, a.before_sig = work, work_sig

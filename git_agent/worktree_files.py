@@ -63,6 +63,8 @@ def _open_dir(root_fd: int, parts: Sequence[bytes]) -> tuple[int | None, bytes |
             nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
         except OSError as e:
             os.close(fd)
+            if isinstance(e, PermissionError):  # a dir of yours apply may not enter: not absent
+                raise
             missing = isinstance(e, FileNotFoundError)
             return None, None if missing else b"/".join(parts[: i + 1])
         os.close(fd)
@@ -128,18 +130,22 @@ def perms(root_fd: int, path: bytes) -> int | None:
 
 
 def files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
-    """Every non-directory entry below a worktree directory (not following symlinks)."""
+    """Every non-directory entry below a worktree directory, and every empty directory (not
+    following symlinks). PermissionError: one of them cannot be listed."""
     fd, _ = _open_dir(root_fd, [*components(path), b"x"])
     if fd is None:
         return
     try:
-        for name in os.listdir(fd):
+        names = os.listdir(fd)
+        for name in names:
             sub = path + b"/" + os.fsencode(name)
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 yield from files_below(root_fd, sub)
             else:
                 yield sub
+        if not names:
+            yield path
     finally:
         os.close(fd)
 
@@ -373,7 +379,11 @@ def _stat_at(fd: int, name: bytes) -> os.stat_result | None:
 
 
 def _remove_dir(fd: int, name: bytes, path: bytes, journal: Journal | None) -> None:
-    """Remove the empty directory name of dir fd (the worktree's path), journaled."""
+    """Remove the empty directory name of dir fd (the worktree's path), journaled. One that
+    is not empty (a file of yours apply did not count) is refused: it is never moved away."""
+    if not _empty(fd, name):
+        raise Changed(f"{os.fsdecode(path)} is a directory in your worktree that holds more "
+                      "than apply read there; apply again")
     if journal is not None and journal.keep(fd, name, path, move=True):
         return
     bits = stat.S_IMODE(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)

@@ -354,7 +354,7 @@ def test_a_file_you_cannot_read_is_a_conflict(work: Work) -> None:
     finally:
         work.sh("chmod 0644 README.md")
     assert p.returncode == 1 and "internal error" not in p.stderr
-    assert "README.md: your worktree's file cannot be read" in p.stderr
+    assert "README.md: your worktree's file or directory there cannot be read" in p.stderr
     assert (work.root / "README.md").read_text() == "hello\n"
 
 
@@ -392,3 +392,40 @@ def test_what_a_killed_apply_left_aside_is_pointed_at(work: Work) -> None:
     assert f"files it replaced or deleted are in {left}" in p.stderr
     assert str(running) not in p.stderr
     assert (left / "0").read_text() == "the user's old README\n"  # never removed by apply
+
+
+def test_a_dir_of_yours_is_never_moved_away_for_the_agent_s_file(work: Work) -> None:
+    """The agent replaced docs/guide (a dir) by a file. Your docs/guide still holds what the
+    agent's deletions do not cover (an empty dir; files in a dir apply may not list): a
+    conflict, and nothing of it moves (it once went into .git/agent-apply-*)."""
+    work.run("rm -rf docs/guide; echo f > docs/guide")
+    for mine in ("mkdir docs/guide/cache", "mkdir docs/guide/priv && echo m > docs/guide/priv/m "
+                 "&& chmod 0300 docs/guide/priv"):
+        work.sh(mine)
+        before = work.snapshot()
+        try:
+            p = work.agent("apply", "s")
+        finally:
+            work.sh("[ ! -d docs/guide/priv ] || chmod 0700 docs/guide/priv")
+        assert p.returncode == 1 and "docs/guide:" in p.stderr, p.stderr
+        assert "internal error" not in p.stderr
+        if "priv" not in mine:  # (the snapshot of an unreadable dir differs by its mode)
+            assert work.snapshot() == before
+        assert (work.root / "docs/guide/a.md").read_text() == "a\n"
+        assert not list((work.root / ".git").glob("agent-apply-*"))
+        work.sh("rm -rf docs/guide/cache docs/guide/priv")
+    work.ok("apply", "s")
+    assert (work.root / "docs/guide").read_text() == "f\n"
+
+
+def test_a_deletion_in_a_dir_you_cannot_enter_is_not_taken_as_done(work: Work) -> None:
+    if work.actor.is_root:
+        pytest.skip("root enters a dir of mode 0000")
+    work.run("rm docs/c.md")
+    work.sh("chmod 0000 docs")
+    try:
+        p = work.agent("apply", "s")
+    finally:
+        work.sh("chmod 0755 docs")
+    assert p.returncode == 1 and "docs/c.md: your worktree's file or directory" in p.stderr
+    assert (work.root / "docs/c.md").exists() and work.review_paths() == ["docs/c.md"]

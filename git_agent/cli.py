@@ -25,6 +25,20 @@ class _Group(click.Group):
                 formatter.write_text(line) if line.strip() else formatter.write_paragraph()
 
 
+class _SessionThenPaths(click.Command):
+    """`VERB [SESSION] [-- PATH...]`: a word after `--` is a path, never the session, as in
+    git (`git agent apply -- src/` is the default session's src/)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        before = args[: args.index("--")] if "--" in args else args
+        named = any(not a.startswith("-") for a in before)
+        rest = super().parse_args(ctx, args)
+        if not named and ctx.params.get("session_name") is not None:
+            ctx.params["paths"] = (ctx.params["session_name"], *ctx.params.get("paths", ()))
+            ctx.params["session_name"] = None
+        return rest
+
+
 def _run_options(f: Callable[..., None]) -> Callable[..., None]:
     """The click options of `run`, from the one table in runargs (shared with the fast path)."""
     from git_agent.runargs import RUN_OPTIONS
@@ -116,6 +130,7 @@ def run(**kwargs: object) -> None:
 
 
 @cli.command(
+    cls=_SessionThenPaths,
     context_settings=CONTEXT,
     epilog=_examples(
         """
@@ -142,6 +157,7 @@ def review(session_name: str | None, stat: bool, json_out: bool, paths: tuple[st
 
 
 @cli.command(
+    cls=_SessionThenPaths,
     context_settings=CONTEXT,
     epilog=_examples(
         """

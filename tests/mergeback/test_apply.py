@@ -38,6 +38,20 @@ def test_apply_only_the_given_paths(work: Work) -> None:
     assert p.returncode == 2 and "not among the changes" in p.stderr
 
 
+def test_paths_after_dashes_are_paths_of_the_default_session(work: Work) -> None:
+    """`git agent apply -- PATH` (as its help shows): PATH is a path, the session the default
+    one (named after the branch), never a session named PATH."""
+    import json
+
+    work.ok("run", "--", "sh", "-c", "echo x >> README.md; echo y >> docs/c.md")
+    p = work.ok("review", "--json", "--", "docs")
+    assert [f["path"] for f in json.loads(p.stdout)["files"]] == ["docs/c.md"]
+    work.ok("apply", "--", "docs")
+    assert work.git("status", "--porcelain") == " M docs/c.md\n"
+    work.ok("apply", "-i", "--", "README.md", input="y\n")
+    assert work.git("status", "--porcelain") == " M README.md\n M docs/c.md\n"
+
+
 def test_tracked_symlink_to_outside_is_replaced_not_written_through(work: Work) -> None:
     outside = work.actor.base / "outside.txt"
     outside.write_text("precious\n")

@@ -301,11 +301,13 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
         return 0
     # Not running: hold the session's lock to the end, so no run starts (and no agent changes
     # the upper) while we ask, write and take applied paths out of the session.
-    lock = session.Lock(view.session)
+    lock = session.Lock(view.session, "apply")
     try:
         lock.__enter__()
         running = False
     except SessionBusy:
+        if view.session.holder() not in ("run", None):
+            raise  # another apply, or a drop: wait for it
         running = True
     try:
         return _apply(view, files, everything, interactive=interactive, merge=merge,

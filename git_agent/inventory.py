@@ -80,12 +80,17 @@ def _last_run(meta: dict[str, Any]) -> dict[str, Any] | None:
     return out or None
 
 
+_STATE = {"run": "running", "apply": "applying", "drop": "dropping"}
+
+
 def describe(worktree: Worktree, s: session.Session) -> dict[str, Any]:
     base, head = _ref(worktree, s.base_ref), _ref(worktree, s.branch)
+    busy = s.holder()
     return {
         "name": s.name,
         "branch": s.branch.removeprefix("refs/heads/"),
-        "running": s.is_running(),
+        "running": busy == "run",
+        "busy": busy,  # what holds the session: "run", "apply", "drop"; None: nothing
         "base": base,
         "head": head,
         "files": _files_changed(worktree, base, head),
@@ -118,7 +123,7 @@ def list_main(*, json_out: bool) -> int:
         return 0
     table = [("SESSION", "BRANCH", "STATE", "FILES", "SIZE", "LAST RUN")]
     for r in rows:
-        table.append((r["name"], r["branch"], "running" if r["running"] else "idle",
+        table.append((r["name"], r["branch"], _STATE.get(r["busy"] or "", "idle"),
                       "-" if r["files"] is None else str(r["files"]), human_size(r["size"]),
                       _last_run_text(r["last_run"])))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
@@ -134,7 +139,7 @@ def _locked(s: session.Session) -> Iterator[None]:
     if not s.dir.is_dir():
         yield
         return
-    with session.Lock(s):
+    with session.Lock(s, "drop"):
         yield
 
 

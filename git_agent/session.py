@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -171,19 +172,33 @@ class Session(Record):
         self.write_meta(data)
         return data
 
-    def is_running(self) -> bool:
-        """True while some git agent holds the session's lock."""
+    def holder(self) -> str | None:
+        """What holds the session's lock: "run", "apply" or "drop"; None when free."""
         try:
             fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            return False
+            return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                words = os.read(fd, 64).decode(errors="replace").split()
+                # (nothing written yet, or a git agent from before the holder was written)
+                return words[0] if words and words[0] in _DOING else "run"
+            return None
         finally:
             os.close(fd)
-        return False
+
+    def is_running(self) -> bool:
+        """True while an agent runs in the session (a run holds its lock)."""
+        return self.holder() == "run"
+
+
+_DOING = {
+    "run": "is already running; pick another name with -s NAME, or wait for it to end",
+    "apply": "is being applied by another git agent; wait for it to finish",
+    "drop": "is being dropped",
+}
 
 
 def session_dir(store: Path, name: str) -> Path:
@@ -225,10 +240,13 @@ def create(worktree: Worktree, session: Session) -> None:
 
 
 class Lock:
-    """An exclusive flock on the session, released by the kernel when its holder dies."""
+    """An exclusive flock on the session, released by the kernel when its holder dies. Its
+    holder writes what it does there ("run", "apply", "drop" and its pid), for the others."""
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, doing: str = "run"):
+        assert doing in _DOING
         self.session = session
+        self.doing = doing
         self.fd: int | None = None
 
     def __enter__(self) -> Lock:
@@ -237,15 +255,17 @@ class Lock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise SessionBusy(
-                f"session {self.session.name!r} is already running; "
-                "pick another name with -s NAME, or wait for it to end"
-            ) from None
+            doing = self.session.holder() or "run"
+            raise SessionBusy(f"session {self.session.name!r} {_DOING[doing]}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{self.doing} {os.getpid()}\n".encode(), 0)
         self.fd = fd
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
             os.close(self.fd)
             self.fd = None
 

@@ -58,7 +58,8 @@ def test_risks_and_tags_are_shown(work: Work) -> None:
 
 
 def test_no_run_of_the_session_starts_while_apply_asks(work: Work) -> None:
-    """apply holds the session's lock from its first question to its last write."""
+    """apply holds the session's lock from its first question to its last write; the others
+    are told it is being applied (not that it runs), and a second apply waits its turn."""
     import os
     import select
     import subprocess
@@ -83,7 +84,14 @@ def test_no_run_of_the_session_starts_while_apply_asks(work: Work) -> None:
                 assert chunk, f"apply -i ended before asking: {asked!r}"
                 asked += chunk
         p = work.agent("run", "-s", "s", "--", "sh", "-c", "echo late >> README.md")
-        assert p.returncode == 1 and "already running" in p.stderr
+        assert p.returncode == 1 and "is being applied by another git agent" in p.stderr
+        assert p.stderr.count("\n") == 1, p.stderr
+        p = work.agent("apply", "s")
+        assert p.returncode == 1 and "is being applied by another git agent" in p.stderr
+        assert "capturing" not in p.stderr, p.stderr  # not taken for a running session
+        assert work.git("status", "--porcelain") == ""  # the second wrote nothing
+        p = work.ok("list")
+        assert "applying" in p.stdout and "running" not in p.stdout
     finally:
         out, err = asking.communicate(b"Y\n", timeout=60)
     err = asked + err

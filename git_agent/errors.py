@@ -8,6 +8,10 @@ import os
 import sys
 from collections.abc import Callable
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
+if TYPE_CHECKING:
+    from typing import TextIO
+
 
 class GitAgentError(Exception):
     """An error the user can act on; its text says what to do."""
@@ -70,17 +74,20 @@ def guarded(fn: Callable[[], int], *, debug: bool) -> int:
     code, ^C 130, a bug one line (its traceback with --debug / GIT_AGENT_DEBUG)."""
     try:
         interrupt_raises()
-        return fn()
+        code = fn()
+        sys.stdout.flush()  # a failed write is said here, in one line, not by Python at exit
+        return code
     except GitAgentError as e:
         if debug:
             raise
         if _interrupted:
             return _said_interrupted()
-        print(f"git agent: {e}", file=sys.stderr)
+        _say(f"git agent: {e}")
         return e.exit_code
     except KeyboardInterrupt:
         return _said_interrupted()
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader left (`| head`): not an error of ours to report
+        _to_null(sys.stdout)
         return 1
     except Exception as e:  # noqa: BLE001 - the one place that turns bugs into one line
         if debug:
@@ -88,14 +95,16 @@ def guarded(fn: Callable[[], int], *, debug: bool) -> int:
         if _interrupted:
             return _said_interrupted()
         if isinstance(e, OSError) and e.errno in _FULL_OR_BROKEN:
-            return _said_environment(e)
-        print(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)",
-              file=sys.stderr)
+            where = f" ({os.fsdecode(e.filename)})" if e.filename else ""
+            _say(f"git agent: {e.strerror}{where}")
+            _to_null(sys.stdout)  # what it still holds would fail again at exit
+            return 1
+        _say(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)")
         return 1
 
 
 def _said_interrupted() -> int:
-    print("git agent: interrupted", file=sys.stderr)
+    _say("git agent: interrupted")
     return 130
 
 
@@ -104,11 +113,19 @@ def _said_interrupted() -> int:
 _FULL_OR_BROKEN = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
 
 
-def _said_environment(e: OSError) -> int:
-    where = f" ({os.fsdecode(e.filename)})" if e.filename else ""
-    print(f"git agent: {e.strerror}{where}", file=sys.stderr)
-    with contextlib.suppress(OSError):  # what stdout still holds would fail again at exit
+def _say(line: str) -> None:
+    """A line on stderr; if even that cannot be written (`2>/dev/full`), the exit code says
+    it alone."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        _to_null(sys.stderr)
+
+
+def _to_null(stream: TextIO) -> None:
+    """From now on the stream's fd is /dev/null: what its buffer holds is dropped at exit
+    instead of failing again there."""
+    with contextlib.suppress(OSError, ValueError):
         null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
+        os.dup2(null, stream.fileno())
         os.close(null)
-    return 1

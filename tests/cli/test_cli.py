@@ -382,6 +382,9 @@ def test_a_full_disk_is_one_line_not_an_internal_error(actor: Actor) -> None:
     exit 1, and no second complaint when Python flushes at exit."""
     repo = actor.make_repo()
     actor.agent("run", "-s", "full", "--", "sh", "-c", "echo x > x.txt", cwd=repo)
-    for verb in (["list"], ["list", "--json"], ["review", "full"], ["config"]):
+    for verb in (["list"], ["list", "--json"], ["review", "full"], ["config"], ["doctor"]):
         p = actor.run(["sh", "-c", 'exec git-agent "$@" >/dev/full', "sh", *verb], cwd=repo)
         assert (p.returncode, p.stderr) == (1, "git agent: No space left on device\n"), verb
+    # even the error line cannot be written: the exit code alone says it (not Python's 120)
+    p = actor.run(["sh", "-c", "exec git-agent apply nosuch 2>/dev/full"], cwd=repo)
+    assert (p.returncode, p.stdout) == (1, "")

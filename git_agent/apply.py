@@ -125,8 +125,8 @@ def plan(view: View, picked: Sequence[Change], *, merge: bool) -> Plan:
             try:
                 work, blocker, work_sig = files.read_signed(root_fd, c.path)
                 if (work is not None and work.mode == MODE_DIR and agent is not None
-                        and set(files.files_below(root_fd, c.path)) <= deleting):
-                    work = None  # emptied by this apply's deletions (empty dirs of yours count)
+                        and files.emptied_by(files.files_below(root_fd, c.path), deleting)):
+                    work = None  # emptied by this apply's deletions
             except PermissionError:  # a file or dir of yours you may not read (mode 0000)
                 decided[c.path] = Action(c, None, noop=True, conflict=(
                     "your worktree's file or directory there cannot be read (its permissions); "
@@ -305,9 +305,9 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
     try:
         lock.__enter__()
         running = False
-    except SessionBusy:
-        if view.session.holder() not in ("run", None):
-            raise  # another apply, or a drop: wait for it
+    except SessionBusy as e:
+        if e.doing != "run":
+            raise  # another apply, a drop, or a holder that did not say: wait for it
         running = True
     try:
         return _apply(view, files, everything, interactive=interactive, merge=merge,

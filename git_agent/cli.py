@@ -62,7 +62,12 @@ def _examples(text: str) -> str:
 
 
 def _complete_sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    """Session names of this worktree, for shell completion (nothing when not in a repo)."""
+    """Session names of this worktree, for shell completion (nothing when not in a repo, or
+    after `--`: what follows is paths)."""
+    words = os.environ.get("COMP_WORDS", "").split()
+    cword = os.environ.get("COMP_CWORD", "")
+    if "--" in words[: int(cword) if cword.isdigit() else len(words)]:
+        return []
     try:
         from git_agent import repo, session
 

@@ -34,7 +34,12 @@ class SandboxUnavailable(GitAgentError):
 
 
 class SessionBusy(GitAgentError):
-    """The session is running (locked by another git-agent)."""
+    """The session is locked by another git agent; `doing` says what it does ("run",
+    "apply", "drop", or "busy" when it did not say)."""
+
+    def __init__(self, message: str, *, doing: str = "run"):
+        super().__init__(message)
+        self.doing = doing
 
 
 class Conflict(GitAgentError):

@@ -80,7 +80,7 @@ def _last_run(meta: dict[str, Any]) -> dict[str, Any] | None:
     return out or None
 
 
-_STATE = {"run": "running", "apply": "applying", "drop": "dropping"}
+_STATE = {"run": "running", "apply": "applying", "drop": "dropping", "busy": "busy"}
 
 
 def describe(worktree: Worktree, s: session.Session) -> dict[str, Any]:
@@ -149,8 +149,11 @@ def drop_main(*, session_name: str, force: bool) -> int:
     base, head = _ref(worktree, s.base_ref), _ref(worktree, s.branch)
     if not s.dir.exists() and base is None and head is None:
         raise GitAgentError(f"no session {s.name!r} in this worktree")
-    if s.is_running():
+    doing = s.holder()
+    if doing == "run":
         raise SessionBusy(f"session {s.name!r} is running; end it first, then drop it")
+    if doing is not None:  # said before asking; the lock below is the real guard
+        raise SessionBusy(session.busy_message(s, doing), doing=doing)
     if worktree.head_ref() == s.branch:
         raise GitAgentError(f"{s.branch.removeprefix('refs/heads/')} is checked out here; "
                             "switch to another branch first")

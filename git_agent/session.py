@@ -173,7 +173,9 @@ class Session(Record):
         return data
 
     def holder(self) -> str | None:
-        """What holds the session's lock: "run", "apply" or "drop"; None when free."""
+        """What holds the session's lock: "run", "apply" or "drop"; "busy" when its holder
+        did not say (it is starting, or is a git agent from before this was written down);
+        None when free."""
         try:
             fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -183,8 +185,10 @@ class Session(Record):
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 words = os.read(fd, 64).decode(errors="replace").split()
-                # (nothing written yet, or a git agent from before the holder was written)
-                return words[0] if words and words[0] in _DOING else "run"
+                if (len(words) == 2 and words[0] in _DOING and words[1].isdigit()
+                        and os.path.exists(f"/proc/{words[1]}")):
+                    return words[0]
+                return "busy"  # (the text of a holder that died: not this one's)
             return None
         finally:
             os.close(fd)
@@ -198,7 +202,12 @@ _DOING = {
     "run": "is already running; pick another name with -s NAME, or wait for it to end",
     "apply": "is being applied by another git agent; wait for it to finish",
     "drop": "is being dropped",
+    "busy": "is busy (another git agent holds it); try again in a moment",
 }
+
+
+def busy_message(session: Session, doing: str) -> str:
+    return f"session {session.name!r} {_DOING[doing]}"
 
 
 def session_dir(store: Path, name: str) -> Path:
@@ -251,21 +260,27 @@ class Lock:
 
     def __enter__(self) -> Lock:
         fd = os.open(self.session.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            doing = self.session.holder() or "run"
-            raise SessionBusy(f"session {self.session.name!r} {_DOING[doing]}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{self.doing} {os.getpid()}\n".encode(), 0)
+        deadline = time.monotonic() + 0.5
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                doing = self.session.holder()
+                # None: only a look of `list` or `review` (a shared lock for an instant)
+                if doing is not None or time.monotonic() > deadline:
+                    os.close(fd)
+                    raise SessionBusy(busy_message(self.session, doing or "busy"),
+                                      doing=doing or "busy") from None
+                time.sleep(0.01)
+        with contextlib.suppress(OSError):  # a word for the others, not worth failing for
+            os.ftruncate(fd, 0)  # (a full disk: drop and apply are what frees space)
+            os.pwrite(fd, f"{self.doing} {os.getpid()}\n".encode(), 0)
         self.fd = fd
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, 0)
+        if self.fd is not None:  # the text stays: holder() trusts it only with the lock held
             os.close(self.fd)
             self.fd = None
 

@@ -130,24 +130,44 @@ def perms(root_fd: int, path: bytes) -> int | None:
 
 
 def files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
-    """Every non-directory entry below a worktree directory, and every empty directory (not
-    following symlinks). PermissionError: one of them cannot be listed."""
+    """What a worktree directory holds: every entry that is not a directory, and every empty
+    directory (its path ending in b"/"), never following symlinks. A `.git` (a repository
+    inside) is one entry, not entered. PermissionError: one of them cannot be listed."""
     fd, _ = _open_dir(root_fd, [*components(path), b"x"])
     if fd is None:
         return
     try:
-        names = os.listdir(fd)
-        for name in names:
-            sub = path + b"/" + os.fsencode(name)
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                yield from files_below(root_fd, sub)
-            else:
-                yield sub
-        if not names:
-            yield path
+        yield from _below(fd, path)
     finally:
         os.close(fd)
+
+
+def _below(fd: int, path: bytes) -> Iterable[bytes]:
+    for name in os.listdir(fd):
+        sub = path + b"/" + os.fsencode(name)
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode) and not gittree.is_dotgit(os.fsencode(name)):
+            dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
+            try:
+                inner = list(_below(dfd, sub))
+            finally:
+                os.close(dfd)
+            yield from inner or [sub + b"/"]
+        else:
+            yield sub
+
+
+def emptied_by(below: Iterable[bytes], deleting: set[bytes]) -> bool:
+    """Do deletions of `deleting` leave nothing of what files_below found? An empty directory
+    counts as emptied when it held paths being deleted (a directory of the base, left empty
+    by your own rm); one of yours that never held any does not."""
+    for entry in below:
+        if entry.endswith(b"/"):
+            if not any(d.startswith(entry) for d in deleting):
+                return False
+        elif entry not in deleting:
+            return False
+    return True
 
 
 def checkout_perms(keep_perms: int, exe: bool) -> int:
@@ -379,14 +399,39 @@ def _stat_at(fd: int, name: bytes) -> os.stat_result | None:
 
 
 def _remove_dir(fd: int, name: bytes, path: bytes, journal: Journal | None) -> None:
-    """Remove the empty directory name of dir fd (the worktree's path), journaled. One that
-    is not empty (a file of yours apply did not count) is refused: it is never moved away."""
-    if not _empty(fd, name):
+    """Remove the directory name of dir fd (the worktree's path), with the empty directories
+    it may hold, journaled. One that holds anything else (a file of yours apply did not
+    count) is refused: it is never moved away."""
+    if not _only_dirs(fd, name):
         raise Changed(f"{os.fsdecode(path)} is a directory in your worktree that holds more "
                       "than apply read there; apply again")
     if journal is not None and journal.keep(fd, name, path, move=True):
         return
+    _rmdirs(fd, name, path, journal)
+
+
+def _only_dirs(fd: int, name: bytes) -> bool:
+    dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
+    try:
+        for n in os.listdir(dfd):
+            st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode) or not _only_dirs(dfd, os.fsencode(n)):
+                return False
+        return True
+    finally:
+        os.close(dfd)
+
+
+def _rmdirs(fd: int, name: bytes, path: bytes, journal: Journal | None) -> None:
+    """rmdir a tree of empty directories, deepest first; each is noted after those it held, so
+    that the undo makes it again before them."""
     bits = stat.S_IMODE(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
+    try:
+        for n in os.listdir(dfd):
+            _rmdirs(dfd, os.fsencode(n), path + b"/" + os.fsencode(n), journal)
+    finally:
+        os.close(dfd)
     os.rmdir(name, dir_fd=fd)
     if journal is not None:
         journal.note(path, partial(_mkdir, journal.root_fd, path, bits))

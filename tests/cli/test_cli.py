@@ -182,6 +182,7 @@ def test_git_agent_tab_completes_verbs_options_and_sessions(actor: Actor) -> Non
     assert p.returncode == 0, p.stderr
     assert _bash_complete(actor, repo, "git", "agent", "drop", "fi") == ["fix-42"]
     assert _bash_complete(actor, repo, "git", "agent", "review", "") == ["fix-42"]
+    assert _bash_complete(actor, repo, "git", "agent", "apply", "--", "f") == []  # paths there
 
 
 def test_fish_completes_git_agent(user_actor: Actor) -> None:

@@ -443,3 +443,20 @@ def test_a_deletion_in_a_dir_you_cannot_enter_is_not_taken_as_done(work: Work) -
         work.sh("chmod 0755 docs")
     assert p.returncode == 1 and "docs/c.md: your worktree's file or directory" in p.stderr
     assert (work.root / "docs/c.md").exists() and work.review_paths() == ["docs/c.md"]
+
+
+def test_your_rm_leaving_empty_dirs_does_not_stop_a_dir_becoming_a_file(work: Work) -> None:
+    """The agent replaced docs/guide (a dir) by a file; you removed its files yourself with
+    rm, which leaves the (empty) dirs: they were the base's, the replacement applies."""
+    work.run("rm -rf docs/guide; echo f > docs/guide")
+    work.sh("rm docs/guide/a.md docs/guide/deep/b.md")  # docs/guide and docs/guide/deep stay
+    work.ok("apply", "s")
+    assert (work.root / "docs/guide").read_text() == "f\n"
+
+
+def test_a_repository_inside_the_dir_is_a_conflict_not_an_error(work: Work) -> None:
+    work.run("rm -rf docs/guide; echo f > docs/guide")
+    work.sh("mkdir -p docs/guide/vendor && git init -q docs/guide/vendor")
+    p = work.agent("apply", "s")
+    assert p.returncode == 1 and "docs/guide: a directory in your worktree" in p.stderr, p.stderr
+    assert (work.root / "docs/guide/vendor/.git").is_dir()

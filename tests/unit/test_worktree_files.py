@@ -61,3 +61,30 @@ def test_without_a_spare_dir_the_bytes_read_are_written_back(tmp_path: Path) -> 
         os.close(root)
     assert (tmp_path / "f").read_bytes() == b"yours"
     assert os.stat(tmp_path / "f").st_mode & 0o7777 == 0o640
+
+
+def test_the_lock_s_holder_is_trusted_only_while_its_pid_lives(tmp_path: Path) -> None:
+    """What a holder wrote in the session's lock file counts only while the lock is held and
+    its writer lives: a killed holder's text, or none yet, is "busy" (never "run", which apply
+    would take for a running agent and write beside it)."""
+    import subprocess
+    import sys
+
+    from git_agent import session
+
+    s = session.Session(name="s", dir=tmp_path)
+    assert s.holder() is None
+    hold = ("import fcntl, os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(30)\n")
+    for text, want in ((b"", "busy"), (b"apply 999999999\n", "busy"),
+                       (f"run {os.getpid()}\n".encode(), "run"), (b"drop x\n", "busy")):
+        s.lock_path.write_bytes(text)
+        p = subprocess.Popen([sys.executable, "-c", hold, str(s.lock_path)],
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            assert p.stdout is not None and p.stdout.readline() == "held\n"
+            assert s.holder() == want, text
+        finally:
+            p.kill()
+            p.wait()
+    assert s.holder() is None  # released with its holder, whatever the text says

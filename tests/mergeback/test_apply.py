@@ -358,20 +358,6 @@ def test_bits_of_your_dirs_stay_and_setuid_is_never_handed_on(work: Work) -> Non
     assert os.stat(work.root / "tool.sh").st_mode & 0o7777 == 0o755
 
 
-def test_a_file_you_cannot_read_is_a_conflict(work: Work) -> None:
-    if work.actor.is_root:
-        pytest.skip("root reads a file of mode 0000")
-    work.run("echo agent > README.md")
-    work.sh("chmod 0000 README.md")
-    try:
-        p = work.agent("apply", "s")
-    finally:
-        work.sh("chmod 0644 README.md")
-    assert p.returncode == 1 and "internal error" not in p.stderr
-    assert "README.md: your worktree's file or directory there cannot be read" in p.stderr
-    assert (work.root / "README.md").read_text() == "hello\n"
-
-
 def test_written_but_the_session_not_updated_says_so(work: Work) -> None:
     """After the worktree is written, taking the paths out of the session can still fail
     (its store not writable, a full disk): the message says the worktree has all of it, and
@@ -432,17 +418,24 @@ def test_a_dir_of_yours_is_never_moved_away_for_the_agent_s_file(work: Work) -> 
     assert (work.root / "docs/guide").read_text() == "f\n"
 
 
-def test_a_deletion_in_a_dir_you_cannot_enter_is_not_taken_as_done(work: Work) -> None:
+@pytest.mark.parametrize(("agent", "locked", "path"), [
+    ("echo agent > README.md", "README.md", "README.md"),  # a file you cannot read
+    ("rm docs/c.md", "docs", "docs/c.md"),  # a dir you cannot enter: the deletion is not done
+], ids=["file", "dir"])
+def test_what_you_cannot_read_is_a_conflict(work: Work, agent: str, locked: str,
+                                             path: str) -> None:
     if work.actor.is_root:
-        pytest.skip("root enters a dir of mode 0000")
-    work.run("rm docs/c.md")
-    work.sh("chmod 0000 docs")
+        pytest.skip("root reads and enters what has mode 0000")
+    work.run(agent)
+    mode = os.stat(work.root / locked).st_mode & 0o777
+    work.sh(f"chmod 0000 {locked}")
     try:
         p = work.agent("apply", "s")
     finally:
-        work.sh("chmod 0755 docs")
-    assert p.returncode == 1 and "docs/c.md: your worktree's file or directory" in p.stderr
-    assert (work.root / "docs/c.md").exists() and work.review_paths() == ["docs/c.md"]
+        work.sh(f"chmod {mode:o} {locked}")
+    assert p.returncode == 1 and "internal error" not in p.stderr
+    assert f"{path}: your worktree's file or directory there cannot be read" in p.stderr
+    assert work.git("status", "--porcelain") == "" and work.review_paths() == [path]
 
 
 def test_your_rm_leaving_empty_dirs_does_not_stop_a_dir_becoming_a_file(work: Work) -> None:

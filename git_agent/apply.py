@@ -142,7 +142,8 @@ def plan(view: View, picked: Sequence[Change], *, merge: bool) -> Plan:
                     a.conflict = f"{os.fsdecode(blocker)} is not a directory in your worktree"
                     a.noop, a.markers = True, False
                 elif work is not None and work.is_file and a.write.is_file:
-                    a.keep_perms = files.perms(root_fd, c.path)
+                    assert work_sig is not None
+                    a.keep_perms = stat.S_IMODE(work_sig[0])  # its lstat, taken as it was read
             decided[c.path] = a
     finally:
         os.close(root_fd)

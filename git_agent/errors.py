@@ -92,7 +92,7 @@ def guarded(fn: Callable[[], int], *, debug: bool) -> int:
     except KeyboardInterrupt:
         return _said_interrupted()
     except BrokenPipeError:  # the reader left (`| head`): not an error of ours to report
-        _to_null(sys.stdout)
+        silence(sys.stdout)
         return 1
     except Exception as e:  # noqa: BLE001 - the one place that turns bugs into one line
         if debug:
@@ -102,7 +102,7 @@ def guarded(fn: Callable[[], int], *, debug: bool) -> int:
         if isinstance(e, OSError) and e.errno in _FULL_OR_BROKEN:
             where = f" ({os.fsdecode(e.filename)})" if e.filename else ""
             _say(f"git agent: {e.strerror}{where}")
-            _to_null(sys.stdout)  # what it still holds would fail again at exit
+            silence(sys.stdout)  # what it still holds would fail again at exit
             return 1
         _say(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)")
         return 1
@@ -124,12 +124,12 @@ def _say(line: str) -> None:
     try:
         print(line, file=sys.stderr, flush=True)
     except OSError:
-        _to_null(sys.stderr)
+        silence(sys.stderr)
 
 
-def _to_null(stream: TextIO) -> None:
+def silence(stream: TextIO) -> None:
     """From now on the stream's fd is /dev/null: what its buffer holds is dropped at exit
-    instead of failing again there."""
+    instead of failing again there (a reader gone, a full disk)."""
     with contextlib.suppress(OSError, ValueError):
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, stream.fileno())

@@ -289,8 +289,7 @@ def _capture(
     exit_status: int,
 ) -> None:
     if not sessions.has_changes(session=session, worktree=worktree):
-        # the base snapshot is not needed: stop it rather than leave git working behind us
-        snap.stop()
+        # the base snapshot is not needed: run's `finally` stops it (kills its git, joins it)
         say(f"session {session.name!r}: nothing changed")
         return
     from git_agent import capture

@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from git_agent import proc
-from git_agent.errors import Aborted
+from git_agent.errors import Aborted, silence
 
 RED, YELLOW, GREEN, BOLD, RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[m"
 
@@ -69,13 +69,20 @@ def terminal_signals_to_child() -> Iterator[None]:
     def wait(_signum: int, _frame: object) -> None:
         pass
 
-    old = {s: signal.signal(s, wait) for s in (signal.SIGINT, signal.SIGQUIT)
-           if signal.getsignal(s) != signal.SIG_IGN}
+    with _handled((signal.SIGINT, signal.SIGQUIT), wait):
+        yield
+
+
+@contextlib.contextmanager
+def _handled(signals: Iterable[int], handler: Callable[[int, object], None]) -> Iterator[None]:
+    """handler for each of the signals meanwhile, but those ignored now (an ignored signal
+    stays ignored); the old handlers back after."""
+    old = {s: signal.signal(s, handler) for s in signals if signal.getsignal(s) != signal.SIG_IGN}
     try:
         yield
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def write_stdout(data: bytes) -> None:
@@ -85,13 +92,7 @@ def write_stdout(data: bytes) -> None:
         sys.stdout.buffer.flush()
     except BrokenPipeError:
         # e.g. `git agent review | head`: the reader is done; not an error
-        _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+        silence(sys.stdout)
 
 
 def say(message: str) -> None:
@@ -167,14 +168,8 @@ def uninterrupted() -> Iterator[list[int]]:
     def note(signum: int, _frame: object) -> None:
         got.append(signum)
 
-    old = {s: signal.signal(s, note) for s in HELD_SIGNALS
-           if signal.getsignal(s) != signal.SIG_IGN}
-    try:
-        with proc.own_process_groups():
-            yield got
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+    with _handled(HELD_SIGNALS, note), proc.own_process_groups():
+        yield got
 
 
 def act_on(signals: list[int]) -> None:

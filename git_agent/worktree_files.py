@@ -111,24 +111,6 @@ def read_signed(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None, 
         os.close(fd)
 
 
-def _lstat(root_fd: int, path: bytes) -> os.stat_result | None:
-    fd, _ = _open_dir(root_fd, components(path))
-    if fd is None:
-        return None
-    try:
-        return os.stat(path.rsplit(b"/", 1)[-1], dir_fd=fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def perms(root_fd: int, path: bytes) -> int | None:
-    """The permission bits of the regular file at path (None: not one)."""
-    st = _lstat(root_fd, path)
-    return stat.S_IMODE(st.st_mode) if st is not None and stat.S_ISREG(st.st_mode) else None
-
-
 def files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
     """What a worktree directory holds: every entry that is not a directory, and every empty
     directory (its path ending in b"/"), never following symlinks. A `.git` (a repository
@@ -317,10 +299,6 @@ def _unlink(root_fd: int, path: bytes) -> None:
             os.close(fd)
 
 
-def _rewrite(root_fd: int, path: bytes, before: Entry, bits: int | None) -> None:
-    write(root_fd, path, before, bits, None)
-
-
 def _check(path: bytes, st: os.stat_result | None, before: Entry | None,
            before_sig: Sig | None) -> None:
     """Refuse to write or delete a path that is not as apply read it."""
@@ -354,7 +332,7 @@ def write(root_fd: int, path: bytes, entry: Entry, bits: int | None,
             elif not journal.keep(fd, name, path, move=False):
                 assert before is not None
                 keep_bits = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
-                undo = partial(_rewrite, root_fd, path, before, keep_bits)
+                undo = partial(write, root_fd, path, before, keep_bits, None)
         if entry.mode == MODE_LINK:
             os.symlink(entry.data, tmp, dir_fd=fd)
         else:
@@ -456,7 +434,7 @@ def delete(root_fd: int, path: bytes, journal: Journal, before: Entry | None,
             assert before is not None
             keep_bits = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
             os.unlink(parts[-1], dir_fd=fd)
-            journal.note(path, partial(_rewrite, root_fd, path, before, keep_bits))
+            journal.note(path, partial(write, root_fd, path, before, keep_bits, None))
     finally:
         os.close(fd)
     for depth in range(len(parts) - 1, 0, -1):

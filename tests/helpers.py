@@ -250,3 +250,25 @@ def run_sandbox(
 if __name__ == "__main__":
     spec = json.loads(sys.argv[1])
     sys.exit(run_sandbox(spec.pop("inner"), **spec))
+
+
+def read_to_eio(fd: int, timeout: float) -> tuple[bytes, bool]:
+    """All that comes out of a pty's master side, read to the EIO that says every holder of
+    the other side is gone and all it wrote was drained (a quiet spell proves neither, and a
+    busy machine makes those): (what was read, whether the EIO came within timeout)."""
+    import select
+    import time
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([fd], [], [], left)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO
+            return out, True
+        if not chunk:
+            return out, True
+        out += chunk
+    return out, False

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import serving
+from helpers import read_to_eio, serving
 
 from tests.conftest import Actor
 
@@ -68,26 +67,12 @@ def run_in_pty(actor: Actor, argv: list[str], cwd: Path, timeout: float = 60) ->
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
         full = actor._argv(argv)
         os.execvpe(full[0], full, {**actor.env, "TERM": "xterm"})
-    out = b""
-    # read to the EIO that says every holder of the pty's other side is gone and all it wrote
-    # was drained: a quiet spell proves neither (a busy machine makes those)
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(fd)
-            pytest.fail(f"{argv} did not end in {timeout} s: {out!r}")
-        if not select.select([fd], [], [], left)[0]:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO
-            break
-        if not chunk:
-            break
-        out += chunk
+    out, ended = read_to_eio(fd, timeout)
+    if not ended:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        pytest.fail(f"{argv} did not end in {timeout} s: {out!r}")
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import sys
-import time
 
 import pytest
+from helpers import read_to_eio
 
 from git_agent import ui
 
@@ -32,22 +31,10 @@ def test_counts_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         small = ui.Progress("applying", 3)  # a short step says nothing
         small.step()
         small.done()
-    out = ""
-    # a pty hands it over in pieces, maybe late: read all of it, to the EIO that says the
-    # other side is closed and drained (never a quiet spell, which a busy machine can make)
-    deadline = time.monotonic() + 60
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no end of the pty's output: {out!r}"
-        if not select.select([master], [], [], left)[0]:
-            continue
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO
-            break
-        if not chunk:
-            break
-        out += chunk.decode()
+    # a pty hands it over in pieces, maybe late: all of it, to the EIO
+    raw, ended = read_to_eio(master, 60)
+    assert ended, f"no end of the pty's output: {raw!r}"
+    out = raw.decode()
     os.close(master)
     assert "applying: 1000/1000" in out
     assert out.endswith("\r\x1b[K")

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from git_agent import config, presets  # noqa: E402
+from git_agent.settings import config, presets  # noqa: E402
 
 MAN = ROOT / "docs" / "git-agent.1"
 MD = ROOT / "docs" / "configuration.md"

@@ -33,15 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     _closed_streams_to_dev_null()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["run"]:
-        from git_agent.runargs import fast_parse
+        from git_agent.cli.runargs import fast_parse
 
         kw = fast_parse(args[1:])
         if kw is not None:
-            from git_agent import run
+            from git_agent.commands import run
             from git_agent.errors import guarded
 
             return guarded(lambda: run.main(**kw), debug=bool(os.environ.get("GIT_AGENT_DEBUG")))
-    from git_agent.cli import main as cli_main
+    from git_agent.cli.main import main as cli_main
 
     return cli_main(args)
 

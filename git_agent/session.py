@@ -309,7 +309,7 @@ def upper_of(*, worktree: Worktree, session: Session, real: Path) -> Path | None
 
 def has_changes(*, session: Session, worktree: Worktree) -> bool:
     """Cheap, for `run`: does the session hold anything to capture (files, or git writes)?"""
-    from git_agent import overlay
+    from git_agent.capture import overlay
 
     if overlay.count(session.upper) > 0:
         return True

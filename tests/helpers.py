@@ -177,9 +177,9 @@ def run_sandbox(
     extra: Sequence[str] = (),
 ) -> int:
     """The harness, run in the user's process: launch bwrap the way git-agent does."""
-    from git_agent import landlock as ll
-    from git_agent import network
-    from git_agent import seccomp as sc
+    from git_agent.sandbox import landlock as ll
+    from git_agent.sandbox import network
+    from git_agent.sandbox import seccomp as sc
 
     argv = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp",
             "--die-with-parent", "--unshare-user", "--disable-userns"]

@@ -296,7 +296,9 @@ _STORE = ("from git_agent import repo, session; "
 
 _CAPTURE = """
 import sys
-from git_agent import base, capture, repo, session
+from git_agent import repo, session
+from git_agent.capture import snapshot as base
+from git_agent.capture import commit as capture
 wt = repo.find_worktree()
 s = session.get(wt, 't')
 r = capture.capture(worktree=wt, session=s, base=base.snapshot(worktree=wt), command=['x'])

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import config, manpage, presets
+from git_agent.cli import manpage
+from git_agent.settings import config, presets
 from tests.conftest import Actor
 
 REPO = Path(__file__).resolve().parents[2]

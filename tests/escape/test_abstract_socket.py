@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from helpers import sandbox_as, serving
 
-from git_agent import landlock
+from git_agent.sandbox import landlock
 
 pytestmark = [
     pytest.mark.sandbox,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import sandbox_as
 
-from git_agent import seccomp
+from git_agent.sandbox import seccomp
 
 pytestmark = pytest.mark.sandbox
 

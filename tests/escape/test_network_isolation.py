@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from helpers import sandbox_as, serving
 
-from git_agent import network
+from git_agent.sandbox import network
 
 pytestmark = pytest.mark.sandbox
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import as_user, sandbox_as
 
-from git_agent import landlock
+from git_agent.sandbox import landlock
 
 pytestmark = [
     pytest.mark.sandbox,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import ESCAPE_USER, INNER_PYTHON, PYTHON, REPO, as_user, sandbox_as, user_exists
 
-from git_agent import landlock
+from git_agent.sandbox import landlock
 
 pytestmark = [
     pytest.mark.sandbox,

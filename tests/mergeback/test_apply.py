@@ -243,7 +243,7 @@ def test_running_session_is_captured_and_left_alone(work: Work) -> None:
 
 
 def test_nothing_outside_and_no_dot_git(work: Work) -> None:
-    from git_agent import worktree_files
+    from git_agent.mergeback import worktree_files
 
     for bad in (b".git/config", b"sub/.GIT/hooks/x", b"git~1/config", b"a/.git./x", b"a/../b",
                 b"/abs", b"x//y"):

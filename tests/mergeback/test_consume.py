@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from git_agent.consume import consume_paths
 from git_agent.errors import GitAgentError
+from git_agent.mergeback.consume import consume_paths
 
 
 def xattr_ok(tmp_path: Path) -> bool:

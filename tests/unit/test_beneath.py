@@ -19,7 +19,11 @@ from typing import Any
 import pygit2
 import pytest
 
-from git_agent import base, beneath, capture, consume, overlay, repo, session
+from git_agent import beneath, repo, session
+from git_agent.capture import commit as capture
+from git_agent.capture import overlay
+from git_agent.capture import snapshot as base
+from git_agent.mergeback import consume
 from tests.conftest import run_git
 
 SECRET = "host secret\n"
@@ -180,7 +184,9 @@ def test_symlinked_object_store_is_not_imported(repo: Path, tmp_path: Path, wher
 
 _BIG_CAPTURE = """
 import resource, sys
-from git_agent import base, capture, repo, session
+from git_agent import repo, session
+from git_agent.capture import snapshot as base
+from git_agent.capture import commit as capture
 wt = repo.find_worktree()
 s = session.get(wt, 't')
 r = capture.capture(worktree=wt, session=s, base=base.snapshot(worktree=wt), command=['x'])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import ignore
+from git_agent.capture import ignore
 from tests.conftest import run_git
 
 # (files: {ignore-file path: content}, paths to ask about; all are created as files)

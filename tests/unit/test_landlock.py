@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import landlock
 from git_agent.errors import SandboxUnavailable
+from git_agent.sandbox import landlock
 
 
 def test_abi_version_is_a_non_negative_int() -> None:

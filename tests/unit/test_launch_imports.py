@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from git_agent import proc, session
-from git_agent.mounts import Bind, Plan, Tmpfs
 from git_agent.record import Record
+from git_agent.sandbox.mounts import Bind, Plan, Tmpfs
 
 # What run.main imports before bwrap starts (stale_paths reads a resumed session with overlay).
 LAUNCH_PATH = (
-    "git_agent.__main__", "git_agent.runargs", "git_agent.run", "git_agent.landlock",
-    "git_agent.seccomp", "git_agent.overlay",
+    "git_agent.__main__", "git_agent.cli.runargs", "git_agent.commands.run",
+    "git_agent.sandbox.landlock", "git_agent.sandbox.seccomp", "git_agent.capture.overlay",
 )
 HEAVY = ("click", "pygit2", "pathspec", "dataclasses", "typing", "hashlib", "shutil",
          "platform", "inspect", "tempfile")
@@ -45,7 +45,7 @@ def test_the_launch_path_imports_nothing_heavy() -> None:
 
 
 def test_fast_parse_keeps_click_out() -> None:
-    from git_agent import runargs
+    from git_agent.cli import runargs
 
     assert runargs.fast_parse(["-s", "x", "--net", "none", "--", "true"]) is not None
     assert runargs.fast_parse(["-h"]) is None  # help is click's

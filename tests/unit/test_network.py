@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import network
 from git_agent.errors import SandboxUnavailable
+from git_agent.sandbox import network
 
 
 def _opts(argv: list[str]) -> dict[str, str]:
@@ -68,7 +68,7 @@ def test_closed_tun_device_says_how_to_open_it(monkeypatch: pytest.MonkeyPatch) 
     def refuse(path: str, flags: int) -> int:
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
-    monkeypatch.setattr("git_agent.network.os.open", refuse)
+    monkeypatch.setattr("git_agent.sandbox.network.os.open", refuse)
     with pytest.raises(SandboxUnavailable, match=r"chmod 0666 /dev/net/tun.*udev"):
         network.check_pasta()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import overlay
-from git_agent.overlay import Kind
+from git_agent.capture import overlay
+from git_agent.capture.overlay import Kind
 
 
 def st(mode: int, *, size: int = 0, rdev: int = 0) -> os.stat_result:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import pack
+from git_agent.capture import pack
 
 
 def _repo(tmp_path: Path) -> Path:

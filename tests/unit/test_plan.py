@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import sandbox
 from git_agent.errors import SandboxUnavailable, UsageError
-from git_agent.mounts import Bind, Overlay, Plan, Symlink, Tmpfs
 from git_agent.repo import Worktree
+from git_agent.sandbox import build as sandbox
+from git_agent.sandbox.mounts import Bind, Overlay, Plan, Symlink, Tmpfs
 from git_agent.session import Session
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import config, presets, sandbox
 from git_agent.errors import UsageError
+from git_agent.sandbox import build as sandbox
+from git_agent.settings import config, presets
 from tests.conftest import run_git
 
 NO_CONFIG = config.GitConfig()

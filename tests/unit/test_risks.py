@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from git_agent import risks
-from git_agent.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK, assess
+from git_agent.mergeback import risks
+from git_agent.mergeback.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK, assess
 
 
 def flagged(path: str, **kw: object) -> list[str]:

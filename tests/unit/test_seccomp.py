@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import seccomp
 from git_agent.errors import SandboxUnavailable
+from git_agent.sandbox import seccomp
 
 EPERM = seccomp.RET_ERRNO | errno.EPERM
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "i386": 0x40000003, "arm": 0x40000028}

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 
-from git_agent import launch
+from git_agent.sandbox import launch
 
 
 def test_signals_a_child_of_the_given_parent() -> None:

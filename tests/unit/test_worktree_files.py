@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import worktree_files as files
-from git_agent.risks import MODE_FILE
-from git_agent.worktree_files import Entry
+from git_agent.mergeback import worktree_files as files
+from git_agent.mergeback.risks import MODE_FILE
+from git_agent.mergeback.worktree_files import Entry
 
 
 def test_a_path_changed_since_apply_read_it_is_refused_and_all_is_undone(tmp_path: Path) -> None:

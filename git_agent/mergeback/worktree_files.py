@@ -22,7 +22,7 @@ from pathlib import Path
 
 from git_agent import beneath, gittree
 from git_agent.errors import GitAgentError
-from git_agent.risks import MODE_EXEC, MODE_FILE, MODE_LINK
+from git_agent.mergeback.risks import MODE_EXEC, MODE_FILE, MODE_LINK
 
 MODE_DIR = 0o040000
 MODE_OTHER = 1  # a fifo, socket or device in the worktree

@@ -11,8 +11,9 @@ from typing import Any
 
 import pygit2
 
-from git_agent import proc, risks, session, ui
+from git_agent import proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
+from git_agent.mergeback import risks
 from git_agent.repo import Worktree, find_worktree
 
 STATUS = {"A": "added", "M": "modified", "D": "deleted", "T": "modified"}
@@ -90,7 +91,7 @@ def find_session(worktree: Worktree, name: str | None) -> session.Session:
 def capture_now(worktree: Worktree, s: session.Session, *, base: str,
                 reason: str = "live view of the running session") -> None:
     """Commit the session's current upper dir onto agent/SESSION, on the same base."""
-    from git_agent import capture
+    from git_agent.capture import commit as capture
 
     result = capture.capture(worktree=worktree, session=s, base=base, reason=reason)
     for w in result.warnings:

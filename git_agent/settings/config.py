@@ -286,7 +286,7 @@ def _display_key(key: str) -> str:
     if known:
         return known.name
     head, _, var = key.rpartition(".")
-    from git_agent.presets import VARS
+    from git_agent.settings.presets import VARS
 
     return f"{head}.{VARS.get(var, var)}" if head.startswith("agent.preset.") else key
 
@@ -320,7 +320,7 @@ def effective(cfg: GitConfig, home: Path | None = None) -> tuple[list[Row], list
             rows.append(
                 Row(_display_key(e.key), "true" if e.value is None else e.value, e.scope, e.origin)
             )
-            from git_agent.presets import VARS
+            from git_agent.settings.presets import VARS
 
             if e.key.rpartition(".")[2] in VARS:
                 continue

@@ -13,8 +13,8 @@ from types import FrameType
 
 from git_agent import proc
 from git_agent.errors import SandboxUnavailable
-from git_agent.mounts import Plan
 from git_agent.record import Record
+from git_agent.sandbox.mounts import Plan
 
 
 class Outcome(Record):

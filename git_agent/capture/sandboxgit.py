@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import beneath, gittree, overlay, pack
+from git_agent import beneath, gittree
+from git_agent.capture import overlay, pack
+from git_agent.capture.overlay import show as _show
 from git_agent.gittree import GITLINK, MAX_BLOB, TREE, parse_tree
-from git_agent.overlay import show as _show
 from git_agent.repo import Worktree
 from git_agent.session import Session
 

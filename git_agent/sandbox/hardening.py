@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from git_agent.errors import SandboxUnavailable
-from git_agent.launch import Hooks
+from git_agent.sandbox.launch import Hooks
 
 
 def hooks(*, net: str, allow_ports: Sequence[int]) -> tuple[Hooks, list[str]]:
     """The launch hooks for this network mode, and warnings for default protections missing here."""
-    from git_agent import landlock, seccomp
+    from git_agent.sandbox import landlock, seccomp
 
     notes: list[str] = []
     h = Hooks(seccomp=seccomp.build_filter())
@@ -28,7 +28,7 @@ def hooks(*, net: str, allow_ports: Sequence[int]) -> tuple[Hooks, list[str]]:
 
 
 def _pasta(allow_ports: Sequence[int]) -> Callable[[int], Callable[[], None]]:
-    from git_agent import network
+    from git_agent.sandbox import network
 
     network.check_pasta()  # before launch: refuse with the fix rather than start without network
 

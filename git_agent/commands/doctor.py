@@ -10,9 +10,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from git_agent import bwrap as bwrap_mod
-from git_agent import config, session
+from git_agent import session
 from git_agent.errors import GitAgentError
+from git_agent.sandbox import bwrap as bwrap_mod
+from git_agent.settings import config
 
 APPARMOR_PROFILE = "contrib/apparmor/git-agent-bwrap"
 
@@ -138,7 +139,7 @@ def _apparmor_check() -> Check:
 
 
 def _seccomp_check(base: list[str]) -> list[Check]:
-    from git_agent import seccomp
+    from git_agent.sandbox import seccomp
 
     try:
         prog = seccomp.build_filter()
@@ -162,7 +163,7 @@ def _seccomp_check(base: list[str]) -> list[Check]:
 
 
 def _landlock_check() -> list[Check]:
-    from git_agent import landlock
+    from git_agent.sandbox import landlock
 
     abi = landlock.abi_version()
     if abi >= 6:
@@ -179,7 +180,7 @@ def _landlock_check() -> list[Check]:
 
 
 def _network_checks() -> list[Check]:
-    from git_agent import network
+    from git_agent.sandbox import network
 
     try:
         pasta = network.check_pasta()

@@ -14,7 +14,7 @@ NAME = "git-agent.1"
 
 def page_path() -> Path | None:
     """The manual that matches this code: in the package (wheel), else the source checkout."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     for p in (here / "data" / NAME, here.parent / "docs" / NAME,
               Path(sys.prefix) / "share" / "man" / "man1" / NAME):
         if p.is_file():

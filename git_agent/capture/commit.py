@@ -19,15 +19,22 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import beneath, gittree, ignore, overlay, pack, proc, ui
-from git_agent.base import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
-from git_agent.base import read as base_ref
+from git_agent import beneath, gittree, proc, ui
+from git_agent.capture import ignore, overlay, pack
+from git_agent.capture.overlay import Change, Kind
+from git_agent.capture.overlay import show as _show
+from git_agent.capture.sandboxgit import (
+    Importer,
+    SandboxObjects,
+    agent_head,
+    commit_parents,
+    upper_root,
+)
+from git_agent.capture.snapshot import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
+from git_agent.capture.snapshot import read as base_ref
 from git_agent.errors import GitAgentError
 from git_agent.gittree import BLOB, EXEC, LINK, MAX_BLOB, TREE, Entry, parse_tree
-from git_agent.overlay import Change, Kind
-from git_agent.overlay import show as _show
 from git_agent.repo import Worktree
-from git_agent.sandboxgit import Importer, SandboxObjects, agent_head, commit_parents, upper_root
 from git_agent.session import Session
 
 

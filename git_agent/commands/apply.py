@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import proc, review, session, ui
-from git_agent import worktree_files as files
+from git_agent import proc, session, ui
+from git_agent.commands import review
+from git_agent.commands.review import Change, View
 from git_agent.errors import ApplyFailed, Conflict, GitAgentError, SessionBusy
+from git_agent.mergeback import worktree_files as files
+from git_agent.mergeback.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK
+from git_agent.mergeback.worktree_files import MODE_DIR, Entry
 from git_agent.repo import Worktree, find_worktree
-from git_agent.review import Change, View
-from git_agent.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK
-from git_agent.worktree_files import MODE_DIR, Entry
 
 
 @dataclass
@@ -442,7 +443,7 @@ def _same_as_worktree(root_fd: int, full: bytes, path: bytes) -> bool:
 
 
 def check_upper(view: View) -> None:
-    from git_agent import consume
+    from git_agent.mergeback import consume
 
     consume.check_upper(view.session)
 
@@ -451,7 +452,7 @@ def consumption(view: View, done: Sequence[Change], everything: Sequence[Change]
                 rejected: Sequence[Change] = ()) -> Callable[[], list[bytes]]:
     """What drops the applied (done) and rejected paths from the session's upper dir, read and
     decided now (before apply writes); calling it removes them and returns the paths kept."""
-    from git_agent import consume as consume_mod
+    from git_agent.mergeback import consume as consume_mod
 
     repo = review.repo_of(view.worktree)
     bases = {}

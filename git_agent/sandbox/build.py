@@ -9,12 +9,23 @@ import subprocess
 from pathlib import Path
 from urllib.parse import quote  # pathlib imports it anyway
 
-from git_agent import config, proc
+from git_agent import proc
 from git_agent.errors import SandboxUnavailable, UsageError
-from git_agent.mounts import Bind, Dev, Mount, Overlay, Plan, Proc, RemountRo, Symlink, Tmpfs
 from git_agent.record import Record
 from git_agent.repo import Worktree, within
+from git_agent.sandbox.mounts import (
+    Bind,
+    Dev,
+    Mount,
+    Overlay,
+    Plan,
+    Proc,
+    RemountRo,
+    Symlink,
+    Tmpfs,
+)
 from git_agent.session import Session
+from git_agent.settings import config
 
 SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/nix")
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")

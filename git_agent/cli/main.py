@@ -41,7 +41,7 @@ class _SessionThenPaths(click.Command):
 
 def _run_options(f: Callable[..., None]) -> Callable[..., None]:
     """The click options of `run`, from the one table in runargs (shared with the fast path)."""
-    from git_agent.runargs import RUN_OPTIONS
+    from git_agent.cli.runargs import RUN_OPTIONS
 
     for o in reversed(RUN_OPTIONS):
         kind: Any = None
@@ -129,7 +129,7 @@ def run(**kwargs: object) -> None:
     every write lands in the session. When it exits, its changes become a commit on
     agent/SESSION. Exits with the agent's own exit status.
     """
-    from git_agent import run as run_mod
+    from git_agent.commands import run as run_mod
 
     sys.exit(run_mod.main(**kwargs))  # type: ignore[arg-type]
 
@@ -154,7 +154,7 @@ Examples:
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def review(session_name: str | None, stat: bool, json_out: bool, paths: tuple[str, ...]) -> None:
     """Show what the session changed: summary, risks, diff of base..agent/SESSION."""
-    from git_agent import review as review_mod
+    from git_agent.commands import review as review_mod
 
     sys.exit(
         review_mod.main(session_name=session_name, stat=stat, json_out=json_out, paths=list(paths))
@@ -187,7 +187,7 @@ def apply(session_name: str | None, interactive: bool, merge: bool, paths: tuple
 
     All or nothing: a conflict, a failed write (taken back) or a ^C (which waits for the end)
     leaves the worktree as it was or gives it the whole change."""
-    from git_agent import apply as apply_mod
+    from git_agent.commands import apply as apply_mod
 
     sys.exit(
         apply_mod.main(
@@ -210,7 +210,7 @@ Examples:
 @click.option("--json", "json_out", is_flag=True, help="A JSON list on stdout.")
 def list_(json_out: bool) -> None:
     """List the sessions of this worktree."""
-    from git_agent import inventory
+    from git_agent.commands import inventory
 
     sys.exit(inventory.list_main(json_out=json_out))
 
@@ -229,7 +229,7 @@ Examples:
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
     """Delete a session: its overlay, metadata, base ref and branch agent/SESSION."""
-    from git_agent import inventory
+    from git_agent.commands import inventory
 
     sys.exit(inventory.drop_main(session_name=session_name, force=force))
 
@@ -246,7 +246,7 @@ Examples:
 )
 def doctor() -> None:
     """Check what this machine can sandbox, and say how to fix what it cannot."""
-    from git_agent import doctor as doctor_mod
+    from git_agent.commands import doctor as doctor_mod
 
     sys.exit(doctor_mod.main())
 
@@ -270,7 +270,7 @@ def config_cmd(json_out: bool) -> None:
     Settings are git config keys (system, global, repository, worktree: the last one wins);
     a `run` flag wins over them.
     """
-    from git_agent import config
+    from git_agent.settings import config
 
     sys.exit(config.show_main(json_out=json_out))
 
@@ -292,7 +292,7 @@ def completion(shell: str) -> None:
     """Print the completion script for SHELL (for git-agent and `git agent`)."""
     from click.shell_completion import get_completion_class
 
-    from git_agent import completion as comp
+    from git_agent.cli import completion as comp
 
     cls = get_completion_class(shell)
     assert cls is not None
@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _debug = "--debug" in args[:1] or bool(os.environ.get("GIT_AGENT_DEBUG"))
     if args[:1] == ["--help"]:
-        from git_agent import manpage
+        from git_agent.cli import manpage
 
         return manpage.open_manual()  # ^C in the pager is its own: we wait for man
 

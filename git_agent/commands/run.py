@@ -13,10 +13,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from git_agent import bwrap, config, hardening, launch, presets, proc, repo, sandbox
+from git_agent import proc, repo
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.repo import within
+from git_agent.sandbox import build as sandbox
+from git_agent.sandbox import bwrap, hardening, launch
+from git_agent.settings import config, presets
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
@@ -67,7 +70,7 @@ class _Background(threading.Thread):
 
     def run(self) -> None:
         try:
-            from git_agent import base
+            from git_agent.capture import snapshot as base
 
             self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir)
             # recorded now, so `review` of the running session can capture a live view
@@ -77,7 +80,7 @@ class _Background(threading.Thread):
             return
         if not self.stopping:
             # while the agent still runs: the capture's imports (pygit2: ~50 ms) are then ready
-            from git_agent import capture  # noqa: F401
+            from git_agent.capture import commit as capture  # noqa: F401
 
     def stop(self) -> None:
         """Nobody needs the snapshot: kill its git, and wait for the thread to end. It must
@@ -96,7 +99,7 @@ def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]
     end = last.get("end") if isinstance(last, dict) else None
     if not isinstance(end, (int, float)) or not session.upper.is_dir():
         return []
-    from git_agent import overlay
+    from git_agent.capture import overlay
 
     out: list[str] = []
     for ch in overlay.walk(session.upper):  # by directory fds: never follows a symlink
@@ -247,7 +250,7 @@ def main(
             if not outcome.started:
                 import shutil
 
-                from git_agent import doctor
+                from git_agent.commands import doctor
 
                 if fresh:  # nothing half-created: a session that never ran is not kept
                     _forget(session, wt, snap)
@@ -292,7 +295,7 @@ def _capture(
         # the base snapshot is not needed: run's `finally` stops it (kills its git, joins it)
         say(f"session {session.name!r}: nothing changed")
         return
-    from git_agent import capture
+    from git_agent.capture import commit as capture
 
     snap.join()
     if snap.error is not None:

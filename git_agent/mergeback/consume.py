@@ -21,7 +21,8 @@ import os
 import stat
 from collections.abc import Callable, Mapping, Sequence, Set
 
-from git_agent import beneath, gittree, overlay
+from git_agent import beneath, gittree
+from git_agent.capture import overlay
 from git_agent.errors import GitAgentError
 from git_agent.session import Session
 

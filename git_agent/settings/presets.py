@@ -6,9 +6,9 @@ import os
 import re
 import shlex
 
-from git_agent import config
 from git_agent.errors import UsageError
 from git_agent.record import Record
+from git_agent.settings import config
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:

@@ -1,0 +1,1 @@
+"""The capture: base snapshot, the overlay upper read as changes, the agent's git, the commit."""

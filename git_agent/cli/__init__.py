@@ -1,0 +1,1 @@
+"""The command line: click parsing (and a fast parser for `run`), completion, the man page."""

@@ -1,0 +1,1 @@
+"""One module per verb. A verb imports the domain, never another verb."""

@@ -1,0 +1,1 @@
+"""The sandbox: the mount plan as data, bwrap discovery, launch, seccomp, Landlock, network."""

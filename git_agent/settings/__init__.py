@@ -1,0 +1,1 @@
+"""Settings: git config `agent.*` keys, presets, and their resolution into sandbox options."""

@@ -9,6 +9,8 @@ repository's own files.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 TREE, BLOB, EXEC, LINK, GITLINK = 0o40000, 0o100644, 0o100755, 0o120000, 0o160000
 MODES = (TREE, BLOB, EXEC, LINK, GITLINK)
 MAX_BLOB = 1 << 30  # bigger files stay in the session (with a warning), never read whole
@@ -112,3 +114,23 @@ def bad_entry(name: bytes, mode: int) -> bool:
     symlinked .gitmodules, or an unknown mode."""
     return name in (b"", b".", b"..") or b"/" in name or b"\0" in name or \
         is_dotgit(name) or (mode == LINK and is_dotgitmodules(name)) or mode not in MODES
+
+
+# What setup.c's is_git_directory() looks for: a directory holding HEAD with objects/ and refs/
+# (or a commondir file pointing at them) is a repository to git's discovery, bare or not, and its
+# config (core.fsmonitor, core.hooksPath...) runs. Matched without regard to ASCII case, for
+# case-insensitive filesystems; any one of the others beside HEAD is enough (stricter than git).
+GITDIR_NAMES = frozenset({b"head", b"objects", b"refs", b"commondir"})
+
+
+def makes_gitdir(names: Iterable[bytes]) -> bool:
+    """Would git take a directory holding these entry names for a repository (a gitdir)?
+    True when HEAD stands beside objects, refs or commondir, in any ASCII case."""
+    low = {n.lower() for n in names}
+    return b"head" in low and bool(low & (GITDIR_NAMES - {b"head"}))
+
+
+def repository_name(name: bytes) -> bool:
+    """Is name one of the entries that make a directory a gitdir (HEAD, objects, refs,
+    commondir, any ASCII case)?"""
+    return name.lower() in GITDIR_NAMES

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the settings and presets tables of docs/ from config.KEYS and presets.PRESETS.
+"""Regenerate the settings and presets tables of docs/ from keys.KEYS and presets.PRESETS.
 
     python contrib/gendocs.py           rewrite the generated parts in place
     python contrib/gendocs.py --check   exit 1 if a doc is out of date (the test suite runs it)
@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from git_agent.settings import config, presets  # noqa: E402
+from git_agent.settings import keys, presets  # noqa: E402
 
 MAN = ROOT / "docs" / "git-agent.1"
 MD = ROOT / "docs" / "configuration.md"
@@ -31,7 +31,7 @@ def roff(text: str) -> str:
 
 def man_keys() -> str:
     lines = []
-    for k in config.KEYS:
+    for k in keys.KEYS:
         lines += [".TP", f".B {k.name}" + (" \\fR(multi\\-valued)" if k.multi else "")]
         bits = [f"Default: {roff(k.default) if k.default else 'none'}."]
         if k.flag:
@@ -63,7 +63,7 @@ def _md(text: str) -> str:
 
 def md_keys() -> str:
     rows = ["| Key | Default | Flag | Meaning |", "|---|---|---|---|"]
-    for k in config.KEYS:
+    for k in keys.KEYS:
         default = " ".join(f"`{d}`" for d in k.default.split()) if k.multi and k.default \
             else (f"`{k.default}`" if k.default else "(none)")
         name = f"`{k.name}`" + (" (multi)" if k.multi else "")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from git_agent import session
+from git_agent import session, ui
 from git_agent.errors import GitAgentError
 from git_agent.sandbox import bwrap as bwrap_mod
-from git_agent.settings import config
+from git_agent.settings import gitconfig, mountspec
 
 APPARMOR_PROFILE = "contrib/apparmor/git-agent-bwrap"
 
@@ -90,7 +89,7 @@ def diagnose(bwrap: Path) -> str | None:
 
 def checks() -> list[Check]:
     out: list[Check] = []
-    cfg = config.read(Path.cwd()) if _in_git() else config.GitConfig()
+    cfg = gitconfig.read(Path.cwd()) if _in_git() else gitconfig.GitConfig()
     try:
         bw = bwrap_mod.find(cfg.get_str("agent.bwrap"))
     except GitAgentError as e:
@@ -189,10 +188,10 @@ def _network_checks() -> list[Check]:
     return [Check("--net isolated (pasta)", "ok", f"{pasta}, /dev/net/tun usable")]
 
 
-def _store_checks(cfg: config.GitConfig) -> list[Check]:
+def _store_checks(cfg: gitconfig.GitConfig) -> list[Check]:
     out = [Check("session store", "info", str(session.state_root()))]
     home = Path(os.environ.get("HOME", "/"))
-    ah = config.expand_home(cfg.get_str("agent.home") or "~/aihome", home)
+    ah = mountspec.expand_home(cfg.get_str("agent.home") or "~/aihome", home)
     out.append(
         Check("agent home", "info", f"{ah}{'' if ah.exists() else ' (created on first run)'}")
     )
@@ -225,7 +224,5 @@ def main() -> int:
             print(f"      fix: {c.fix}")
         failed = failed or c.status == "FAIL"
     if failed:
-        print(
-            "git agent: this machine cannot sandbox an agent yet (see FAIL above)", file=sys.stderr
-        )
+        ui.say("this machine cannot sandbox an agent yet (see FAIL above)")
     return 1 if failed else 0

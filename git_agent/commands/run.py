@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import pwd
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -18,8 +17,9 @@ from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.sandbox import build as sandbox
 from git_agent.sandbox import bwrap, hardening, launch
 from git_agent.sandbox.mounts import Plan
-from git_agent.settings import config
+from git_agent.settings import effective, gitconfig
 from git_agent.settings.resolve import RunFlags, RunSettings, resolve
+from git_agent.ui import say
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
 
 class CommandNotFound(GitAgentError):
     exit_code = 127  # as a shell says it
-
-
-def say(msg: str) -> None:
-    print(f"git agent: {msg}", file=sys.stderr, flush=True)
 
 
 def real_home() -> Path:
@@ -83,9 +79,9 @@ class _Background(threading.Thread):
 
 def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]:
     """Paths the session holds that changed in the real worktree since its last run ended."""
-    last = session.read_meta().get("last_run") or {}
-    end = last.get("end") if isinstance(last, dict) else None
-    if not isinstance(end, (int, float)) or not session.upper.is_dir():
+    last = session.read_meta().last_run
+    end = last.end if last is not None else None
+    if end is None or not session.upper.is_dir():
         return []
     from git_agent.capture import overlay
 
@@ -123,6 +119,8 @@ def main(
     if os.geteuid() == 0:
         sandbox.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
+    for line in effective.unknown_warnings(cfg):  # a typo in agent.hide must not pass quietly
+        say(line)
     state_root = sessions.state_root()
     probes = state_root / "probes.json"  # bwrap's version, env's abilities
     bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=probes)
@@ -144,15 +142,9 @@ def main(
             outcome, start, end = _launch(plan, bw=bw.path, hooks=hooks, probes=probes,
                                           snap=snap, fresh=fresh, opts=opts,
                                           no_capture=no_capture)
-            session.update_meta(
-                last_run={
-                    "command": opts.command,
-                    "start": start,
-                    "end": end,
-                    "exit_status": outcome.exit_status,
-                    "net": settings.net,
-                }
-            )
+            session.update_meta(last_run=sessions.RunRecord(
+                command=opts.command, start=start, end=end, exit_status=outcome.exit_status,
+                net=settings.net))
             if no_capture:
                 say(f"changes kept in the session (not captured): {session.upper}")
             else:
@@ -163,15 +155,15 @@ def main(
             snap.stop()  # a no-op once capture joined it; else ended before we are
 
 
-def _find_worktree_and_config() -> tuple[repo.Worktree, config.GitConfig]:
+def _find_worktree_and_config() -> tuple[repo.Worktree, gitconfig.GitConfig]:
     """The worktree and its git config, read side by side: neither needs the other."""
-    reading = config.start_read()
+    reading = gitconfig.start_read()
     try:
         wt = repo.find_worktree()
     except BaseException:
         reading()  # reaped (it is quick); the error is find_worktree's
         raise
-    return wt, config.read(started=reading)
+    return wt, gitconfig.read(started=reading)
 
 
 def check_owner(wt: repo.Worktree) -> None:
@@ -272,7 +264,7 @@ def _capture(
     command: list[str],
     exit_status: int,
 ) -> None:
-    if not sessions.has_changes(session=session, worktree=worktree):
+    if not has_changes(session=session, worktree=worktree):
         # the base snapshot is not needed: run's `finally` stops it (kills its git, joins it)
         say(f"session {session.name!r}: nothing changed")
         return
@@ -293,6 +285,23 @@ def _capture(
     for w in result.warnings:
         say(f"warning: {w}")
     say(result.summary)
+
+
+def has_changes(*, session: sessions.Session, worktree: repo.Worktree) -> bool:
+    """Cheap: does the session hold anything to capture (files, or git writes)?"""
+    from git_agent.capture import overlay
+
+    if overlay.count(session.upper) > 0:
+        return True
+    for real in (
+        worktree.git_dir / "HEAD",
+        worktree.common_dir / "refs",
+        worktree.common_dir / "packed-refs",
+    ):
+        up = sessions.upper_of(worktree=worktree, session=session, real=real)
+        if up is not None and os.path.lexists(up):
+            return True
+    return False
 
 
 def _warn_once(state_root: Path, note: str) -> None:

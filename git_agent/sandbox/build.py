@@ -25,7 +25,7 @@ from git_agent.sandbox.mounts import (
     Tmpfs,
 )
 from git_agent.session import Session
-from git_agent.settings import config
+from git_agent.settings import mountspec
 
 SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/nix")
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -136,11 +136,11 @@ def parse_home_mounts(
     chosen: dict[Path, str] = {}
     warnings: list[str] = []
     for spec in specs:
-        remove, path, mode = config.parse_mount(spec, home)
+        remove, path, mode = mountspec.parse_mount(spec, home)
         chosen.pop(path, None)
         if not remove:
             chosen[path] = mode
-    asked = {config.parse_mount(spec, home)[1] for spec in explicit}  # not just a default
+    asked = {mountspec.parse_mount(spec, home)[1] for spec in explicit}  # not just a default
     mounts = []
     for path, mode in chosen.items():
         if not os.path.lexists(path):

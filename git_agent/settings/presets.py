@@ -8,7 +8,8 @@ import shlex
 
 from git_agent.errors import UsageError
 from git_agent.record import Record
-from git_agent.settings import config
+from git_agent.settings.gitconfig import GitConfig
+from git_agent.settings.keys import PRESET_VARS as VARS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
@@ -122,8 +123,6 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-# What git config may say about a preset: agent.preset.<name>.<var>.
-VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "command": "command"}
 NONE = "none"  # --preset none: no preset, whatever the command
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -135,7 +134,7 @@ def builtin(name: str) -> Preset | None:
     return next((p for p in PRESETS.values() if name in p.aliases), None)
 
 
-def configured_names(cfg: config.GitConfig) -> list[str]:
+def configured_names(cfg: GitConfig) -> list[str]:
     """Preset names that git config says something about (agent.preset.<name>.<var>)."""
     names: list[str] = []
     for e in cfg.with_prefix("agent.preset."):
@@ -162,7 +161,7 @@ def check_env_pattern(pattern: str, where: str) -> str:
     return pattern
 
 
-def resolve(*, command: list[str], name: str | None, cfg: config.GitConfig) -> Preset:
+def resolve(*, command: list[str], name: str | None, cfg: GitConfig) -> Preset:
     """The preset named (--preset), else the one the command's name selects, else agent.preset.
 
     Git config extends a built-in preset or defines a new one; `none` means no preset.

@@ -14,7 +14,7 @@ from pathlib import Path
 from git_agent.errors import UsageError
 from git_agent.record import Record
 from git_agent.repo import Worktree, within
-from git_agent.settings import config, presets
+from git_agent.settings import gitconfig, keys, mountspec, presets
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class RunSettings(Record):
         self.session_name = session_name
         self.command = command  # the agent's argv, the preset's own command if it has one
         self.preset = preset
-        self.net = net  # one of config.NET_MODES
+        self.net = net  # one of keys.NET_MODES
         self.ports = ports  # host loopback ports reachable in the isolated mode
         self.mount_specs = mount_specs  # `PATH[:MODE]` / `!PATH`, defaults first, later wins
         self.explicit_mounts = explicit_mounts  # the ones the user asked for (not defaults)
@@ -97,7 +97,7 @@ class RunSettings(Record):
 def resolve(
     *,
     flags: RunFlags,
-    cfg: config.GitConfig,
+    cfg: gitconfig.GitConfig,
     worktree: Worktree,
     home: Path,
     default_session: str,
@@ -109,7 +109,7 @@ def resolve(
     chosen = presets.resolve(command=cmd, name=flags.preset, cfg=cfg)
     net = net_mode(flags.net, cfg)
     ports = allowed_ports(net, flags.allow_ports, cfg)
-    agent_home = config.expand_home(flags.home or cfg.get_str("agent.home") or "~/aihome", home)
+    agent_home = mountspec.expand_home(flags.home or cfg.get_str("agent.home") or "~/aihome", home)
     if not agent_home.is_absolute():
         raise UsageError(f"agent home {agent_home} must be an absolute path")
     sockets = [Path(os.path.abspath(os.path.expanduser(s)))
@@ -124,10 +124,10 @@ def resolve(
         preset=chosen,
         net=net,
         ports=ports,
-        mount_specs=[*config.DEFAULT_MOUNTS, *chosen.mounts, *cfg.get_all("agent.mount"),
+        mount_specs=[*keys.DEFAULT_MOUNTS, *chosen.mounts, *cfg.get_all("agent.mount"),
                      *flags.mounts],
         explicit_mounts={*cfg.get_all("agent.mount"), *flags.mounts},
-        protect=cfg.get_all("agent.protect") or list(config.DEFAULT_PROTECT),
+        protect=cfg.get_all("agent.protect") or list(keys.DEFAULT_PROTECT),
         hide=hide_paths(worktree, cfg.get_all("agent.hide"), list(flags.hide), warnings),
         sockets=sockets,
         pass_env=[*chosen.pass_env,
@@ -138,7 +138,7 @@ def resolve(
     )
 
 
-def default_command(cfg: config.GitConfig, environ: Mapping[str, str]) -> list[str]:
+def default_command(cfg: gitconfig.GitConfig, environ: Mapping[str, str]) -> list[str]:
     """agent.command, else the user's $SHELL, else /bin/sh."""
     configured = cfg.get_str("agent.command")
     if configured:
@@ -151,14 +151,14 @@ def default_command(cfg: config.GitConfig, environ: Mapping[str, str]) -> list[s
     return [environ.get("SHELL") or "/bin/sh"]
 
 
-def net_mode(flag: str | None, cfg: config.GitConfig) -> str:
+def net_mode(flag: str | None, cfg: gitconfig.GitConfig) -> str:
     mode = flag or cfg.get_str("agent.net") or "host"
-    if mode not in config.NET_MODES:
-        raise UsageError(f"agent.net: {mode!r} is not one of {', '.join(config.NET_MODES)}")
+    if mode not in keys.NET_MODES:
+        raise UsageError(f"agent.net: {mode!r} is not one of {', '.join(keys.NET_MODES)}")
     return mode
 
 
-def allowed_ports(net: str, flagged: Sequence[int], cfg: config.GitConfig) -> list[int]:
+def allowed_ports(net: str, flagged: Sequence[int], cfg: gitconfig.GitConfig) -> list[int]:
     """--allow-port needs the isolated mode; a configured agent.allowPort belongs to a
     configured isolated mode, so --net none/host on the command line wins over it."""
     if flagged and net != "isolated":

@@ -8,17 +8,17 @@ import pytest
 
 from git_agent.errors import UsageError
 from git_agent.repo import Worktree
-from git_agent.settings import config
+from git_agent.settings import gitconfig, keys
 from git_agent.settings.resolve import RunFlags, RunSettings, parse_ports, resolve
 
 
-def cfg(**values: str | list[str]) -> config.GitConfig:
+def cfg(**values: str | list[str]) -> gitconfig.GitConfig:
     entries = []
     for key, v in values.items():
         for one in v if isinstance(v, list) else [v]:
-            entries.append(config.Entry(config.canonical(f"agent.{key}"), one, "local",
+            entries.append(gitconfig.Entry(gitconfig.canonical(f"agent.{key}"), one, "local",
                                         "file:.git/config"))
-    return config.GitConfig(entries)
+    return gitconfig.GitConfig(entries)
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def wt(tmp_path: Path) -> Worktree:
     return Worktree(root=root, git_dir=root / ".git", common_dir=root / ".git", cwd=root / "sub")
 
 
-def settle(wt: Worktree, flags: RunFlags | None = None, c: config.GitConfig | None = None,
+def settle(wt: Worktree, flags: RunFlags | None = None, c: gitconfig.GitConfig | None = None,
            environ: dict[str, str] | None = None) -> RunSettings:
     return resolve(flags=flags or RunFlags(), cfg=c or cfg(), worktree=wt, home=Path("/home/u"),
                    default_session="main", environ=environ or {"SHELL": "/bin/zsh"})
@@ -41,8 +41,8 @@ def test_defaults(wt: Worktree) -> None:
     assert s.session_name == "main" and s.net == "host" and s.ports == []
     assert s.command == ["/bin/zsh"]  # the user's shell
     assert s.agent_home == Path("/home/u/aihome")
-    assert s.protect == list(config.DEFAULT_PROTECT)
-    assert s.mount_specs[: len(config.DEFAULT_MOUNTS)] == list(config.DEFAULT_MOUNTS)
+    assert s.protect == list(keys.DEFAULT_PROTECT)
+    assert s.mount_specs[: len(keys.DEFAULT_MOUNTS)] == list(keys.DEFAULT_MOUNTS)
 
 
 def test_flag_beats_config(wt: Worktree) -> None:

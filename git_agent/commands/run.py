@@ -127,8 +127,16 @@ def main(
     home_p = real_home()
     settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=home_p,
                        default_session=sessions.default_name(wt), environ=os.environ)
+    home_mounts, mount_warnings = sandbox.parse_home_mounts(
+        settings.mount_specs, home=home_p, explicit=settings.explicit_mounts)
+    env = sandbox.environment(home=home_p, session=settings.session_name,
+                              pass_env=settings.pass_env, set_env=settings.set_env)
+    check_command(settings, wt=wt, home=home_p, home_mounts=home_mounts, env=env)
     check_owner(wt)
-    opts, fresh = _prepare(wt, settings, home=home_p, state_root=state_root)
+    opts, fresh = _prepare(wt, settings, home=home_p, state_root=state_root,
+                           home_mounts=home_mounts, env=env)
+    for w in [*mount_warnings, *settings.warnings]:
+        say(f"warning: {w}")
     session = opts.session
     with sessions.Lock(session):
         plan = sandbox.build_plan(opts)
@@ -177,15 +185,32 @@ def check_owner(wt: repo.Worktree) -> None:
         )
 
 
+def check_command(s: RunSettings, *, wt: repo.Worktree, home: Path,
+                  home_mounts: list[sandbox.HomeMount], env: dict[str, str]) -> None:
+    """The agent's command is found as the sandbox will find it (its PATH, its mounts), before
+    a session or a ref is made: a typo or a missing agent creates nothing."""
+    from git_agent.sandbox import inside
+    from git_agent.settings import presets
+
+    v = inside.view(home=home, agent_home=s.agent_home, home_mounts=[m.path for m in home_mounts],
+                    worktree=wt.root)
+    word = s.command[0] if s.command else ""
+    known = presets.builtin(os.path.basename(word))
+    why = inside.missing_command(
+        v, s.command, path=env.get("PATH", ""), cwd=wt.cwd,
+        install=known.install if known else "",
+        known=[n for p in presets.PRESETS.values() for n in (p.name, *p.aliases)],
+        host_path=os.environ.get("PATH"))
+    if why:
+        raise CommandNotFound(why)
+
+
 def _prepare(
-    wt: repo.Worktree, s: RunSettings, *, home: Path, state_root: Path
+    wt: repo.Worktree, s: RunSettings, *, home: Path, state_root: Path,
+    home_mounts: list[sandbox.HomeMount], env: dict[str, str],
 ) -> tuple[sandbox.Options, bool]:
     """Make what the run needs on disk (session dirs, agent home) and the sandbox's options.
     Returns them and whether the session is new (undone if the agent never starts)."""
-    home_mounts, warnings = sandbox.parse_home_mounts(s.mount_specs, home=home,
-                                                      explicit=s.explicit_mounts)
-    env = sandbox.environment(home=home, session=s.session_name, pass_env=s.pass_env,
-                              set_env=s.set_env)
     sandbox.check_layout(worktree=wt, home=home, agent_home=s.agent_home, state_root=state_root)
     session = sessions.get(wt, s.session_name)
     fresh = not session.exists()
@@ -212,8 +237,6 @@ def _prepare(
         net=s.net,
         empty_file=_empty_file(state_root),
     )
-    for w in [*warnings, *s.warnings]:
-        say(f"warning: {w}")
     return opts, fresh
 
 

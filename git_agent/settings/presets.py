@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 class Preset(Record):
     __slots__ = (
-        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source"
+        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source",
+        "install",
     )
 
     def __init__(
@@ -32,6 +33,7 @@ class Preset(Record):
         aliases: tuple[str, ...] = (),
         command: tuple[str, ...] = (),
         source: str = "builtin",
+        install: str = "",
     ):
         self.name = name
         self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
@@ -42,6 +44,7 @@ class Preset(Record):
         self.aliases = aliases  # other command names that select it
         self.command = command  # from resolve(): the argv to run (agent.preset.NAME.command)
         self.source = source  # builtin, git config, builtin + git config, none
+        self.install = install  # how to install the agent (said when it is not found inside)
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the given fields changed."""
@@ -56,8 +59,27 @@ NET_ENV = (
 )
 
 
+# How each agent installs, as its docs say (run outside the sandbox; said when `git agent run
+# NAME` does not find it inside). A tool under your home must land in a mounted dir.
+INSTALL = {
+    "claude": "npm i -g @anthropic-ai/claude-code (or curl -fsSL https://claude.ai/install.sh "
+              "| bash)",
+    "codex": "npm i -g @openai/codex",
+    "gemini": "npm i -g @google/gemini-cli",
+    "aider": "uv tool install aider-chat (or pipx install aider-chat)",
+    "opencode": "npm i -g opencode-ai (or curl -fsSL https://opencode.ai/install | bash)",
+    "goose": "curl -fsSL https://github.com/block/goose/releases/download/stable/"
+             "download_cli.sh | bash",
+    "cursor-agent": "curl https://cursor.com/install -fsS | bash",
+    "amp": "npm i -g @sourcegraph/amp",
+    "qwen": "npm i -g @qwen-code/qwen-code",
+    "crush": "npm i -g @charmland/crush",
+}
+
+
 def _p(name: str, env: tuple[str, ...], **kw: object) -> Preset:
-    return Preset(name, pass_env=(*env, *NET_ENV), **kw)  # type: ignore[arg-type]
+    return Preset(name, pass_env=(*env, *NET_ENV), install=INSTALL.get(name, ""),
+                  **kw)  # type: ignore[arg-type]
 
 
 # One table. Installs in the real home that ~/.local/bin links into are mounted read-only

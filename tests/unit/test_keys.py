@@ -30,3 +30,14 @@ def test_each_unknown_key_is_warned_about_once() -> None:
                      Entry("agent.net", "none", "local", "file:.git/config")])
     lines = effective.unknown_warnings(cfg)
     assert len(lines) == 1 and "agent.nett" in lines[0] and "did you mean agent.net?" in lines[0]
+
+
+@pytest.mark.parametrize(("word", "meant"), [
+    ("claud", "claude"), ("gti", "git"), ("codx", "codex"), ("aidre", "aider"),
+    ("opencoed", "opencode"), ("zzz", None), ("claude", None),
+])
+def test_did_you_mean_one_typo_away(word: str, meant: str | None) -> None:
+    from git_agent.sandbox.inside import nearest
+
+    names = ["claude", "codex", "aider", "opencode", "git", "tic", "gio", "gsutil"]
+    assert nearest(word, names) == meant

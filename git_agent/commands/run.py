@@ -15,7 +15,7 @@ from git_agent import proc, repo
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.sandbox import build as sandbox
-from git_agent.sandbox import bwrap, hardening, launch
+from git_agent.sandbox import bwrap, hardening, launch, welcome
 from git_agent.sandbox.mounts import Plan
 from git_agent.settings import effective, gitconfig
 from git_agent.settings.resolve import RunFlags, RunSettings, resolve
@@ -139,7 +139,13 @@ def main(
         say(f"warning: {w}")
     session = opts.session
     with sessions.Lock(session):
-        plan = sandbox.build_plan(opts)
+        hidden = [os.path.relpath(h, wt.root) for h in settings.hide]
+        plan = welcome.prepare(sandbox.build_plan(opts), session_dir=session.dir,
+                               session=session.name, net=settings.net, ports=settings.ports,
+                               hidden=hidden)
+        if _stderr_is_tty():  # one line that says where the agent runs, and how to leave
+            say(welcome.banner(session=session.name, net=settings.net, ports=settings.ports,
+                               hidden=hidden))
         hooks, notes = hardening.hooks(net=settings.net, allow_ports=settings.ports)
         for n in notes:
             _warn_once(state_root, n)
@@ -325,6 +331,13 @@ def has_changes(*, session: sessions.Session, worktree: repo.Worktree) -> bool:
         if up is not None and os.path.lexists(up):
             return True
     return False
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 def _warn_once(state_root: Path, note: str) -> None:

@@ -24,6 +24,7 @@ from git_agent.sandbox.mounts import (
     Symlink,
     Tmpfs,
 )
+from git_agent.sandbox.welcome import STARTUP
 from git_agent.session import Session
 from git_agent.settings import mountspec
 
@@ -267,7 +268,8 @@ def _ensure_protected(agent_home: Path, entry: str) -> Path:
     if is_dir:
         path.mkdir(mode=0o700)
     else:
-        path.write_text(LOGIN_FALLBACK if rel in (".bash_profile", ".bash_login") else "")
+        path.write_text(LOGIN_FALLBACK if rel in (".bash_profile", ".bash_login")
+                        else STARTUP.get(rel, ""))
     return path
 
 

@@ -323,9 +323,11 @@ def worktree_mounts(opts: Options) -> list[Mount]:
     if within(wt.root, opts.home):
         _check_no_symlink_components(opts.agent_home, wt.root.relative_to(opts.home) / "x")
     ms: list[Mount] = [Overlay((wt.root,), s.upper, s.work, wt.root)]
+    _mode_of(wt.root, s.upper)
     if not wt.dot_git_inside:
         for d in (s.git_upper, s.git_work):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _mode_of(wt.common_dir, s.git_upper)
         ms.append(Overlay((wt.common_dir,), s.git_upper, s.git_work, wt.common_dir))
     for path in opts.hide:
         if path.is_symlink():
@@ -335,6 +337,14 @@ def worktree_mounts(opts: Options) -> list[Mount]:
         elif opts.empty_file is not None:
             ms.append(Bind(opts.empty_file, path))
     return ms
+
+
+def _mode_of(lower: Path, upper: Path) -> None:
+    """An overlay's root shows its upper dir's mode: give it the real dir's (0755 stays 0755
+    inside; the session folder above it stays 0700, so nobody else reaches it)."""
+    mode = stat.S_IMODE(lower.stat().st_mode)
+    if stat.S_IMODE(upper.stat().st_mode) != mode:
+        os.chmod(upper, mode)
 
 
 def socket_mounts(opts: Options) -> list[Mount]:

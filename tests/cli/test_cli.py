@@ -424,3 +424,30 @@ def test_config_help_says_what_each_key_means_and_the_mount_modes(user_actor: Ac
         assert k.name in out and k.doc.split()[0] in out
     for mode in ("ro ", "cow ", "rw "):
         assert f"\n    {mode}" in out
+
+
+def _readme_completion_line(shell: str) -> str:
+    text = (REPO / "README.md").read_text().split("## Shell completion", 1)[1]
+    return next(line for line in text.splitlines() if f"completion {shell} >" in line)
+
+
+def test_bash_completion_works_after_the_readmes_one_line(actor: Actor) -> None:
+    """Only the README's line, then bash as a user has it: bash-completion loads git's
+    completion at `git <TAB>`, which loads ours for `git agent` (no second step)."""
+    framework = Path("/usr/share/bash-completion/bash_completion")
+    if not framework.exists() or not GIT_BASH_COMPLETION.exists():
+        pytest.skip("bash-completion is not installed")
+    repo = actor.make_repo()
+    setup = actor.run(["bash", "-c", _readme_completion_line("bash")], cwd=repo)
+    assert setup.returncode == 0, setup.stderr
+    script = (
+        f". {framework}\n"
+        "_completion_loader git\n"  # what bash does at the first `git <TAB>`
+        'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}\n'
+        '__git_wrap__git_main; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    for words, expected in ((["git", "agent", "r"], ["review", "run"]),
+                            (["git", "agent", "config", "--j"], ["--json"])):
+        p = actor.run(["bash", "-c", script, "bash", *words], cwd=repo)
+        assert p.returncode == 0, p.stderr
+        assert [w.strip() for w in p.stdout.splitlines() if w.strip()] == expected

@@ -54,6 +54,8 @@ def man_presets() -> str:
         if p.mounts:
             lines.append("Mounts read\\-only when present: " + roff(" ".join(p.mounts)) + ".")
         lines.append("Keeps in the agent home: " + roff(" ".join(p.home)) + ".")
+        if p.install:
+            lines.append("Install (outside the sandbox): " + roff(p.install) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -73,13 +75,15 @@ def md_keys() -> str:
 
 def md_presets() -> str:
     rows = ["| Preset | Passes when set | Sets | Mounts read-only when present "
-            "| Keeps in the agent home |", "|---|---|---|---|---|"]
+            "| Keeps in the agent home | Install (outside) |", "|---|---|---|---|---|---|"]
     for p in presets.PRESETS.values():
         env = " ".join(f"`{e}`" for e in _own_env(p))
         sets = " ".join(f"`{k}={v}`" for k, v in p.set_env.items())
         mounts = " ".join(f"`~/{m}`" for m in p.mounts)
         home = " ".join(f"`~/{h}`" for h in p.home)
-        rows.append(f"| `{p.name}` ({_md(p.doc)}) | {env} | {sets} | {mounts} | {home} |")
+        install = f"`{_md(p.install)}`" if p.install else ""
+        rows.append(f"| `{p.name}` ({_md(p.doc)}) | {env} | {sets} | {mounts} | {home} "
+                    f"| {install} |")
     return "\n".join(rows) + "\n"
 
 

@@ -14,7 +14,7 @@ from types import FrameType
 from git_agent import proc
 from git_agent.errors import SandboxUnavailable
 from git_agent.record import Record
-from git_agent.sandbox.mounts import MountPlan
+from git_agent.sandbox.mounts import MountPlan, helper_environ
 
 
 class Outcome(Record):
@@ -185,15 +185,23 @@ def _descriptors(hooks: Hooks) -> tuple[_Fds, list[str]]:
     return _Fds(give, _Status(status_r), info_r, block_w), extra
 
 
+def command_line(plan: MountPlan, bwrap: Path) -> tuple[list[str], int]:
+    """bwrap's argv and the fd it reads its options from (--args): the command line holds the
+    command and no option, so no /proc/PID/cmdline inside shows a --setenv value."""
+    fd = _pipe_with(b"".join(os.fsencode(a) + b"\0" for a in plan.options()))
+    return [os.fspath(bwrap), "--args", str(fd), "--", *plan.command], fd
+
+
 def _start(argv: list[str], fds: _Fds, hooks: Hooks, *, ignore_terminal: bool,
            bwrap: Path) -> subprocess.Popen[bytes]:
-    """Start bwrap; fails closed with the reason."""
+    """Start bwrap with nothing of git agent's environment (mounts.helper_environ)."""
     try:
         child = subprocess.Popen(
             argv,
             pass_fds=fds.give,
             preexec_fn=_preexec(hooks.preexec, ignore_terminal),
             close_fds=True,
+            env=helper_environ(),
         )
     except (subprocess.SubprocessError, OSError) as e:
         fds.close_ours()
@@ -299,7 +307,14 @@ def run(
     prefix = default_signal_prefix(cache=probe_cache)
     fds, extra = _descriptors(hooks)
     plan = plan.but(command=[*prefix, *plan.command], extra=[*plan.extra, *extra])
-    argv = plan.argv(bwrap)
+    try:
+        argv, args_fd = command_line(plan, bwrap)
+    except BaseException:
+        fds.close_ours()
+        for fd in fds.give:
+            os.close(fd)
+        raise
+    fds = _Fds([*fds.give, args_fd], fds.status, fds.info, fds.block)
     box: list[subprocess.Popen[bytes]] = []
     cleanup: Callable[[], None] | None = None
     with _signals_to_agent(lambda: box[0] if box else None, fds.status):

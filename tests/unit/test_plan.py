@@ -221,6 +221,25 @@ def test_a_changed_plan_is_a_copy() -> None:
     assert plan == MountPlan(command=["sh"], extra=["--x"])  # unchanged
 
 
+def test_the_command_line_holds_no_option_and_no_environment() -> None:
+    """bwrap gets its options on an fd (--args): /proc/PID/cmdline inside shows no value of
+    the environment (the promise: the environment is an allow-list)."""
+    import os
+
+    from git_agent.sandbox import launch
+
+    plan = MountPlan(mounts=[Bind(Path("/usr"), Path("/usr"))], env={"TOKEN": "s3cr3t"},
+                     command=["claude", "-p"])
+    argv, fd = launch.command_line(plan, Path("/x/bwrap"))
+    try:
+        data = os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
+    assert argv == ["/x/bwrap", "--args", str(fd), "--", "claude", "-p"]
+    assert data.split(b"\0")[:-1] == [os.fsencode(a) for a in plan.options()]
+    assert b"s3cr3t" in data and not any("s3cr3t" in a for a in argv)
+
+
 def test_launch_leaves_the_callers_plan_alone(tmp_path: Path) -> None:
     """launch.run adds its fds and the signal prefix to a copy (a bwrap that fails at once)."""
     from git_agent.sandbox import launch

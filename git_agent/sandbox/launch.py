@@ -12,8 +12,9 @@ from pathlib import Path
 from types import FrameType
 
 from git_agent import proc
-from git_agent.errors import SandboxUnavailable
+from git_agent.errors import GitAgentError, SandboxUnavailable
 from git_agent.record import Record
+from git_agent.sandbox import lifetime
 from git_agent.sandbox.mounts import MountPlan, helper_environ
 
 
@@ -304,6 +305,8 @@ def run(
 
     The sandbox ends with the process the user started (lifetime.owner): when that dies,
     the sandbox is killed and run returns as if the agent had been killed."""
+    if lifetime.owner_gone():
+        raise GitAgentError("the git that started git agent has ended; the agent was not started")
     prefix = default_signal_prefix(cache=probe_cache)
     fds, extra = _descriptors(hooks)
     plan = plan.but(command=[*prefix, *plan.command], extra=[*plan.extra, *extra])
@@ -324,7 +327,7 @@ def run(
             cleanup = _attach_network(child, fds, hooks)
             if started is not None:
                 started()
-            _wait(child)
+            _wait(child, lifetime.owner())
         finally:
             if cleanup is not None:
                 cleanup()

@@ -13,7 +13,6 @@ from git_agent.errors import GitAgentError
 from git_agent.sandbox import bwrap as bwrap_mod
 from git_agent.sandbox import probes
 from git_agent.sandbox.probes import Check
-from git_agent.sandbox.probes import diagnose as diagnose  # for run.py until it imports it
 from git_agent.settings import config
 
 

@@ -16,6 +16,7 @@ from git_agent.errors import GitAgentError, SandboxUnavailable
 from git_agent.record import Record
 from git_agent.sandbox import lifetime
 from git_agent.sandbox.mounts import MountPlan, helper_environ
+from git_agent.ui import HELD_SIGNALS
 
 
 class Outcome(Record):
@@ -252,9 +253,10 @@ def _attach_network(
 @contextlib.contextmanager
 def _signals_to_agent(child: Callable[[], subprocess.Popen[bytes] | None],
                       status: _Status) -> Iterator[None]:
-    """While the agent runs: SIGTERM/SIGHUP to git agent go to the agent, which may exit
-    cleanly (then capture); ^C and ^\\ reach it through the terminal, and we wait for it.
-    The handlers of before come back after (ui.uninterrupted's, when the caller holds)."""
+    """While the agent runs: SIGTERM, SIGHUP (any of ui.HELD_SIGNALS) to git agent go to the
+    agent, which may exit cleanly (then capture); ^C and ^\\ reach it through the terminal,
+    and we wait for it. The handlers of before come back after: run.py holds signals from
+    then on (ui.uninterrupted) until the capture is done."""
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         c = child()
@@ -272,6 +274,9 @@ def _signals_to_agent(child: Callable[[], subprocess.Popen[bytes] | None],
 
     handlers = {signal.SIGINT: ignore, signal.SIGQUIT: ignore,
                 signal.SIGTERM: forward, signal.SIGHUP: forward}
+    for other in HELD_SIGNALS:  # kill -USR1 ... too: to the agent, not held until it exits
+        if other not in handlers and signal.getsignal(other) != signal.SIG_IGN:
+            handlers[other] = forward
     old = {s: signal.signal(s, h) for s, h in handlers.items()}
     try:
         yield

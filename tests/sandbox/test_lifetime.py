@@ -86,3 +86,24 @@ def test_the_sandbox_dies_with_the_process_the_user_started(actor: Actor, how: s
     review = actor.agent("review", "life", "--stat", cwd=repo)
     assert review.returncode == 0, review.stderr
     assert actor.git("show", "agent/life:kept.txt", cwd=repo) == "kept\n"
+
+
+RUNS = int(os.environ.get("GIT_AGENT_TIMEOUT_RUNS", "10"))  # 40 by hand: see the report
+
+
+def test_a_signal_after_the_agent_exits_does_not_skip_the_capture(actor: Actor) -> None:
+    """`timeout 1 git agent run ...`: SIGTERM to the whole group, then git's wrapper forwards
+    it a second time, while git agent captures; every run must leave its file on the branch."""
+    repo = actor.make_repo()
+    deadline = time.monotonic() + 30 + 6 * RUNS
+    done: list[str] = []
+    for i in range(RUNS):
+        if time.monotonic() > deadline:
+            break
+        p = actor.run(["timeout", "1", "git", "agent", "run", "-s", f"t{i}", "--",
+                       "sh", "-c", "echo x > f; sleep 5"], cwd=repo, timeout=60)
+        assert p.returncode == 124, (i, p.stderr)  # timeout's own status: it did time out
+        shown = actor.run(["git", "show", f"agent/t{i}:f"], cwd=repo)
+        assert shown.stdout == "x\n", (i, p.stderr, shown.stderr)
+        done.append(f"t{i}")
+    assert len(done) >= min(RUNS, 3), done

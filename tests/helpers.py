@@ -180,31 +180,26 @@ def run_sandbox(
     from git_agent.sandbox import landlock as ll
     from git_agent.sandbox import network
     from git_agent.sandbox import seccomp as sc
+    from git_agent.sandbox.mounts import Bind, Dev, MountPlan, Proc, Tmpfs
 
-    argv = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp",
-            "--die-with-parent", "--unshare-user", "--disable-userns"]
-    if share_pid:  # keep host pids visible (signal tests); procfs stays the host's, read-only
-        argv += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        if net != "host":
-            argv += ["--unshare-net"]
-    else:
-        argv += ["--proc", "/proc", "--unshare-all"]
-        if net == "host":
-            argv += ["--share-net"]
-    assert network.bwrap_args(mode=net) == ([] if net == "host" else ["--unshare-net"])
+    mounts = [Bind(Path("/"), Path("/")), Dev(), Tmpfs(Path("/tmp"))]
+    if not share_pid:  # else host pids stay visible (signal tests); procfs the host's, read-only
+        mounts.append(Proc())
+    plan = MountPlan(mounts=mounts, env=dict(os.environ), command=list(inner),
+                     share_net=net == "host", share_pid=share_pid, extra=list(extra))
     fds: list[int] = []
     if seccomp:
         r, w = os.pipe()
         os.write(w, sc.build_filter())
         os.close(w)
         fds.append(r)
-        argv += ["--seccomp", str(r)]
+        plan = plan.but(extra=[*plan.extra, "--seccomp", str(r)])
     info_r = block_w = -1
     if net == "isolated":
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
         fds += [info_w, block_r]
-        argv += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
+        plan = plan.but(extra=[*plan.extra, "--info-fd", str(info_w), "--block-fd", str(block_r)])
     if pasta_drop:  # control runs: show what a pasta flag protects against
         real = network.pasta_argv
 
@@ -213,7 +208,7 @@ def run_sandbox(
 
         network.pasta_argv = patched
     preexec = ll.prepare_scope_restriction() if landlock else None
-    proc = subprocess.Popen([*argv, *extra, "--", *inner], pass_fds=fds, preexec_fn=preexec)
+    proc = subprocess.Popen(plan.argv(bwrap_path()), pass_fds=fds, preexec_fn=preexec)
     for fd in fds:
         os.close(fd)
     pasta = None

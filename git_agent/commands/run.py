@@ -11,12 +11,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from git_agent import proc, repo
+from git_agent import proc, repo, ui
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.sandbox import build as sandbox
 from git_agent.sandbox import bwrap, hardening, launch, welcome
-from git_agent.sandbox.mounts import Plan
+from git_agent.sandbox.mounts import MountPlan
 from git_agent.settings import effective, gitconfig
 from git_agent.settings.resolve import RunFlags, RunSettings, resolve
 from git_agent.ui import say
@@ -152,18 +152,23 @@ def main(
         _warn_stale(session, wt)
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
         snap = _Background(wt, session)
+        # signals that come once the agent has exited (git's wrapper forwards the SIGTERM of
+        # `timeout` a second time) wait until the capture is done; launch hands the ones that
+        # come while the agent runs to the agent
         try:
-            outcome, start, end = _launch(plan, bw=bw.path, hooks=hooks, probes=probes,
-                                          snap=snap, fresh=fresh, opts=opts,
-                                          no_capture=no_capture)
-            session.update_meta(last_run=sessions.RunRecord(
-                command=opts.command, start=start, end=end, exit_status=outcome.exit_status,
-                net=settings.net))
-            if no_capture:
-                say(f"changes kept in the session (not captured): {session.upper}")
-            else:
-                _capture(session=session, worktree=wt, snap=snap, command=opts.command,
-                         exit_status=outcome.exit_status)
+            with ui.uninterrupted() as held:
+                outcome, start, end = _launch(plan, bw=bw.path, hooks=hooks, probes=probes,
+                                              snap=snap, fresh=fresh, opts=opts,
+                                              no_capture=no_capture)
+                session.update_meta(last_run=sessions.RunRecord(
+                    command=opts.command, start=start, end=end,
+                    exit_status=outcome.exit_status, net=settings.net))
+                if no_capture:
+                    say(f"changes kept in the session (not captured): {session.upper}")
+                else:
+                    _capture(session=session, worktree=wt, snap=snap, command=opts.command,
+                             exit_status=outcome.exit_status)
+            ui.act_on(held)
             return outcome.exit_status
         finally:
             snap.stop()  # a no-op once capture joined it; else ended before we are
@@ -255,7 +260,7 @@ def _warn_stale(session: sessions.Session, wt: repo.Worktree) -> None:
 
 
 def _launch(
-    plan: Plan, *, bw: Path, hooks: launch.Hooks, probes: Path, snap: _Background, fresh: bool,
+    plan: MountPlan, *, bw: Path, hooks: launch.Hooks, probes: Path, snap: _Background, fresh: bool,
     opts: sandbox.Options, no_capture: bool,
 ) -> tuple[launch.Outcome, float, float]:
     """Run the agent; a sandbox that never started undoes a new session and says why."""
@@ -272,11 +277,11 @@ def _launch(
     if not outcome.started:
         import shutil
 
-        from git_agent.commands import doctor
+        from git_agent.sandbox.probes import diagnose
 
         if fresh:  # nothing half-created: a session that never ran is not kept
             _forget(session, wt, snap)
-        why = doctor.diagnose(bw)
+        why = diagnose(bw)
         cmd = opts.command
         if why is None and shutil.which(cmd[0], path=opts.env.get("PATH")) is None:
             raise CommandNotFound(f"{cmd[0]}: command not found (inside the sandbox)")

@@ -17,8 +17,8 @@ from git_agent.sandbox.mounts import (
     Bind,
     Dev,
     Mount,
+    MountPlan,
     Overlay,
-    Plan,
     Proc,
     RemountRo,
     Symlink,
@@ -403,7 +403,7 @@ def check_layout(*, worktree: Worktree, home: Path, agent_home: Path, state_root
         raise UsageError(f"agent home {agent_home} overlaps the session store {state_root}")
 
 
-def build_plan(opts: Options) -> Plan:
+def build_plan(opts: Options) -> MountPlan:
     check_layout(worktree=opts.worktree, home=opts.home, agent_home=opts.agent_home,
                  state_root=opts.state_root)
     mounts = system_mounts(opts.empty_file)
@@ -411,7 +411,7 @@ def build_plan(opts: Options) -> Plan:
     mounts += worktree_mounts(opts)
     mounts += socket_mounts(opts)
     check_store_hidden(opts, mounts)
-    return Plan(
+    return MountPlan(
         mounts=mounts,
         env=dict(opts.env),
         chdir=opts.worktree.cwd,

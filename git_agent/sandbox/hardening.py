@@ -12,19 +12,19 @@ def hooks(*, net: str, allow_ports: Sequence[int]) -> tuple[Hooks, list[str]]:
     """The launch hooks for this network mode, and warnings for default protections missing here."""
     from git_agent.sandbox import landlock, seccomp
 
+    program = seccomp.build_filter()  # first: no filter for this architecture, no launch
     notes: list[str] = []
-    h = Hooks(seccomp=seccomp.build_filter())
+    preexec = None
     if landlock.abi_version() >= 6:
-        h.preexec = landlock.prepare_scope_restriction()
+        preexec = landlock.prepare_scope_restriction()
     elif net == "host":
         # the other modes have their own network namespace, which shuts abstract sockets anyway
         notes.append(
             "this kernel lacks Landlock scopes (ABI >= 6): host abstract unix sockets (X11, "
             "D-Bus) stay reachable in --net host; use --net none/isolated, see `git agent doctor`"
         )
-    if net == "isolated":
-        h.network = _pasta(allow_ports)
-    return h, notes
+    network = _pasta(allow_ports) if net == "isolated" else None
+    return Hooks(seccomp=program, preexec=preexec, network=network), notes
 
 
 def _pasta(allow_ports: Sequence[int]) -> Callable[[int], Callable[[], None]]:

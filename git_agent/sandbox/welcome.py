@@ -7,7 +7,7 @@ import os
 import shlex
 from pathlib import Path
 
-from git_agent.sandbox.mounts import Bind, Plan
+from git_agent.sandbox.mounts import Bind, MountPlan
 
 SHIM_DIR = Path("/run/git-agent/bin")  # /run is a private tmpfs inside: nothing else there
 MARK = "agent:"  # the prompt shows (agent:SESSION)
@@ -64,20 +64,20 @@ def write_shim(session_dir: Path, text: str) -> Path:
     return path
 
 
-def prepare(plan: Plan, *, session_dir: Path, session: str, net: str, ports: list[int],
-            hidden: list[str]) -> Plan:
+def prepare(plan: MountPlan, *, session_dir: Path, session: str, net: str, ports: list[int],
+            hidden: list[str]) -> MountPlan:
     """Write the session's shim and return the plan that shows it inside."""
     text = shim(session=session, net=net, ports=ports, hidden=hidden)
     return with_shim(plan, write_shim(session_dir, text), session=session)
 
 
-def with_shim(plan: Plan, shim_file: Path, *, session: str) -> Plan:
+def with_shim(plan: MountPlan, shim_file: Path, *, session: str) -> MountPlan:
     """A copy of the plan with the shim bound read-only on the PATH inside, and the prompt
     marker ($debian_chroot: Debian's and Ubuntu's bash prompt shows it as is)."""
     env = dict(plan.env)
     env["PATH"] = f"{SHIM_DIR}:{env.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
     env["debian_chroot"] = f"{MARK}{session}"
-    return Plan(mounts=[*plan.mounts, Bind(shim_file, SHIM_DIR / "git-agent", ro=True)],
+    return MountPlan(mounts=[*plan.mounts, Bind(shim_file, SHIM_DIR / "git-agent", ro=True)],
                 env=env, chdir=plan.chdir, command=list(plan.command), share_net=plan.share_net,
                 disable_userns=plan.disable_userns, extra=list(plan.extra))
 

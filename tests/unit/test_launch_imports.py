@@ -18,7 +18,7 @@ import pytest
 
 from git_agent import proc
 from git_agent.record import Record
-from git_agent.sandbox.mounts import Bind, Plan, Tmpfs
+from git_agent.sandbox.mounts import Bind, MountPlan, Tmpfs
 from git_agent.session import store
 
 # What run.main imports before bwrap starts (stale_paths reads a resumed session with overlay).
@@ -58,7 +58,8 @@ def test_records_compare_hash_and_show_by_value() -> None:
     assert a != Bind(Path("/a"), Path("/b"), ro=False)
     assert a != Tmpfs(Path("/a"))  # another type, even with equal first fields
     assert repr(Tmpfs(Path("/x"), mode=0o700)) == "Tmpfs(dest=PosixPath('/x'), mode=448)"
-    assert Plan() == Plan() and Plan().mounts is not Plan().mounts  # no shared defaults
+    plan = MountPlan()
+    assert plan == MountPlan() and plan.mounts is not MountPlan().mounts  # no shared defaults
 
 
 def test_a_record_refuses_an_unknown_field() -> None:

@@ -9,12 +9,12 @@ import pytest
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.repo import Worktree
 from git_agent.sandbox import build as sandbox
-from git_agent.sandbox.mounts import Bind, Overlay, Plan, Symlink, Tmpfs
+from git_agent.sandbox.mounts import Bind, MountPlan, Overlay, Symlink, Tmpfs
 from git_agent.session import Session
 
 
 def test_argv_order_and_namespaces() -> None:
-    plan = Plan(
+    plan = MountPlan(
         mounts=[Bind(Path("/usr"), Path("/usr")), Symlink("usr/bin", Path("/bin")),
                 Overlay((Path("/w"),), Path("/s/u"), Path("/s/w"), Path("/w"))],
         env={"B": "2", "A": "1"},
@@ -40,7 +40,7 @@ def test_argv_order_and_namespaces() -> None:
 
 
 def test_net_none_unshares_the_network() -> None:
-    assert "--unshare-net" in Plan(share_net=False).argv("bwrap")
+    assert "--unshare-net" in MountPlan(share_net=False).argv("bwrap")
 
 
 def test_tmpfs_perms_come_before_it() -> None:
@@ -212,3 +212,51 @@ def test_the_find_scan_of_etc_agrees_with_the_walk(tmp_path: Path) -> None:
     sandbox.start_root_etc_scan()
     found = sandbox.root_only_etc(empty)
     assert sorted(map(repr, found)) == sorted(map(repr, sandbox._root_only_etc(empty)))
+
+
+def test_a_changed_plan_is_a_copy() -> None:
+    plan = MountPlan(command=["sh"], extra=["--x"])
+    other = plan.but(command=["env", "sh"])
+    assert other.command == ["env", "sh"] and other.extra == ["--x"]
+    assert plan == MountPlan(command=["sh"], extra=["--x"])  # unchanged
+
+
+def test_the_command_line_holds_no_option_and_no_environment() -> None:
+    """bwrap gets its options on an fd (--args): /proc/PID/cmdline inside shows no value of
+    the environment (the promise: the environment is an allow-list)."""
+    import os
+
+    from git_agent.sandbox import launch
+
+    plan = MountPlan(mounts=[Bind(Path("/usr"), Path("/usr"))], env={"TOKEN": "s3cr3t"},
+                     command=["claude", "-p"])
+    argv, fd = launch.command_line(plan, Path("/x/bwrap"))
+    try:
+        data = os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
+    assert argv == ["/x/bwrap", "--args", str(fd), "--", "claude", "-p"]
+    assert data.split(b"\0")[:-1] == [os.fsencode(a) for a in plan.options()]
+    assert b"s3cr3t" in data and not any("s3cr3t" in a for a in argv)
+
+
+def test_launch_leaves_the_callers_plan_alone(tmp_path: Path) -> None:
+    """launch.run adds its fds and the signal prefix to a copy (a bwrap that fails at once)."""
+    from git_agent.sandbox import launch
+
+    plan = MountPlan(command=["sh"], env={"A": "1"})
+    before = repr(plan)
+    out = launch.run(plan, bwrap=Path("/bin/false"), hooks=launch.Hooks(seccomp=b"\0" * 8))
+    assert out.started is False
+    assert repr(plan) == before
+
+
+def test_probes_are_small_plans() -> None:
+    from git_agent.sandbox import probes
+    from git_agent.sandbox.mounts import Proc
+
+    argv = probes._system(Proc()).argv("bwrap")
+    assert argv[argv.index("--ro-bind"):][:3] == ["--ro-bind", "/", "/"]
+    assert "--proc" in argv and "--disable-userns" not in argv
+    assert argv[-2:] == ["--", "true"]
+    assert "--disable-userns" in probes._system(disable_userns=True).argv("bwrap")

@@ -114,12 +114,22 @@ def carry_back(*, session: Session, agent_home: Path, keep: list[Keep], lock: Pa
     if not keep or not up.is_dir():
         return []
     warnings: list[str] = []
+    try:
+        _carry_all(up, agent_home, keep, lock, warnings)
+    except OSError as e:  # the agent home or the lock: said, and the capture still happens
+        warnings.append(f"nothing carried back to the agent home {agent_home}: "
+                        f"{e.strerror or e}")
+    return warnings
+
+
+def _carry_all(up: Path, agent_home: Path, keep: list[Keep], lock: Path,
+               warnings: list[str]) -> None:
     lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)  # two sessions ending at once: one after the other
         ufd = beneath.open_root(up)
         try:
-            hfd = beneath.open_root(agent_home)
+            hfd = beneath.open_root(os.path.realpath(agent_home))  # the user's: may be a link
             try:
                 for k in keep:
                     try:
@@ -133,7 +143,6 @@ def carry_back(*, session: Session, agent_home: Path, keep: list[Keep], lock: Pa
             os.close(ufd)
     finally:
         os.close(lock_fd)
-    return warnings
 
 
 def _carry(ufd: int, hfd: int, rel: bytes, keys: tuple[str, ...] | None,

@@ -40,7 +40,7 @@ class Preset(Record):
         self.set_env: dict[str, str] = set_env if set_env is not None else {}
         self.mounts = mounts  # real-home paths shown inside, agent.mount syntax
         self.doc = doc
-        self.home = home  # what it keeps in the agent home (login, settings); "/" = dir
+        self.home = home  # where it writes in the agent home (login, settings); "/" = dir
         self.aliases = aliases  # other command names that select it
         self.command = command  # from resolve(): the argv to run (agent.preset.NAME.command)
         self.source = source  # builtin, git config, builtin + git config, none

@@ -153,3 +153,22 @@ def test_a_preset_never_declares_a_code_bearing_path() -> None:
         for rel in (*p.keep, *p.keep_json):
             assert not agenthome.code_bearing(rel), (p.name, rel)
             assert agenthome.check_rel(rel, "x") == rel
+
+
+def test_an_agent_home_that_cannot_be_opened_is_a_warning(tmp_path: Path) -> None:
+    s, up, shared = _setup(tmp_path)
+    _write(up / CRED, "token-A")
+    shared.rmdir()  # gone meanwhile: a warning, no exception (the capture still happens)
+    warnings = _carry(s, shared, [Keep(CRED)])
+    assert len(warnings) == 1 and "nothing carried back" in warnings[0]
+    assert (up / CRED).exists()
+
+
+def test_an_agent_home_reached_through_a_symlink_the_user_made_works(tmp_path: Path) -> None:
+    s, up, shared = _setup(tmp_path)
+    _write(up / CRED, "token-A")
+    link = tmp_path / "aihome-link"
+    link.symlink_to(shared)
+    assert agenthome.carry_back(session=s, agent_home=link, keep=[Keep(CRED)],
+                                lock=tmp_path / "lock") == []
+    assert (shared / CRED).read_text() == "token-A"

@@ -73,7 +73,7 @@ def _p(name: str, env: tuple[str, ...], **kw: object) -> Preset:
 # ~/.claude.json also holds MCP server commands: only these keys of it are carried back.
 CLAUDE_JSON_KEYS = (
     "oauthAccount", "userID", "primaryApiKey", "customApiKeyResponses", "hasCompletedOnboarding",
-    "lastOnboardingVersion", "theme", "firstStartTime", "installMethod", "autoUpdates",
+    "lastOnboardingVersion", "theme", "firstStartTime",
 )
 PRESETS: dict[str, Preset] = {
     p.name: p

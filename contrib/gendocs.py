@@ -53,7 +53,10 @@ def man_presets() -> str:
             lines.append("Sets: " + roff(" ".join(f"{k}={v}" for k, v in p.set_env.items())) + ".")
         if p.mounts:
             lines.append("Mounts read\\-only when present: " + roff(" ".join(p.mounts)) + ".")
-        lines.append("Keeps in the agent home: " + roff(" ".join(p.home)) + ".")
+        lines.append("Writes in the agent home: " + roff(" ".join(p.home)) + ".")
+        kept = [*p.keep, *(f"{f} ({', '.join(keys)})" for f, keys in p.keep_json.items())]
+        lines.append("Carried back to the shared agent home after a run: "
+                     + roff(" ".join(kept) if kept else "nothing") + ".")
         if p.install:
             lines.append("Install (outside the sandbox): " + roff(p.install) + ".")
     return "\n".join(lines) + "\n"
@@ -75,15 +78,19 @@ def md_keys() -> str:
 
 def md_presets() -> str:
     rows = ["| Preset | Passes when set | Sets | Mounts read-only when present "
-            "| Keeps in the agent home | Install (outside) |", "|---|---|---|---|---|---|"]
+            "| Writes in the agent home | Carried back after a run | Install (outside) |",
+            "|---|---|---|---|---|---|---|"]
     for p in presets.PRESETS.values():
         env = " ".join(f"`{e}`" for e in _own_env(p))
         sets = " ".join(f"`{k}={v}`" for k, v in p.set_env.items())
         mounts = " ".join(f"`~/{m}`" for m in p.mounts)
         home = " ".join(f"`~/{h}`" for h in p.home)
         install = f"`{_md(p.install)}`" if p.install else ""
+        kept = " ".join([*(f"`~/{k}`" for k in p.keep),
+                         *(f"`~/{f}` (keys {', '.join(f'`{k}`' for k in keys)})"
+                           for f, keys in p.keep_json.items())]) or "nothing"
         rows.append(f"| `{p.name}` ({_md(p.doc)}) | {env} | {sets} | {mounts} | {home} "
-                    f"| {install} |")
+                    f"| {kept} | {install} |")
     return "\n".join(rows) + "\n"
 
 

@@ -58,8 +58,15 @@ def _store_checks(cfg: gitconfig.GitConfig) -> list[Check]:
     home = Path(os.environ.get("HOME", "/"))
     ah = mountspec.expand_home(cfg.get_str("agent.home") or "~/aihome", home)
     out.append(
-        Check("agent home", "info", f"{ah}{'' if ah.exists() else ' (created on first run)'}")
+        Check("agent home", "info", f"{ah}{'' if ah.exists() else ' (created on first run)'}; "
+              "each session writes its own copy-on-write layer of it")
     )
+    if os.geteuid() == 0:
+        out.append(Check(
+            "user inside", "warn",
+            "the agent runs as root (uid 0) inside the sandbox (it can read what root may in "
+            "the read-only system dirs)",
+            "run git agent as your own user"))
     for sock in cfg.get_all("agent.allowSocket"):
         what = (
             "every key it holds can sign for the agent"

@@ -14,8 +14,8 @@ from pathlib import Path
 from git_agent import proc, repo, ui
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
+from git_agent.sandbox import agenthome, bwrap, hardening, launch, welcome
 from git_agent.sandbox import build as sandbox
-from git_agent.sandbox import bwrap, hardening, launch, welcome
 from git_agent.sandbox.mounts import MountPlan
 from git_agent.settings import effective, gitconfig
 from git_agent.settings.resolve import RunFlags, RunSettings, resolve
@@ -133,6 +133,8 @@ def main(
                               pass_env=settings.pass_env, set_env=settings.set_env)
     check_command(settings, wt=wt, home=home_p, home_mounts=home_mounts, env=env)
     check_owner(wt)
+    keep = agenthome.declared(keep=settings.preset.keep, keep_json=settings.preset.keep_json,
+                              home_keep=cfg.get_all("agent.homeKeep"))
     opts, fresh = _prepare(wt, settings, home=home_p, state_root=state_root,
                            home_mounts=home_mounts, env=env)
     for w in [*mount_warnings, *settings.warnings]:
@@ -150,6 +152,9 @@ def main(
         for n in notes:
             _warn_once(state_root, n)
         _warn_stale(session, wt)
+        if os.geteuid() == 0 and _stderr_is_tty():  # on a terminal, as the banner (#15)
+            say("warning: the agent runs as root (uid 0) inside the sandbox; "
+                "run git agent as your own user where you can")
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
         snap = _Background(wt, session)
         # signals that come once the agent has exited (git's wrapper forwards the SIGTERM of
@@ -160,6 +165,9 @@ def main(
                 outcome, start, end = _launch(plan, bw=bw.path, hooks=hooks, probes=probes,
                                               snap=snap, fresh=fresh, opts=opts,
                                               no_capture=no_capture)
+                for w in agenthome.carry_back(session=session, agent_home=opts.agent_home,
+                                              keep=keep, lock=state_root / "home-keep.lock"):
+                    say(f"warning: {w}")
                 session.update_meta(last_run=sessions.RunRecord(
                     command=opts.command, start=start, end=end,
                     exit_status=outcome.exit_status, net=settings.net))
@@ -377,7 +385,8 @@ def _seed_gitconfig(agent_home: Path, wt: repo.Worktree) -> None:
         value = proc.git("config", f"user.{key}", cwd=wt.root, check=False).decode().strip()
         if value and "\n" not in value:
             lines.append(f"\t{key} = {json.dumps(value, ensure_ascii=False)}\n")
-    text = "# made by git agent from your git identity; read-only inside the sandbox\n"
+    text = ("# made by git agent from your git identity; edit it here: a session's own "
+            "changes stay in that session\n")
     path.write_text(text + ("[user]\n" + "".join(lines) if lines else ""))
 
 

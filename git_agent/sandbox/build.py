@@ -13,6 +13,7 @@ from git_agent import proc
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.record import Record
 from git_agent.repo import Worktree, within
+from git_agent.sandbox import agenthome
 from git_agent.sandbox.mounts import (
     Bind,
     Dev,
@@ -252,7 +253,8 @@ def _root_only_etc(empty_file: Path, etc: Path = Path("/etc")) -> list[Mount]:
 
 
 def _ensure_protected(agent_home: Path, entry: str) -> Path:
-    """The agent-home file or dir to mount read-only, created empty when missing."""
+    """The shared agent-home file or dir to mount read-only (agent.protect), created empty when
+    missing."""
     is_dir = entry.endswith("/")
     rel = entry.rstrip("/")
     if not rel or rel.startswith("/") or ".." in Path(rel).parts:
@@ -273,20 +275,28 @@ def _ensure_protected(agent_home: Path, entry: str) -> Path:
     return path
 
 
-def _check_no_symlink_components(agent_home: Path, rel: Path) -> None:
-    """A symlink the agent left in its home on the way to a mount point could redirect it."""
-    p = agent_home
-    for part in rel.parts[:-1]:
-        p = p / part
-        if p.is_symlink():
-            raise SandboxUnavailable(
-                f"{p} is a symlink on the way to a mount point; remove it from the agent home"
-            )
+def _check_no_symlink_components(roots: tuple[Path, ...], rel: Path) -> None:
+    """A symlink in the agent home (the shared one, or the session's own upper dir) on the way
+    to a mount point could redirect it."""
+    for root in roots:
+        p = root
+        for part in rel.parts[:-1]:
+            p = p / part
+            if p.is_symlink():
+                raise SandboxUnavailable(
+                    f"{p} is a symlink on the way to a mount point; remove it from the agent home"
+                )
+
+
+def _home_roots(opts: Options) -> tuple[Path, ...]:
+    return (opts.agent_home, agenthome.upper(opts.session))
 
 
 def home_mounts(opts: Options) -> list[Mount]:
+    """$HOME is the shared agent home under the session's own copy-on-write layer, then the
+    real-home toolchain dirs, then agent.protect's read-only paths."""
     home, ah = opts.home, opts.agent_home
-    ms: list[Mount] = [Bind(ah, home, ro=False)]
+    ms: list[Mount] = [agenthome.overlay(agent_home=ah, home=home, session=opts.session)]
     mounted: list[Path] = []
     for hm in opts.home_mounts:
         if within(home, hm.path) or within(opts.state_root, hm.path) or within(ah, hm.path):
@@ -295,7 +305,7 @@ def home_mounts(opts: Options) -> list[Mount]:
                 "or the session store"
             )
         if within(hm.path, home):
-            _check_no_symlink_components(ah, hm.path.relative_to(home))
+            _check_no_symlink_components(_home_roots(opts), hm.path.relative_to(home))
         if hm.mode == "cow":
             d = opts.session.cow_dir / quote(str(hm.path), safe="")
             (d / "upper").mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -313,7 +323,7 @@ def home_mounts(opts: Options) -> list[Mount]:
         dest = home / entry.rstrip("/")
         if any(within(dest, m) for m in mounted):
             continue  # it comes from the real home, read-only or by the user's explicit choice
-        _check_no_symlink_components(ah, dest.relative_to(home))
+        _check_no_symlink_components(_home_roots(opts), dest.relative_to(home))
         ms.append(Bind(_ensure_protected(ah, entry), dest))
     return ms
 
@@ -321,7 +331,7 @@ def home_mounts(opts: Options) -> list[Mount]:
 def worktree_mounts(opts: Options) -> list[Mount]:
     wt, s = opts.worktree, opts.session
     if within(wt.root, opts.home):
-        _check_no_symlink_components(opts.agent_home, wt.root.relative_to(opts.home) / "x")
+        _check_no_symlink_components(_home_roots(opts), wt.root.relative_to(opts.home) / "x")
     ms: list[Mount] = [Overlay((wt.root,), s.upper, s.work, wt.root)]
     _mode_of(wt.root, s.upper)
     if not wt.dot_git_inside:
@@ -384,6 +394,14 @@ def check_layout(*, worktree: Worktree, home: Path, agent_home: Path, state_root
     real paths: a symlink must not lead around these checks."""
     real = os.path.realpath
     root, common = Path(real(worktree.root)), Path(real(worktree.common_dir))
+    me = os.geteuid()
+    for place in (root, common):
+        # as git's safe.directory: root writing objects and refs into another user's .git
+        # leaves files that user cannot change (and a user cannot map another uid anyway)
+        owner = place.stat().st_uid
+        if owner != me:
+            what = "worktree" if place == root else f"repository {place}"
+            raise SandboxUnavailable(f"{what} owned by uid {owner}; run git agent as that user")
     ah, h, store = Path(real(agent_home)), Path(real(home)), Path(real(state_root))
     if within(store, root):
         raise SandboxUnavailable(

@@ -29,34 +29,10 @@ DEFAULT_MOUNTS = (
     ".ghcup",
 )
 
-# Agent-home files mounted read-only inside, against persistence (agent.protect replaces it).
-DEFAULT_PROTECT = (
-    ".bashrc",
-    ".bash_profile",
-    ".bash_login",
-    ".bash_logout",
-    ".profile",
-    ".bashrc.d/",
-    ".zshrc",
-    ".zshenv",
-    ".zprofile",
-    ".zlogin",
-    ".zlogout",
-    ".zshrc.d/",
-    ".config/fish/config.fish",
-    ".config/fish/conf.d/",
-    ".gitconfig",
-    ".config/git/",
-    ".inputrc",
-    ".npmrc",
-    ".gemrc",
-    ".ssh/",
-    ".pam_environment",
-    ".xprofile",
-    ".config/environment.d/",
-    ".config/autostart/",
-    ".config/systemd/",
-)
+# Agent-home paths mounted read-only from the shared agent home (agent.protect): none by default,
+# since each session has its own copy-on-write agent home (sandbox/agenthome.py): a start-up
+# file the agent changes changes for that session only.
+DEFAULT_PROTECT: tuple[str, ...] = ()
 # (an entry ending in "/" is a directory: created empty in the agent home when missing)
 
 NET_MODES = ("host", "none", "isolated")
@@ -107,7 +83,17 @@ KEYS: tuple[Key, ...] = (
         " ".join(DEFAULT_PROTECT),
         True,
         None,
-        "agent-home paths mounted read-only inside (against persistence)",
+        "agent-home paths kept read-only inside, even for the session's own later runs "
+        "(default none: each session has its own copy-on-write agent home)",
+    ),
+    Key(
+        "agent.homeKeep",
+        "",
+        True,
+        None,
+        "agent-home paths (file or dir) copied back from a session to the shared agent home "
+        "after each run, besides the preset's login files; caches are opt-in "
+        "(e.g. .cache/pip); anything listed here, code included, reaches later sessions",
     ),
     Key("agent.hide", "", True, "--hide", "worktree paths masked by an empty file or dir"),
     Key("agent.preset", "", False, "--preset", "preset to use when the command's name has none"),

@@ -20,6 +20,7 @@ class Preset(Record):
     __slots__ = (
         "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source",
         "install",
+        "keep", "keep_json",
     )
 
     def __init__(
@@ -34,17 +35,24 @@ class Preset(Record):
         command: tuple[str, ...] = (),
         source: str = "builtin",
         install: str = "",
+        keep: tuple[str, ...] = (),
+        keep_json: dict[str, tuple[str, ...]] | None = None,
     ):
         self.name = name
         self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
         self.set_env: dict[str, str] = set_env if set_env is not None else {}
         self.mounts = mounts  # real-home paths shown inside, agent.mount syntax
         self.doc = doc
-        self.home = home  # what it keeps in the agent home (login, settings); "/" = dir
+        self.home = home  # where it writes in the agent home (login, settings); "/" = dir
         self.aliases = aliases  # other command names that select it
         self.command = command  # from resolve(): the argv to run (agent.preset.NAME.command)
         self.source = source  # builtin, git config, builtin + git config, none
         self.install = install  # how to install the agent (said when it is not found inside)
+        # login files carried back from the session's home to the shared agent home after a
+        # run (data only: never a file that holds commands); keep_json: a JSON file of which
+        # only these top-level keys are carried back
+        self.keep = keep
+        self.keep_json: dict[str, tuple[str, ...]] = keep_json if keep_json is not None else {}
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the given fields changed."""
@@ -83,8 +91,13 @@ def _p(name: str, env: tuple[str, ...], **kw: object) -> Preset:
 
 
 # One table. Installs in the real home that ~/.local/bin links into are mounted read-only
-# (a missing one is skipped); everything the agent writes (login, settings) stays in the agent
-# home, which is writable and kept between sessions: log in once, inside.
+# (a missing one is skipped); everything the agent writes stays in the session's copy-on-write
+# agent home; only `keep` (its login) is carried back to the shared one: log in once, inside.
+# ~/.claude.json also holds MCP server commands: only these keys of it are carried back.
+CLAUDE_JSON_KEYS = (
+    "oauthAccount", "userID", "primaryApiKey", "customApiKeyResponses", "hasCompletedOnboarding",
+    "lastOnboardingVersion", "theme", "firstStartTime",
+)
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -97,15 +110,18 @@ PRESETS: dict[str, Preset] = {
            set_env={"DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"},
            mounts=(".local/share/claude",),
            home=(".claude/", ".claude.json"),
+           keep=(".claude/.credentials.json",), keep_json={".claude.json": CLAUDE_JSON_KEYS},
            doc="Claude Code"),
         _p("codex", ("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
-           home=(".codex/",), doc="OpenAI Codex CLI (login needs --net host)"),
+           home=(".codex/",), keep=(".codex/auth.json",),
+           doc="OpenAI Codex CLI (login needs --net host)"),
         _p("gemini",
            ("GEMINI_*", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
             "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS"),
            # no browser inside: the login prints a URL and asks for the code
            set_env={"NO_BROWSER": "true"},
-           home=(".gemini/",), doc="Gemini CLI"),
+           home=(".gemini/",), keep=(".gemini/oauth_creds.json", ".gemini/google_accounts.json"),
+           doc="Gemini CLI"),
         _p("aider",
            ("AIDER_*", "OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
             "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY", "MISTRAL_API_KEY",
@@ -121,21 +137,25 @@ PRESETS: dict[str, Preset] = {
            set_env={"OPENCODE_DISABLE_AUTOUPDATE": "1"},
            mounts=(".opencode/bin",),
            home=(".config/opencode/", ".local/share/opencode/", ".local/state/opencode/",
-                 ".cache/opencode/"), doc="opencode"),
+                 ".cache/opencode/"),
+           keep=(".local/share/opencode/auth.json",), doc="opencode"),
         _p("goose",
            ("GOOSE_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_HOST", "GOOGLE_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
             "OLLAMA_HOST", "AZURE_OPENAI_*"),
            # no keyring daemon inside: keep secrets in ~/.config/goose/secrets.yaml
            set_env={"GOOSE_DISABLE_KEYRING": "1"},
-           home=(".config/goose/", ".local/share/goose/", ".local/state/goose/"), doc="goose"),
+           home=(".config/goose/", ".local/share/goose/", ".local/state/goose/"),
+           keep=(".config/goose/secrets.yaml",), doc="goose"),
         _p("cursor-agent", ("CURSOR_API_KEY",), mounts=(".local/share/cursor-agent",),
-           home=(".cursor/", ".config/cursor/"), doc="Cursor CLI"),
+           home=(".cursor/", ".config/cursor/"), keep=(".config/cursor/auth.json",),
+           doc="Cursor CLI"),
         _p("amp", ("AMP_API_KEY", "AMP_URL", "AMP_SETTINGS_FILE"),
-           home=(".config/amp/", ".local/share/amp/", ".cache/amp/"), doc="Amp"),
+           home=(".config/amp/", ".local/share/amp/", ".cache/amp/"),
+           keep=(".local/share/amp/secrets.json",), doc="Amp"),
         _p("qwen", ("QWEN_*", "DASHSCOPE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                     "OPENAI_MODEL"),
-           home=(".qwen/",), doc="Qwen Code"),
+           home=(".qwen/",), keep=(".qwen/oauth_creds.json",), doc="Qwen Code"),
         _p("crush",
            ("CRUSH_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "VERTEXAI_PROJECT",

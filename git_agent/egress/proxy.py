@@ -30,7 +30,7 @@ from git_agent.egress.journal import Journal
 HEAD_MAX = 65536
 HANDSHAKE_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
-Resolver = Callable[[str, int], list[pol.IP]]
+Resolver = Callable[[str, int], "list[pol.IP]"]
 
 
 def system_resolver(host: str, port: int) -> list[pol.IP]:
@@ -84,6 +84,7 @@ class Proxy:
         self.allow_flag = allow_flag  # how to allow a denied host: "--allow-host"
         self._listeners: list[socket.socket] = []
         self._open: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -123,6 +124,9 @@ class Proxy:
         for c in conns:
             with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + 5
+        for t in list(self._threads):  # each writes its connection's line as it ends
+            t.join(max(0.0, deadline - time.monotonic()))
         for path in self.sockets().values():
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -146,7 +150,10 @@ class Proxy:
                 time.sleep(0.01)
                 continue
             target = self._bridge if port is not None else self._serve
-            threading.Thread(target=self._guard, args=(target, c, port), daemon=True).start()
+            t = threading.Thread(target=self._guard, args=(target, c, port), daemon=True)
+            with self._lock:
+                self._threads.add(t)
+            t.start()
 
     def _guard(self, fn: Callable[[socket.socket, int | None], None], c: socket.socket,
                port: int | None) -> None:
@@ -162,6 +169,7 @@ class Proxy:
         finally:
             with self._lock:
                 self._open.discard(c)
+                self._threads.discard(threading.current_thread())
             c.close()
 
     def _bridge(self, c: socket.socket, port: int | None) -> None:
@@ -206,7 +214,12 @@ class Proxy:
                 authority, slash, path = target[7:].partition("/")
                 host, port = _authority(authority.rpartition("@")[2], 80)
                 path = "/" + path if slash else "/"
-            addr, up = self._open_upstream(host, port)
+            addrs = self._addresses(host, port)
+            if via == "connect":  # the ClientHello first: a refused tunnel reaches nobody
+                first = self._tunnel(c, host, port, rest)
+            else:
+                first = _rewrite(lines[1:], method, path, version, host, port) + rest
+            addr, up = self._connect(addrs, port)
         except Denied as d:
             with contextlib.suppress(OSError):
                 c.sendall(f"HTTP/1.1 {d.status}\r\nContent-Type: text/plain\r\n"
@@ -215,22 +228,13 @@ class Proxy:
                              started=start, hint=d.hint)
             return
         counts = [0, 0]
-        try:
-            if via == "connect":
-                first = self._tunnel(c, host, port, rest)
-            else:
-                first = _rewrite(lines[1:], method, path, version, host, port) + rest
-        except Denied as d:
-            up.close()
-            self.journal.add(host=host, port=port, allowed=False, reason=d.reason, via=via,
-                             address=str(addr), started=start)
-            return
         c.settimeout(None)
         relay(c, up, counts, first=first)
         self.journal.add(host=host, port=port, allowed=True, via=via, address=str(addr),
                          sent=counts[0], received=counts[1], started=start)
 
-    def _open_upstream(self, host: str, port: int) -> tuple[pol.IP, socket.socket]:
+    def _addresses(self, host: str, port: int) -> list[pol.IP]:
+        """The addresses host may be reached at; Denied when none (or the name is denied)."""
         hint = f"allow it with {self.allow_flag} {_spec(host, port)}" if self.allow_flag else ""
         if not self.policy.allows_name(host, port):
             why = ("an IP address (allow it explicitly)" if pol.literal(host) is not None
@@ -245,6 +249,9 @@ class Proxy:
             raise Denied(f"resolves to {addrs[0]}, a private, loopback, link-local or host "
                          "address", hint=f"allow that address explicitly: "
                          f"{self.allow_flag or '--allow-host'} {_spec(str(addrs[0]), port)}")
+        return ok
+
+    def _connect(self, ok: list[pol.IP], port: int) -> tuple[pol.IP, socket.socket]:
         last: OSError | None = None
         for a in ok:
             try:

@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from git_agent.egress import policy
-from git_agent.errors import SandboxUnavailable, UsageError
-from git_agent.record import Record
+from git_agent.egress.policy import MODES, PROXY_PORT, Egress
+from git_agent.errors import SandboxUnavailable
 from git_agent.sandbox.mounts import Bind, Plan
 
-MODES = ("host", "none", "isolated", "filtered")
 HELP = {
     "host": "the host's network, as any program of yours (default)",
     "none": "loopback only, nothing outside",
@@ -27,83 +26,12 @@ HELP = {
     "filtered": "only --allow-host hosts (and the preset's API hosts) through the proxy; "
                 "--allow-host implies it",
 }
-PROXIED = ("isolated", "filtered")
 INNER_PYTHON = Path("/usr/bin/python3")  # in the read-only /usr inside
 INSIDE = Path("/run/git-agent")  # on the sandbox's private /run
-PROXY_PORT = 3128
+__all__ = ["MODES", "PROXY_PORT", "Egress"]
 HOSTS_ENV = "GIT_AGENT_NET_HOSTS"  # a hosts file: the proxy resolves names from it only
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 _DROP_VARS = ("ALL_PROXY", "all_proxy", "FTP_PROXY", "ftp_proxy")
-
-
-class Egress(Record):
-    """What the network of one run is: its mode, allow-list and bridged host ports."""
-
-    __slots__ = ("mode", "rules", "ports", "preset_hosts")
-
-    def __init__(self, mode: str, rules: list[policy.Rule], ports: list[int],
-                 preset_hosts: tuple[str, ...] = ()):
-        self.mode = mode
-        self.rules = rules
-        self.ports = ports
-        self.preset_hosts = preset_hosts
-
-    @property
-    def proxied(self) -> bool:
-        return self.mode in PROXIED
-
-    @property
-    def proxy_port(self) -> int:
-        port = PROXY_PORT
-        while port in self.ports:
-            port += 1
-        return port
-
-
-def choose(*, net: str | None, configured_net: str | None, allow_hosts: list[str],
-           configured_hosts: list[str], preset_hosts: tuple[str, ...], allow_ports: list[int],
-           configured_ports: list[str]) -> Egress:
-    """The run's network from flags (which win) and git config; one clear UsageError for a
-    malformed mode, host, group or port, before anything starts.
-
-    --allow-host without --net means filtered; so does agent.allowHost without agent.net."""
-    if net is not None:
-        mode, where = net, "--net"
-    elif allow_hosts:
-        mode, where = "filtered", "--allow-host"
-    elif configured_net:
-        mode, where = configured_net, "agent.net"
-    elif configured_hosts:
-        mode, where = "filtered", "agent.allowHost"
-    else:
-        mode, where = "host", ""
-    if mode not in MODES:
-        raise UsageError(f"{where}: {mode!r} is not a network mode ({', '.join(MODES)})")
-    flag_rules = policy.parse(allow_hosts)  # checked whatever the mode: a typo is a typo
-    cfg_rules = policy.parse(configured_hosts, "agent.allowHost")
-    ports = _ports([*configured_ports, *map(str, allow_ports)])
-    if mode not in PROXIED:
-        if allow_hosts:
-            raise UsageError(f"--allow-host needs --net filtered or isolated (this run's mode "
-                             f"is {mode})")
-        if allow_ports:
-            raise UsageError(f"--allow-port needs --net isolated or filtered (this run's mode "
-                             f"is {mode})")
-        return Egress(mode, [], [])  # configured hosts and ports belong to the proxied modes
-    rules = policy.parse([*preset_hosts, *configured_hosts, *allow_hosts]) \
-        if mode == "filtered" else [*cfg_rules, *flag_rules]
-    return Egress(mode, rules, ports, preset_hosts)
-
-
-def _ports(values: list[str]) -> list[int]:
-    out: list[int] = []
-    for v in values:
-        v = v.strip()
-        if not (v.isascii() and v.isdigit()) or not 1 <= int(v) <= 65535:
-            raise UsageError(f"agent.allowPort: {v!r} is not a port between 1 and 65535")
-        if int(v) not in out:
-            out.append(int(v))
-    return out
 
 
 def check(egress: Egress) -> None:
@@ -186,12 +114,14 @@ def running(egress: Egress, session_dir: Path) -> Iterator[dict[str, Path]]:
         record.close()
 
 
-def review_lines(session_dir: Path, *, full: bool = False) -> list[str]:
+def review_lines(session_dir: Path, *, full: bool = False, since: float = 0.0) -> list[str]:
     """For `review`: the one-line summary of the session's network record, or (full, `review
-    --net`) one line per connection; [] when the session has no record."""
+    --net`) one line per connection; [] when the session has no record. since: only the
+    connections from then on (`run` says what its own run reached)."""
     from git_agent.egress import journal
 
     entries = journal.read(session_dir / journal.FILE)
+    entries = [e for e in entries if float(str(e.get("time", 0))) >= since - 1]
     if full:
         return journal.listing(entries)
     line = journal.summary(entries)

@@ -176,7 +176,7 @@ def test_git_agent_tab_completes_verbs_options_and_sessions(actor: Actor) -> Non
     repo = actor.make_repo()
     assert _bash_complete(actor, repo, "git", "agent", "r") == ["review", "run"]
     assert _bash_complete(actor, repo, "git", "agent", "run", "--net", "") == [
-        "host", "none", "isolated"]
+        "host", "none", "isolated", "filtered"]
     assert _bash_complete(actor, repo, "git", "-C", ".", "agent", "dr") == ["drop"]
     assert _bash_complete(actor, repo, "git", "agent", "drop", "") == []
     p = actor.agent("run", "-s", "fix-42", "--no-capture", "--", "true", cwd=repo)

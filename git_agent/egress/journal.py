@@ -101,9 +101,9 @@ def summary(entries: list[dict[str, object]]) -> str | None:
 
 
 def listing(entries: list[dict[str, object]]) -> list[str]:
-    """`review --net`: one line per connection."""
+    """`review --net`: one line per connection, in the order they started."""
     lines = []
-    for e in entries:
+    for e in sorted(entries, key=lambda e: float(str(e.get("time", 0)))):
         t = time.strftime("%H:%M:%S", time.localtime(float(str(e.get("time", 0)))))
         verdict = str(e.get("verdict"))
         where = f"{e.get('host')}:{e.get('port')}"

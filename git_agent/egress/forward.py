@@ -1,11 +1,12 @@
-"""The forwarder inside the sandbox: loopback TCP ports relayed to unix sockets, then the agent.
+"""The forwarder inside the sandbox: loopback TCP ports handed to unix sockets, then the agent.
 
 Run by the system's Python (`/usr/bin/python3 -I forward.py SPEC -- AGENT ARGV`, standard
 library only: the package is not visible inside). It listens on 127.0.0.1 and ::1 for each
-`PORT=SOCKET` of SPEC, detaches a daemon that relays each connection to its unix socket (bind
-mounted from the host, where git agent's proxy or port bridge listens), and execs the agent.
-It holds no secret and needs no privilege: an agent that kills it only loses its own network.
-The relay (`relay`) moves bytes with splice(2), in the kernel; git agent's proxy uses it too.
+`PORT=SOCKET` of SPEC, detaches a daemon that passes each accepted connection (its fd) over
+its unix socket (bind-mounted from the host, where git agent's proxy or port bridge listens),
+and execs the agent. It holds no secret, needs no privilege and moves no data: an agent that
+kills it only loses its own network. `relay` moves bytes with splice(2), in the kernel, for
+git agent's proxy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 from collections.abc import Callable
 
 CHUNK = 1 << 20
+PASS = b"F"  # before a passed socket on the unix stream (a request never starts so)
 
 
 def _pump(src: socket.socket, dst: socket.socket, count: Callable[[int], None]) -> None:
@@ -107,20 +109,31 @@ def _listeners(port: int) -> list[socket.socket]:
     return out
 
 
-def _serve(listener: socket.socket, path: str) -> None:
+def _serve(served: list[tuple[socket.socket, str]]) -> None:
+    """Hand each accepted connection's socket to the host side of its unix socket (one byte
+    and the fd, SCM_RIGHTS): the proxy then talks to the client itself, and no byte of the
+    connection passes through this process."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    for ls, path in served:
+        sel.register(ls, selectors.EVENT_READ, path)
     while True:
-        try:
-            c, _ = listener.accept()
-        except OSError:
-            continue
-        u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            u.connect(path)
-        except OSError:
-            c.close()  # the host side is gone: no network, never another way out
-            u.close()
-            continue
-        threading.Thread(target=relay, args=(c, u), daemon=True).start()
+        for key, _ in sel.select():
+            try:
+                c, _ = key.fileobj.accept()  # type: ignore[union-attr]
+            except OSError:
+                continue
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                u.connect(key.data)
+                u.sendmsg([PASS], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                    c.fileno().to_bytes(4, sys.byteorder))])
+            except OSError:
+                pass  # the host side is gone: no network, never another way out
+            finally:
+                u.close()
+                c.close()
 
 
 def main(argv: list[str]) -> int:
@@ -146,9 +159,7 @@ def main(argv: list[str]) -> int:
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
-            for ls, path in served[1:]:
-                threading.Thread(target=_serve, args=(ls, path), daemon=True).start()
-            _serve(*served[0])
+            _serve(served)
         finally:
             os._exit(0)
     os.waitpid(pid, 0)

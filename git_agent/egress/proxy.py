@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from git_agent.egress import forward, tls
 from git_agent.egress import policy as pol
-from git_agent.egress import tls
 from git_agent.egress.forward import relay
 from git_agent.egress.journal import Journal
 
@@ -155,22 +155,29 @@ class Proxy:
                 self._threads.add(t)
             t.start()
 
-    def _guard(self, fn: Callable[[socket.socket, int | None], None], c: socket.socket,
+    def _guard(self, fn: Callable[[socket.socket, int | None], None], u: socket.socket,
                port: int | None) -> None:
         with self._lock:
             if self._stopped:
-                c.close()
+                u.close()
                 return
-            self._open.add(c)
+            self._open.add(u)
+        c = u
         try:
+            c = _client(u)
+            if c is not u:
+                with self._lock:
+                    self._open.add(c)
             fn(c, port)
         except Exception:  # noqa: BLE001 - one connection's failure never stops the proxy
             pass
         finally:
             with self._lock:
                 self._open.discard(c)
+                self._open.discard(u)
                 self._threads.discard(threading.current_thread())
             c.close()
+            u.close()
 
     def _bridge(self, c: socket.socket, port: int | None) -> None:
         """An --allow-port port: to the host's loopback, IPv4 then IPv6."""
@@ -183,7 +190,8 @@ class Proxy:
                 continue
             up.settimeout(None)
             counts = [0, 0]
-            relay(c, up, counts)
+            first = c.pending if isinstance(c, _Prefixed) else b""
+            relay(c, up, counts, first=first)
             self.journal.add(host="localhost", port=port, allowed=True, via="port",
                              address=addr, sent=counts[0], received=counts[1], started=start)
             return
@@ -287,6 +295,53 @@ class Proxy:
         if name is not None and pol.normal_host(name) != pol.normal_host(host):
             raise Denied(f"TLS server name {name!r} is not the CONNECT host")
         return hello
+
+
+class _Prefixed(socket.socket):
+    """The unix connection itself as the client (no socket passed), its first byte put back."""
+
+    pending = b""
+
+    def recv(self, n: int, flags: int = 0) -> bytes:
+        if self.pending:
+            data, self.pending = self.pending, b""
+            return data
+        return super().recv(n, flags)
+
+
+def _client(u: socket.socket) -> socket.socket:
+    """The client of a connection to a unix socket: the TCP socket the forwarder passed (the
+    agent's own connection inside), else the unix connection itself (a client inside that
+    connected to the socket directly). A passed fd comes from the sandbox: it is used only if
+    it is a connected stream socket, and only to read and write."""
+    import array
+
+    u.settimeout(HANDSHAKE_TIMEOUT)
+    fds = array.array("i")
+    data, anc, _flags, _ = u.recvmsg(1, socket.CMSG_SPACE(4 * fds.itemsize))
+    for level, kind, raw in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
+    passed: list[socket.socket] = []
+    for fd in fds:
+        try:
+            passed.append(socket.socket(fileno=fd))
+        except OSError:  # not a socket
+            os.close(fd)
+    if data == forward.PASS and len(passed) == 1:
+        c = passed[0]
+        if c.type == socket.SOCK_STREAM and c.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                c.getpeername()  # connected
+                c.settimeout(None)
+                return c
+    for x in passed:
+        x.close()
+    if data == forward.PASS or passed:
+        raise OSError("passed something that is not a connected TCP socket")
+    p = _Prefixed(u.family, u.type, fileno=u.detach())
+    p.pending = data
+    return p
 
 
 def _spec(host: str, port: int) -> str:

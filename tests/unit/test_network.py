@@ -321,6 +321,55 @@ def test_summary_and_listing(tmp_path: Path) -> None:
     assert journal.summary(entries) == (
         "network: reached 2 hosts; denied 2: evil.example \u00d74, 10.0.0.1 \u00d71")
     assert journal.summary([]) is None
-    lines = network.review_lines(tmp_path.parent, full=True) if False else journal.listing(entries)
+    lines = journal.listing(entries)
     assert len(lines) == 8 and "denied   evil.example:443  not in the allow-list" in lines[3]
     assert json.loads((tmp_path / "n.jsonl").read_text().splitlines()[0])["sent"] == 10
+
+
+def _pass(p: proxy.Proxy, fd: int, then: bytes) -> None:
+    from git_agent.egress import forward
+
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(str(p.sockets()["proxy"]))
+    u.sendmsg([forward.PASS], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, "little"))])
+    if then:
+        u.sendall(then)
+    u.close()
+
+
+def test_a_passed_socket_is_the_client(run_proxy: proxy.Proxy,
+                                       upstream: tuple[int, list[bytes]]) -> None:
+    """What the forwarder does: the agent's TCP connection itself goes to the proxy."""
+    port, got = upstream
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    client = socket.create_connection(srv.getsockname())
+    theirs, _ = srv.accept()  # the sandbox side of the agent's connection
+    _pass(run_proxy, theirs.fileno(), b"")
+    theirs.close()
+    client.sendall(f"GET http://api.test:{port}/ HTTP/1.1\r\n\r\n".encode())
+    client.settimeout(5)
+    assert client.recv(100) == b"OK"
+    client.close()
+    srv.close()
+    assert records(run_proxy)[0]["verdict"] == "allowed" and len(got) == 1
+
+
+def test_a_passed_fd_that_is_no_tcp_socket_is_dropped(run_proxy: proxy.Proxy,
+                                                      upstream: tuple[int, list[bytes]]) -> None:
+    import os
+
+    r, w = os.pipe()
+    x, y = socket.socketpair()
+    before = len(os.listdir("/proc/self/fd"))
+    port = upstream[0]
+    _pass(run_proxy, r, f"GET http://api.test:{port}/ HTTP/1.1\r\n\r\n".encode())
+    _pass(run_proxy, x.fileno(), f"GET http://api.test:{port}/ HTTP/1.1\r\n\r\n".encode())
+    run_proxy.stop()
+    assert len(os.listdir("/proc/self/fd")) <= before  # the passed fds were closed
+    assert upstream[1] == []
+    for fd in (r, w):
+        os.close(fd)
+    x.close()
+    y.close()

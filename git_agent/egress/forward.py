@@ -1,6 +1,6 @@
 """The forwarder inside the sandbox: loopback TCP ports handed to unix sockets, then the agent.
 
-Run by the system's Python (`/usr/bin/python3 -I forward.py SPEC -- AGENT ARGV`, standard
+Run by the system's Python (`/usr/bin/python3 -I -S forward.py SPEC -- AGENT ARGV`, standard
 library only: the package is not visible inside). It listens on 127.0.0.1 and ::1 for each
 `PORT=SOCKET` of SPEC, detaches a daemon that passes each accepted connection (its fd) over
 its unix socket (bind-mounted from the host, where git agent's proxy or port bridge listens),
@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 from collections.abc import Callable
 
 CHUNK = 1 << 20
@@ -59,6 +58,8 @@ def relay(a: socket.socket, b: socket.socket, counts: list[int] | None = None,
     """Relay a <-> b (blocking sockets) until both directions end, then close both.
 
     counts (when given) gets [bytes a->b, bytes b->a] added; first is sent to b before."""
+    import threading  # here: the forwarder itself starts faster without it
+
     totals = counts if counts is not None else [0, 0]
 
     def up(n: int) -> None:

@@ -59,7 +59,7 @@ def with_network(plan: Plan, egress: Egress, sockets: dict[str, Path]) -> Plan:
     mounts += [Bind(path, inside[name]) for name, path in sockets.items()]
     pairs = [f"{egress.proxy_port}={inside['proxy']}"]
     pairs += [f"{p}={inside[f'port-{p}']}" for p in egress.ports]
-    command = [os.fspath(INNER_PYTHON), "-I", os.fspath(INSIDE / "forward.py"), *pairs, "--",
+    command = [os.fspath(INNER_PYTHON), "-I", "-S", os.fspath(INSIDE / "forward.py"), *pairs, "--",
                *plan.command]
     return Plan(mounts=mounts, env=environment(plan.env, egress), chdir=plan.chdir,
                 command=command, share_net=False, disable_userns=plan.disable_userns,

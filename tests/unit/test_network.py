@@ -115,7 +115,7 @@ def test_plan_gets_forwarder_sockets_and_proxy_variables() -> None:
                                          "PATH": "/usr/bin"})
     socks = {"proxy": Path("/s/net/proxy.sock"), "port-5432": Path("/s/net/port-5432.sock")}
     plan = network.with_network(base, e, socks)
-    assert plan.command == ["/usr/bin/python3", "-I", "/run/git-agent/forward.py",
+    assert plan.command == ["/usr/bin/python3", "-I", "-S", "/run/git-agent/forward.py",
                             "3128=/run/git-agent/proxy.sock",
                             "5432=/run/git-agent/port-5432.sock", "--", "claude"]
     assert not plan.share_net and base.command == ["claude"]  # a new plan

@@ -3,6 +3,7 @@ server name, the proxy's decisions over its unix socket, the record and its summ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -333,7 +334,8 @@ def _pass(p: proxy.Proxy, fd: int, then: bytes) -> None:
     u.connect(str(p.sockets()["proxy"]))
     u.sendmsg([forward.PASS], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, "little"))])
     if then:
-        u.sendall(then)
+        with contextlib.suppress(OSError):  # the proxy may have dropped it already
+            u.sendall(then)
     u.close()
 
 

@@ -125,8 +125,11 @@ class Proxy:
             with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
         deadline = time.monotonic() + 5
-        for t in list(self._threads):  # each writes its connection's line as it ends
-            t.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:  # each writes its connection's line as it ends
+            if t.ident is not None:  # not started yet: it will see _stopped and return
+                t.join(max(0.0, deadline - time.monotonic()))
         for path in self.sockets().values():
             with contextlib.suppress(OSError):
                 path.unlink()

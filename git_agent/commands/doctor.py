@@ -46,11 +46,12 @@ def checks() -> list[Check]:
 def _network_checks() -> list[Check]:
     from git_agent.sandbox import network
 
+    name = "--net isolated / filtered (forwarder)"
     try:
-        pasta = network.check_pasta()
+        network.check(network.Egress("filtered", [], []))
     except GitAgentError as e:
-        return [Check("--net isolated (pasta)", "warn", str(e))]
-    return [Check("--net isolated (pasta)", "ok", f"{pasta}, /dev/net/tun usable")]
+        return [Check(name, "warn", str(e))]
+    return [Check(name, "ok", f"{network.INNER_PYTHON}; no tun device or pasta needed")]
 
 
 def _store_checks(cfg: gitconfig.GitConfig) -> list[Check]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from git_agent import proc, repo, ui
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
-from git_agent.sandbox import agenthome, bwrap, hardening, launch, welcome
+from git_agent.sandbox import agenthome, bwrap, hardening, launch, network, welcome
 from git_agent.sandbox import build as sandbox
 from git_agent.sandbox.mounts import MountPlan
 from git_agent.settings import effective, gitconfig
@@ -112,10 +112,11 @@ def main(
     home: str | None = None,
     no_capture: bool = False,
     command: Sequence[str] = (),
+    allow_hosts: Sequence[str] = (),
 ) -> int:
     flags = RunFlags(session_name=session_name, preset=preset, net=net, allow_ports=allow_ports,
                      allow_sockets=allow_sockets, pass_env=pass_env, hide=hide, mounts=mounts,
-                     home=home, command=command)
+                     home=home, command=command, allow_hosts=allow_hosts)
     if os.geteuid() == 0:
         sandbox.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
@@ -135,6 +136,7 @@ def main(
     check_owner(wt)
     keep = agenthome.declared(keep=settings.preset.keep, keep_json=settings.preset.keep_json,
                               home_keep=cfg.get_all("agent.homeKeep"))
+    network.check(settings.egress)
     opts, fresh = _prepare(wt, settings, home=home_p, state_root=state_root,
                            home_mounts=home_mounts, env=env)
     for w in [*mount_warnings, *settings.warnings]:
@@ -162,9 +164,13 @@ def main(
         # come while the agent runs to the agent
         try:
             with ui.uninterrupted() as held:
-                outcome, start, end = _launch(plan, bw=bw.path, hooks=hooks, probes=probes,
-                                              snap=snap, fresh=fresh, opts=opts,
-                                              no_capture=no_capture)
+                with network.running(settings.egress, session.dir) as sockets:
+                    outcome, start, end = _launch(
+                        network.with_network(plan, settings.egress, sockets), bw=bw.path,
+                        hooks=hooks, probes=probes, snap=snap, fresh=fresh, opts=opts,
+                        no_capture=no_capture)
+                for line in network.review_lines(session.dir, since=start):
+                    say(line)
                 for w in agenthome.carry_back(session=session, agent_home=opts.agent_home,
                                               keep=keep, lock=state_root / "home-keep.lock"):
                     say(f"warning: {w}")

@@ -1,8 +1,10 @@
-"""Which protections a launch gets: seccomp, Landlock scopes, network set-up (fail closed)."""
+"""Which protections a launch gets: seccomp, Landlock scopes (fail closed).
+
+The isolated and filtered networks need no launch hook: see sandbox/network.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from git_agent.errors import SandboxUnavailable
 from git_agent.sandbox.launch import Hooks
@@ -23,20 +25,7 @@ def hooks(*, net: str, allow_ports: Sequence[int]) -> tuple[Hooks, list[str]]:
             "this kernel lacks Landlock scopes (ABI >= 6): host abstract unix sockets (X11, "
             "D-Bus) stay reachable in --net host; use --net none/isolated, see `git agent doctor`"
         )
-    network = _pasta(allow_ports) if net == "isolated" else None
-    return Hooks(seccomp=program, preexec=preexec, network=network), notes
-
-
-def _pasta(allow_ports: Sequence[int]) -> Callable[[int], Callable[[], None]]:
-    from git_agent.sandbox import network
-
-    network.check_pasta()  # before launch: refuse with the fix rather than start without network
-
-    def setup(child_pid: int) -> Callable[[], None]:
-        p = network.start_pasta(child_pid=child_pid, allow_ports=list(allow_ports))
-        return p.stop
-
-    return setup
+    return Hooks(seccomp=program, preexec=preexec), notes
 
 
 __all__ = ["hooks", "SandboxUnavailable"]

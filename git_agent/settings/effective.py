@@ -71,6 +71,10 @@ def effective(cfg: GitConfig, home: Path | None = None) -> tuple[list[Row], list
             rows += mine or [Row(k.name, d, "default", "") for d in defaults]
         if not defaults and not set_here:
             rows.append(Row(k.name, "", "default", ""))
+    from git_agent.settings.presets import PRESETS
+
+    for p in PRESETS.values():  # the API hosts a preset brings to --net filtered
+        rows += [Row(f"agent.preset.{p.name}.allowHost", h, "default", "") for h in p.allow_hosts]
     unknown: list[Entry] = []
     for e in cfg.entries:
         if e.key in KEY_BY_LOWER:

@@ -35,7 +35,7 @@ DEFAULT_MOUNTS = (
 DEFAULT_PROTECT: tuple[str, ...] = ()
 # (an entry ending in "/" is a directory: created empty in the agent home when missing)
 
-NET_MODES = ("host", "none", "isolated")
+NET_MODES = ("host", "none", "isolated", "filtered")  # sandbox/network.py says what each is
 
 
 class Key(Record):
@@ -69,13 +69,22 @@ KEYS: tuple[Key, ...] = (
         "real-home dirs shown inside: PATH (read-only), PATH:cow, PATH:rw; `!PATH` removes one",
     ),
     Key("agent.passEnv", "", True, "--pass-env", "extra environment variables passed inside"),
-    Key("agent.net", "host", False, "--net", "network mode: host, none or isolated"),
+    Key("agent.net", "host", False, "--net",
+        "network mode: host, none, isolated or filtered (filtered when agent.allowHost is set)"),
     Key(
         "agent.allowPort",
         "",
         True,
         "--allow-port",
-        "host loopback ports reachable with --net isolated",
+        "host loopback ports reachable with --net isolated or filtered",
+    ),
+    Key(
+        "agent.allowHost",
+        "",
+        True,
+        "--allow-host",
+        "hosts reachable with --net filtered: HOST, *.DOMAIN, an IP, each [:PORT]; "
+        "@registries; `!HOST` removes one",
     ),
     Key("agent.allowSocket", "", True, "--allow-socket", "host unix sockets shown inside"),
     Key(
@@ -104,7 +113,8 @@ KEY_BY_LOWER = {k.name.lower(): k for k in KEYS}
 # Multi-valued keys whose values add to the default list (the others replace it when set).
 ADDS_TO_DEFAULT = frozenset({"agent.mount"})
 # What git config may say about a preset: agent.preset.<name>.<var> (git lower-cases <var>).
-PRESET_VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "command": "command"}
+PRESET_VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "command": "command",
+               "allowhost": "allowHost"}
 
 
 def display_key(key: str) -> str:

@@ -21,6 +21,7 @@ class Preset(Record):
         "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source",
         "install",
         "keep", "keep_json",
+        "allow_hosts",
     )
 
     def __init__(
@@ -37,6 +38,7 @@ class Preset(Record):
         install: str = "",
         keep: tuple[str, ...] = (),
         keep_json: dict[str, tuple[str, ...]] | None = None,
+        allow_hosts: tuple[str, ...] = (),
     ):
         self.name = name
         self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
@@ -53,6 +55,7 @@ class Preset(Record):
         # only these top-level keys are carried back
         self.keep = keep
         self.keep_json: dict[str, tuple[str, ...]] = keep_json if keep_json is not None else {}
+        self.allow_hosts = allow_hosts  # its API hosts, reachable in --net filtered
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the given fields changed."""
@@ -111,8 +114,11 @@ PRESETS: dict[str, Preset] = {
            mounts=(".local/share/claude",),
            home=(".claude/", ".claude.json"),
            keep=(".claude/.credentials.json",), keep_json={".claude.json": CLAUDE_JSON_KEYS},
+           allow_hosts=("api.anthropic.com", "statsig.anthropic.com", "console.anthropic.com",
+                        "claude.ai"),
            doc="Claude Code"),
         _p("codex", ("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
+           allow_hosts=("api.openai.com", "auth.openai.com", "chatgpt.com"),
            home=(".codex/",), keep=(".codex/auth.json",),
            doc="OpenAI Codex CLI (login needs --net host)"),
         _p("gemini",
@@ -120,6 +126,8 @@ PRESETS: dict[str, Preset] = {
             "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS"),
            # no browser inside: the login prints a URL and asks for the code
            set_env={"NO_BROWSER": "true"},
+           allow_hosts=("generativelanguage.googleapis.com", "cloudcode-pa.googleapis.com",
+                        "oauth2.googleapis.com", "accounts.google.com"),
            home=(".gemini/",), keep=(".gemini/oauth_creds.json", ".gemini/google_accounts.json"),
            doc="Gemini CLI"),
         _p("aider",
@@ -258,6 +266,7 @@ def resolve(*, command: list[str], name: str | None, cfg: GitConfig) -> Preset:
         pass_env=tuple(expand_env_names([*base.pass_env, *extra_env])),
         set_env=set_env,
         mounts=(*base.mounts, *mounts),
+        allow_hosts=(*base.allow_hosts, *cfg.get_all(prefix + "allowHost")),  # `!HOST` removes
         command=argv,
         source="builtin + git config" if overridden else base.source,
     )

@@ -11,6 +11,7 @@ import os
 import shlex
 from pathlib import Path
 
+from git_agent.egress import policy
 from git_agent.errors import UsageError
 from git_agent.record import Record
 from git_agent.repo import Worktree, within
@@ -25,7 +26,7 @@ class RunFlags(Record):
     """`git agent run`'s options as given on the command line (empty: not given)."""
 
     __slots__ = ("session_name", "preset", "net", "allow_ports", "allow_sockets", "pass_env",
-                 "hide", "mounts", "home", "command")
+                 "hide", "mounts", "home", "command", "allow_hosts")
 
     def __init__(
         self,
@@ -40,7 +41,9 @@ class RunFlags(Record):
         mounts: Sequence[str] = (),
         home: str | None = None,
         command: Sequence[str] = (),
+        allow_hosts: Sequence[str] = (),
     ):
+        self.allow_hosts = tuple(allow_hosts)
         self.session_name = session_name
         self.preset = preset
         self.net = net
@@ -58,7 +61,7 @@ class RunSettings(Record):
 
     __slots__ = ("session_name", "command", "preset", "net", "ports", "mount_specs",
                  "explicit_mounts", "protect", "hide", "sockets", "pass_env", "set_env",
-                 "agent_home", "warnings")
+                 "agent_home", "warnings", "egress")
 
     def __init__(
         self,
@@ -77,7 +80,9 @@ class RunSettings(Record):
         set_env: dict[str, str],
         agent_home: Path,
         warnings: list[str],
+        egress: policy.Egress | None = None,
     ):
+        self.egress = egress or policy.Egress(net, [], ports)  # the mode, allow-list, ports
         self.session_name = session_name
         self.command = command  # the agent's argv, the preset's own command if it has one
         self.preset = preset
@@ -107,8 +112,13 @@ def resolve(
     warnings: list[str] = []
     cmd = list(flags.command) or default_command(cfg, environ)
     chosen = presets.resolve(command=cmd, name=flags.preset, cfg=cfg)
-    net = net_mode(flags.net, cfg)
-    ports = allowed_ports(net, flags.allow_ports, cfg)
+    egress = policy.choose(
+        net=flags.net, configured_net=cfg.get_str("agent.net"),
+        allow_hosts=list(flags.allow_hosts), configured_hosts=cfg.get_all("agent.allowHost"),
+        preset_hosts=chosen.allow_hosts, allow_ports=list(flags.allow_ports),
+        configured_ports=cfg.get_all("agent.allowPort"),
+    )
+    net, ports = egress.mode, egress.ports
     agent_home = mountspec.expand_home(flags.home or cfg.get_str("agent.home") or "~/aihome", home)
     if not agent_home.is_absolute():
         raise UsageError(f"agent home {agent_home} must be an absolute path")
@@ -135,6 +145,7 @@ def resolve(
         set_env=set_env,
         agent_home=agent_home,
         warnings=warnings,
+        egress=egress,
     )
 
 
@@ -151,23 +162,8 @@ def default_command(cfg: gitconfig.GitConfig, environ: Mapping[str, str]) -> lis
     return [environ.get("SHELL") or "/bin/sh"]
 
 
-def net_mode(flag: str | None, cfg: gitconfig.GitConfig) -> str:
-    mode = flag or cfg.get_str("agent.net") or "host"
-    if mode not in keys.NET_MODES:
-        raise UsageError(f"agent.net: {mode!r} is not one of {', '.join(keys.NET_MODES)}")
-    return mode
-
-
-def allowed_ports(net: str, flagged: Sequence[int], cfg: gitconfig.GitConfig) -> list[int]:
-    """--allow-port needs the isolated mode; a configured agent.allowPort belongs to a
-    configured isolated mode, so --net none/host on the command line wins over it."""
-    if flagged and net != "isolated":
-        raise UsageError(f"--allow-port needs --net isolated (this run's mode is {net})")
-    ports = parse_ports([*cfg.get_all("agent.allowPort"), *map(str, flagged)])
-    return ports if net == "isolated" else []
-
-
 def parse_ports(values: Sequence[str]) -> list[int]:
+    """agent.allowPort values, each once (policy.choose reads them for a run)."""
     out: list[int] = []
     for v in values:
         try:

@@ -176,7 +176,7 @@ def test_git_agent_tab_completes_verbs_options_and_sessions(actor: Actor) -> Non
     repo = actor.make_repo()
     assert _bash_complete(actor, repo, "git", "agent", "r") == ["review", "run"]
     assert _bash_complete(actor, repo, "git", "agent", "run", "--net", "") == [
-        "host", "none", "isolated"]
+        "host", "none", "isolated", "filtered"]
     assert _bash_complete(actor, repo, "git", "-C", ".", "agent", "dr") == ["drop"]
     assert _bash_complete(actor, repo, "git", "agent", "drop", "") == []
     p = actor.agent("run", "-s", "fix-42", "--no-capture", "--", "true", cwd=repo)
@@ -193,7 +193,8 @@ def test_fish_completes_git_agent(user_actor: Actor) -> None:
     p = user_actor.run(["fish", "-c", f"source {script}; complete -C 'git agent r'; "
                         "complete -C 'git-agent run --net '"], cwd=user_actor.base)
     words = [line.split("\t")[0] for line in p.stdout.splitlines()]
-    assert words[:2] == ["review", "run"] and sorted(words[2:]) == ["host", "isolated", "none"]
+    assert words[:2] == ["review", "run"]
+    assert sorted(words[2:]) == ["filtered", "host", "isolated", "none"]
 
 
 # -- configuration ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 from git_agent import proc, repo, ui
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
-from git_agent.sandbox import agenthome, bwrap, hardening, launch, network, welcome
+from git_agent.sandbox import agenthome, bwrap, hardening, launch, network, system, welcome
 from git_agent.sandbox import build as sandbox
 from git_agent.sandbox.mounts import MountPlan
 from git_agent.settings import effective, gitconfig
@@ -118,7 +118,7 @@ def main(
                      allow_sockets=allow_sockets, pass_env=pass_env, hide=hide, mounts=mounts,
                      home=home, command=command, allow_hosts=allow_hosts)
     if os.geteuid() == 0:
-        sandbox.start_root_etc_scan()  # in parallel with what follows
+        system.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
     for line in effective.unknown_warnings(cfg):  # a typo in agent.hide must not pass quietly
         say(line)

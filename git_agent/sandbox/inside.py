@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from git_agent.record import Record
-from git_agent.sandbox.build import PRIVATE_TMPFS, SYSTEM_DIRS, SYSTEM_LINKS
+from git_agent.sandbox.system import PRIVATE_TMPFS, SYSTEM_DIRS, SYSTEM_LINKS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:

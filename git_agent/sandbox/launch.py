@@ -28,21 +28,15 @@ class Outcome(Record):
 
 
 class Hooks(Record):
-    """Optional pieces the hardening adds: seccomp program, Landlock, a network set-up step."""
+    """Optional pieces the hardening adds: a seccomp program, Landlock (a preexec step).
+    The network needs none: sandbox/network.py sets it up in the mount plan."""
 
-    __slots__ = ("seccomp", "preexec", "network")
+    __slots__ = ("seccomp", "preexec")
 
-    def __init__(
-        self,
-        seccomp: bytes | None = None,
-        preexec: Callable[[], None] | None = None,
-        network: Callable[[int], Callable[[], None]] | None = None,
-    ):
+    def __init__(self, seccomp: bytes | None = None,
+                 preexec: Callable[[], None] | None = None):
         self.seccomp = seccomp
         self.preexec = preexec
-        # called with bwrap's child pid before the agent is let go (e.g. start pasta); returns
-        # a cleanup function
-        self.network = network
 
 
 # The terminal sends ^C, ^\\ and hang-up to its whole foreground process group: bwrap too. If
@@ -154,19 +148,15 @@ def _pipe_with(data: bytes) -> int:
 class _Fds(Record):
     """The descriptors one launch hands bwrap (`give`) and keeps for itself."""
 
-    __slots__ = ("give", "status", "info", "block")
+    __slots__ = ("give", "status")
 
-    def __init__(self, give: list[int], status: _Status, info: int | None, block: int | None):
+    def __init__(self, give: list[int], status: _Status):
         self.give = give  # closed in git agent once bwrap has them
         self.status = status  # --json-status-fd, read end
-        self.info = info  # --info-fd, read end (network set-up only)
-        self.block = block  # --block-fd, write end (network set-up only)
 
     def close_ours(self) -> None:
-        for fd in (self.status.fd, self.info, self.block):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        with contextlib.suppress(OSError):
+            os.close(self.status.fd)
 
 
 def _descriptors(hooks: Hooks) -> tuple[_Fds, list[str]]:
@@ -178,13 +168,7 @@ def _descriptors(hooks: Hooks) -> tuple[_Fds, list[str]]:
         seccomp_fd = _pipe_with(hooks.seccomp)
         give.append(seccomp_fd)
         extra += ["--seccomp", str(seccomp_fd)]
-    info_r = block_w = None
-    if hooks.network is not None:
-        info_r, info_w = os.pipe()
-        block_r, block_w = os.pipe()
-        give += [info_w, block_r]
-        extra += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
-    return _Fds(give, _Status(status_r), info_r, block_w), extra
+    return _Fds(give, _Status(status_r)), extra
 
 
 def command_line(plan: MountPlan, bwrap: Path) -> tuple[list[str], int]:
@@ -217,37 +201,6 @@ def _start(argv: list[str], fds: _Fds, hooks: Hooks, *, ignore_terminal: bool,
         for fd in fds.give:
             os.close(fd)
     return child
-
-
-def _attach_network(
-    child: subprocess.Popen[bytes], fds: _Fds, hooks: Hooks
-) -> Callable[[], None] | None:
-    """Set up the network of the sandbox bwrap holds on --block-fd, then let it go; returns
-    the clean-up. Fails closed: no agent without the network it was promised."""
-    if hooks.network is None:
-        return None
-    assert fds.info is not None and fds.block is not None
-    pid = None
-    try:
-        info = _read_json_docs(_read_until_eof_or_doc(fds.info))
-        pid = next((d.get("child-pid") for d in info if "child-pid" in d), None)
-        if not isinstance(pid, int):
-            return None  # bwrap failed early and says why
-        cleanup = hooks.network(pid)
-        os.write(fds.block, b"1")
-        return cleanup
-    except BaseException:
-        # the sandbox init first: --die-with-parent is not armed yet while bwrap waits on the
-        # block fd, so killing bwrap alone would leave it waiting forever
-        if isinstance(pid, int):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        child.kill()
-        child.wait()
-        raise
-    finally:
-        os.close(fds.info)
-        os.close(fds.block)
 
 
 @contextlib.contextmanager
@@ -322,20 +275,14 @@ def run(
         for fd in fds.give:
             os.close(fd)
         raise
-    fds = _Fds([*fds.give, args_fd], fds.status, fds.info, fds.block)
+    fds = _Fds([*fds.give, args_fd], fds.status)
     box: list[subprocess.Popen[bytes]] = []
-    cleanup: Callable[[], None] | None = None
     with _signals_to_agent(lambda: box[0] if box else None, fds.status):
-        try:
-            child = _start(argv, fds, hooks, ignore_terminal=bool(prefix), bwrap=bwrap)
-            box.append(child)
-            cleanup = _attach_network(child, fds, hooks)
-            if started is not None:
-                started()
-            _wait(child, lifetime.owner())
-        finally:
-            if cleanup is not None:
-                cleanup()
+        child = _start(argv, fds, hooks, ignore_terminal=bool(prefix), bwrap=bwrap)
+        box.append(child)
+        if started is not None:
+            started()
+        _wait(child, lifetime.owner())
     return _outcome(child, fds.status)
 
 
@@ -405,14 +352,3 @@ class _Status:
             self.data += f.read()
         return _read_json_docs(self.data)
 
-
-def _read_until_eof_or_doc(fd: int) -> bytes:
-    """bwrap writes its info document and keeps the fd open: read until one whole JSON object."""
-    buf = b""
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return buf
-        buf += chunk
-        if _read_json_docs(buf):
-            return buf

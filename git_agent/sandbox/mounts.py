@@ -161,8 +161,6 @@ class MountPlan(Record):
         return [os.fspath(bwrap), *self.options(), "--", *self.command]
 
 
-# The old name, while other branches of this round still say Plan; remove after the merge.
-Plan = MountPlan
 
 
 def helper_environ() -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from git_agent.egress import policy
 from git_agent.egress.policy import MODES, PROXY_PORT, Egress
 from git_agent.errors import SandboxUnavailable
-from git_agent.sandbox.mounts import Bind, Plan
+from git_agent.sandbox.mounts import Bind, MountPlan
 
 HELP = {
     "host": "the host's network, as any program of yours (default)",
@@ -49,7 +49,7 @@ def forwarder_path() -> Path:
     return Path(forward.__file__)
 
 
-def with_network(plan: Plan, egress: Egress, sockets: dict[str, Path]) -> Plan:
+def with_network(plan: MountPlan, egress: Egress, sockets: dict[str, Path]) -> MountPlan:
     """The plan with the proxied network: sockets and forwarder mounted under /run/git-agent,
     the proxy variables set, the forwarder started before the command. Other modes: as is."""
     if not egress.proxied:
@@ -61,7 +61,7 @@ def with_network(plan: Plan, egress: Egress, sockets: dict[str, Path]) -> Plan:
     pairs += [f"{p}={inside[f'port-{p}']}" for p in egress.ports]
     command = [os.fspath(INNER_PYTHON), "-I", "-S", os.fspath(INSIDE / "forward.py"), *pairs, "--",
                *plan.command]
-    return Plan(mounts=mounts, env=environment(plan.env, egress), chdir=plan.chdir,
+    return MountPlan(mounts=mounts, env=environment(plan.env, egress), chdir=plan.chdir,
                 command=command, share_net=False, disable_userns=plan.disable_userns,
                 extra=list(plan.extra))
 

@@ -16,7 +16,7 @@ import pytest
 from git_agent.egress import journal, policy, proxy, tls
 from git_agent.errors import UsageError
 from git_agent.sandbox import network
-from git_agent.sandbox.mounts import Plan
+from git_agent.sandbox.mounts import MountPlan
 
 # --- allow-list syntax ----------------------------------------------------------------------
 
@@ -112,8 +112,8 @@ def test_proxy_port_steps_aside_for_an_allowed_port() -> None:
 
 def test_plan_gets_forwarder_sockets_and_proxy_variables() -> None:
     e = choose(net="filtered", allow_ports=[5432])
-    base = Plan(command=["claude"], env={"ALL_PROXY": "socks5://corp:1080", "GIT_CONFIG_COUNT": "1",
-                                         "PATH": "/usr/bin"})
+    base = MountPlan(command=["claude"], env={"ALL_PROXY": "socks5://corp:1080",
+                                              "GIT_CONFIG_COUNT": "1", "PATH": "/usr/bin"})
     socks = {"proxy": Path("/s/net/proxy.sock"), "port-5432": Path("/s/net/port-5432.sock")}
     plan = network.with_network(base, e, socks)
     assert plan.command == ["/usr/bin/python3", "-I", "-S", "/run/git-agent/forward.py",

@@ -9,6 +9,7 @@ import pytest
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.repo import Worktree
 from git_agent.sandbox import build as sandbox
+from git_agent.sandbox import system
 from git_agent.sandbox.mounts import Bind, MountPlan, Overlay, Symlink, Tmpfs
 from git_agent.session import Session
 
@@ -195,7 +196,7 @@ def test_root_runs_mask_etc_entries_others_cannot_read(tmp_path: Path) -> None:
     (etc / "hosts").write_text("127.0.0.1 localhost")
     (etc / "hosts").chmod(0o644)
     empty = tmp_path / "empty"
-    ms = sandbox._root_only_etc(empty, etc)
+    ms = system._root_only_etc(empty, etc)
     assert Bind(empty, etc / "wireguard.conf") in ms
     assert Tmpfs(etc / "ssl" / "private", mode=0o700) in ms
     masked = {getattr(m, "dest", None) for m in ms}
@@ -224,9 +225,9 @@ def test_the_find_scan_of_etc_agrees_with_the_walk(tmp_path: Path) -> None:
     if shutil.which("find") is None:
         pytest.skip("no find")
     empty = tmp_path / "empty"
-    sandbox.start_root_etc_scan()
-    found = sandbox.root_only_etc(empty)
-    assert sorted(map(repr, found)) == sorted(map(repr, sandbox._root_only_etc(empty)))
+    system.start_root_etc_scan()
+    found = system.root_only_etc(empty)
+    assert sorted(map(repr, found)) == sorted(map(repr, system._root_only_etc(empty)))
 
 
 def test_a_changed_plan_is_a_copy() -> None:

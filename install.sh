@@ -51,17 +51,26 @@ else
         # the system's pip (python3-pip) installs into the environment from outside
         pip="$py -m pip --python $venv/bin/python"
     else
-        say "no ensurepip (python3-venv) nor pip here: fetching pip from https://bootstrap.pypa.io"
-        "$venv/bin/python" - <<'PY'
-import sys, tempfile, urllib.request
-with urllib.request.urlopen("https://bootstrap.pypa.io/get-pip.py", timeout=60) as r:
-    code = r.read()
-with tempfile.NamedTemporaryFile(suffix=".py") as f:
-    f.write(code)
-    f.flush()
-    sys.argv = [f.name, "--quiet", "--no-setuptools", "--no-wheel"]
-    exec(compile(code, f.name, "exec"), {"__name__": "__main__", "__file__": f.name})
+        say "no ensurepip (python3-venv) nor pip here: fetching pip's wheel from PyPI"
+        wheel_dir=$(mktemp -d)
+        "$venv/bin/python" - "$wheel_dir" <<'PY'
+import hashlib, json, os, sys, urllib.parse, urllib.request
+api = "https://pypi.org/pypi/pip/json"
+with urllib.request.urlopen(api, timeout=60) as r:
+    release = json.load(r)
+[wheel] = [u for u in release["urls"] if u["packagetype"] == "bdist_wheel"][:1]
+url = urllib.parse.urljoin(api, wheel["url"])
+with urllib.request.urlopen(url, timeout=120) as r:
+    data = r.read()
+if hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]:
+    sys.exit("install.sh: pip's wheel does not match PyPI's sha256; not installed")
+with open(os.path.join(sys.argv[1], wheel["filename"]), "wb") as f:
+    f.write(data)
 PY
+        whl=$(ls "$wheel_dir"/pip-*.whl)
+        # a wheel is a zip Python can run: pip installs itself from its own wheel
+        "$venv/bin/python" "$whl/pip" install --quiet --no-index "$whl"
+        rm -rf "$wheel_dir"
         pip="$venv/bin/python -m pip"
     fi
 fi

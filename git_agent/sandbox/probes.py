@@ -69,15 +69,28 @@ def probe_userns(bwrap: Path) -> Check:
 
 
 def probe_overlay(bwrap: Path) -> Check:
-    with tempfile.TemporaryDirectory(prefix="git-agent-doctor-") as tmp:
-        t = Path(tmp)
+    """An overlay with its upper dir where sessions keep theirs: in the session store (the
+    temp dir may take an upper dir where the store cannot, or the other way round)."""
+    from git_agent import session
+
+    name = "overlayfs in a user namespace"
+    store = session.state_root()
+    try:
+        store.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = tempfile.TemporaryDirectory(prefix=".doctor-", dir=store)
+    except OSError as e:
+        return Check(name, "FAIL", f"cannot make a directory in the session store {store} "
+                     f"({e.strerror})", "make it writable, or set XDG_STATE_HOME elsewhere")
+    with tmp:
+        t = Path(tmp.name)
         for d in ("lower", "upper", "work", "dest"):
             (t / d).mkdir()
         overlay = Overlay((t / "lower",), t / "upper", t / "work", t / "dest")
         ok, err = _try(_system(overlay), bwrap)
-    return Check("overlayfs in a user namespace", "ok" if ok else "FAIL",
-                 "works" if ok else err,
-                 "" if ok else "needs Linux >= 5.11 with overlayfs (modprobe overlay)")
+    return Check(name, "ok" if ok else "FAIL",
+                 f"works with its upper dir in {store}" if ok else f"{err} (upper dir in {store})",
+                 "" if ok else "needs Linux >= 5.11 with overlayfs (modprobe overlay), and a "
+                 "session store on a filesystem that can hold an upper dir (XDG_STATE_HOME)")
 
 
 def probe_nested_userns(bwrap: Path) -> Check:

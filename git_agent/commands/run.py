@@ -247,6 +247,7 @@ def _prepare(
     sessions.create(wt, session)
     s.agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _seed_gitconfig(s.agent_home, wt)
+    welcome.seed_agent_home(s.agent_home)
     opts = sandbox.Options(
         worktree=wt,
         session=session,

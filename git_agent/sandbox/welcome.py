@@ -83,16 +83,20 @@ def with_shim(plan: MountPlan, shim_file: Path, *, session: str) -> MountPlan:
 
 
 _ALIASES = """\
-# Your own aliases and functions: the real home is not visible inside, and this file is
-# read-only inside (agent.protect), so an agent cannot plant commands in it. Bring them from
-# OUTSIDE the sandbox, e.g.: cp ~/.bash_aliases {where}/  (then they load below), or edit this
-# file at {where}/{name}.
+# Your own aliases and functions: the real home is not visible inside. Each session has its own
+# copy-on-write copy of this file: what an agent changes here stays in its session and never
+# reaches another. Bring yours from OUTSIDE the sandbox, for every later session, e.g.:
+# cp ~/.bash_aliases {where}/  (then they load below), or edit this file at {where}/{name}.
 """
 
-# Start-up files a new agent home gets (they are protected: read-only inside).
+# Start-up files a new agent home gets (written once, when missing; yours to edit from outside).
 STARTUP = {
+    ".profile": """\
+# ~/.profile of the git agent home: made by git agent; edit it from outside the sandbox.
+if [ -n "$BASH_VERSION" ] && [ -r ~/.bashrc ]; then . ~/.bashrc; fi
+""",
     ".bashrc": """\
-# ~/.bashrc of the git agent home: made by git agent; read-only inside the sandbox.
+# ~/.bashrc of the git agent home: made by git agent; edit it from outside the sandbox.
 """ + _ALIASES.format(where="the agent home (agent.home, default ~/aihome)", name=".bashrc") + """\
 [ -r ~/.bash_aliases ] && . ~/.bash_aliases
 for f in ~/.bashrc.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
@@ -101,7 +105,7 @@ for f in ~/.bashrc.d/*.sh; do [ -r "$f" ] && . "$f"; done; unset f
 case $PS1 in *debian_chroot*|*"(agent:"*) ;; *) PS1="(${debian_chroot:-agent}) ${PS1:-\\$ }" ;; esac
 """,
     ".zshrc": """\
-# ~/.zshrc of the git agent home: made by git agent; read-only inside the sandbox.
+# ~/.zshrc of the git agent home: made by git agent; edit it from outside the sandbox.
 """ + _ALIASES.format(where="the agent home (agent.home, default ~/aihome)", name=".zshrc") + """\
 [ -r ~/.zsh_aliases ] && . ~/.zsh_aliases
 for f in ~/.zshrc.d/*.zsh(N); do . "$f"; done; unset f
@@ -109,7 +113,7 @@ for f in ~/.zshrc.d/*.zsh(N); do . "$f"; done; unset f
 PROMPT="(${debian_chroot:-agent}) ${PROMPT:-%m%# }"
 """,
     ".config/fish/config.fish": """\
-# config.fish of the git agent home: made by git agent; read-only inside the sandbox.
+# config.fish of the git agent home: made by git agent; edit it from outside the sandbox.
 """ + _ALIASES.format(where="the agent home's .config/fish/conf.d", name="config.fish") + """\
 # the prompt says you are inside: (agent:SESSION)
 if status is-interactive; and functions -q fish_prompt; and not functions -q __git_agent_prompt
@@ -121,3 +125,15 @@ if status is-interactive; and functions -q fish_prompt; and not functions -q __g
 end
 """,
 }
+
+
+def seed_agent_home(agent_home: Path) -> None:
+    """The start-up files a new agent home gets, each written only when missing (a file, a
+    symlink or a dir of that name there is the user's)."""
+    for rel, text in STARTUP.items():
+        path = agent_home / rel
+        if os.path.lexists(path):
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.parent.is_symlink():
+            path.write_text(text)

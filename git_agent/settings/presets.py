@@ -165,7 +165,7 @@ PRESETS: dict[str, Preset] = {
            set_env={"OPENCODE_DISABLE_AUTOUPDATE": "1"},
            # its default plugins, LSP servers and model list would come from the internet
            default_env={"OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
-                        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1"},
+                        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1"},
            mounts=(".opencode/bin",),
            home=(".config/opencode/", ".local/share/opencode/", ".local/state/opencode/",
                  ".cache/opencode/"),
@@ -186,6 +186,7 @@ PRESETS: dict[str, Preset] = {
            keep=(".local/share/amp/secrets.json",), doc="Amp"),
         _p("qwen", ("QWEN_*", "DASHSCOPE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                     "OPENAI_MODEL"),
+           default_env={"QWEN_USAGE_STATISTICS_ENABLED": "false"},  # its RUM usage reports
            home=(".qwen/",), keep=(".qwen/oauth_creds.json",), doc="Qwen Code"),
         _p("crush",
            ("CRUSH_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",

@@ -1,4 +1,4 @@
-"""The real-client tests are opt-in: they run with `-m agents` (as .ci/run does), else skip."""
+"""The real-client tests are opt-in: they run with `-m agents`, else they are skipped."""
 
 from __future__ import annotations
 

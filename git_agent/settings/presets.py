@@ -155,6 +155,9 @@ PRESETS: dict[str, Preset] = {
             "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY", "MISTRAL_API_KEY",
             "XAI_API_KEY", "COHERE_API_KEY", "OLLAMA_API_BASE", "AZURE_API_KEY",
             "AZURE_API_BASE", "AZURE_API_VERSION"),
+           # its update check (PyPI), analytics and litellm's model price list (GitHub)
+           default_env={"AIDER_CHECK_UPDATE": "false", "AIDER_ANALYTICS": "false",
+                        "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
            mounts=(".local/share/uv/tools/aider-chat", ".local/share/uv/python",
                    ".local/share/pipx/venvs/aider-chat"),
            home=(".aider/", ".aider.conf.yml"), doc="aider"),

@@ -127,8 +127,15 @@ def _npm_install(client: Client, target: Path) -> None:
           f"{client.package}@{client.version}"], f"npm install -g {client.package}", env=env)
 
 
+# Private inside the sandbox (or hidden there): a client installed below one is not found.
+_NOT_SHOWN = ("/tmp", "/var/tmp", "/dev/shm", "/run", "/home", "/root")
+
+
 def install(name: str) -> Path:
     """The bin dir holding the client's command (and, for npm clients, node)."""
+    if any(Path(d) in (CACHE, *CACHE.parents) for d in _NOT_SHOWN):
+        raise AssertionError(f"GIT_AGENT_TEST_CLIENTS={CACHE}: the sandbox does not show that "
+                             "dir; use one under /opt or /usr/local")
     c = CLIENTS[name]
     what = f"{c.package} {c.version}"
     if c.kind == "npm":

@@ -24,8 +24,9 @@ KEY = "sk-test-0000000000000000000000000000"
 
 
 # What a client tries whatever its switches say (denied in --net filtered, and recorded):
-# opencode installs @opencode-ai/plugin from npm into each config dir at every start.
-TRIES = {"opencode": ("registry.npmjs.org",)}
+# opencode installs @opencode-ai/plugin from npm into each config dir at every start; aider
+# fetches litellm's model list from GitHub unless ~/.aider/caches has one under a day old.
+TRIES = {"opencode": ("registry.npmjs.org",), "aider": ("raw.githubusercontent.com",)}
 
 
 @dataclass
@@ -142,3 +143,11 @@ def check_wrote_and_ran(name: str, actor: Actor, llm: Server) -> Path:
 @pytest.mark.parametrize("name", ["claude", "codex", "gemini", "opencode", "qwen"])
 def test_client_writes_a_file_and_runs_a_command(name: str, actor: Actor, llm: Server) -> None:
     check_wrote_and_ran(name, actor, llm)
+
+
+def test_aider_writes_a_file_and_commits_it_itself(actor: Actor, llm: Server) -> None:
+    repo, out = run_client("aider", actor, llm)
+    assert show(actor, repo, "hello.txt") == "hello from aider\n", out
+    # aider's own commit (its message from the model) is on the branch, with the file
+    log = actor.git("log", "--format=%s", "main..agent/t", "--", "hello.txt", cwd=repo)
+    assert "Add the file" in log.splitlines(), f"{log}\n{out}"

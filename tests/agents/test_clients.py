@@ -1,6 +1,8 @@
 """Each preset with the real client: installed as its docs say, run by `git agent run` against
 a scripted LLM on loopback; the model writes a file and runs a shell command, and both must
-arrive on agent/<session>. As root and as the unprivileged user.
+arrive on agent/<session>. The run is in --net filtered with only the LLM's port allowed and
+no name resolvable: the session's network record must show nothing else (a telemetry, update
+or plugin request would be a denied line). As root and as the unprivileged user.
 """
 
 from __future__ import annotations

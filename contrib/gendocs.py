@@ -10,6 +10,7 @@ The generated parts sit between `BEGIN GENERATED name` / `END GENERATED name` ma
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,11 @@ def man_presets() -> str:
         lines += [".TP", f".B {roff(p.name)}", f"{roff(p.doc)}. Passes: {env}."]
         if p.set_env:
             lines.append("Sets: " + roff(" ".join(f"{k}={v}" for k, v in p.set_env.items())) + ".")
+        if p.default_env:
+            lines.append("Sets unless you set them: "
+                         + roff(" ".join(f"{k}={v}" for k, v in p.default_env.items())) + ".")
+        if p.args:
+            lines.append(f"Runs {roff(p.name)} with: " + roff(shlex.join(p.args)) + ".")
         if p.mounts:
             lines.append("Mounts read\\-only when present: " + roff(" ".join(p.mounts)) + ".")
         lines.append("Writes in the agent home: " + roff(" ".join(p.home)) + ".")
@@ -82,7 +88,9 @@ def md_presets() -> str:
             "|---|---|---|---|---|---|---|"]
     for p in presets.PRESETS.values():
         env = " ".join(f"`{e}`" for e in _own_env(p))
-        sets = " ".join(f"`{k}={v}`" for k, v in p.set_env.items())
+        sets = " ".join([*(f"`{k}={v}`" for k, v in p.set_env.items()),
+                         *(f"`{k}={v}` (unless set)" for k, v in p.default_env.items()),
+                         *([f"arguments `{_md(shlex.join(p.args))}`"] if p.args else [])])
         mounts = " ".join(f"`~/{m}`" for m in p.mounts)
         home = " ".join(f"`~/{h}`" for h in p.home)
         install = f"`{_md(p.install)}`" if p.install else ""

@@ -22,6 +22,7 @@ class Preset(Record):
         "install",
         "keep", "keep_json",
         "allow_hosts",
+        "default_env", "args",
     )
 
     def __init__(
@@ -39,6 +40,8 @@ class Preset(Record):
         keep: tuple[str, ...] = (),
         keep_json: dict[str, tuple[str, ...]] | None = None,
         allow_hosts: tuple[str, ...] = (),
+        default_env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ):
         self.name = name
         self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
@@ -56,6 +59,10 @@ class Preset(Record):
         self.keep = keep
         self.keep_json: dict[str, tuple[str, ...]] = keep_json if keep_json is not None else {}
         self.allow_hosts = allow_hosts  # its API hosts, reachable in --net filtered
+        # set inside unless the user's environment sets them (they are passed too): the
+        # switches that stop telemetry, update checks and downloads of plugins
+        self.default_env: dict[str, str] = default_env if default_env is not None else {}
+        self.args = args  # put after the agent's own name when that is the command run
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the given fields changed."""
@@ -89,7 +96,10 @@ INSTALL = {
 
 
 def _p(name: str, env: tuple[str, ...], **kw: object) -> Preset:
-    return Preset(name, pass_env=(*env, *NET_ENV), install=INSTALL.get(name, ""),
+    # the quiet switches pass too (a user's own value wins), unless a pattern passes them
+    quiet = tuple(k for k in kw.get("default_env", {})  # type: ignore[attr-defined]
+                  if not any(k == e or (e.endswith("*") and k.startswith(e[:-1])) for e in env))
+    return Preset(name, pass_env=(*env, *quiet, *NET_ENV), install=INSTALL.get(name, ""),
                   **kw)  # type: ignore[arg-type]
 
 
@@ -110,7 +120,10 @@ PRESETS: dict[str, Preset] = {
             "MCP_TIMEOUT", "MCP_TOOL_TIMEOUT", "BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS",
             "BASH_MAX_OUTPUT_LENGTH", "CLOUD_ML_REGION", "VERTEX_REGION_*", "AWS_REGION"),
            # the host's install is read-only inside: update it outside the sandbox
+           # IS_SANDBOX: Claude Code accepts --dangerously-skip-permissions as root only then
            set_env={"DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"},
+           default_env={"DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
+                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"},
            mounts=(".local/share/claude",),
            home=(".claude/", ".claude.json"),
            keep=(".claude/.credentials.json",), keep_json={".claude.json": CLAUDE_JSON_KEYS},
@@ -119,13 +132,20 @@ PRESETS: dict[str, Preset] = {
            doc="Claude Code"),
         _p("codex", ("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
            allow_hosts=("api.openai.com", "auth.openai.com", "chatgpt.com"),
+           # git agent is the sandbox: every codex sandbox mode but danger-full-access needs
+           # new user namespaces, which git agent's sandbox refuses (writes and commands would
+           # all fail). A later -c or --sandbox on the command line still wins.
+           args=("-c", 'sandbox_mode="danger-full-access"', "-c", "analytics.enabled=false",
+                 "-c", "check_for_update_on_startup=false", "-c", "features.plugins=false"),
            home=(".codex/",), keep=(".codex/auth.json",),
            doc="OpenAI Codex CLI (login needs --net host)"),
         _p("gemini",
            ("GEMINI_*", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
-            "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS"),
+            "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_GEMINI_BASE_URL",
+            "GOOGLE_VERTEX_BASE_URL", "GOOGLE_CLOUD_QUOTA_PROJECT"),
            # no browser inside: the login prints a URL and asks for the code
            set_env={"NO_BROWSER": "true"},
+           default_env={"GEMINI_TELEMETRY_ENABLED": "false"},
            allow_hosts=("generativelanguage.googleapis.com", "cloudcode-pa.googleapis.com",
                         "oauth2.googleapis.com", "accounts.google.com"),
            home=(".gemini/",), keep=(".gemini/oauth_creds.json", ".gemini/google_accounts.json"),
@@ -135,6 +155,9 @@ PRESETS: dict[str, Preset] = {
             "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY", "MISTRAL_API_KEY",
             "XAI_API_KEY", "COHERE_API_KEY", "OLLAMA_API_BASE", "AZURE_API_KEY",
             "AZURE_API_BASE", "AZURE_API_VERSION"),
+           # its update check (PyPI), analytics and litellm's model price list (GitHub)
+           default_env={"AIDER_CHECK_UPDATE": "false", "AIDER_ANALYTICS": "false",
+                        "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
            mounts=(".local/share/uv/tools/aider-chat", ".local/share/uv/python",
                    ".local/share/pipx/venvs/aider-chat"),
            home=(".aider/", ".aider.conf.yml"), doc="aider"),
@@ -143,6 +166,9 @@ PRESETS: dict[str, Preset] = {
             "GOOGLE_GENERATIVE_AI_API_KEY", "OPENROUTER_API_KEY", "GROQ_API_KEY", "XAI_API_KEY",
             "DEEPSEEK_API_KEY"),
            set_env={"OPENCODE_DISABLE_AUTOUPDATE": "1"},
+           # its default plugins, LSP servers and model list would come from the internet
+           default_env={"OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+                        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1"},
            mounts=(".opencode/bin",),
            home=(".config/opencode/", ".local/share/opencode/", ".local/state/opencode/",
                  ".cache/opencode/"),
@@ -163,6 +189,7 @@ PRESETS: dict[str, Preset] = {
            keep=(".local/share/amp/secrets.json",), doc="Amp"),
         _p("qwen", ("QWEN_*", "DASHSCOPE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                     "OPENAI_MODEL"),
+           default_env={"QWEN_USAGE_STATISTICS_ENABLED": "false"},  # its RUM usage reports
            home=(".qwen/",), keep=(".qwen/oauth_creds.json",), doc="Qwen Code"),
         _p("crush",
            ("CRUSH_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
@@ -251,6 +278,9 @@ def resolve(*, command: list[str], name: str | None, cfg: GitConfig) -> Preset:
         argv = (*words, *given[1:])
         if base is None:  # a user preset running a known agent gets that agent's needs
             base = builtin(os.path.basename(words[0]))
+    if base is not None and base.args and argv and \
+            os.path.basename(argv[0]) in (base.name, *base.aliases):
+        argv = (argv[0], *base.args, *argv[1:])
     base = base.replace(name=key) if base else Preset(key, source="git config")
 
     extra_env = [check_env_pattern(v, prefix + "passEnv") for v in cfg.get_all(prefix + "passEnv")]

@@ -124,7 +124,8 @@ def resolve(
         raise UsageError(f"agent home {agent_home} must be an absolute path")
     sockets = [Path(os.path.abspath(os.path.expanduser(s)))
                for s in [*cfg.get_all("agent.allowSocket"), *flags.allow_sockets]]
-    set_env = dict(chosen.set_env)
+    set_env = {k: v for k, v in chosen.default_env.items() if k not in environ}
+    set_env.update(chosen.set_env)
     ssh_sock = environ.get("SSH_AUTH_SOCK")
     if ssh_sock and Path(ssh_sock) in sockets:
         set_env["SSH_AUTH_SOCK"] = ssh_sock

@@ -94,3 +94,28 @@ def test_ssh_agent_socket_only_when_passed(wt: Worktree) -> None:
     assert "SSH_AUTH_SOCK" not in settle(wt, environ=env).set_env
     s = settle(wt, RunFlags(allow_sockets=("/run/user/1/ssh.sock",)), environ=env)
     assert s.set_env["SSH_AUTH_SOCK"] == "/run/user/1/ssh.sock"
+
+
+def test_a_presets_quiet_switches_are_set_unless_the_user_sets_them(wt: Worktree) -> None:
+    claude = RunFlags(command=("claude", "-p", "hi"))
+    s = settle(wt, claude)
+    assert s.set_env["DISABLE_TELEMETRY"] == "1"
+    assert s.set_env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert s.set_env["DISABLE_AUTOUPDATER"] == "1"  # set_env: always
+    mine = settle(wt, claude, environ={"DISABLE_TELEMETRY": "0", "DISABLE_AUTOUPDATER": "0"})
+    assert "DISABLE_TELEMETRY" not in mine.set_env and "DISABLE_TELEMETRY" in mine.pass_env
+    assert mine.set_env["DISABLE_AUTOUPDATER"] == "1"
+    assert settle(wt, RunFlags(command=("gemini",))).set_env["GEMINI_TELEMETRY_ENABLED"] == "false"
+    assert "DISABLE_TELEMETRY" not in settle(wt, RunFlags(command=("sh",))).set_env
+
+
+def test_codex_runs_without_its_own_sandbox_and_a_later_flag_still_wins(wt: Worktree) -> None:
+    s = settle(wt, RunFlags(command=("codex", "exec", "-c", "sandbox_mode=read-only", "hi")))
+    assert s.command[0] == "codex" and s.command[-4:] == ["exec", "-c", "sandbox_mode=read-only",
+                                                          "hi"]
+    given = s.command[1:-4]
+    assert 'sandbox_mode="danger-full-access"' in given and "analytics.enabled=false" in given
+    assert given[::2] == ["-c"] * (len(given) // 2)
+    # only when codex itself is the command: not for a wrapper that runs it
+    assert settle(wt, RunFlags(command=("npx", "codex"), preset="codex")).command == ["npx",
+                                                                                       "codex"]

@@ -210,9 +210,9 @@ Examples:
 @click.option("--json", "json_out", is_flag=True, help="A JSON list on stdout.")
 def list_(json_out: bool) -> None:
     """List the sessions of this worktree."""
-    from git_agent.commands import inventory
+    from git_agent.commands import list as list_mod
 
-    sys.exit(inventory.list_main(json_out=json_out))
+    sys.exit(list_mod.main(json_out=json_out))
 
 
 @cli.command(
@@ -229,9 +229,9 @@ Examples:
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
     """Delete a session: its overlay, metadata, base ref and branch agent/SESSION."""
-    from git_agent.commands import inventory
+    from git_agent.commands import drop as drop_mod
 
-    sys.exit(inventory.drop_main(session_name=session_name, force=force))
+    sys.exit(drop_mod.main(session_name=session_name, force=force))
 
 
 @cli.command(

@@ -32,7 +32,6 @@ _COVERS = (overlay.Kind.WHITEOUT, overlay.Kind.OPAQUE_DIR, overlay.Kind.FILE,
 # what the base holds at a rejected path: (git mode, bytes; a link's target for links) or None
 BaseEntry = tuple[int, bytes] | None
 _OPAQUE_XATTR = "user.overlay.opaque"  # bwrap mounts the overlay in a user namespace
-_LINK, _EXEC, _FILE = 0o120000, 0o100755, 0o100644
 
 
 def check_upper(session: Session) -> None:
@@ -169,7 +168,7 @@ def _restore(root: int, cover: bytes, path: bytes, base: BaseEntry) -> bool:
             _remove(root, path)
         return True
     mode, data = base
-    if mode not in (_LINK, _EXEC, _FILE):
+    if mode not in (gittree.LINK, gittree.EXEC, gittree.BLOB):
         return False  # a submodule: no file can stand for it
     parts = path.split(b"/")
     fd = beneath.open_dir(root, parts[: len(cover.split(b"/"))])
@@ -189,10 +188,10 @@ def _restore(root: int, cover: bytes, path: bytes, base: BaseEntry) -> bool:
         name = parts[-1]
         if beneath.lexists(fd, name):
             beneath.rmtree(fd, name)
-        if mode == _LINK:
+        if mode == gittree.LINK:
             beneath.symlink(data, fd, name)
         else:
-            ffd = beneath.create(fd, name, 0o755 if mode == _EXEC else 0o644)
+            ffd = beneath.create(fd, name, 0o755 if mode == gittree.EXEC else 0o644)
             with os.fdopen(ffd, "wb") as f:
                 f.write(data)
     finally:

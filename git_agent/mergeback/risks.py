@@ -11,11 +11,6 @@ from fnmatch import fnmatchcase
 
 from git_agent import gittree
 
-MODE_FILE = 0o100644
-MODE_EXEC = 0o100755
-MODE_LINK = 0o120000
-MODE_GITLINK = 0o160000
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -286,17 +281,17 @@ def assess(
     """
     out: list[str] = []
     name = path.rsplit("/", 1)[-1]
-    if new_mode == MODE_LINK and new_data is not None:
+    if new_mode == gittree.LINK and new_data is not None:
         r = symlink_risk(path, new_data)
         if r:
             out.append(r)
-    if new_mode == MODE_EXEC and old_mode != MODE_EXEC:
+    if new_mode == gittree.EXEC and old_mode != gittree.EXEC:
         out.append("becomes executable" if old_mode else "new executable file")
-    if new_mode == MODE_GITLINK:
+    if new_mode == gittree.GITLINK:
         out.append("submodule commit: code fetched from elsewhere")
-    if new_mode in (MODE_FILE, MODE_EXEC) and new_data is not None and is_binary(new_data):
+    if new_mode in (gittree.BLOB, gittree.EXEC) and new_data is not None and is_binary(new_data):
         out.append("binary file: cannot be reviewed as text")
-    if name.lower() == "package.json" and new_mode != MODE_LINK:
+    if name.lower() == "package.json" and new_mode != gittree.LINK:
         out.extend(r for r in package_json_risks(old_data, new_data) if r not in out)
     out.extend(r for r in path_risks(path) if r not in out)
     return out

@@ -22,10 +22,9 @@ from pathlib import Path
 
 from git_agent import beneath, gittree
 from git_agent.errors import GitAgentError
-from git_agent.mergeback.risks import MODE_EXEC, MODE_FILE, MODE_LINK
+from git_agent.gittree import BLOB, EXEC, LINK, TREE
 
-MODE_DIR = 0o040000
-MODE_OTHER = 1  # a fifo, socket or device in the worktree
+OTHER = 1  # not a git mode: a fifo, socket or device in the worktree
 
 
 @dataclass(frozen=True)
@@ -37,12 +36,16 @@ class Entry:
 
     @property
     def is_file(self) -> bool:
-        return self.mode in (MODE_FILE, MODE_EXEC)
+        return self.mode in (BLOB, EXEC)
 
 
 def components(path: bytes) -> list[bytes]:
-    parts = path.split(b"/")
-    if not path or any(p in (b"", b".", b"..") for p in parts):
+    """beneath.parts of a worktree path, never empty; a spelling of .git is refused."""
+    try:
+        parts = beneath.parts(path)
+    except ValueError:
+        parts = []
+    if not parts:
         raise GitAgentError(f"refusing the path {path!r}: not a plain relative path")
     if any(gittree.is_dotgit(p) for p in parts):  # .git, and .GIT, git~1, .git. ...
         raise GitAgentError(
@@ -51,25 +54,19 @@ def components(path: bytes) -> list[bytes]:
     return parts
 
 
-def open_root(root: Path) -> int:
-    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+open_root = beneath.open_root
 
 
 def _open_dir(root_fd: int, parts: Sequence[bytes]) -> tuple[int | None, bytes | None]:
-    """An fd on the dir holding the last part, or (None, the first parent that is not a dir)."""
-    fd = os.dup(root_fd)
-    for i, part in enumerate(parts[:-1]):
-        try:
-            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
-        except OSError as e:
-            os.close(fd)
-            if isinstance(e, PermissionError):  # a dir of yours apply may not enter: not absent
-                raise
-            missing = isinstance(e, FileNotFoundError)
-            return None, None if missing else b"/".join(parts[: i + 1])
-        os.close(fd)
-        fd = nfd
-    return fd, None
+    """An fd on the dir holding the last part, or (None, the first parent that is not a dir;
+    None when one is missing). PermissionError: a dir of yours apply may not enter."""
+    fd, n, err = beneath.reach(root_fd, parts[:-1])
+    if err is None:
+        return fd, None
+    os.close(fd)
+    if isinstance(err, PermissionError):  # not absent: yours, unreadable
+        raise err
+    return None, None if isinstance(err, FileNotFoundError) else b"/".join(parts[: n + 1])
 
 
 Sig = tuple[int, int, int, int]  # what lstat says of an entry: type and bits, inode, size, mtime
@@ -94,19 +91,19 @@ def read_signed(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None, 
         return None, blocker, None
     try:
         try:
-            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            st = beneath.lstat(fd, parts[-1])
         except FileNotFoundError:
             return None, None, None
         if stat.S_ISLNK(st.st_mode):
-            return Entry(MODE_LINK, os.readlink(parts[-1], dir_fd=fd)), None, sig(st)
+            return Entry(LINK, beneath.readlink(fd, parts[-1])), None, sig(st)
         if stat.S_ISDIR(st.st_mode):
-            return Entry(MODE_DIR), None, sig(st)
+            return Entry(TREE), None, sig(st)
         if not stat.S_ISREG(st.st_mode):
-            return Entry(MODE_OTHER), None, sig(st)
-        ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            return Entry(OTHER), None, sig(st)
+        ffd = os.open(parts[-1], beneath.FILE_FLAGS, dir_fd=fd)
         with os.fdopen(ffd, "rb") as f:
             data = f.read()
-        return Entry(MODE_EXEC if st.st_mode & 0o100 else MODE_FILE, data), None, sig(st)
+        return Entry(EXEC if st.st_mode & 0o100 else BLOB, data), None, sig(st)
     finally:
         os.close(fd)
 
@@ -125,18 +122,21 @@ def files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
 
 
 def _below(fd: int, path: bytes) -> Iterable[bytes]:
-    for name in os.listdir(fd):
-        sub = path + b"/" + os.fsencode(name)
-        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode) and not gittree.is_dotgit(os.fsencode(name)):
-            dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
-            try:
-                inner = list(_below(dfd, sub))
-            finally:
-                os.close(dfd)
-            yield from inner or [sub + b"/"]
-        else:
-            yield sub
+    """files_below's walk, with an explicit stack (no recursion on the tree's depth); each
+    directory is opened from its parent's fd, listed, and closed before the next."""
+    stack: list[tuple[bytes, list[bytes]]] = [(path, [])]  # (path, components below fd)
+    while stack:
+        here, rel = stack.pop()
+        with beneath.opened_dir(fd, rel) as dfd:
+            entries = beneath.scan(dfd)
+        if not entries and rel:
+            yield here + b"/"
+        for name, st in entries:
+            sub = here + b"/" + name
+            if stat.S_ISDIR(st.st_mode) and not gittree.is_dotgit(name):
+                stack.append((sub, [*rel, name]))
+            else:
+                yield sub
 
 
 def emptied_by(below: Iterable[bytes], deleting: set[bytes]) -> bool:
@@ -333,12 +333,11 @@ def write(root_fd: int, path: bytes, entry: Entry, bits: int | None,
                 assert before is not None
                 keep_bits = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
                 undo = partial(write, root_fd, path, before, keep_bits, None)
-        if entry.mode == MODE_LINK:
+        if entry.mode == LINK:
             os.symlink(entry.data, tmp, dir_fd=fd)
         else:
-            exe = entry.mode == MODE_EXEC
-            ffd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o777 if exe else 0o666, dir_fd=fd)
+            exe = entry.mode == EXEC
+            ffd = beneath.create(fd, tmp, 0o777 if exe else 0o666)
             try:
                 with os.fdopen(ffd, "wb", closefd=False) as f:
                     f.write(entry.data)
@@ -370,8 +369,9 @@ def _empty(fd: int, name: bytes) -> bool:
 
 
 def _stat_at(fd: int, name: bytes) -> os.stat_result | None:
+    """beneath.lstat, None when nothing is there."""
     try:
-        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        return beneath.lstat(fd, name)
     except FileNotFoundError:
         return None
 
@@ -388,31 +388,40 @@ def _remove_dir(fd: int, name: bytes, path: bytes, journal: Journal | None) -> N
     _rmdirs(fd, name, path, journal)
 
 
+def _dirs_below(fd: int, name: bytes) -> list[tuple[list[bytes], int]] | None:
+    """Every directory at or below the entry name of dir fd, parents before children, as
+    (components from fd, permission bits); None when it holds anything but directories.
+    An explicit stack: no recursion on the tree's depth."""
+    out: list[tuple[list[bytes], int]] = []
+    stack = [[name]]
+    while stack:
+        rel = stack.pop()
+        with beneath.opened_dir(fd, rel) as dfd:
+            out.append((rel, stat.S_IMODE(os.fstat(dfd).st_mode)))
+            for n, st in beneath.scan(dfd):
+                if not stat.S_ISDIR(st.st_mode):
+                    return None
+                stack.append([*rel, n])
+    return out
+
+
 def _only_dirs(fd: int, name: bytes) -> bool:
-    dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
-    try:
-        for n in os.listdir(dfd):
-            st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
-            if not stat.S_ISDIR(st.st_mode) or not _only_dirs(dfd, os.fsencode(n)):
-                return False
-        return True
-    finally:
-        os.close(dfd)
+    return _dirs_below(fd, name) is not None
 
 
 def _rmdirs(fd: int, name: bytes, path: bytes, journal: Journal | None) -> None:
     """rmdir a tree of empty directories, deepest first; each is noted after those it held, so
     that the undo makes it again before them."""
-    bits = stat.S_IMODE(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
-    dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
-    try:
-        for n in os.listdir(dfd):
-            _rmdirs(dfd, os.fsencode(n), path + b"/" + os.fsencode(n), journal)
-    finally:
-        os.close(dfd)
-    os.rmdir(name, dir_fd=fd)
-    if journal is not None:
-        journal.note(path, partial(_mkdir, journal.root_fd, path, bits))
+    dirs = _dirs_below(fd, name)
+    if dirs is None:
+        raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), os.fsdecode(path))
+    prefix = path.rsplit(b"/", 1)[0] + b"/" if b"/" in path else b""
+    for rel, bits in reversed(dirs):  # children before their parent
+        with beneath.opened_dir(fd, rel[:-1]) as pfd:
+            os.rmdir(rel[-1], dir_fd=pfd)
+        if journal is not None:
+            here = prefix + b"/".join(rel)
+            journal.note(here, partial(_mkdir, journal.root_fd, here, bits))
 
 
 def delete(root_fd: int, path: bytes, journal: Journal, before: Entry | None,

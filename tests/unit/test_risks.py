@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from git_agent.gittree import BLOB as MODE_FILE
+from git_agent.gittree import EXEC as MODE_EXEC
+from git_agent.gittree import GITLINK as MODE_GITLINK
+from git_agent.gittree import LINK as MODE_LINK
 from git_agent.mergeback import risks
-from git_agent.mergeback.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK, assess
+from git_agent.mergeback.risks import assess
 
 
 def flagged(path: str, **kw: object) -> list[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from git_agent.gittree import BLOB as MODE_FILE
 from git_agent.mergeback import worktree_files as files
-from git_agent.mergeback.risks import MODE_FILE
 from git_agent.mergeback.worktree_files import Entry
 
 

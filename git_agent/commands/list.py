@@ -1,35 +1,18 @@
-"""`git agent list` and `git agent drop`: the sessions of this worktree, and removing one."""
+"""`git agent list`: the sessions of this worktree, their state, size and last run."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import stat
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from git_agent import proc, session, ui
-from git_agent.errors import GitAgentError, SessionBusy
+from git_agent import session, ui
+from git_agent.mergeback.view import files_changed
 from git_agent.repo import Worktree, find_worktree
-
-
-def _ref(worktree: Worktree, ref: str) -> str | None:
-    out = proc.git("rev-parse", "-q", "--verify", f"{ref}^{{commit}}", cwd=worktree.root,
-                   check=False)
-    return out.decode().strip() or None
-
-
-def _files_changed(worktree: Worktree, base: str | None, head: str | None) -> int | None:
-    if base is None or head is None:
-        return None
-    out = proc.git("diff-tree", "-r", "-z", "--no-renames", "--name-only", base, head,
-                   cwd=worktree.root, check=False)
-    return sum(1 for p in out.split(b"\0") if p)
 
 
 def disk_usage(path: Path) -> int:
@@ -84,16 +67,16 @@ _STATE = {"run": "running", "apply": "applying", "drop": "dropping", "busy": "bu
 
 
 def describe(worktree: Worktree, s: session.Session) -> dict[str, Any]:
-    base, head = _ref(worktree, s.base_ref), _ref(worktree, s.branch)
+    base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
     busy = s.holder()
     return {
         "name": s.name,
-        "branch": s.branch.removeprefix("refs/heads/"),
+        "branch": s.branch_name,
         "running": busy == "run",
         "busy": busy,  # what holds the session: "run", "apply", "drop"; None: nothing
         "base": base,
         "head": head,
-        "files": _files_changed(worktree, base, head),
+        "files": files_changed(worktree, base, head),
         "size": disk_usage(s.dir),
         "last_run": _last_run(s.read_meta()),
     }
@@ -112,7 +95,7 @@ def _last_run_text(run: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def list_main(*, json_out: bool) -> int:
+def main(*, json_out: bool) -> int:
     worktree = find_worktree()
     rows = [describe(worktree, s) for s in session.list_sessions(worktree)]
     if json_out:
@@ -130,49 +113,4 @@ def list_main(*, json_out: bool) -> int:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
              for row in table]
     ui.write_stdout(("\n".join(lines) + "\n").encode())
-    return 0
-
-
-@contextlib.contextmanager
-def _locked(s: session.Session) -> Iterator[None]:
-    """Hold the session's lock while removing it, so no run starts meanwhile."""
-    if not s.dir.is_dir():
-        yield
-        return
-    with session.Lock(s, "drop"):
-        yield
-
-
-def drop_main(*, session_name: str, force: bool) -> int:
-    worktree = find_worktree()
-    s = session.get(worktree, session_name)
-    base, head = _ref(worktree, s.base_ref), _ref(worktree, s.branch)
-    if not s.dir.exists() and base is None and head is None:
-        raise GitAgentError(f"no session {s.name!r} in this worktree")
-    doing = s.holder()
-    if doing == "run":
-        raise SessionBusy(f"session {s.name!r} is running; end it first, then drop it")
-    if doing is not None:  # said before asking; the lock below is the real guard
-        raise SessionBusy(session.busy_message(s, doing), doing=doing)
-    if worktree.head_ref() == s.branch:
-        raise GitAgentError(f"{s.branch.removeprefix('refs/heads/')} is checked out here; "
-                            "switch to another branch first")
-    if not force:
-        if not sys.stdin.isatty():
-            raise GitAgentError(f"not dropping session {s.name!r} without a terminal to ask "
-                                "on; pass --force")
-        n = _files_changed(worktree, base, head)
-        what = f"{n} changed file{'s' if n != 1 else ''}" if n is not None else "its overlay"
-        answer = ui.ask(f"drop session {s.name!r} ({what}; branch "
-                        f"{s.branch.removeprefix('refs/heads/')})? [y/N] ")
-        if answer.lower() not in ("y", "yes"):
-            ui.say("not dropped")
-            return 1
-    with _locked(s):
-        session.remove(s)
-        for ref, old in ((s.branch, head), (s.base_ref, base)):
-            if old is not None:
-                proc.git("update-ref", "-m", f"git agent: drop {s.name}", "-d", ref, old,
-                         cwd=worktree.root)
-    ui.say(f"dropped session {s.name!r}")
     return 0

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from git_agent import proc, session, ui
 from git_agent.errors import GitAgentError, SessionBusy
+from git_agent.mergeback import store_walk
 from git_agent.mergeback.view import files_changed
 from git_agent.repo import find_worktree
 
@@ -48,6 +49,7 @@ def main(*, session_name: str, force: bool) -> int:
             ui.say("not dropped")
             return 1
     with _locked(s):
+        store_walk.remove_tree(s.dir)  # however deep the agent made its overlay
         session.remove(s)
         for ref, old in ((s.branch, head), (s.base_ref, base)):
             if old is not None:

@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import stat
 import time
-from pathlib import Path
 from typing import Any
 
 from git_agent import session, ui
+from git_agent.mergeback.store_walk import disk_usage
 from git_agent.mergeback.view import files_changed
 from git_agent.repo import Worktree, find_worktree
-
-
-def disk_usage(path: Path) -> int:
-    """Bytes used below path (allocated blocks, never following links; unreadable dirs skipped)."""
-    total = 0
-    stack = [os.fspath(path)]
-    while stack:
-        d = stack.pop()
-        try:
-            it = os.scandir(d)
-        except OSError:
-            continue
-        with it:
-            for e in it:
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                total += st.st_blocks * 512
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(e.path)
-    return total
 
 
 def human_size(n: int) -> str:
@@ -88,7 +64,9 @@ def _last_run_text(run: dict[str, Any] | None) -> str:
     when = run.get("end") or run.get("start")
     parts = [time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if when else "?"]
     if "command" in run:
-        cmd = shlex.join(run["command"])
+        # quoted for a terminal as git quotes paths: an argument cannot move the cursor
+        cmd = " ".join(shlex.quote(a) if ui.quote_path(a) == a else ui.quote_path(a)
+                       for a in run["command"])
         parts.append(cmd if len(cmd) <= 40 else cmd[:37] + "...")
     if "exit_status" in run:
         parts.append(f"exit {run['exit_status']}")

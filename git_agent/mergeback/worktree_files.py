@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from git_agent import beneath, gittree
+from git_agent import beneath, gittree, ui
 from git_agent.errors import GitAgentError
 from git_agent.gittree import BLOB, EXEC, LINK, TREE
+from git_agent.mergeback.reach import Reach
 
 OTHER = 1  # not a git mode: a fifo, socket or device in the worktree
 
@@ -49,7 +50,7 @@ def components(path: bytes) -> list[bytes]:
         raise GitAgentError(f"refusing the path {path!r}: not a plain relative path")
     if any(gittree.is_dotgit(p) for p in parts):  # .git, and .GIT, git~1, .git. ...
         raise GitAgentError(
-            f"refusing to write {os.fsdecode(path)}: paths under .git are never applied; "
+            f"refusing to write {ui.quote_path(path)}: paths under .git are never applied; "
             "reject it with `git agent apply -i` (r)")
     return parts
 
@@ -123,20 +124,24 @@ def files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
 
 def _below(fd: int, path: bytes) -> Iterable[bytes]:
     """files_below's walk, with an explicit stack (no recursion on the tree's depth); each
-    directory is opened from its parent's fd, listed, and closed before the next."""
+    directory is reached by fd (reach.Reach), listed, and closed before the next."""
     stack: list[tuple[bytes, list[bytes]]] = [(path, [])]  # (path, components below fd)
-    while stack:
-        here, rel = stack.pop()
-        with beneath.opened_dir(fd, rel) as dfd:
-            entries = beneath.scan(dfd)
-        if not entries and rel:
-            yield here + b"/"
-        for name, st in entries:
-            sub = here + b"/" + name
-            if stat.S_ISDIR(st.st_mode) and not gittree.is_dotgit(name):
-                stack.append((sub, [*rel, name]))
-            else:
-                yield sub
+    with Reach(fd) as reach:
+        while stack:
+            here, rel = stack.pop()
+            dfd = reach.open(rel)
+            try:
+                entries = beneath.scan(dfd)
+            finally:
+                os.close(dfd)
+            if not entries and rel:
+                yield here + b"/"
+            for name, st in entries:
+                sub = here + b"/" + name
+                if stat.S_ISDIR(st.st_mode) and not gittree.is_dotgit(name):
+                    stack.append((sub, [*rel, name]))
+                else:
+                    yield sub
 
 
 def emptied_by(below: Iterable[bytes], deleting: set[bytes]) -> bool:
@@ -227,7 +232,7 @@ class Journal:
                 step()
             except Exception as e:  # noqa: BLE001 - each step is tried whatever the last did
                 why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-                failed.append(f"{os.fsdecode(path)}: {why}")
+                failed.append(f"{ui.quote_path(path)}: {why}")
         if failed and self._kept and self._spare_path is not None:
             failed.append(f"(what could not be put back is kept in {self._spare_path})")
         else:
@@ -308,7 +313,7 @@ def _check(path: bytes, st: os.stat_result | None, before: Entry | None,
         same = st is not None and sig(st) == before_sig
     if not same:
         how = "appeared in" if before is None else "changed in" if st else "is gone from"
-        raise Changed(f"{os.fsdecode(path)} {how} your worktree since apply read it; "
+        raise Changed(f"{ui.quote_path(path)} {how} your worktree since apply read it; "
                       "apply again")
 
 
@@ -381,7 +386,7 @@ def _remove_dir(fd: int, name: bytes, path: bytes, journal: Journal | None) -> N
     it may hold, journaled. One that holds anything else (a file of yours apply did not
     count) is refused: it is never moved away."""
     if not _only_dirs(fd, name):
-        raise Changed(f"{os.fsdecode(path)} is a directory in your worktree that holds more "
+        raise Changed(f"{ui.quote_path(path)} is a directory in your worktree that holds more "
                       "than apply read there; apply again")
     if journal is not None and journal.keep(fd, name, path, move=True):
         return
@@ -394,11 +399,16 @@ def _dirs_below(fd: int, name: bytes) -> list[tuple[list[bytes], int]] | None:
     An explicit stack: no recursion on the tree's depth."""
     out: list[tuple[list[bytes], int]] = []
     stack = [[name]]
-    while stack:
-        rel = stack.pop()
-        with beneath.opened_dir(fd, rel) as dfd:
-            out.append((rel, stat.S_IMODE(os.fstat(dfd).st_mode)))
-            for n, st in beneath.scan(dfd):
+    with Reach(fd) as reach:
+        while stack:
+            rel = stack.pop()
+            dfd = reach.open(rel)
+            try:
+                out.append((rel, stat.S_IMODE(os.fstat(dfd).st_mode)))
+                entries = beneath.scan(dfd)
+            finally:
+                os.close(dfd)
+            for n, st in entries:
                 if not stat.S_ISDIR(st.st_mode):
                     return None
                 stack.append([*rel, n])
@@ -416,12 +426,16 @@ def _rmdirs(fd: int, name: bytes, path: bytes, journal: Journal | None) -> None:
     if dirs is None:
         raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), os.fsdecode(path))
     prefix = path.rsplit(b"/", 1)[0] + b"/" if b"/" in path else b""
-    for rel, bits in reversed(dirs):  # children before their parent
-        with beneath.opened_dir(fd, rel[:-1]) as pfd:
-            os.rmdir(rel[-1], dir_fd=pfd)
-        if journal is not None:
-            here = prefix + b"/".join(rel)
-            journal.note(here, partial(_mkdir, journal.root_fd, here, bits))
+    with Reach(fd) as reach:
+        for rel, bits in reversed(dirs):  # children before their parent
+            pfd = reach.open(rel[:-1])
+            try:
+                os.rmdir(rel[-1], dir_fd=pfd)
+            finally:
+                os.close(pfd)
+            if journal is not None:
+                here = prefix + b"/".join(rel)
+                journal.note(here, partial(_mkdir, journal.root_fd, here, bits))
 
 
 def delete(root_fd: int, path: bytes, journal: Journal, before: Entry | None,

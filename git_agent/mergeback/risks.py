@@ -54,7 +54,35 @@ RULES: tuple[Rule, ...] = (
     Rule("mise.toml", "mise config: runs hooks, tasks and env scripts"),
     Rule(".mise.toml", "mise config: runs hooks, tasks and env scripts"),
     Rule("**/.mise/**", "mise config: runs hooks, tasks and env scripts"),
+    Rule("mise.local.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule(".mise.local.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("mise.*.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule(".mise.*.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("**/.config/mise/**", "mise config: runs hooks, tasks and env scripts"),
+    Rule(".config/mise.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("mise/config.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("**/mise/config.toml", "mise config: runs hooks, tasks and env scripts"),
     Rule(".tool-versions", "asdf/mise tool versions: picks the interpreters and tools you run"),
+    Rule(".python-version", "interpreter version file: picks the Python that pyenv/uv run"),
+    Rule(".node-version", "interpreter version file: picks the node that version managers run"),
+    Rule(".nvmrc", "interpreter version file: picks the node that nvm runs"),
+    Rule(".ruby-version", "interpreter version file: picks the Ruby that version managers run"),
+    # shell start-up files: a dotfiles repository is installed into your home
+    Rule(".bashrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".bash_profile", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".bash_login", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".bash_logout", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".profile", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zshrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zshenv", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zprofile", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zlogin", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zlogout", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".kshrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".cshrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".tcshrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".inputrc", "readline start-up file: key bindings that can run commands"),
+    Rule("**/.config/fish/**", "fish start-up files: run in every shell once installed"),
     # CI
     Rule("**/.github/workflows/**", "CI workflow: runs on push with the repository's secrets"),
     Rule("**/.github/actions/**", "CI action: runs in workflows with the repository's secrets"),
@@ -79,7 +107,12 @@ RULES: tuple[Rule, ...] = (
     Rule("**/.devcontainer/**", "dev container: image and lifecycle commands run on open"),
     Rule(".devcontainer.json", "dev container: image and lifecycle commands run on open"),
     Rule(".nvim.lua", "Neovim exrc: runs when the editor opens the directory"),
+    Rule(".nvimrc", "Neovim exrc: runs when the editor opens the directory"),
     Rule(".exrc", "vim exrc: runs when the editor opens the directory"),
+    Rule(".vimrc", "vim exrc: runs when the editor opens the directory"),
+    Rule(".gvimrc", "vim exrc: runs when the editor opens the directory"),
+    Rule(".lazy.lua", "lazy.nvim project spec: runs when the editor opens the directory"),
+    Rule("**/.zed/**", "Zed settings and tasks: language servers and commands it runs"),
     # agents: configs that execute, and instructions a later (maybe unsandboxed) agent follows
     Rule("**/.claude/**", "Claude Code settings, hooks and commands: run by the next agent"),
     Rule(".mcp.json", "MCP servers: started by the next agent"),
@@ -104,7 +137,22 @@ RULES: tuple[Rule, ...] = (
     Rule("*.cmake", "build script: included by cmake"),
     Rule("meson.build", "build script: runs on meson"),
     Rule("justfile", "task runner recipes (just)"),
+    Rule(".justfile", "task runner recipes (just)"),
     Rule("Taskfile.yml", "task runner recipes (Task)"),
+    Rule("Taskfile.yaml", "task runner recipes (Task)"),
+    Rule("Taskfile.dist.yml", "task runner recipes (Task)"),
+    Rule("Taskfile.dist.yaml", "task runner recipes (Task)"),
+    Rule(".bazelrc", "Bazel options: flags, tools and commands of every build"),
+    Rule(".bazelversion", "Bazel version: which bazel binary bazelisk downloads and runs"),
+    Rule("MODULE.bazel", "Bazel module: dependencies and rules run on build"),
+    Rule("WORKSPACE", "Bazel workspace: repository rules run on build"),
+    Rule("WORKSPACE.bazel", "Bazel workspace: repository rules run on build"),
+    Rule("composer.json", "Composer manifest: scripts and plugins run on install"),
+    Rule("composer.lock", "PHP dependencies: installs run their plugins"),
+    Rule("bunfig.toml", "Bun config: preload scripts, registry and install behaviour"),
+    Rule("deno.json", "Deno config: tasks and import maps"),
+    Rule("deno.jsonc", "Deno config: tasks and import maps"),
+    Rule("pnpm-workspace.yaml", "pnpm workspace config: packages and which may run build scripts"),
     Rule("Rakefile", "build script: runs on rake"),
     Rule("setup.py", "Python build script: runs on pip install"),
     Rule("setup.cfg", "Python build config: entry points and build options"),
@@ -157,6 +205,29 @@ RULES: tuple[Rule, ...] = (
     Rule("shell.nix", "Nix shell: code run by nix-shell"),
     Rule("default.nix", "Nix expression: code nix evaluates and builds"),
 )
+
+# The agents git agent has presets for: their project configs (settings/presets.py, `project`),
+# so that a new preset cannot be left out. A pattern a row above has already is not repeated.
+def _preset_rules() -> tuple[Rule, ...]:
+    from git_agent.settings.presets import PRESETS
+
+    docs: dict[str, list[str]] = {}
+    for preset in PRESETS.values():
+        for path in preset.project:
+            docs.setdefault(preset_pattern(path), []).append(preset.name)
+    have = {r.pattern.lower() for r in RULES}
+    return tuple(Rule(p, f"agent config or instructions ({', '.join(d)}): steer the next agent "
+                         "or start tools")
+                 for p, d in docs.items() if p.lower() not in have)
+
+
+def preset_pattern(path: str) -> str:
+    """A preset's project path as a rule: `DIR/` is everything below DIR at any depth, a name
+    matches in any directory."""
+    return f"**/{path.rstrip('/')}/**" if path.endswith("/") else path
+
+
+RULES = RULES + _preset_rules()
 
 # package.json keys whose change makes npm/yarn run different code.
 PACKAGE_JSON_KEYS = {
@@ -242,6 +313,7 @@ def symlink_risk(path: str, target: bytes) -> str | None:
     if any(gittree.is_dotgit(os.fsencode(c)) for c in joined.split("/")):  # .GIT, git~1 too
         return f"symlink into .git: {t}"
     return None
+
 
 
 def package_json_risks(old: bytes | None, new: bytes | None) -> list[str]:

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 class Preset(Record):
     __slots__ = (
-        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source"
+        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source",
+        "project",
     )
 
     def __init__(
@@ -31,6 +32,7 @@ class Preset(Record):
         aliases: tuple[str, ...] = (),
         command: tuple[str, ...] = (),
         source: str = "builtin",
+        project: tuple[str, ...] = (),
     ):
         self.name = name
         self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
@@ -41,6 +43,8 @@ class Preset(Record):
         self.aliases = aliases  # other command names that select it
         self.command = command  # from resolve(): the argv to run (agent.preset.NAME.command)
         self.source = source  # builtin, git config, builtin + git config, none
+        self.project = project  # what it reads in the repository (config, instructions);
+        # "/" = dir. Review flags each as a risk (mergeback/risks.py derives its rows from it)
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the given fields changed."""
@@ -74,15 +78,17 @@ PRESETS: dict[str, Preset] = {
            set_env={"DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"},
            mounts=(".local/share/claude",),
            home=(".claude/", ".claude.json"),
+           project=(".claude/", ".mcp.json", "CLAUDE.md", "CLAUDE.local.md"),
            doc="Claude Code"),
         _p("codex", ("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
-           home=(".codex/",), doc="OpenAI Codex CLI (login needs --net host)"),
+           home=(".codex/",), project=(".codex/", "AGENTS.md", "AGENTS.override.md"),
+           doc="OpenAI Codex CLI (login needs --net host)"),
         _p("gemini",
            ("GEMINI_*", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
             "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS"),
            # no browser inside: the login prints a URL and asks for the code
            set_env={"NO_BROWSER": "true"},
-           home=(".gemini/",), doc="Gemini CLI"),
+           home=(".gemini/",), project=(".gemini/", "GEMINI.md"), doc="Gemini CLI"),
         _p("aider",
            ("AIDER_*", "OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
             "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY", "MISTRAL_API_KEY",
@@ -90,7 +96,10 @@ PRESETS: dict[str, Preset] = {
             "AZURE_API_BASE", "AZURE_API_VERSION"),
            mounts=(".local/share/uv/tools/aider-chat", ".local/share/uv/python",
                    ".local/share/pipx/venvs/aider-chat"),
-           home=(".aider/", ".aider.conf.yml"), doc="aider"),
+           home=(".aider/", ".aider.conf.yml"),
+           project=(".aider.conf.yml", ".aider.model.settings.yml",
+                    ".aider.model.metadata.json"),
+           doc="aider"),
         _p("opencode",
            ("OPENCODE_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
             "GOOGLE_GENERATIVE_AI_API_KEY", "OPENROUTER_API_KEY", "GROQ_API_KEY", "XAI_API_KEY",
@@ -98,27 +107,33 @@ PRESETS: dict[str, Preset] = {
            set_env={"OPENCODE_DISABLE_AUTOUPDATE": "1"},
            mounts=(".opencode/bin",),
            home=(".config/opencode/", ".local/share/opencode/", ".local/state/opencode/",
-                 ".cache/opencode/"), doc="opencode"),
+                 ".cache/opencode/"),
+           project=("opencode.json", "opencode.jsonc", ".opencode/", "AGENTS.md"),
+           doc="opencode"),
         _p("goose",
            ("GOOSE_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_HOST", "GOOGLE_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
             "OLLAMA_HOST", "AZURE_OPENAI_*"),
            # no keyring daemon inside: keep secrets in ~/.config/goose/secrets.yaml
            set_env={"GOOSE_DISABLE_KEYRING": "1"},
-           home=(".config/goose/", ".local/share/goose/", ".local/state/goose/"), doc="goose"),
+           home=(".config/goose/", ".local/share/goose/", ".local/state/goose/"),
+           project=(".goosehints", ".goose/", "AGENTS.md"), doc="goose"),
         _p("cursor-agent", ("CURSOR_API_KEY",), mounts=(".local/share/cursor-agent",),
-           home=(".cursor/", ".config/cursor/"), doc="Cursor CLI"),
+           home=(".cursor/", ".config/cursor/"), project=(".cursor/", ".cursorrules", "AGENTS.md"),
+           doc="Cursor CLI"),
         _p("amp", ("AMP_API_KEY", "AMP_URL", "AMP_SETTINGS_FILE"),
-           home=(".config/amp/", ".local/share/amp/", ".cache/amp/"), doc="Amp"),
+           home=(".config/amp/", ".local/share/amp/", ".cache/amp/"),
+           project=("AGENT.md", "AGENTS.md", ".amp/"), doc="Amp"),
         _p("qwen", ("QWEN_*", "DASHSCOPE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                     "OPENAI_MODEL"),
-           home=(".qwen/",), doc="Qwen Code"),
+           home=(".qwen/",), project=(".qwen/", "QWEN.md"), doc="Qwen Code"),
         _p("crush",
            ("CRUSH_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "VERTEXAI_PROJECT",
             "VERTEXAI_LOCATION", "AZURE_OPENAI_API_ENDPOINT", "AZURE_OPENAI_API_KEY",
             "AZURE_OPENAI_API_VERSION"),
-           home=(".config/crush/", ".local/share/crush/"), doc="Crush"),
+           home=(".config/crush/", ".local/share/crush/"),
+           project=("crush.json", ".crush.json", ".crush/", "CRUSH.md"), doc="Crush"),
     )
 }
 

@@ -6,13 +6,14 @@ is said at the end. Deciding and writing is the engine's (mergeback/engine.py).
 
 from __future__ import annotations
 
-import os
+import sys
 from collections.abc import Sequence
 
 from git_agent import proc, session, ui
 from git_agent.errors import Conflict, GitAgentError, SessionBusy
 from git_agent.mergeback import engine
 from git_agent.mergeback.engine import ApplyPlan
+from git_agent.mergeback.risks import FOREIGN_GIT
 from git_agent.mergeback.view import (
     TAG,
     FileChange,
@@ -44,11 +45,11 @@ def choose(view: View, picked: Sequence[FileChange]) -> tuple[list[FileChange], 
     for i, c in enumerate(picked):
         answer = bulk
         verb = {"y": ": apply", "n": ": skip", "r": ": reject"}.get(answer or "", "")
-        ui.say(f"[{TAG[c.status]}] {c.name}{verb}")
+        ui.say(f"[{TAG[c.status]}] {c.shown}{verb}")
         for r in c.risks:
             ui.say(f"  ! {r}")
         while answer is None:
-            a = ui.ask(f"({i + 1}/{len(picked)}) apply {c.name}? [y,n,r,d,Y,N,R,q,?] ")
+            a = ui.ask(f"({i + 1}/{len(picked)}) apply {c.shown}? [y,n,r,d,Y,N,R,q,?] ")
             if a in ("Y", "N", "R"):
                 bulk = answer = a.lower()
             elif a in ("y", "n", "r", "q"):
@@ -71,7 +72,8 @@ def choose(view: View, picked: Sequence[FileChange]) -> tuple[list[FileChange], 
     return apply_, reject
 
 
-def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Sequence[str]) -> int:
+def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Sequence[str],
+         yes: bool = False) -> int:
     worktree = find_worktree()
     engine.refuse_busy_worktree(worktree)
     engine.warn_unfinished(worktree)
@@ -97,13 +99,44 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
         running = True
     try:
         return _apply(view, picked, everything, interactive=interactive, merge=merge,
-                      running=running)
+                      running=running, yes=yes)
     finally:
         lock.__exit__(None, None, None)
 
 
+def refuse_foreign_git(to_apply: Sequence[FileChange]) -> None:
+    """Rule 12.1: nothing applied may make git find another repository; no answer overrides."""
+    bad = [c for c in to_apply if c.foreign]
+    if bad:
+        names = ", ".join(c.shown for c in bad[:5]) + (f" and {len(bad) - 5} more"
+                                                       if len(bad) > 5 else "")
+        raise GitAgentError(f"refusing to apply {names}: this {FOREIGN_GIT} or config than "
+                            "yours (`git agent review` says why); nothing was applied; reject "
+                            "it with `git agent apply -i` (r) or drop the session")
+
+
+def confirm_risky(p: ApplyPlan, *, merge: bool, yes: bool) -> bool:
+    """Repeat the risk lines of what is about to be written; on a terminal ask once, without
+    one refuse unless --yes. False: the user said no."""
+    risky = [a.change for a in p.actions
+             if not a.noop and (merge or not a.conflict) and a.change.risks]
+    if not risky:
+        return True
+    ui.say(f"about to write {len(risky)} risky file{'s' if len(risky) != 1 else ''}:")
+    for c in risky:
+        for r in c.risks:
+            ui.say(f"  ! {c.shown}: {r}")
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise GitAgentError("not writing risky files without a terminal to ask on; nothing "
+                            "was applied; review them, then apply with --yes")
+    answer = ui.ask("write them? [y/N] ")
+    return answer.lower() in ("y", "yes")
+
+
 def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileChange], *,
-           interactive: bool, merge: bool, running: bool) -> int:
+           interactive: bool, merge: bool, running: bool, yes: bool) -> int:
     worktree = view.worktree
     if not running:
         engine.check_upper(view)
@@ -115,13 +148,17 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
         ui.say("nothing chosen; nothing changed")
         return 0
     to_apply = engine.closure(to_apply, everything)
+    refuse_foreign_git(to_apply)
     rejected = [c for c in to_reject if c.path not in {a.path for a in to_apply}]
     engine.refuse_split_rejection(rejected, to_apply, everything)
     p = engine.plan(view, to_apply, merge=merge)
     if p.conflicts and not merge:
-        lines = "\n".join(f"  {a.change.name}: {a.conflict}" for a in p.conflicts)
+        lines = "\n".join(f"  {a.change.shown}: {a.conflict}" for a in p.conflicts)
         raise Conflict(f"{len(p.conflicts)} path(s) conflict; nothing was applied "
                        f"(--merge writes conflict markers):\n{lines}")
+    if not confirm_risky(p, merge=merge, yes=yes):
+        ui.say("not applied; nothing was written")
+        return 1
     # what was written, or was already there; a conflict that kept yours stays in the session
     done = [a.change for a in p.actions if not (a.conflict and a.noop)]
     take = None if running else engine.consumption(view, done, everything, rejected)
@@ -153,7 +190,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
                "apply again after it ends to drop what was applied from it")
     else:
         for path in left:
-            ui.say(f"note: {os.fsdecode(path)} stays in review: the agent deleted or replaced "
+            ui.say(f"note: {ui.quote_path(path)} stays in review: the agent deleted or replaced "
                    "its directory whole; that is released once all of it is applied or rejected")
     if held:
         ui.say("git agent: interrupted, after apply finished (it does not stop halfway)")
@@ -167,8 +204,8 @@ def report(p: ApplyPlan, rejected: Sequence[FileChange]) -> None:
         ui.say(f"applied {len(applied)} file{'s' if len(applied) != 1 else ''}")
     for a in p.conflicts:
         if a.markers:
-            ui.say(f"conflict markers written in {a.change.name} ({a.conflict})")
+            ui.say(f"conflict markers written in {a.change.shown} ({a.conflict})")
         else:
-            ui.say(f"conflict in {a.change.name}: {a.conflict}")
+            ui.say(f"conflict in {a.change.shown}: {a.conflict}")
     if rejected:
         ui.say(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''}")

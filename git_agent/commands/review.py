@@ -53,14 +53,14 @@ def summary(view: View, files: Sequence[FileChange], specs: Sequence[str], *,
         f"{ui.paint(f'+{plus}', ui.GREEN, color=color)} "
         f"{ui.paint(f'-{minus}', ui.RED, color=color)} lines",
     ]
-    risky = [c for c in files if c.risks]
+    risky = sorted((c for c in files if c.risks), key=lambda c: not c.foreign)  # those first
     if risky:
         lines.append(ui.paint(f"{len(risky)} risky file{'s' if len(risky) != 1 else ''} "
                               "(can run code or change behaviour outside the sandbox):",
                               ui.YELLOW, color=color))
         for c in risky:
             for r in c.risks:
-                lines.append(f"  {ui.paint('!', ui.RED, color=color)} {c.name}: {r}")
+                lines.append(f"  {ui.paint('!', ui.RED, color=color)} {c.shown}: {r}")
     else:
         lines.append("no risky files")
     return "\n".join(lines) + "\n\n"

@@ -113,7 +113,7 @@ def plan(view: View, picked: Sequence[FileChange], *, merge: bool) -> ApplyPlan:
     for c in picked:
         wtf.components(c.path)
         if GITLINK in (c.old_mode, c.new_mode):
-            raise GitAgentError(f"{c.name}: a submodule change cannot be applied to files; "
+            raise GitAgentError(f"{c.shown}: a submodule change cannot be applied to files; "
                                 "update the submodule yourself, or reject it with -i (r)")
     decided: dict[bytes, Action] = {}
     root_fd = wtf.open_root(view.worktree.root)
@@ -139,7 +139,7 @@ def plan(view: View, picked: Sequence[FileChange], *, merge: bool) -> ApplyPlan:
                 deleting.add(c.path)
             if a.write is not None and not a.noop:
                 if blocker is not None and blocker not in deleting:
-                    a.conflict = f"{os.fsdecode(blocker)} is not a directory in your worktree"
+                    a.conflict = f"{ui.quote_path(blocker)} is not a directory in your worktree"
                     a.noop, a.markers = True, False
                 elif work is not None and work.is_file and a.write.is_file:
                     assert work_sig is not None
@@ -161,7 +161,7 @@ def closure(picked: Sequence[FileChange], everything: Sequence[FileChange]) -> l
             if p.path.startswith(c.path + b"/") or (
                     p.status != "deleted" and c.path.startswith(p.path + b"/")):
                 chosen.add(c.path)
-                ui.say(f"also applying the deletion of {c.name} (needed by {p.name})")
+                ui.say(f"also applying the deletion of {c.shown} (needed by {p.shown})")
                 break
     return [c for c in everything if c.path in chosen]
 
@@ -202,7 +202,7 @@ def execute(worktree: Worktree, p: ApplyPlan, *, merge: bool) -> None:
         if not isinstance(e, (OSError, GitAgentError)):
             raise
         why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        where = "" if a is None else f" {'writing' if a.write else 'deleting'} {a.change.name}"
+        where = "" if a is None else f" {'writing' if a.write else 'deleting'} {a.change.shown}"
         if failed:
             lines = "\n".join(f"  {line}" for line in failed)
             raise ApplyFailed(f"apply failed{where}: {why}; these paths could not be "
@@ -255,9 +255,9 @@ def refuse_split_rejection(rejected: Sequence[FileChange], applied: Sequence[Fil
             if r.old_oid is not None and (below or (above and q.new_oid is not None)):
                 how = "holding" if below else "replacing the directory of"
                 raise GitAgentError(
-                    f"cannot reject {r.name} and keep {q.name} in the session: the agent put "
-                    f"{q.name if above else r.name} there {how} "
-                    f"{r.name if above else q.name}; reject or apply both")
+                    f"cannot reject {r.shown} and keep {q.shown} in the session: the agent put "
+                    f"{q.shown if above else r.shown} there {how} "
+                    f"{r.shown if above else q.shown}; reject or apply both")
 
 
 def settled(view: View, rest: Sequence[FileChange]) -> set[bytes]:

@@ -1,4 +1,9 @@
-"""Risk rules: which changes can run code or change behaviour outside the sandbox once applied."""
+"""Risk rules: which changes can run code or change behaviour outside the sandbox once applied.
+
+The highest is FOREIGN_GIT: a change after which git, run from some directory of the worktree,
+would find a repository or config other than the user's (a spelling of .git, .gitmodules, a
+directory shaped like a git dir; see foreign.py for the last). Review lists it first and apply
+refuses it always."""
 
 from __future__ import annotations
 
@@ -9,7 +14,10 @@ import posixpath
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from git_agent import gittree
+from git_agent import gittree, ui
+
+# The highest risk: apply refuses any path with a reason starting so, whatever it is told.
+FOREIGN_GIT = "makes git find another repository"
 
 
 @dataclass(frozen=True)
@@ -28,9 +36,8 @@ class Rule:
 
 # The one table. Order is irrelevant; every matching reason is reported once.
 RULES: tuple[Rule, ...] = (
-    # git itself, run later by the host's git
-    Rule("**/.git/**", "a .git entry: a nested repository or gitfile git would follow"),
-    Rule(".git", "a .git entry: a nested repository or gitfile git would follow"),
+    # git itself, run later by the host's git (every spelling of .git, and .gitmodules
+    # anywhere, are FOREIGN_GIT: foreign_name below)
     Rule(".gitattributes", "git attributes: pick filter, diff and merge drivers that run commands"),
     Rule(".gitmodules", "submodules: URLs git clones and fetches from"),
     Rule(".lfsconfig", "git-lfs config: where large files are fetched from and pushed to"),
@@ -305,15 +312,26 @@ def is_binary(data: bytes) -> bool:
 def symlink_risk(path: str, target: bytes) -> str | None:
     """Why a link at `path` is risky: absolute, pointing outside the worktree or into .git."""
     t = target.decode(errors="replace")
+    shown = ui.quote_path(target)
     if t.startswith("/"):
-        return f"symlink to an absolute path: {t}"
+        return f"symlink to an absolute path: {shown}"
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(path), t))
     if joined == ".." or joined.startswith("../"):
-        return f"symlink pointing outside the repository: {t}"
+        return f"symlink pointing outside the repository: {shown}"
     if any(gittree.is_dotgit(os.fsencode(c)) for c in joined.split("/")):  # .GIT, git~1 too
-        return f"symlink into .git: {t}"
+        return f"symlink into .git: {shown}"
     return None
 
+
+def foreign_name(path: bytes) -> str | None:
+    """FOREIGN_GIT for a path holding a spelling of .git (a repository or gitfile git would
+    follow: .GIT, git~1, NTFS/HFS spellings) or of .gitmodules, at any depth."""
+    parts = path.split(b"/")
+    if any(gittree.is_dotgit(p) for p in parts):
+        return f"{FOREIGN_GIT}: a .git entry (a nested repository or gitfile git follows)"
+    if any(gittree.is_dotgitmodules(p) for p in parts):
+        return f"{FOREIGN_GIT}: .gitmodules (submodules git clones, fetches and enters)"
+    return None
 
 
 def package_json_risks(old: bytes | None, new: bytes | None) -> list[str]:
@@ -353,6 +371,9 @@ def assess(
     """
     out: list[str] = []
     name = path.rsplit("/", 1)[-1]
+    foreign = foreign_name(os.fsencode(path)) if new_mode else None
+    if foreign:
+        out.append(foreign)
     if new_mode == gittree.LINK and new_data is not None:
         r = symlink_risk(path, new_data)
         if r:

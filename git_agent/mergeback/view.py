@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from git_agent import gittree, proc, session, ui
+from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.mergeback import risks
+from git_agent.mergeback import foreign, risks
 from git_agent.repo import Worktree
 
 if TYPE_CHECKING:
@@ -36,6 +36,16 @@ class FileChange:
     def name(self) -> str:
         """The path for JSON: UTF-8, undecodable bytes as U+FFFD."""
         return self.path.decode("utf-8", errors="replace")
+
+    @property
+    def shown(self) -> str:
+        """The path for a person: quoted as git does (core.quotePath)."""
+        return ui.quote_path(self.path)
+
+    @property
+    def foreign(self) -> bool:
+        """Would applying it make git find another repository (refused always)?"""
+        return any(r.startswith(risks.FOREIGN_GIT) for r in self.risks)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -146,7 +156,7 @@ def _raw_changes(view: View) -> list[FileChange]:
         old_mode, new_mode, old_oid, new_oid, letter = meta[1:].decode().split()
         status = STATUS.get(letter[0])
         if status is None:  # U / X cannot happen between two trees
-            raise GitAgentError(f"unexpected change {letter} for {path!r}")
+            raise GitAgentError(f"unexpected change {letter} for {ui.quote_path(path)}")
         changes.append(FileChange(
             path=path, status=status, old_mode=int(old_mode, 8), new_mode=int(new_mode, 8),
             old_oid=None if status == "added" else old_oid,
@@ -165,14 +175,65 @@ def blob(repo: pygit2.Repository, oid: str | None, mode: int) -> bytes | None:
     return obj.data if isinstance(obj, pygit2.Blob) else None
 
 
-def _with_risks(repo: pygit2.Repository, c: FileChange) -> FileChange:
+UNTRACKED = ("deletes a file of yours that is in no commit (untracked or uncommitted work: git "
+             "cannot bring it back)")
+
+
+def _with_risks(repo: pygit2.Repository, c: FileChange, first: str | None,
+                untracked: bool) -> FileChange:
     new = blob(repo, c.new_oid, c.new_mode)
     name = c.path.rsplit(b"/", 1)[-1].lower()
     old = blob(repo, c.old_oid, c.old_mode) if name == b"package.json" else None
-    found = risks.assess(path=c.name, old_mode=c.old_mode, new_mode=c.new_mode, old_data=old,
-                         new_data=new)
+    found = risks.assess(path=os.fsdecode(c.path), old_mode=c.old_mode, new_mode=c.new_mode,
+                         old_data=old, new_data=new)
+    if first is not None:
+        found.insert(0, first)
+    if untracked:
+        found.append(UNTRACKED)
     return FileChange(c.path, c.status, c.old_mode, c.new_mode, c.old_oid, c.new_oid,
                       tuple(found))
+
+
+def _uncommitted(worktree: Worktree, repo: pygit2.Repository,
+                 paths: Mapping[bytes, str | None]) -> set[bytes]:
+    """The paths whose base version (paths maps each to its blob) is not what HEAD's tree has
+    there: untracked files, and tracked ones with uncommitted changes (all on an unborn
+    branch)."""
+    import pygit2
+
+    if not paths:
+        return set()
+    head = worktree.head_oid()
+    if head is None:
+        return set(paths)
+    commit = repo.get(head)
+    assert isinstance(commit, pygit2.Commit)
+    trees: dict[bytes, pygit2.Tree | None] = {b"": commit.tree}
+
+    def tree_at(d: bytes) -> pygit2.Tree | None:
+        parts = d.split(b"/") if d else []
+        here = trees[b""]
+        for i in range(1, len(parts) + 1):  # each prefix looked up once (a cache, no recursion)
+            key = b"/".join(parts[:i])
+            if key not in trees:
+                obj = None if here is None else _entry(repo, here, parts[i - 1])
+                trees[key] = obj if isinstance(obj, pygit2.Tree) else None
+            here = trees[key]
+        return here
+
+    out = set()
+    for p in paths:
+        parent, _, name = p.rpartition(b"/")
+        here = tree_at(parent)
+        obj = None if here is None else _entry(repo, here, name)
+        if obj is None or not isinstance(obj, pygit2.Blob) or str(obj.id) != paths[p]:
+            out.add(p)
+    return out
+
+
+def _entry(repo: pygit2.Repository, tree: pygit2.Tree, name: bytes) -> pygit2.Object | None:
+    e = next((e for e in tree if e.raw_name == name), None)
+    return None if e is None or e.filemode == gittree.GITLINK else repo.get(e.id)
 
 
 def repo_of(worktree: Worktree) -> pygit2.Repository:
@@ -209,7 +270,15 @@ def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
             raise UsageError(f"{raw}: not among the changes of session {view.session.name!r}")
     picked = [c for c in all_changes if not specs or any(_matches(c.path, s) for s in specs)]
     repo = repo_of(view.worktree)
-    return [_with_risks(repo, c) for c in picked]
+    brought = [c.path for c in all_changes if c.new_oid is not None]
+    deleted = {c.path: c.old_oid for c in picked if c.new_oid is None}
+    root_fd = beneath.open_root(view.worktree.root)
+    try:
+        shaped = foreign.gitdir_risks(root_fd, repo, view.head, brought)
+    finally:
+        os.close(root_fd)
+    untracked = _uncommitted(view.worktree, repo, deleted)
+    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked) for c in picked]
 
 
 def pathspecs(worktree: Worktree, paths: Sequence[str]) -> list[str]:

@@ -191,3 +191,26 @@ def test_a_new_presets_project_config_gets_a_row(monkeypatch: pytest.MonkeyPatch
     rows = {r.pattern: r.reason for r in risks._preset_rules()}
     assert "newagent" in rows["**/.newagent/**"] and "newagent" in rows["NEWAGENT.md"]
 
+
+FOREIGN = ["sub/.git", "vendor/lib/.git/config", ".GIT/config", "git~1/config", "a/GIT~1/HEAD",
+           ".git./config", ".git /x", ".g\u200cit/config", ".gitmodules", "sub/.gitmodules",
+           ".GITMODULES", "gitmod~1", "sub/.git\\config"]
+
+
+@pytest.mark.parametrize("path", FOREIGN)
+def test_spellings_of_dotgit_and_gitmodules_are_the_highest_risk(path: str) -> None:
+    got = flagged(path, old_mode=0)
+    assert got and got[0].startswith(risks.FOREIGN_GIT), (path, got)
+    assert flagged(path, old_mode=MODE_FILE, new_mode=0) == [] or \
+        not flagged(path, new_mode=0)[0].startswith(risks.FOREIGN_GIT)  # deleting one is not
+
+
+@pytest.mark.parametrize("path", [".github/x", "gitx/config", ".gitignore", ".gitattributes",
+                                  "my.git/config", "git~2x/HEAD", ".gitmodules.bak"])
+def test_names_near_dotgit_are_not_foreign(path: str) -> None:
+    assert not any(r.startswith(risks.FOREIGN_GIT) for r in flagged(path)), path
+
+
+def test_symlink_targets_are_quoted() -> None:
+    got = flagged("l", old_mode=0, new_mode=MODE_LINK, new_data=b"/etc/\x1b[2Kpasswd\r")
+    assert got == ['symlink to an absolute path: "/etc/\\033[2Kpasswd\\r"']

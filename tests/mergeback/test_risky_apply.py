@@ -108,3 +108,10 @@ def test_list_quotes_the_last_command(work: Work) -> None:
     assert "\x1b" not in out and "\r" not in out and '"\\033[2Kname\\r"' in out
 
 
+
+def test_capture_warnings_quote_names(work: Work) -> None:
+    """A name capture warns about (a fifo: git cannot store it) is quoted as git quotes it."""
+    p = work.ok("run", "-s", "s", "--", "sh", "-c",
+                r"""mkfifo "$(printf 'p\r\033[2Kx')" && echo y > plain.txt""")
+    assert "\x1b" not in p.stderr and "\r" not in p.stderr
+    assert 'skipped fifo "p\\r\\033[2Kx": git cannot store it' in p.stderr

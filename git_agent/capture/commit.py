@@ -445,10 +445,10 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
             os.close(upper_fd)
             progress.done()
 
-        meta = session.read_meta() if session.meta_path.exists() else {}
+        meta = session.read_meta()
         same_base = prev is not None and (
             prev == base_raw or _trailer(repo, prev, b"Agent-Base") == base_oid
-            or (meta.get("capture_tip") == prev.hex() and meta.get("capture_base") == base_oid))
+            or (meta.capture_tip == prev.hex() and meta.capture_base == base_oid))
 
         # the agent's own commits
         imported = 0

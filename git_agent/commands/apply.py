@@ -45,9 +45,9 @@ def choose(view: View, picked: Sequence[FileChange]) -> tuple[list[FileChange], 
     for i, c in enumerate(picked):
         answer = bulk
         verb = {"y": ": apply", "n": ": skip", "r": ": reject"}.get(answer or "", "")
-        ui.say(f"[{TAG[c.status]}] {c.shown}{verb}")
+        ui.echo(f"[{TAG[c.status]}] {c.shown}{verb}")
         for r in c.risks:
-            ui.say(f"  ! {r}")
+            ui.echo(f"  ! {r}")
         while answer is None:
             a = ui.ask(f"({i + 1}/{len(picked)}) apply {c.shown}? [y,n,r,d,Y,N,R,q,?] ")
             if a in ("Y", "N", "R"):
@@ -60,9 +60,9 @@ def choose(view: View, picked: Sequence[FileChange]) -> tuple[list[FileChange], 
                 ui.write_stdout(proc.run(diff_argv(view, spec, color=color, stat=False),
                                          cwd=view.worktree.root).stdout)
             elif a == "?":
-                ui.say(HELP.rstrip())
+                ui.echo(HELP.rstrip())
             else:
-                ui.say(f"unknown answer {a!r}; ? shows the choices")
+                ui.echo(f"unknown answer {a!r}; ? shows the choices")
         if answer == "q":
             break
         if answer == "y":
@@ -122,10 +122,10 @@ def confirm_risky(p: ApplyPlan, *, merge: bool, yes: bool) -> bool:
              if not a.noop and (merge or not a.conflict) and a.change.risks]
     if not risky:
         return True
-    ui.say(f"about to write {len(risky)} risky file{'s' if len(risky) != 1 else ''}:")
+    ui.echo(f"about to write {len(risky)} risky file{'s' if len(risky) != 1 else ''}:")
     for c in risky:
         for r in c.risks:
-            ui.say(f"  ! {c.shown}: {r}")
+            ui.echo(f"  ! {c.shown}: {r}")
     if yes:
         return True
     if not sys.stdin.isatty():
@@ -157,7 +157,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
         raise Conflict(f"{len(p.conflicts)} path(s) conflict; nothing was applied "
                        f"(--merge writes conflict markers):\n{lines}")
     if not confirm_risky(p, merge=merge, yes=yes):
-        ui.say("not applied; nothing was written")
+        ui.echo("not applied; nothing was written")
         return 1
     # what was written, or was already there; a conflict that kept yours stays in the session
     done = [a.change for a in p.actions if not (a.conflict and a.noop)]
@@ -181,7 +181,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
                         "in your worktree counts as applied") from e
     except GitAgentError as e:
         if held:  # said, then the signal that came meanwhile does what it would have done
-            ui.say(f"git agent: {e}")
+            ui.say(str(e))
             ui.act_on(held)
         raise
     report(p, rejected)
@@ -193,7 +193,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
             ui.say(f"note: {ui.quote_path(path)} stays in review: the agent deleted or replaced "
                    "its directory whole; that is released once all of it is applied or rejected")
     if held:
-        ui.say("git agent: interrupted, after apply finished (it does not stop halfway)")
+        ui.say("interrupted, after apply finished (it does not stop halfway)")
         ui.act_on(held)
     return 1 if p.conflicts else 0
 
@@ -201,11 +201,11 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
 def report(p: ApplyPlan, rejected: Sequence[FileChange]) -> None:
     applied = [a for a in p.actions if not a.conflict]
     if applied:
-        ui.say(f"applied {len(applied)} file{'s' if len(applied) != 1 else ''}")
+        ui.echo(f"applied {len(applied)} file{'s' if len(applied) != 1 else ''}")
     for a in p.conflicts:
         if a.markers:
-            ui.say(f"conflict markers written in {a.change.shown} ({a.conflict})")
+            ui.echo(f"conflict markers written in {a.change.shown} ({a.conflict})")
         else:
-            ui.say(f"conflict in {a.change.shown}: {a.conflict}")
+            ui.echo(f"conflict in {a.change.shown}: {a.conflict}")
     if rejected:
-        ui.say(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''}")
+        ui.echo(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''}")

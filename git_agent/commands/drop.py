@@ -46,7 +46,7 @@ def main(*, session_name: str, force: bool) -> int:
         answer = ui.ask(f"drop session {s.name!r} ({what}; branch "
                         f"{s.branch_name})? [y/N] ")
         if answer.lower() not in ("y", "yes"):
-            ui.say("not dropped")
+            ui.echo("not dropped")
             return 1
     with _locked(s):
         store_walk.remove_tree(s.dir)  # however deep the agent made its overlay

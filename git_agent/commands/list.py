@@ -22,23 +22,6 @@ def human_size(n: int) -> str:
     return f"{n}B"
 
 
-def _last_run(meta: dict[str, Any]) -> dict[str, Any] | None:
-    """The run step's last_run record, keeping only well-typed fields."""
-    raw = meta.get("last_run")
-    if not isinstance(raw, dict):
-        return None
-    out: dict[str, Any] = {}
-    cmd = raw.get("command")
-    if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
-        out["command"] = cmd
-    for key in ("start", "end"):
-        if isinstance(raw.get(key), (int, float)):
-            out[key] = raw[key]
-    if isinstance(raw.get("exit_status"), int):
-        out["exit_status"] = raw["exit_status"]
-    return out or None
-
-
 _STATE = {"run": "running", "apply": "applying", "drop": "dropping", "busy": "busy"}
 
 
@@ -54,7 +37,7 @@ def describe(worktree: Worktree, s: session.Session) -> dict[str, Any]:
         "head": head,
         "files": files_changed(worktree, base, head),
         "size": disk_usage(s.dir),
-        "last_run": _last_run(s.read_meta()),
+        "last_run": (last.as_dict() if (last := s.read_meta().last_run) else None),
     }
 
 

@@ -161,7 +161,7 @@ def closure(picked: Sequence[FileChange], everything: Sequence[FileChange]) -> l
             if p.path.startswith(c.path + b"/") or (
                     p.status != "deleted" and c.path.startswith(p.path + b"/")):
                 chosen.add(c.path)
-                ui.say(f"also applying the deletion of {c.shown} (needed by {p.shown})")
+                ui.echo(f"also applying the deletion of {c.shown} (needed by {p.shown})")
                 break
     return [c for c in everything if c.path in chosen]
 

@@ -61,13 +61,14 @@ def shaped_dirs(root_fd: int, repo: pygit2.Repository, head: str,
     trees: dict[bytes, pygit2.Tree | None] = {b"": tree}
     with Reach(root_fd) as reach:
         for d in sorted(dirs):  # parents first (a prefix sorts first), neighbours together
-            parts = d.split(b"/") if d else []
-            if d:
-                trees[d] = _subtree(repo, trees.get(b"/".join(parts[:-1])), parts[-1])
+            if not d:
+                continue  # the top has your .git, which git's discovery finds first
+            parts = d.split(b"/")
+            trees[d] = _subtree(repo, trees.get(b"/".join(parts[:-1])), parts[-1])
             here = trees[d]
             names = ({e.raw_name for e in here} if here is not None else set()) \
                 | _worktree_names(reach, parts)
-            if d and gittree.makes_gitdir(names):  # the top has your .git: git stops there
+            if gittree.makes_gitdir(names):
                 out[d] = (f"{FOREIGN_GIT}: {ui.quote_path(d + b'/')} would hold HEAD beside "
                           "objects/refs, a git dir whose config git reads")
     return out

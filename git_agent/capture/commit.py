@@ -22,7 +22,6 @@ import pygit2
 from git_agent import beneath, gittree, proc, ui
 from git_agent.capture import ignore, overlay, pack
 from git_agent.capture.overlay import Change, Kind
-from git_agent.capture.overlay import show as _show
 from git_agent.capture.sandboxgit import (
     Importer,
     SandboxObjects,
@@ -379,7 +378,7 @@ def _message(*, session: Session, base: str, command: list[str] | None,
     subject = "git agent: " + (short or reason or "capture")
     if exit_status is not None:
         subject += f" (exit {exit_status})"
-    body = [f"{s} {_show(p)}" for s, p in changes[:50]]
+    body = [f"{s} {ui.quote_path(p)}" for s, p in changes[:50]]
     if len(changes) > 50:
         body.append(f"... and {len(changes) - 50} more")
     if note:

@@ -115,3 +115,11 @@ def test_capture_warnings_quote_names(work: Work) -> None:
                 r"""mkfifo "$(printf 'p\r\033[2Kx')" && echo y > plain.txt""")
     assert "\x1b" not in p.stderr and "\r" not in p.stderr
     assert 'skipped fifo "p\\r\\033[2Kx": git cannot store it' in p.stderr
+
+
+def test_the_capture_commit_message_quotes_names(work: Work) -> None:
+    """`git log` prints a commit message as it is: the paths capture lists there are quoted."""
+    work.run(MAKE_IT)
+    body = work.git("log", "-1", "--format=%B", "agent/s")
+    assert "\x1b" not in body and "\r" not in body
+    assert f"A {QUOTED}" in body.splitlines()

@@ -163,6 +163,15 @@ NEW_ROWS = [
     (".zlogin", "start-up"), (".zlogout", "start-up"), (".kshrc", "start-up"),
     (".cshrc", "start-up"), (".tcshrc", "start-up"), (".inputrc", "readline"),
     (".config/fish/config.fish", "fish"), ("dotfiles/.config/fish/conf.d/x.fish", "fish"),
+    (".ssh/config", "ProxyCommand"), (".tmux.conf", "tmux"), (".helix/languages.toml", "Helix"),
+    (".dir-locals.el", "Emacs"), ("sub/.dir-locals-2.el", "Emacs"),
+    ("x.sublime-project", "Sublime"), (".vim/coc-settings.json", "coc"),
+    (".gdbinit", "gdb"), (".lldbinit", "lldb"), (".pdbrc", "pdb"), ("Procfile", "foreman"),
+    ("Brewfile", "Homebrew"), ("go.work", "Go workspace"), ("rust-toolchain", "Rust"),
+    ("rust-toolchain.toml", "Rust"), ("mvnw", "Maven"), (".mvn/extensions.xml", "Maven"),
+    (".mvn/wrapper/maven-wrapper.properties", "Maven"), (".bundle/config", "Bundler"),
+    ("home/.ssh/config", "ProxyCommand"), ("app/.bundle/config", "Bundler"),
+    ("a/.vim/coc-settings.json", "coc"),
 ]
 
 

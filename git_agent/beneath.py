@@ -65,6 +65,25 @@ def open_dir(dir_fd: int, rel: bytes | Sequence[bytes], *,
     return fd
 
 
+def reach(dir_fd: int, comps: Sequence[bytes]) -> tuple[int, int, OSError | None]:
+    """Open the directories comps beneath dir_fd one by one, as far as they go: (an fd on the
+    last one reached, how many of comps were opened, the OSError that stopped the walk or
+    None), for callers that must say which component failed and how."""
+    fd = os.dup(dir_fd)
+    try:
+        for i, name in enumerate(comps):
+            try:
+                nfd = os.open(name, DIR_FLAGS, dir_fd=fd)
+            except OSError as e:
+                return fd, i, e
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, len(comps), None
+
+
 @contextlib.contextmanager
 def parent(dir_fd: int, rel: bytes) -> Iterator[tuple[int, bytes]]:
     """(an fd on the directory holding rel's last component, that component); closed after."""

@@ -39,7 +39,12 @@ class Worktree(Record):
 
     def head_oid(self) -> str | None:
         """The commit HEAD points at, or None when unborn."""
-        out = proc.git("rev-parse", "-q", "--verify", "HEAD^{commit}", cwd=self.root, check=False)
+        return self.resolve("HEAD")
+
+    def resolve(self, ref: str) -> str | None:
+        """The commit ref names (a ref, HEAD, an oid), or None when it names none."""
+        out = proc.git("rev-parse", "-q", "--verify", "--end-of-options", f"{ref}^{{commit}}",
+                       cwd=self.root, check=False)
         return out.decode().strip() or None
 
 

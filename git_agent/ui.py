@@ -95,6 +95,29 @@ def write_stdout(data: bytes) -> None:
         silence(sys.stdout)
 
 
+_C_ESCAPES = {0x07: "a", 0x08: "b", 0x09: "t", 0x0A: "n", 0x0B: "v", 0x0C: "f", 0x0D: "r",
+              0x22: '"', 0x5C: "\\"}
+
+
+def quote_path(path: bytes | str) -> str:
+    """A path for a person, quoted as git does with core.quotePath: unchanged when plain,
+    else in double quotes with C escapes (\\n, \\r, \\", \\\\) and octal for other control
+    bytes, DEL and every byte >= 0x80 (so no name can move the cursor or recolour a terminal)."""
+    raw = os.fsencode(path) if isinstance(path, str) else path
+    if not any(b < 0x20 or b >= 0x7F or b in (0x22, 0x5C) for b in raw):
+        return raw.decode("ascii")
+    out = ['"']
+    for b in raw:
+        if b in _C_ESCAPES:
+            out.append("\\" + _C_ESCAPES[b])
+        elif b < 0x20 or b >= 0x7F:
+            out.append(f"\\{b:03o}")
+        else:
+            out.append(chr(b))
+    out.append('"')
+    return "".join(out)
+
+
 def say(message: str) -> None:
     """The one way to tell the user something: `git agent: MESSAGE` on stderr."""
     write_err(PREFIX + message)

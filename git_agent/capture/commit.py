@@ -22,7 +22,6 @@ import pygit2
 from git_agent import beneath, gittree, proc, ui
 from git_agent.capture import ignore, overlay, pack
 from git_agent.capture.overlay import Change, Kind
-from git_agent.capture.overlay import show as _show
 from git_agent.capture.sandboxgit import (
     Importer,
     SandboxObjects,
@@ -214,7 +213,8 @@ class _Builder:
     def _read(self, ch: Change) -> tuple[bytes, int] | None:
         """The file's data and mode; None (with a warning) when it is above MAX_BLOB."""
         if ch.metacopy:  # data still in the lower file
-            self.warnings.append(f"{_show(ch.path)!r}: metacopy upper, data read from the lower")
+            self.warnings.append(
+                f"{ui.quote_path(ch.path)}: metacopy upper, data read from the lower")
             fd = os.open(os.path.join(os.fsencode(self.root), ch.path), beneath.FILE_FLAGS)
         else:
             dir_fd, name = self._parent(ch.path)
@@ -228,7 +228,7 @@ class _Builder:
             os.close(fd)
         if data is None:
             self.warnings.append(
-                f"skipped {_show(ch.path)!r}: bigger than {MAX_BLOB >> 20} MiB (left in the "
+                f"skipped {ui.quote_path(ch.path)}: bigger than {MAX_BLOB >> 20} MiB (left in the "
                 "session, not captured)")
             return None
         return data, st.st_mode
@@ -250,9 +250,9 @@ class _Builder:
             return None  # removed by a still-running sandbox
         except OSError as e:
             if e.errno == errno.ELOOP:  # a dir swapped for a symlink: never followed
-                self.warnings.append(f"skipped {_show(ch.path)!r}: changed while capturing")
+                self.warnings.append(f"skipped {ui.quote_path(ch.path)}: changed while capturing")
                 return None
-            self.warnings.append(f"skipped {_show(ch.path)!r}: {e.strerror}")
+            self.warnings.append(f"skipped {ui.quote_path(ch.path)}: {e.strerror}")
             return None
         if got is None:
             return None
@@ -272,12 +272,12 @@ class _Builder:
         for name, ch in node.children.items():
             sub = _join(path, name)
             if gittree.is_dotgit(name):  # a nested repository, or .GIT, git~1, .git. ...
-                self.warnings.append(f"left out {_show(sub)!r}: git refuses it as a spelling "
+                self.warnings.append(f"left out {ui.quote_path(sub)}: git refuses it as a spelling "
                                      "of .git (it stays in the session)")
                 continue
             if gittree.is_dotgitmodules(name) and not isinstance(ch, _Node) \
                     and ch.kind is Kind.SYMLINK:
-                self.warnings.append(f"left out {_show(sub)!r}: git refuses a symlinked "
+                self.warnings.append(f"left out {ui.quote_path(sub)}: git refuses a symlinked "
                                      ".gitmodules (it stays in the session)")
                 continue
             old = entries.get(name)
@@ -378,7 +378,7 @@ def _message(*, session: Session, base: str, command: list[str] | None,
     subject = "git agent: " + (short or reason or "capture")
     if exit_status is not None:
         subject += f" (exit {exit_status})"
-    body = [f"{s} {_show(p)}" for s, p in changes[:50]]
+    body = [f"{s} {ui.quote_path(p)}" for s, p in changes[:50]]
     if len(changes) > 50:
         body.append(f"... and {len(changes) - 50} more")
     if note:

@@ -9,7 +9,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from git_agent import beneath
+from git_agent import beneath, ui
 from git_agent.record import Record
 
 # The kernel uses trusted.* as root in the initial namespace, user.* inside a user namespace.
@@ -130,7 +130,7 @@ def _walk_dir(dir_fd: int, rel: bytes, report: Walk, skip_top: tuple[bytes, ...]
         kind = classify(st, xattrs)
         if kind is Kind.SKIP:
             what = _special_name(st.st_mode)
-            report.warnings.append(f"skipped {what} {show(path)!r}: git cannot store it")
+            report.warnings.append(f"skipped {what} {ui.quote_path(path)}: git cannot store it")
             continue
         is_dir = kind in (Kind.DIR, Kind.OPAQUE_DIR)
         redirect = _xattr(xattrs, "redirect") if is_dir else None

@@ -178,6 +178,7 @@ Examples:
   git agent apply -- src/ README.md only these paths
   git agent apply -i                file by file: y n r d Y N R q ?
   git agent apply --merge           write conflict markers instead of refusing
+  git agent apply --yes             write risky files without asking (scripts)
 """
     ),
 )
@@ -188,17 +189,26 @@ Examples:
 @click.option(
     "--merge", is_flag=True, help="On conflict, write conflict markers instead of refusing."
 )
+@click.option(
+    "-y", "--yes", is_flag=True,
+    help="Write risky files without asking (needed without a terminal).",
+)
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
-def apply(session_name: str | None, interactive: bool, merge: bool, paths: tuple[str, ...]) -> None:
+def apply(
+    session_name: str | None, interactive: bool, merge: bool, yes: bool, paths: tuple[str, ...]
+) -> None:
     """Apply the session's changes onto the working tree (index and HEAD untouched).
 
     All or nothing: a conflict, a failed write (taken back) or a ^C (which waits for the end)
-    leaves the worktree as it was or gives it the whole change."""
+    leaves the worktree as it was or gives it the whole change. Risky files are listed first
+    and asked about once (without a terminal: refused unless --yes); a change that would make
+    git find another repository is always refused."""
     from git_agent.commands import apply as apply_mod
 
     sys.exit(
         apply_mod.main(
-            session_name=session_name, interactive=interactive, merge=merge, paths=list(paths)
+            session_name=session_name, interactive=interactive, merge=merge, paths=list(paths),
+            yes=yes,
         )
     )
 
@@ -217,9 +227,9 @@ Examples:
 @click.option("--json", "json_out", is_flag=True, help="A JSON list on stdout.")
 def list_(json_out: bool) -> None:
     """List the sessions of this worktree."""
-    from git_agent.commands import inventory
+    from git_agent.commands import list as list_mod
 
-    sys.exit(inventory.list_main(json_out=json_out))
+    sys.exit(list_mod.main(json_out=json_out))
 
 
 @cli.command(
@@ -236,9 +246,9 @@ Examples:
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
     """Delete a session: its overlay, metadata, base ref and branch agent/SESSION."""
-    from git_agent.commands import inventory
+    from git_agent.commands import drop as drop_mod
 
-    sys.exit(inventory.drop_main(session_name=session_name, force=force))
+    sys.exit(drop_mod.main(session_name=session_name, force=force))
 
 
 @cli.command(

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from git_agent import beneath, gittree
 from git_agent.capture import overlay
 from git_agent.errors import GitAgentError
+from git_agent.mergeback.reach import Reach
 from git_agent.session import Session
 
 _COVERS = (overlay.Kind.WHITEOUT, overlay.Kind.OPAQUE_DIR, overlay.Kind.FILE,
@@ -32,7 +33,6 @@ _COVERS = (overlay.Kind.WHITEOUT, overlay.Kind.OPAQUE_DIR, overlay.Kind.FILE,
 # what the base holds at a rejected path: (git mode, bytes; a link's target for links) or None
 BaseEntry = tuple[int, bytes] | None
 _OPAQUE_XATTR = "user.overlay.opaque"  # bwrap mounts the overlay in a user namespace
-_LINK, _EXEC, _FILE = 0o120000, 0o100755, 0o100644
 
 
 def check_upper(session: Session) -> None:
@@ -95,33 +95,28 @@ def _below(paths: Sequence[bytes], top: bytes) -> set[bytes]:
 
 
 def _leaves(root: int, top: bytes) -> set[bytes]:
-    """Every non-directory entry at or below top in the upper, as paths from the upper root."""
-    try:
-        fd = beneath.open_dir(root, top)
-    except OSError:
-        return {top}
-    try:
-        return _leaves_in(fd, top)
-    finally:
-        os.close(fd)
-
-
-def _leaves_in(dir_fd: int, rel: bytes) -> set[bytes]:
+    """Every non-directory entry at or below top in the upper, as paths from the upper root.
+    An explicit stack: no recursion on the tree's depth."""
     out: set[bytes] = set()
-    for name, st in beneath.scan(dir_fd):
-        path = rel + b"/" + name
-        if not stat.S_ISDIR(st.st_mode):
-            out.add(path)
-            continue
-        try:
-            sub = os.open(name, beneath.DIR_FLAGS, dir_fd=dir_fd)
-        except OSError:
-            out.add(path)  # no longer a dir: it is a leaf now
-            continue
-        try:
-            out |= _leaves_in(sub, path)
-        finally:
-            os.close(sub)
+    stack = [top]
+    with Reach(root) as reach:
+        while stack:
+            rel = stack.pop()
+            try:
+                fd = reach.open(rel.split(b"/"))
+            except OSError:
+                out.add(rel)  # no longer a dir: it is a leaf now
+                continue
+            try:
+                entries = beneath.scan(fd)
+            finally:
+                os.close(fd)
+            for name, st in entries:
+                path = rel + b"/" + name
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
+                else:
+                    out.add(path)
     return out
 
 
@@ -169,7 +164,7 @@ def _restore(root: int, cover: bytes, path: bytes, base: BaseEntry) -> bool:
             _remove(root, path)
         return True
     mode, data = base
-    if mode not in (_LINK, _EXEC, _FILE):
+    if mode not in (gittree.LINK, gittree.EXEC, gittree.BLOB):
         return False  # a submodule: no file can stand for it
     parts = path.split(b"/")
     fd = beneath.open_dir(root, parts[: len(cover.split(b"/"))])
@@ -189,10 +184,10 @@ def _restore(root: int, cover: bytes, path: bytes, base: BaseEntry) -> bool:
         name = parts[-1]
         if beneath.lexists(fd, name):
             beneath.rmtree(fd, name)
-        if mode == _LINK:
+        if mode == gittree.LINK:
             beneath.symlink(data, fd, name)
         else:
-            ffd = beneath.create(fd, name, 0o755 if mode == _EXEC else 0o644)
+            ffd = beneath.create(fd, name, 0o755 if mode == gittree.EXEC else 0o644)
             with os.fdopen(ffd, "wb") as f:
                 f.write(data)
     finally:

@@ -1,4 +1,9 @@
-"""Risk rules: which changes can run code or change behaviour outside the sandbox once applied."""
+"""Risk rules: which changes can run code or change behaviour outside the sandbox once applied.
+
+The highest is FOREIGN_GIT: a change after which git, run from some directory of the worktree,
+would find a repository or config other than the user's (a spelling of .git, .gitmodules, a
+directory shaped like a git dir; see foreign.py for the last). Review lists it first and apply
+refuses it always."""
 
 from __future__ import annotations
 
@@ -9,12 +14,10 @@ import posixpath
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from git_agent import gittree
+from git_agent import gittree, ui
 
-MODE_FILE = 0o100644
-MODE_EXEC = 0o100755
-MODE_LINK = 0o120000
-MODE_GITLINK = 0o160000
+# The highest risk: apply refuses any path with a reason starting so, whatever it is told.
+FOREIGN_GIT = "makes git find another repository"
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,8 @@ class Rule:
 
 # The one table. Order is irrelevant; every matching reason is reported once.
 RULES: tuple[Rule, ...] = (
-    # git itself, run later by the host's git
-    Rule("**/.git/**", "a .git entry: a nested repository or gitfile git would follow"),
-    Rule(".git", "a .git entry: a nested repository or gitfile git would follow"),
+    # git itself, run later by the host's git (every spelling of .git, and .gitmodules
+    # anywhere, are FOREIGN_GIT: foreign_name below)
     Rule(".gitattributes", "git attributes: pick filter, diff and merge drivers that run commands"),
     Rule(".gitmodules", "submodules: URLs git clones and fetches from"),
     Rule(".lfsconfig", "git-lfs config: where large files are fetched from and pushed to"),
@@ -59,7 +61,38 @@ RULES: tuple[Rule, ...] = (
     Rule("mise.toml", "mise config: runs hooks, tasks and env scripts"),
     Rule(".mise.toml", "mise config: runs hooks, tasks and env scripts"),
     Rule("**/.mise/**", "mise config: runs hooks, tasks and env scripts"),
+    Rule("mise.local.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule(".mise.local.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("mise.*.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule(".mise.*.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("**/.config/mise/**", "mise config: runs hooks, tasks and env scripts"),
+    Rule(".config/mise.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("mise/config.toml", "mise config: runs hooks, tasks and env scripts"),
+    Rule("**/mise/config.toml", "mise config: runs hooks, tasks and env scripts"),
     Rule(".tool-versions", "asdf/mise tool versions: picks the interpreters and tools you run"),
+    Rule(".python-version", "interpreter version file: picks the Python that pyenv/uv run"),
+    Rule(".node-version", "interpreter version file: picks the node that version managers run"),
+    Rule(".nvmrc", "interpreter version file: picks the node that nvm runs"),
+    Rule(".ruby-version", "interpreter version file: picks the Ruby that version managers run"),
+    # shell start-up files: a dotfiles repository is installed into your home
+    Rule(".bashrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".bash_profile", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".bash_login", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".bash_logout", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".profile", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zshrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zshenv", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zprofile", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zlogin", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".zlogout", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".kshrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".cshrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".tcshrc", "shell start-up file: runs in every shell once installed as a dotfile"),
+    Rule(".inputrc", "readline start-up file: key bindings that can run commands"),
+    Rule(".ssh/config", "ssh config: ProxyCommand, LocalCommand run once installed"),
+    Rule("**/.ssh/config", "ssh config: ProxyCommand, LocalCommand run once installed"),
+    Rule(".tmux.conf", "tmux config: run-shell and key bindings run commands once installed"),
+    Rule("**/.config/fish/**", "fish start-up files: run in every shell once installed"),
     # CI
     Rule("**/.github/workflows/**", "CI workflow: runs on push with the repository's secrets"),
     Rule("**/.github/actions/**", "CI action: runs in workflows with the repository's secrets"),
@@ -84,7 +117,21 @@ RULES: tuple[Rule, ...] = (
     Rule("**/.devcontainer/**", "dev container: image and lifecycle commands run on open"),
     Rule(".devcontainer.json", "dev container: image and lifecycle commands run on open"),
     Rule(".nvim.lua", "Neovim exrc: runs when the editor opens the directory"),
+    Rule(".nvimrc", "Neovim exrc: runs when the editor opens the directory"),
     Rule(".exrc", "vim exrc: runs when the editor opens the directory"),
+    Rule(".vimrc", "vim exrc: runs when the editor opens the directory"),
+    Rule(".gvimrc", "vim exrc: runs when the editor opens the directory"),
+    Rule(".lazy.lua", "lazy.nvim project spec: runs when the editor opens the directory"),
+    Rule("**/.zed/**", "Zed settings and tasks: language servers and commands it runs"),
+    Rule("**/.helix/**", "Helix workspace config: language servers and commands it runs"),
+    Rule(".dir-locals.el", "Emacs directory variables: eval forms run on opening a file here"),
+    Rule(".dir-locals-2.el", "Emacs directory variables: eval forms run on opening a file here"),
+    Rule("*.sublime-project", "Sublime Text project: build systems that run commands"),
+    Rule(".vim/coc-settings.json", "coc.nvim workspace settings: language servers it starts"),
+    Rule("**/.vim/coc-settings.json", "coc.nvim workspace settings: language servers it starts"),
+    Rule(".gdbinit", "debugger init file: commands gdb runs when started here"),
+    Rule(".lldbinit", "debugger init file: commands lldb runs when started here"),
+    Rule(".pdbrc", "debugger init file: Python commands pdb runs when started here"),
     # agents: configs that execute, and instructions a later (maybe unsandboxed) agent follows
     Rule("**/.claude/**", "Claude Code settings, hooks and commands: run by the next agent"),
     Rule(".mcp.json", "MCP servers: started by the next agent"),
@@ -109,7 +156,24 @@ RULES: tuple[Rule, ...] = (
     Rule("*.cmake", "build script: included by cmake"),
     Rule("meson.build", "build script: runs on meson"),
     Rule("justfile", "task runner recipes (just)"),
+    Rule(".justfile", "task runner recipes (just)"),
     Rule("Taskfile.yml", "task runner recipes (Task)"),
+    Rule("Taskfile.yaml", "task runner recipes (Task)"),
+    Rule("Taskfile.dist.yml", "task runner recipes (Task)"),
+    Rule("Taskfile.dist.yaml", "task runner recipes (Task)"),
+    Rule("Procfile", "process list: commands foreman/honcho/heroku local run"),
+    Rule("Brewfile", "Homebrew bundle: Ruby that brew bundle evaluates, packages it installs"),
+    Rule(".bazelrc", "Bazel options: flags, tools and commands of every build"),
+    Rule(".bazelversion", "Bazel version: which bazel binary bazelisk downloads and runs"),
+    Rule("MODULE.bazel", "Bazel module: dependencies and rules run on build"),
+    Rule("WORKSPACE", "Bazel workspace: repository rules run on build"),
+    Rule("WORKSPACE.bazel", "Bazel workspace: repository rules run on build"),
+    Rule("composer.json", "Composer manifest: scripts and plugins run on install"),
+    Rule("composer.lock", "PHP dependencies: installs run their plugins"),
+    Rule("bunfig.toml", "Bun config: preload scripts, registry and install behaviour"),
+    Rule("deno.json", "Deno config: tasks and import maps"),
+    Rule("deno.jsonc", "Deno config: tasks and import maps"),
+    Rule("pnpm-workspace.yaml", "pnpm workspace config: packages and which may run build scripts"),
     Rule("Rakefile", "build script: runs on rake"),
     Rule("setup.py", "Python build script: runs on pip install"),
     Rule("setup.cfg", "Python build config: entry points and build options"),
@@ -139,11 +203,19 @@ RULES: tuple[Rule, ...] = (
     Rule("Cargo.toml", "Rust manifest: build scripts, proc macros and dependencies"),
     Rule("**/.cargo/**", "cargo config: runners, linkers and aliases"),
     Rule("go.mod", "Go module: dependencies and toolchain downloads"),
+    Rule("go.work", "Go workspace: module replacements and toolchain downloads"),
+    Rule("rust-toolchain", "Rust toolchain file: picks (or points at) the rustc you run"),
+    Rule("rust-toolchain.toml", "Rust toolchain file: picks (or points at) the rustc you run"),
     Rule("build.gradle", "Gradle build script: runs on build"),
     Rule("build.gradle.kts", "Gradle build script: runs on build"),
     Rule("settings.gradle", "Gradle settings: runs on build"),
     Rule("settings.gradle.kts", "Gradle settings: runs on build"),
     Rule("gradlew", "Gradle wrapper: runs on build"),
+    Rule("mvnw", "Maven wrapper: downloads and runs Maven on build"),
+    Rule("mvnw.cmd", "Maven wrapper: downloads and runs Maven on build"),
+    Rule("**/.mvn/**", "Maven project config: wrapper URL, extensions, JVM options of builds"),
+    Rule(".bundle/config", "Bundler config: where gems and the Gemfile come from"),
+    Rule("**/.bundle/config", "Bundler config: where gems and the Gemfile come from"),
     Rule("**/gradle/wrapper/**", "Gradle wrapper: where the build tool is downloaded from"),
     Rule("pom.xml", "Maven build: plugins run on build"),
     Rule("**/.mvn/**", "Maven config and wrapper: runs on build"),
@@ -162,6 +234,29 @@ RULES: tuple[Rule, ...] = (
     Rule("shell.nix", "Nix shell: code run by nix-shell"),
     Rule("default.nix", "Nix expression: code nix evaluates and builds"),
 )
+
+# The agents git agent has presets for: their project configs (settings/presets.py, `project`),
+# so that a new preset cannot be left out. A pattern a row above has already is not repeated.
+def _preset_rules() -> tuple[Rule, ...]:
+    from git_agent.settings.presets import PRESETS
+
+    docs: dict[str, list[str]] = {}
+    for preset in PRESETS.values():
+        for path in preset.project:
+            docs.setdefault(preset_pattern(path), []).append(preset.name)
+    have = {r.pattern.lower() for r in RULES}
+    return tuple(Rule(p, f"agent config or instructions ({', '.join(d)}): steer the next agent "
+                         "or start tools")
+                 for p, d in docs.items() if p.lower() not in have)
+
+
+def preset_pattern(path: str) -> str:
+    """A preset's project path as a rule: `DIR/` is everything below DIR at any depth, a name
+    matches in any directory."""
+    return f"**/{path.rstrip('/')}/**" if path.endswith("/") else path
+
+
+RULES = RULES + _preset_rules()
 
 # package.json keys whose change makes npm/yarn run different code.
 PACKAGE_JSON_KEYS = {
@@ -239,13 +334,25 @@ def is_binary(data: bytes) -> bool:
 def symlink_risk(path: str, target: bytes) -> str | None:
     """Why a link at `path` is risky: absolute, pointing outside the worktree or into .git."""
     t = target.decode(errors="replace")
+    shown = ui.quote_path(target)
     if t.startswith("/"):
-        return f"symlink to an absolute path: {t}"
+        return f"symlink to an absolute path: {shown}"
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(path), t))
     if joined == ".." or joined.startswith("../"):
-        return f"symlink pointing outside the repository: {t}"
+        return f"symlink pointing outside the repository: {shown}"
     if any(gittree.is_dotgit(os.fsencode(c)) for c in joined.split("/")):  # .GIT, git~1 too
-        return f"symlink into .git: {t}"
+        return f"symlink into .git: {shown}"
+    return None
+
+
+def foreign_name(path: bytes) -> str | None:
+    """FOREIGN_GIT for a path holding a spelling of .git (a repository or gitfile git would
+    follow: .GIT, git~1, NTFS/HFS spellings) or of .gitmodules, at any depth."""
+    parts = path.split(b"/")
+    if any(gittree.is_dotgit(p) for p in parts):
+        return f"{FOREIGN_GIT}: a .git entry (a nested repository or gitfile git follows)"
+    if any(gittree.is_dotgitmodules(p) for p in parts):
+        return f"{FOREIGN_GIT}: .gitmodules (submodules git clones, fetches and enters)"
     return None
 
 
@@ -286,17 +393,20 @@ def assess(
     """
     out: list[str] = []
     name = path.rsplit("/", 1)[-1]
-    if new_mode == MODE_LINK and new_data is not None:
+    foreign = foreign_name(os.fsencode(path)) if new_mode else None
+    if foreign:
+        out.append(foreign)
+    if new_mode == gittree.LINK and new_data is not None:
         r = symlink_risk(path, new_data)
         if r:
             out.append(r)
-    if new_mode == MODE_EXEC and old_mode != MODE_EXEC:
+    if new_mode == gittree.EXEC and old_mode != gittree.EXEC:
         out.append("becomes executable" if old_mode else "new executable file")
-    if new_mode == MODE_GITLINK:
+    if new_mode == gittree.GITLINK:
         out.append("submodule commit: code fetched from elsewhere")
-    if new_mode in (MODE_FILE, MODE_EXEC) and new_data is not None and is_binary(new_data):
+    if new_mode in (gittree.BLOB, gittree.EXEC) and new_data is not None and is_binary(new_data):
         out.append("binary file: cannot be reviewed as text")
-    if name.lower() == "package.json" and new_mode != MODE_LINK:
+    if name.lower() == "package.json" and new_mode != gittree.LINK:
         out.extend(r for r in package_json_risks(old_data, new_data) if r not in out)
     out.extend(r for r in path_risks(path) if r not in out)
     return out

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from git_agent import beneath, gittree
+from git_agent import beneath, gittree, ui
 from git_agent.errors import GitAgentError
-from git_agent.mergeback.risks import MODE_EXEC, MODE_FILE, MODE_LINK
+from git_agent.gittree import BLOB, EXEC, LINK, TREE
+from git_agent.mergeback.reach import Reach
 
-MODE_DIR = 0o040000
-MODE_OTHER = 1  # a fifo, socket or device in the worktree
+OTHER = 1  # not a git mode: a fifo, socket or device in the worktree
 
 
 @dataclass(frozen=True)
@@ -37,39 +37,37 @@ class Entry:
 
     @property
     def is_file(self) -> bool:
-        return self.mode in (MODE_FILE, MODE_EXEC)
+        return self.mode in (BLOB, EXEC)
 
 
 def components(path: bytes) -> list[bytes]:
-    parts = path.split(b"/")
-    if not path or any(p in (b"", b".", b"..") for p in parts):
+    """beneath.parts of a worktree path, never empty; a spelling of .git is refused."""
+    try:
+        parts = beneath.parts(path)
+    except ValueError:
+        parts = []
+    if not parts:
         raise GitAgentError(f"refusing the path {path!r}: not a plain relative path")
     if any(gittree.is_dotgit(p) for p in parts):  # .git, and .GIT, git~1, .git. ...
         raise GitAgentError(
-            f"refusing to write {os.fsdecode(path)}: paths under .git are never applied; "
+            f"refusing to write {ui.quote_path(path)}: paths under .git are never applied; "
             "reject it with `git agent apply -i` (r)")
     return parts
 
 
-def open_root(root: Path) -> int:
-    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+open_root = beneath.open_root
 
 
 def _open_dir(root_fd: int, parts: Sequence[bytes]) -> tuple[int | None, bytes | None]:
-    """An fd on the dir holding the last part, or (None, the first parent that is not a dir)."""
-    fd = os.dup(root_fd)
-    for i, part in enumerate(parts[:-1]):
-        try:
-            nfd = os.open(part, beneath.DIR_FLAGS, dir_fd=fd)
-        except OSError as e:
-            os.close(fd)
-            if isinstance(e, PermissionError):  # a dir of yours apply may not enter: not absent
-                raise
-            missing = isinstance(e, FileNotFoundError)
-            return None, None if missing else b"/".join(parts[: i + 1])
-        os.close(fd)
-        fd = nfd
-    return fd, None
+    """An fd on the dir holding the last part, or (None, the first parent that is not a dir;
+    None when one is missing). PermissionError: a dir of yours apply may not enter."""
+    fd, n, err = beneath.reach(root_fd, parts[:-1])
+    if err is None:
+        return fd, None
+    os.close(fd)
+    if isinstance(err, PermissionError):  # not absent: yours, unreadable
+        raise err
+    return None, None if isinstance(err, FileNotFoundError) else b"/".join(parts[: n + 1])
 
 
 Sig = tuple[int, int, int, int]  # what lstat says of an entry: type and bits, inode, size, mtime
@@ -94,19 +92,19 @@ def read_signed(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None, 
         return None, blocker, None
     try:
         try:
-            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            st = beneath.lstat(fd, parts[-1])
         except FileNotFoundError:
             return None, None, None
         if stat.S_ISLNK(st.st_mode):
-            return Entry(MODE_LINK, os.readlink(parts[-1], dir_fd=fd)), None, sig(st)
+            return Entry(LINK, beneath.readlink(fd, parts[-1])), None, sig(st)
         if stat.S_ISDIR(st.st_mode):
-            return Entry(MODE_DIR), None, sig(st)
+            return Entry(TREE), None, sig(st)
         if not stat.S_ISREG(st.st_mode):
-            return Entry(MODE_OTHER), None, sig(st)
-        ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            return Entry(OTHER), None, sig(st)
+        ffd = os.open(parts[-1], beneath.FILE_FLAGS, dir_fd=fd)
         with os.fdopen(ffd, "rb") as f:
             data = f.read()
-        return Entry(MODE_EXEC if st.st_mode & 0o100 else MODE_FILE, data), None, sig(st)
+        return Entry(EXEC if st.st_mode & 0o100 else BLOB, data), None, sig(st)
     finally:
         os.close(fd)
 
@@ -125,18 +123,25 @@ def files_below(root_fd: int, path: bytes) -> Iterable[bytes]:
 
 
 def _below(fd: int, path: bytes) -> Iterable[bytes]:
-    for name in os.listdir(fd):
-        sub = path + b"/" + os.fsencode(name)
-        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode) and not gittree.is_dotgit(os.fsencode(name)):
-            dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
+    """files_below's walk, with an explicit stack (no recursion on the tree's depth); each
+    directory is reached by fd (reach.Reach), listed, and closed before the next."""
+    stack: list[tuple[bytes, list[bytes]]] = [(path, [])]  # (path, components below fd)
+    with Reach(fd) as reach:
+        while stack:
+            here, rel = stack.pop()
+            dfd = reach.open(rel)
             try:
-                inner = list(_below(dfd, sub))
+                entries = beneath.scan(dfd)
             finally:
                 os.close(dfd)
-            yield from inner or [sub + b"/"]
-        else:
-            yield sub
+            if not entries and rel:
+                yield here + b"/"
+            for name, st in entries:
+                sub = here + b"/" + name
+                if stat.S_ISDIR(st.st_mode) and not gittree.is_dotgit(name):
+                    stack.append((sub, [*rel, name]))
+                else:
+                    yield sub
 
 
 def emptied_by(below: Iterable[bytes], deleting: set[bytes]) -> bool:
@@ -227,7 +232,7 @@ class Journal:
                 step()
             except Exception as e:  # noqa: BLE001 - each step is tried whatever the last did
                 why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-                failed.append(f"{os.fsdecode(path)}: {why}")
+                failed.append(f"{ui.quote_path(path)}: {why}")
         if failed and self._kept and self._spare_path is not None:
             failed.append(f"(what could not be put back is kept in {self._spare_path})")
         else:
@@ -308,7 +313,7 @@ def _check(path: bytes, st: os.stat_result | None, before: Entry | None,
         same = st is not None and sig(st) == before_sig
     if not same:
         how = "appeared in" if before is None else "changed in" if st else "is gone from"
-        raise Changed(f"{os.fsdecode(path)} {how} your worktree since apply read it; "
+        raise Changed(f"{ui.quote_path(path)} {how} your worktree since apply read it; "
                       "apply again")
 
 
@@ -333,12 +338,11 @@ def write(root_fd: int, path: bytes, entry: Entry, bits: int | None,
                 assert before is not None
                 keep_bits = stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
                 undo = partial(write, root_fd, path, before, keep_bits, None)
-        if entry.mode == MODE_LINK:
+        if entry.mode == LINK:
             os.symlink(entry.data, tmp, dir_fd=fd)
         else:
-            exe = entry.mode == MODE_EXEC
-            ffd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o777 if exe else 0o666, dir_fd=fd)
+            exe = entry.mode == EXEC
+            ffd = beneath.create(fd, tmp, 0o777 if exe else 0o666)
             try:
                 with os.fdopen(ffd, "wb", closefd=False) as f:
                     f.write(entry.data)
@@ -370,8 +374,9 @@ def _empty(fd: int, name: bytes) -> bool:
 
 
 def _stat_at(fd: int, name: bytes) -> os.stat_result | None:
+    """beneath.lstat, None when nothing is there."""
     try:
-        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        return beneath.lstat(fd, name)
     except FileNotFoundError:
         return None
 
@@ -381,38 +386,56 @@ def _remove_dir(fd: int, name: bytes, path: bytes, journal: Journal | None) -> N
     it may hold, journaled. One that holds anything else (a file of yours apply did not
     count) is refused: it is never moved away."""
     if not _only_dirs(fd, name):
-        raise Changed(f"{os.fsdecode(path)} is a directory in your worktree that holds more "
+        raise Changed(f"{ui.quote_path(path)} is a directory in your worktree that holds more "
                       "than apply read there; apply again")
     if journal is not None and journal.keep(fd, name, path, move=True):
         return
     _rmdirs(fd, name, path, journal)
 
 
+def _dirs_below(fd: int, name: bytes) -> list[tuple[list[bytes], int]] | None:
+    """Every directory at or below the entry name of dir fd, parents before children, as
+    (components from fd, permission bits); None when it holds anything but directories.
+    An explicit stack: no recursion on the tree's depth."""
+    out: list[tuple[list[bytes], int]] = []
+    stack = [[name]]
+    with Reach(fd) as reach:
+        while stack:
+            rel = stack.pop()
+            dfd = reach.open(rel)
+            try:
+                out.append((rel, stat.S_IMODE(os.fstat(dfd).st_mode)))
+                entries = beneath.scan(dfd)
+            finally:
+                os.close(dfd)
+            for n, st in entries:
+                if not stat.S_ISDIR(st.st_mode):
+                    return None
+                stack.append([*rel, n])
+    return out
+
+
 def _only_dirs(fd: int, name: bytes) -> bool:
-    dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
-    try:
-        for n in os.listdir(dfd):
-            st = os.stat(n, dir_fd=dfd, follow_symlinks=False)
-            if not stat.S_ISDIR(st.st_mode) or not _only_dirs(dfd, os.fsencode(n)):
-                return False
-        return True
-    finally:
-        os.close(dfd)
+    return _dirs_below(fd, name) is not None
 
 
 def _rmdirs(fd: int, name: bytes, path: bytes, journal: Journal | None) -> None:
     """rmdir a tree of empty directories, deepest first; each is noted after those it held, so
     that the undo makes it again before them."""
-    bits = stat.S_IMODE(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
-    dfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
-    try:
-        for n in os.listdir(dfd):
-            _rmdirs(dfd, os.fsencode(n), path + b"/" + os.fsencode(n), journal)
-    finally:
-        os.close(dfd)
-    os.rmdir(name, dir_fd=fd)
-    if journal is not None:
-        journal.note(path, partial(_mkdir, journal.root_fd, path, bits))
+    dirs = _dirs_below(fd, name)
+    if dirs is None:
+        raise OSError(errno.ENOTEMPTY, os.strerror(errno.ENOTEMPTY), os.fsdecode(path))
+    prefix = path.rsplit(b"/", 1)[0] + b"/" if b"/" in path else b""
+    with Reach(fd) as reach:
+        for rel, bits in reversed(dirs):  # children before their parent
+            pfd = reach.open(rel[:-1])
+            try:
+                os.rmdir(rel[-1], dir_fd=pfd)
+            finally:
+                os.close(pfd)
+            if journal is not None:
+                here = prefix + b"/".join(rel)
+                journal.note(here, partial(_mkdir, journal.root_fd, here, bits))
 
 
 def delete(root_fd: int, path: bytes, journal: Journal, before: Entry | None,

@@ -86,6 +86,11 @@ class Session(Record):
         return BRANCH_PREFIX + self.name
 
     @property
+    def branch_name(self) -> str:
+        """The branch as people name it: agent/NAME."""
+        return self.branch.removeprefix("refs/heads/")
+
+    @property
     def base_ref(self) -> str:
         return BASE_PREFIX + self.name
 

@@ -21,7 +21,7 @@ class Preset(Record):
         "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source",
         "install",
         "keep", "keep_json",
-        "allow_hosts",
+        "allow_hosts", "project",
         "default_env", "args",
     )
 
@@ -42,6 +42,7 @@ class Preset(Record):
         allow_hosts: tuple[str, ...] = (),
         default_env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        project: tuple[str, ...] = (),
     ):
         self.name = name
         self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
@@ -63,6 +64,8 @@ class Preset(Record):
         # switches that stop telemetry, update checks and downloads of plugins
         self.default_env: dict[str, str] = default_env if default_env is not None else {}
         self.args = args  # put after the agent's own name when that is the command run
+        self.project = project  # what it reads in the repository (config, instructions);
+        # "/" = dir. Review flags each as a risk (mergeback/risks.py derives its rows from it)
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the given fields changed."""
@@ -125,6 +128,7 @@ PRESETS: dict[str, Preset] = {
            default_env={"DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
                         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"},
            mounts=(".local/share/claude",),
+           project=(".claude/", ".mcp.json", "CLAUDE.md", "CLAUDE.local.md"),
            home=(".claude/", ".claude.json"),
            keep=(".claude/.credentials.json",), keep_json={".claude.json": CLAUDE_JSON_KEYS},
            allow_hosts=("api.anthropic.com", "statsig.anthropic.com", "console.anthropic.com",
@@ -137,6 +141,7 @@ PRESETS: dict[str, Preset] = {
            # all fail). A later -c or --sandbox on the command line still wins.
            args=("-c", 'sandbox_mode="danger-full-access"', "-c", "analytics.enabled=false",
                  "-c", "check_for_update_on_startup=false", "-c", "features.plugins=false"),
+           project=(".codex/", "AGENTS.md", "AGENTS.override.md"),
            home=(".codex/",), keep=(".codex/auth.json",),
            doc="OpenAI Codex CLI (login needs --net host)"),
         _p("gemini",
@@ -148,6 +153,7 @@ PRESETS: dict[str, Preset] = {
            default_env={"GEMINI_TELEMETRY_ENABLED": "false"},
            allow_hosts=("generativelanguage.googleapis.com", "cloudcode-pa.googleapis.com",
                         "oauth2.googleapis.com", "accounts.google.com"),
+           project=(".gemini/", "GEMINI.md"),
            home=(".gemini/",), keep=(".gemini/oauth_creds.json", ".gemini/google_accounts.json"),
            doc="Gemini CLI"),
         _p("aider",
@@ -160,6 +166,8 @@ PRESETS: dict[str, Preset] = {
                         "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
            mounts=(".local/share/uv/tools/aider-chat", ".local/share/uv/python",
                    ".local/share/pipx/venvs/aider-chat"),
+           project=(".aider.conf.yml", ".aider.model.settings.yml",
+                    ".aider.model.metadata.json"),
            home=(".aider/", ".aider.conf.yml"), doc="aider"),
         _p("opencode",
            ("OPENCODE_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
@@ -170,6 +178,7 @@ PRESETS: dict[str, Preset] = {
            default_env={"OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
                         "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1"},
            mounts=(".opencode/bin",),
+           project=("opencode.json", "opencode.jsonc", ".opencode/", "AGENTS.md"),
            home=(".config/opencode/", ".local/share/opencode/", ".local/state/opencode/",
                  ".cache/opencode/"),
            keep=(".local/share/opencode/auth.json",), doc="opencode"),
@@ -179,23 +188,28 @@ PRESETS: dict[str, Preset] = {
             "OLLAMA_HOST", "AZURE_OPENAI_*"),
            # no keyring daemon inside: keep secrets in ~/.config/goose/secrets.yaml
            set_env={"GOOSE_DISABLE_KEYRING": "1"},
+           project=(".goosehints", ".goose/", "AGENTS.md"),
            home=(".config/goose/", ".local/share/goose/", ".local/state/goose/"),
            keep=(".config/goose/secrets.yaml",), doc="goose"),
         _p("cursor-agent", ("CURSOR_API_KEY",), mounts=(".local/share/cursor-agent",),
+           project=(".cursor/", ".cursorrules", "AGENTS.md"),
            home=(".cursor/", ".config/cursor/"), keep=(".config/cursor/auth.json",),
            doc="Cursor CLI"),
         _p("amp", ("AMP_API_KEY", "AMP_URL", "AMP_SETTINGS_FILE"),
+           project=("AGENT.md", "AGENTS.md", ".amp/"),
            home=(".config/amp/", ".local/share/amp/", ".cache/amp/"),
            keep=(".local/share/amp/secrets.json",), doc="Amp"),
         _p("qwen", ("QWEN_*", "DASHSCOPE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                     "OPENAI_MODEL"),
            default_env={"QWEN_USAGE_STATISTICS_ENABLED": "false"},  # its RUM usage reports
+           project=(".qwen/", "QWEN.md"),
            home=(".qwen/",), keep=(".qwen/oauth_creds.json",), doc="Qwen Code"),
         _p("crush",
            ("CRUSH_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "VERTEXAI_PROJECT",
             "VERTEXAI_LOCATION", "AZURE_OPENAI_API_ENDPOINT", "AZURE_OPENAI_API_KEY",
             "AZURE_OPENAI_API_VERSION"),
+           project=("crush.json", ".crush.json", ".crush/", "CRUSH.md"),
            home=(".config/crush/", ".local/share/crush/"), doc="Crush"),
     )
 }

@@ -15,7 +15,7 @@ from tests.mergeback.conftest import Work
 def test_apply_all_writes_the_worktree_only_and_consumes(work: Work) -> None:
     work.run("echo more >> src/app.py; echo new > new.txt; rm src/util.py; chmod +x tool.sh")
     before = work.index_and_head()
-    work.ok("apply", "s")
+    work.ok("apply", "--yes", "s")  # tool.sh becomes executable: a risk line
     assert work.index_and_head() == before
     assert work.git("status", "--porcelain").splitlines() == [
         " M src/app.py", " D src/util.py", " M tool.sh", "?? new.txt"]
@@ -101,7 +101,7 @@ def test_deleted_directory_tree(work: Work) -> None:
 def test_mode_symlink_and_type_changes(work: Work) -> None:
     work.sh("ln -s README.md r && git add r && git commit -qm r")
     work.run("chmod +x tool.sh; ln -sfn src/app.py r; rm README.md; ln -s docs/c.md README.md")
-    work.ok("apply", "s")
+    work.ok("apply", "-y", "s")
     assert os.access(work.root / "tool.sh", os.X_OK)
     assert os.readlink(work.root / "r") == "src/app.py"
     assert os.readlink(work.root / "README.md") == "docs/c.md"

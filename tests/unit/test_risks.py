@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from git_agent.gittree import BLOB as MODE_FILE
+from git_agent.gittree import EXEC as MODE_EXEC
+from git_agent.gittree import GITLINK as MODE_GITLINK
+from git_agent.gittree import LINK as MODE_LINK
 from git_agent.mergeback import risks
-from git_agent.mergeback.risks import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_LINK, assess
+from git_agent.mergeback.risks import assess
 
 
 def flagged(path: str, **kw: object) -> list[str]:
@@ -131,3 +135,91 @@ def test_the_rule_table_lookup_matches_each_rule_one_by_one() -> None:
     paths = {"/".join(rnd.choice(parts) for _ in range(rnd.randint(1, 5))) for _ in range(20000)}
     assert [p for p in paths if risks.path_risks(p) != one_by_one(p)] == []
     assert sum(1 for p in paths if one_by_one(p)) > 1000  # the sample does hit rules
+
+
+# Issue 12.6: the rows added for agents' project configs, tools that run or pick programs, and
+# shell start-up files of a dotfiles repository. One case per row, with the words it must say.
+NEW_ROWS = [
+    ("opencode.json", "opencode"), ("opencode.jsonc", "opencode"),
+    (".opencode/agent/x.md", "opencode"), ("crush.json", "crush"), (".crush.json", "crush"),
+    (".crush/x", "crush"), ("CRUSH.md", "crush"), (".qwen/settings.json", "qwen"),
+    ("QWEN.md", "qwen"), (".goosehints", "goose"), (".goose/recipe.yaml", "goose"),
+    ("AGENT.md", "amp"), (".amp/settings.json", "amp"), ("AGENTS.override.md", "codex"),
+    (".aider.model.settings.yml", "aider"), (".aider.model.metadata.json", "aider"),
+    ("composer.json", "Composer"), ("composer.lock", "PHP"), ("bunfig.toml", "Bun"),
+    (".nvimrc", "exrc"), (".vimrc", "exrc"), (".gvimrc", "exrc"), (".lazy.lua", "lazy.nvim"),
+    (".zed/tasks.json", "Zed"), (".zed/settings.json", "Zed"), (".bazelrc", "Bazel"),
+    (".bazelversion", "bazel"), ("MODULE.bazel", "Bazel"), ("WORKSPACE", "Bazel"),
+    ("WORKSPACE.bazel", "Bazel"), ("mise.local.toml", "mise"), (".mise.local.toml", "mise"),
+    ("mise.dev.toml", "mise"), (".mise.dev.toml", "mise"), (".config/mise/config.toml", "mise"),
+    (".config/mise.toml", "mise"), ("mise/config.toml", "mise"), (".python-version", "Python"),
+    (".node-version", "node"), (".nvmrc", "nvm"), (".ruby-version", "Ruby"),
+    ("Taskfile.yaml", "Task"), ("Taskfile.yml", "Task"), ("taskfile.yaml", "Task"),
+    ("Taskfile.dist.yml", "Task"), ("Taskfile.dist.yaml", "Task"), (".justfile", "just"),
+    ("Justfile", "just"), ("deno.json", "Deno"), ("deno.jsonc", "Deno"),
+    ("pnpm-workspace.yaml", "pnpm"), (".bashrc", "start-up"), (".bash_profile", "start-up"),
+    (".bash_login", "start-up"), (".bash_logout", "start-up"), (".profile", "start-up"),
+    (".zshrc", "start-up"), (".zshenv", "start-up"), (".zprofile", "start-up"),
+    (".zlogin", "start-up"), (".zlogout", "start-up"), (".kshrc", "start-up"),
+    (".cshrc", "start-up"), (".tcshrc", "start-up"), (".inputrc", "readline"),
+    (".config/fish/config.fish", "fish"), ("dotfiles/.config/fish/conf.d/x.fish", "fish"),
+    (".ssh/config", "ProxyCommand"), (".tmux.conf", "tmux"), (".helix/languages.toml", "Helix"),
+    (".dir-locals.el", "Emacs"), ("sub/.dir-locals-2.el", "Emacs"),
+    ("x.sublime-project", "Sublime"), (".vim/coc-settings.json", "coc"),
+    (".gdbinit", "gdb"), (".lldbinit", "lldb"), (".pdbrc", "pdb"), ("Procfile", "foreman"),
+    ("Brewfile", "Homebrew"), ("go.work", "Go workspace"), ("rust-toolchain", "Rust"),
+    ("rust-toolchain.toml", "Rust"), ("mvnw", "Maven"), (".mvn/extensions.xml", "Maven"),
+    (".mvn/wrapper/maven-wrapper.properties", "Maven"), (".bundle/config", "Bundler"),
+    ("home/.ssh/config", "ProxyCommand"), ("app/.bundle/config", "Bundler"),
+    ("a/.vim/coc-settings.json", "coc"),
+]
+
+
+@pytest.mark.parametrize(("path", "word"), NEW_ROWS)
+def test_new_rows_are_flagged(path: str, word: str) -> None:
+    got = flagged(path)
+    assert any(word.lower() in r.lower() for r in got), (path, got)
+
+
+def test_every_presets_project_config_is_flagged() -> None:
+    from git_agent.settings.presets import PRESETS
+
+    for preset in PRESETS.values():
+        assert preset.project, f"preset {preset.name} declares no project config"
+        for path in preset.project:
+            probe = path + "x.json" if path.endswith("/") else path
+            assert flagged(probe), (preset.name, probe)
+            assert flagged("sub/" + probe), (preset.name, "sub/" + probe)
+
+
+def test_a_new_presets_project_config_gets_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    from git_agent.settings import presets
+
+    new = presets.Preset("newagent", project=(".newagent/", "NEWAGENT.md"))
+    monkeypatch.setitem(presets.PRESETS, "newagent", new)
+    rows = {r.pattern: r.reason for r in risks._preset_rules()}
+    assert "newagent" in rows["**/.newagent/**"] and "newagent" in rows["NEWAGENT.md"]
+
+
+FOREIGN = ["sub/.git", "vendor/lib/.git/config", ".GIT/config", "git~1/config", "a/GIT~1/HEAD",
+           ".git./config", ".git /x", ".g\u200cit/config", ".gitmodules", "sub/.gitmodules",
+           ".GITMODULES", "gitmod~1", "sub/.git\\config"]
+
+
+@pytest.mark.parametrize("path", FOREIGN)
+def test_spellings_of_dotgit_and_gitmodules_are_the_highest_risk(path: str) -> None:
+    got = flagged(path, old_mode=0)
+    assert got and got[0].startswith(risks.FOREIGN_GIT), (path, got)
+    assert flagged(path, old_mode=MODE_FILE, new_mode=0) == [] or \
+        not flagged(path, new_mode=0)[0].startswith(risks.FOREIGN_GIT)  # deleting one is not
+
+
+@pytest.mark.parametrize("path", [".github/x", "gitx/config", ".gitignore", ".gitattributes",
+                                  "my.git/config", "git~2x/HEAD", ".gitmodules.bak"])
+def test_names_near_dotgit_are_not_foreign(path: str) -> None:
+    assert not any(r.startswith(risks.FOREIGN_GIT) for r in flagged(path)), path
+
+
+def test_symlink_targets_are_quoted() -> None:
+    got = flagged("l", old_mode=0, new_mode=MODE_LINK, new_data=b"/etc/\x1b[2Kpasswd\r")
+    assert got == ['symlink to an absolute path: "/etc/\\033[2Kpasswd\\r"']

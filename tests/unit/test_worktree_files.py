@@ -4,12 +4,13 @@ journal's undo gives back the very entries it replaced or removed."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from git_agent.gittree import BLOB as MODE_FILE
 from git_agent.mergeback import worktree_files as files
-from git_agent.mergeback.risks import MODE_FILE
 from git_agent.mergeback.worktree_files import Entry
 
 
@@ -88,3 +89,53 @@ def test_the_lock_s_holder_is_trusted_only_while_its_pid_lives(tmp_path: Path) -
             p.kill()
             p.wait()
     assert s.holder() is None  # released with its holder, whatever the text says
+
+
+DEEP = 1500  # deeper than Python's recursion limit
+
+
+def _chain(top: Path, depth: int, leaf: bool) -> bytes:
+    """depth nested dirs d/d/... under top (made by fd: the path outgrows PATH_MAX's comfort),
+    with a file at the bottom when leaf; returns the bottom dir's path from top."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    if leaf:
+        os.close(os.open("leaf", os.O_CREAT | os.O_WRONLY, 0o600, dir_fd=fd))
+    os.close(fd)
+    return b"/".join([b"d"] * depth)
+
+
+def test_walks_do_not_recurse_on_depth(tmp_path: Path) -> None:
+    """security.md, "What comes back", rule 4: any depth. files_below, the empty-dirs removal
+    apply does (with its undo) and consume's walk of the upper, on a 1,500-deep tree."""
+    from git_agent.mergeback import consume, store_walk
+
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        bottom = _chain(work, DEEP, leaf=True)
+        (work / "top").mkdir()
+        root = files.open_root(work)
+        try:
+            assert list(files.files_below(root, b"d")) == [bottom + b"/leaf"]
+            assert consume._leaves(root, b"d") == {bottom + b"/leaf"}
+            assert not files._only_dirs(root, b"d")
+            with files.beneath.opened_dir(root, bottom) as fd:
+                os.unlink(b"leaf", dir_fd=fd)
+            assert list(files.files_below(root, b"d")) == [bottom + b"/"]  # an empty dir
+            assert files._only_dirs(root, b"d")
+            journal = files.Journal(root, None)
+            files._rmdirs(root, b"d", b"d", journal)
+            assert sorted(os.listdir(work)) == ["top"]
+            assert journal.undo() == []  # made again, parents first
+            assert list(files.files_below(root, b"d")) == [bottom + b"/"]
+        finally:
+            os.close(root)
+        store_walk.remove_tree(work)  # what drop uses on a session's folder
+        assert not work.exists()
+    finally:  # pytest's own clean-up of tmp_path recurses on depth: never leave it a deep tree
+        subprocess.run(["rm", "-rf", os.fspath(work)], check=True)

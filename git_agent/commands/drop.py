@@ -1,0 +1,59 @@
+"""`git agent drop`: remove a session (its overlay, metadata, base ref and branch)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+from git_agent import proc, session, ui
+from git_agent.errors import GitAgentError, SessionBusy
+from git_agent.mergeback import store_walk
+from git_agent.mergeback.view import files_changed
+from git_agent.repo import find_worktree
+
+
+@contextlib.contextmanager
+def _locked(s: session.Session) -> Iterator[None]:
+    """Hold the session's lock while removing it, so no run starts meanwhile."""
+    if not s.dir.is_dir():
+        yield
+        return
+    with session.Lock(s, "drop"):
+        yield
+
+
+def main(*, session_name: str, force: bool) -> int:
+    worktree = find_worktree()
+    s = session.get(worktree, session_name)
+    base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
+    if not s.dir.exists() and base is None and head is None:
+        raise GitAgentError(f"no session {s.name!r} in this worktree")
+    doing = s.holder()
+    if doing == "run":
+        raise SessionBusy(f"session {s.name!r} is running; end it first, then drop it")
+    if doing is not None:  # said before asking; the lock below is the real guard
+        raise SessionBusy(session.busy_message(s, doing), doing=doing)
+    if worktree.head_ref() == s.branch:
+        raise GitAgentError(f"{s.branch_name} is checked out here; "
+                            "switch to another branch first")
+    if not force:
+        if not sys.stdin.isatty():
+            raise GitAgentError(f"not dropping session {s.name!r} without a terminal to ask "
+                                "on; pass --force")
+        n = files_changed(worktree, base, head)
+        what = f"{n} changed file{'s' if n != 1 else ''}" if n is not None else "its overlay"
+        answer = ui.ask(f"drop session {s.name!r} ({what}; branch "
+                        f"{s.branch_name})? [y/N] ")
+        if answer.lower() not in ("y", "yes"):
+            ui.echo("not dropped")
+            return 1
+    with _locked(s):
+        store_walk.remove_tree(s.dir)  # however deep the agent made its overlay
+        session.remove(s)
+        for ref, old in ((s.branch, head), (s.base_ref, base)):
+            if old is not None:
+                proc.git("update-ref", "-m", f"git agent: drop {s.name}", "-d", ref, old,
+                         cwd=worktree.root)
+    ui.say(f"dropped session {s.name!r}")
+    return 0

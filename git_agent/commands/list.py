@@ -1,0 +1,77 @@
+"""`git agent list`: the sessions of this worktree, their state, size and last run."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from typing import Any
+
+from git_agent import session, ui
+from git_agent.mergeback.store_walk import disk_usage
+from git_agent.mergeback.view import files_changed
+from git_agent.repo import Worktree, find_worktree
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{n}B"
+
+
+_STATE = {"run": "running", "apply": "applying", "drop": "dropping", "busy": "busy"}
+
+
+def describe(worktree: Worktree, s: session.Session) -> dict[str, Any]:
+    base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
+    busy = s.holder()
+    return {
+        "name": s.name,
+        "branch": s.branch_name,
+        "running": busy == "run",
+        "busy": busy,  # what holds the session: "run", "apply", "drop"; None: nothing
+        "base": base,
+        "head": head,
+        "files": files_changed(worktree, base, head),
+        "size": disk_usage(s.dir),
+        "last_run": (last.as_dict() if (last := s.read_meta().last_run) else None),
+    }
+
+
+def _last_run_text(run: dict[str, Any] | None) -> str:
+    if not run:
+        return "never run"
+    when = run.get("end") or run.get("start")
+    parts = [time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if when else "?"]
+    if "command" in run:
+        # quoted for a terminal as git quotes paths: an argument cannot move the cursor
+        cmd = " ".join(shlex.quote(a) if ui.quote_path(a) == a else ui.quote_path(a)
+                       for a in run["command"])
+        parts.append(cmd if len(cmd) <= 40 else cmd[:37] + "...")
+    if "exit_status" in run:
+        parts.append(f"exit {run['exit_status']}")
+    return ", ".join(parts)
+
+
+def main(*, json_out: bool) -> int:
+    worktree = find_worktree()
+    rows = [describe(worktree, s) for s in session.list_sessions(worktree)]
+    if json_out:
+        ui.write_stdout((json.dumps(rows, indent=2) + "\n").encode())
+        return 0
+    if not rows:
+        ui.say("no sessions in this worktree (start one with `git agent run`)")
+        return 0
+    table = [("SESSION", "BRANCH", "STATE", "FILES", "SIZE", "LAST RUN")]
+    for r in rows:
+        table.append((r["name"], r["branch"], _STATE.get(r["busy"] or "", "idle"),
+                      "-" if r["files"] is None else str(r["files"]), human_size(r["size"]),
+                      _last_run_text(r["last_run"])))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
+             for row in table]
+    ui.write_stdout(("\n".join(lines) + "\n").encode())
+    return 0

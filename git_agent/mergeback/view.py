@@ -1,0 +1,298 @@
+"""The session view: a session's base and head resolved, and its changes with their risks."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from git_agent import beneath, gittree, proc, session, ui
+from git_agent.errors import GitAgentError, UsageError
+from git_agent.mergeback import foreign, risks
+from git_agent.repo import Worktree
+
+if TYPE_CHECKING:
+    import pygit2
+
+STATUS = {"A": "added", "M": "modified", "D": "deleted", "T": "modified"}
+TAG = {"added": "NEW", "modified": "MODIFIED", "deleted": "DELETED"}
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One path that differs between the session's base and its branch."""
+
+    path: bytes  # from the worktree root, exactly as git has it (no quoting)
+    status: str  # added | modified | deleted (a mode-only or file<->symlink change is modified)
+    old_mode: int  # git mode, 0 when absent
+    new_mode: int
+    old_oid: str | None
+    new_oid: str | None
+    risks: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The path for JSON: UTF-8, undecodable bytes as U+FFFD."""
+        return self.path.decode("utf-8", errors="replace")
+
+    @property
+    def shown(self) -> str:
+        """The path for a person: quoted as git does (core.quotePath)."""
+        return ui.quote_path(self.path)
+
+    @property
+    def foreign(self) -> bool:
+        """Would applying it make git find another repository (refused always)?"""
+        return any(r.startswith(risks.FOREIGN_GIT) for r in self.risks)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "path": self.name,
+            "status": self.status,
+            "old_mode": f"{self.old_mode:06o}" if self.old_mode else None,
+            "new_mode": f"{self.new_mode:06o}" if self.new_mode else None,
+            "risks": list(self.risks),
+        }
+        if self.name.encode("utf-8", errors="surrogateescape") != self.path:
+            d["path_base64"] = base64.b64encode(self.path).decode()
+        return d
+
+
+class NothingCaptured(GitAgentError):
+    """The session exists but has never been captured: it has no changes."""
+
+
+@dataclass(frozen=True)
+class View:
+    """A session with its base and head commits resolved."""
+
+    worktree: Worktree
+    session: session.Session
+    base: str
+    head: str
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+def _captured_base(worktree: Worktree, head: str) -> str | None:
+    out = proc.git("log", "-1", "--format=%(trailers:key=Agent-Base,valueonly)", head,
+                   cwd=worktree.root, check=False)
+    return out.decode().strip() or None
+
+
+def find_session(worktree: Worktree, name: str | None) -> session.Session:
+    """The named (default: current branch's) session; one clear error when it does not exist."""
+    s = session.get(worktree, name or session.default_name(worktree))
+    if not s.exists() and worktree.resolve(s.branch) is None:
+        known = ", ".join(x.name for x in session.list_sessions(worktree)) or "none"
+        raise GitAgentError(f"no session {s.name!r} in this worktree (sessions: {known})")
+    return s
+
+
+def capture_now(worktree: Worktree, s: session.Session, *, base: str,
+                reason: str = "live view of the running session") -> None:
+    """Commit the session's current upper dir onto agent/SESSION, on the same base."""
+    from git_agent.capture import commit as capture
+
+    result = capture.capture(worktree=worktree, session=s, base=base, reason=reason)
+    for w in result.warnings:
+        ui.say(f"warning: {w}")
+
+
+def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> View:
+    """Resolve a session to base and head, capturing first when it runs (a live view)."""
+    s = find_session(worktree, name)
+    base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
+    running = s.is_running()
+    # a run that was killed before its capture leaves the base ref ahead of the branch
+    stale = head is not None and not running and _captured_base(worktree, head) != base
+    if live and base is not None and (running or head is None or stale) and s.upper.is_dir():
+        if running:
+            ui.say(f"session {s.name!r} is running: capturing its current state first")
+        capture_now(worktree, s, base=base,
+                    reason="live view of the running session" if running
+                    else "catching up after an interrupted run")
+        head = worktree.resolve(s.branch)
+    if head is None and not running and s.exists():
+        raise NothingCaptured(f"session {s.name!r} has no changes")
+    if base is None and running:
+        raise GitAgentError(f"session {s.name!r} is in its first run and its base is recorded "
+                            "when that ends; review or apply it then")
+    if base is None:
+        raise GitAgentError(
+            f"session {s.name!r} has no base ({s.base_ref} is missing); "
+            f"`git agent drop {s.name}` and run again"
+        )
+    if head is None:
+        raise GitAgentError(f"session {s.name!r} has no captured changes (no branch "
+                            f"{s.branch_name})")
+    return View(worktree=worktree, session=s, base=base, head=head)
+
+
+def files_changed(worktree: Worktree, base: str | None, head: str | None) -> int | None:
+    """How many paths differ between base and head (None when either is missing)."""
+    if base is None or head is None:
+        return None
+    out = proc.git("diff-tree", "-r", "-z", "--no-renames", "--name-only", base, head,
+                   cwd=worktree.root, check=False)
+    return sum(1 for p in out.split(b"\0") if p)
+
+
+# --- the change list -------------------------------------------------------------------------
+
+
+def _raw_changes(view: View) -> list[FileChange]:
+    out = proc.git("diff-tree", "-r", "-z", "--no-renames", "--raw", view.base, view.head,
+                   cwd=view.worktree.root)
+    fields = out.split(b"\0")
+    changes: list[FileChange] = []
+    for i in range(0, len(fields) - 1, 2):
+        meta, path = fields[i], fields[i + 1]
+        if not meta.startswith(b":"):
+            break
+        old_mode, new_mode, old_oid, new_oid, letter = meta[1:].decode().split()
+        status = STATUS.get(letter[0])
+        if status is None:  # U / X cannot happen between two trees
+            raise GitAgentError(f"unexpected change {letter} for {ui.quote_path(path)}")
+        changes.append(FileChange(
+            path=path, status=status, old_mode=int(old_mode, 8), new_mode=int(new_mode, 8),
+            old_oid=None if status == "added" else old_oid,
+            new_oid=None if status == "deleted" else new_oid,
+        ))
+    return changes
+
+
+def blob(repo: pygit2.Repository, oid: str | None, mode: int) -> bytes | None:
+    """The bytes of a blob (a link's target), None when absent or a submodule."""
+    import pygit2
+
+    if oid is None or mode == gittree.GITLINK:
+        return None
+    obj = repo.get(oid)
+    return obj.data if isinstance(obj, pygit2.Blob) else None
+
+
+UNTRACKED = ("deletes a file of yours that is in no commit (untracked or uncommitted work: git "
+             "cannot bring it back)")
+
+
+def _with_risks(repo: pygit2.Repository, c: FileChange, first: str | None,
+                untracked: bool) -> FileChange:
+    new = blob(repo, c.new_oid, c.new_mode)
+    name = c.path.rsplit(b"/", 1)[-1].lower()
+    old = blob(repo, c.old_oid, c.old_mode) if name == b"package.json" else None
+    found = risks.assess(path=os.fsdecode(c.path), old_mode=c.old_mode, new_mode=c.new_mode,
+                         old_data=old, new_data=new)
+    if first is not None:
+        found.insert(0, first)
+    if untracked:
+        found.append(UNTRACKED)
+    return FileChange(c.path, c.status, c.old_mode, c.new_mode, c.old_oid, c.new_oid,
+                      tuple(found))
+
+
+def _uncommitted(worktree: Worktree, repo: pygit2.Repository,
+                 paths: Mapping[bytes, str | None]) -> set[bytes]:
+    """The paths whose base version (paths maps each to its blob) is not what HEAD's tree has
+    there: untracked files, and tracked ones with uncommitted changes (all on an unborn
+    branch)."""
+    import pygit2
+
+    if not paths:
+        return set()
+    head = worktree.head_oid()
+    if head is None:
+        return set(paths)
+    commit = repo.get(head)
+    assert isinstance(commit, pygit2.Commit)
+    trees: dict[bytes, pygit2.Tree | None] = {b"": commit.tree}
+
+    def tree_at(d: bytes) -> pygit2.Tree | None:
+        parts = d.split(b"/") if d else []
+        here = trees[b""]
+        for i in range(1, len(parts) + 1):  # each prefix looked up once (a cache, no recursion)
+            key = b"/".join(parts[:i])
+            if key not in trees:
+                obj = None if here is None else _entry(repo, here, parts[i - 1])
+                trees[key] = obj if isinstance(obj, pygit2.Tree) else None
+            here = trees[key]
+        return here
+
+    out = set()
+    for p in paths:
+        parent, _, name = p.rpartition(b"/")
+        here = tree_at(parent)
+        obj = None if here is None else _entry(repo, here, name)
+        if obj is None or not isinstance(obj, pygit2.Blob) or str(obj.id) != paths[p]:
+            out.add(p)
+    return out
+
+
+def _entry(repo: pygit2.Repository, tree: pygit2.Tree, name: bytes) -> pygit2.Object | None:
+    e = next((e for e in tree if e.raw_name == name), None)
+    return None if e is None or e.filemode == gittree.GITLINK else repo.get(e.id)
+
+
+def repo_of(worktree: Worktree) -> pygit2.Repository:
+    import pygit2
+
+    return pygit2.Repository(str(worktree.root))
+
+
+def to_repo_paths(worktree: Worktree, paths: Sequence[str]) -> list[bytes]:
+    """Turn command-line paths (relative to the cwd) into paths from the worktree root."""
+    out: list[bytes] = []
+    for p in paths:
+        full = os.path.normpath(os.path.join(worktree.cwd, p))
+        rel = os.path.relpath(full, worktree.root)
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+            raise UsageError(f"{p}: outside the worktree {worktree.root}")
+        out.append(b"" if rel == os.curdir else os.fsencode(rel))
+    return out
+
+
+def _matches(path: bytes, spec: bytes) -> bool:
+    return not spec or path == spec or path.startswith(spec.rstrip(b"/") + b"/")
+
+
+def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
+    """The session's changes in git's diff order, limited to paths (files or directories).
+
+    A path that matches none of the changes is an error, so a typo never reads as "nothing".
+    """
+    all_changes = _raw_changes(view)
+    specs = to_repo_paths(view.worktree, paths)
+    for raw, spec in zip(paths, specs, strict=True):
+        if not any(_matches(c.path, spec) for c in all_changes):
+            raise UsageError(f"{raw}: not among the changes of session {view.session.name!r}")
+    picked = [c for c in all_changes if not specs or any(_matches(c.path, s) for s in specs)]
+    repo = repo_of(view.worktree)
+    brought = [c.path for c in all_changes if c.new_oid is not None]
+    deleted = {c.path: c.old_oid for c in picked if c.new_oid is None}
+    root_fd = beneath.open_root(view.worktree.root)
+    try:
+        shaped = foreign.gitdir_risks(root_fd, repo, view.head, brought)
+    finally:
+        os.close(root_fd)
+    untracked = _uncommitted(view.worktree, repo, deleted)
+    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked) for c in picked]
+
+
+def pathspecs(worktree: Worktree, paths: Sequence[str]) -> list[str]:
+    """Literal git pathspecs from the worktree root for command-line paths ([] for everything)."""
+    specs = to_repo_paths(worktree, paths)
+    if any(not s for s in specs):
+        return []
+    return [":(top,literal)" + os.fsdecode(s) for s in specs]
+
+
+def diff_argv(view: View, specs: Sequence[str], *, color: bool, stat: bool) -> list[str]:
+    """git diff of base..head for these files, raw (no textconv, no external diff)."""
+    return [
+        "git", "diff", "--no-ext-diff", "--no-textconv", "--no-renames",
+        f"--color={'always' if color else 'never'}", *(["--stat"] if stat else []),
+        view.base, view.head, "--", *specs,
+    ]

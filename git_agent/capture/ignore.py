@@ -194,13 +194,20 @@ class Rules:
         return False
 
     def dir_ignored(self, d: bytes) -> bool:
-        """Is the directory d (or one of its parents) ignored?"""
+        """Is the directory d (or one of its parents) ignored? (Top down, no recursion.)"""
         got = self._dir_ignored.get(d)
-        if got is None:
-            parent = d.rpartition(b"/")[0]
-            got = (bool(parent) and self.dir_ignored(parent)) or self._match(d, True)
-            self._dir_ignored[d] = got
-        return got
+        if got is not None:
+            return got
+        parts = d.split(b"/")
+        above = False
+        for k in range(1, len(parts) + 1):
+            here = b"/".join(parts[:k])
+            known = self._dir_ignored.get(here)
+            if known is None:
+                known = above or self._match(here, True)
+                self._dir_ignored[here] = known
+            above = known
+        return above
 
     def ignored(self, path: bytes, *, is_dir: bool = False) -> bool:
         """Would git leave the untracked path out of `git add -A`?"""

@@ -204,23 +204,49 @@ def _exact(line: str) -> tuple[str, bool, bool] | None:
     return None  # no other form comes out of pathspec: a line not understood matches nothing
 
 
+_CHUNK = 256  # patterns per re2 set: a bigger set may pass re2's memory budget
+
+
 class _Spec:
-    """The patterns of one ignore file as one re2 set."""
+    """The patterns of one ignore file as re2 sets (one per _CHUNK lines; a chunk re2 cannot
+    compile as a set is split down to single patterns, so any file size works)."""
 
     def __init__(self, pats: list[tuple[str, bool, bool]]):
         self.include = [p[1] for p in pats]
         self.dir_only = [p[2] for p in pats]
-        self.set = re2.Set.SearchSet(_options())
-        for regex, _, _ in pats:
-            if self.set.Add(regex) < 0:  # pragma: no cover - checked in _compile
-                raise ValueError(regex)
-        self.set.Compile()
+        self.sets: list[tuple[int, Any]] = []  # (index of its first pattern, the set)
+        todo = [(i, pats[i : i + _CHUNK]) for i in range(0, len(pats), _CHUNK)]
+        while todo:
+            start, chunk = todo.pop()
+            got = _set([regex for regex, _, _ in chunk])
+            if got is not None:
+                self.sets.append((start, got))
+            elif len(chunk) > 1:
+                half = len(chunk) // 2
+                todo += [(start, chunk[:half]), (start + half, chunk[half:])]
+            # else: one pattern re2 compiles alone but not as a set: it matches nothing
 
     def match(self, rel: str, is_dir: bool) -> bool | None:
         """The last pattern matching rel: True to ignore, False to re-include; None: none."""
-        ids = self.set.Match(rel) or []
-        best = max((i for i in ids if is_dir or not self.dir_only[i]), default=-1)
+        best = -1
+        for start, one in self.sets:
+            for i in one.Match(rel) or []:
+                if start + i > best and (is_dir or not self.dir_only[start + i]):
+                    best = start + i
         return self.include[best] if best >= 0 else None
+
+
+def _set(regexes: list[str]) -> Any:
+    """One re2 set matching any of regexes, or None when re2 cannot build it."""
+    one = re2.Set.SearchSet(_options())
+    for regex in regexes:
+        if one.Add(regex) < 0:  # pragma: no cover - checked in _compile
+            return None
+    try:
+        one.Compile()
+    except re2.error:
+        return None
+    return one
 
 
 def _options() -> Any:

@@ -136,3 +136,18 @@ def test_generated_trees_match_git_check_ignore(tmp_path: Path, hermetic: Path,
                                                 seed: int) -> None:
     files, paths = _random_tree(random.Random(seed))
     test_matches_git_check_ignore(tmp_path, hermetic, files, paths)
+
+
+def test_a_huge_ignore_file_neither_hangs_nor_breaks_capture() -> None:
+    """20,000 patterns pass what one re2 set may hold: they are split, order kept (the last
+    match wins across the split), and the backtracking ones stay linear."""
+    lines = [f"{'*a' * 12}*b{i}" for i in range(20_000)] + [f"f{i}" for i in range(20_000)]
+    lines += ["!f7", "f7/"]
+    data = ("\n".join(lines) + "\n").encode()
+    rules = ignore.Rules(load_gitignore=lambda d: data if d == b"" else None, exclude=b"")
+    assert not rules.ignored(b"a" * 60)
+    assert rules.ignored(b"a" * 12 + b"b19999")
+    assert rules.ignored(b"f19999") and rules.ignored(b"f0")
+    assert not rules.ignored(b"f7")
+    assert rules.ignored(b"f7", is_dir=True)
+    assert not rules.ignored(b"g")

@@ -21,8 +21,7 @@ import pygit2
 
 from git_agent import beneath, gittree, proc, ui
 from git_agent.capture import ignore, overlay, pack
-from git_agent.capture.overlay import Change, Kind
-from git_agent.capture.overlay import show as _show
+from git_agent.capture.overlay import Change, Kind, quote
 from git_agent.capture.sandboxgit import (
     Importer,
     SandboxObjects,
@@ -149,6 +148,9 @@ def read_upper(upper: Path, warnings: list[str]) -> tuple[_Node, int]:
     return root, files
 
 
+_MAX_IGNORE_FILE = 100 << 20  # git does not read a bigger .gitignore either
+
+
 class _Frame:
     """One directory of the build in progress: its entries, and the children left to do."""
 
@@ -176,6 +178,7 @@ class _Builder:
         self.root = worktree.root
         self.upper_fd = upper_fd  # every read of the upper goes through it (beneath)
         self._dir: tuple[bytes, int] | None = None  # the upper dir read last, and its fd
+        self._lower_fd: int | None = None  # the worktree, for .gitignore files not in the upper
         self.base_tree = base_tree
         self.prev_tree = prev_tree  # the last capture's: its objects need no writing again
         self.changes = changes
@@ -186,24 +189,18 @@ class _Builder:
             exclude=ignore.host_excludes(root=worktree.root, common_dir=worktree.common_dir),
         )
 
-    # -- the merged view, for .gitignore files as the agent left them
+    # -- the merged view (upper over the worktree), for .gitignore files as the agent left them
     def _gitignore(self, d: bytes) -> bytes | None:
         path = _join(d, b".gitignore")
         node: _Node | Change = self.changes
-        hidden = False
+        hidden = False  # an opaque upper dir on the way hides the lower
         for part in path.split(b"/"):
             if not isinstance(node, _Node):
                 return None
             hidden = hidden or node.opaque
             nxt = node.children.get(part)
             if nxt is None:
-                if hidden:
-                    return None
-                entry = self.odb.lookup(self.base_tree, path)
-                if entry is None or entry[0] not in (BLOB, EXEC):
-                    return None
-                data: bytes = self.odb.odb.read(pygit2.Oid(raw=entry[1]))[1]
-                return data
+                return None if hidden else self._lower_file(path)
             node = nxt
         if isinstance(node, Change) and node.kind is Kind.FILE:
             try:
@@ -212,6 +209,25 @@ class _Builder:
                 return None
             return got[1] if got is not None else None
         return None  # a symlinked .gitignore is not followed (git >= 2.32), a whiteout deletes
+
+    def _lower_file(self, path: bytes) -> bytes | None:
+        """A regular file of the worktree (the overlay's lower), no symlink followed: an
+        untracked .gitignore too (a self-ignoring .pytest_cache/.gitignore saying `*`)."""
+        try:
+            if self._lower_fd is None:
+                self._lower_fd = beneath.open_root(self.root)
+            fd = beneath.open_file(self._lower_fd, path)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            return beneath.read_fd(fd, _MAX_IGNORE_FILE, st.st_size)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     def _parent(self, path: bytes) -> tuple[int, bytes]:
         """(an fd on the upper dir holding path, its name): reached through beneath, reused
@@ -226,6 +242,9 @@ class _Builder:
         if self._dir is not None:
             os.close(self._dir[1])
             self._dir = None
+        if self._lower_fd is not None:
+            os.close(self._lower_fd)
+            self._lower_fd = None
 
     def read_entry(self, ch: Change) -> tuple[int, bytes] | None:
         """One upper file or symlink as (git mode, bytes): the one read of an entry.
@@ -234,7 +253,7 @@ class _Builder:
             dir_fd, name = self._parent(ch.path)
             return LINK, beneath.readlink(dir_fd, name)
         if ch.metacopy:  # data still in the lower file
-            self.warnings.append(f"{_show(ch.path)!r}: metacopy upper, data read from the lower")
+            self.warnings.append(f"{quote(ch.path)}: metacopy upper, data read from the lower")
             fd = os.open(os.path.join(os.fsencode(self.root), ch.path), beneath.FILE_FLAGS)
         else:
             dir_fd, name = self._parent(ch.path)
@@ -248,7 +267,7 @@ class _Builder:
             os.close(fd)
         if data is None:
             self.warnings.append(
-                f"skipped {_show(ch.path)!r}: bigger than {MAX_BLOB >> 20} MiB (left in the "
+                f"skipped {quote(ch.path)}: bigger than {MAX_BLOB >> 20} MiB (left in the "
                 "session, not captured)")
             return None
         return (EXEC if st.st_mode & stat.S_IXUSR else BLOB), data
@@ -266,9 +285,9 @@ class _Builder:
             return None  # removed by a still-running sandbox
         except OSError as e:
             if e.errno == errno.ELOOP:  # a dir swapped for a symlink: never followed
-                self.warnings.append(f"skipped {_show(ch.path)!r}: changed while capturing")
+                self.warnings.append(f"skipped {quote(ch.path)}: changed while capturing")
                 return None
-            self.warnings.append(f"skipped {_show(ch.path)!r}: {e.strerror}")
+            self.warnings.append(f"skipped {quote(ch.path)}: {e.strerror}")
             return None
         if got is None:
             return None
@@ -330,19 +349,41 @@ class _Builder:
         return None
 
     def _left_out(self, sub: bytes, name: bytes, ch: _Node | Change) -> bool:
-        """Names git refuses in a tree stay in the session, with a warning."""
-        if gittree.is_dotgit(name):  # a nested repository, or .GIT, git~1, .git. ...
-            self.warnings.append(f"left out {_show(sub)!r}: git refuses it as a spelling "
-                                 "of .git (it stays in the session)")
+        """Names that would make git read another repository or config stay in the session,
+        with a warning: any spelling of .git (a nested repository or gitfile, .GIT, git~1,
+        .git. ...), and a .gitmodules the session adds or changes (a deletion is kept)."""
+        if gittree.is_dotgit(name):
+            self.warnings.append(f"left out {quote(sub)}: a spelling of .git, git would take "
+                                 "it for another repository (it stays in the session)")
             return True
-        if gittree.is_dotgitmodules(name) and not isinstance(ch, _Node) \
-                and ch.kind is Kind.SYMLINK:
-            self.warnings.append(f"left out {_show(sub)!r}: git refuses a symlinked "
-                                 ".gitmodules (it stays in the session)")
+        if gittree.is_dotgitmodules(name) and (isinstance(ch, _Node)
+                                               or ch.kind is not Kind.WHITEOUT):
+            self.warnings.append(f"left out {quote(sub)}: .gitmodules makes git fetch and "
+                                 "configure other repositories (it stays in the session)")
             return True
         return False
 
+    def _no_gitdir(self, frame: _Frame) -> None:
+        """A directory git would take for a repository (HEAD beside objects, refs or
+        commondir): the entries of that shape the session added or changed are left out,
+        and so is its config (what would run: core.fsmonitor, hooksPath...)."""
+        if not gittree.makes_gitdir(frame.entries):
+            return
+        base = self.odb.tree(frame.base) if frame.base is not None else {}
+        for name in sorted(frame.entries):
+            if (gittree.repository_name(name) or name.lower() == b"config") \
+                    and frame.entries[name] != base.get(name):
+                self.warnings.append(
+                    f"left out {quote(_join(frame.path, name))}: beside "
+                    "HEAD/objects/refs, git would take the directory for another repository "
+                    "(it stays in the session)")
+                if name in base:
+                    frame.entries[name] = base[name]
+                else:
+                    del frame.entries[name]
+
     def _finish(self, frame: _Frame) -> bytes | None:
+        self._no_gitdir(frame)
         if not frame.entries:
             return None
         here = (TREE, frame.base) if frame.base is not None else None
@@ -434,7 +475,7 @@ def _message(*, session: Session, base: str, command: list[str] | None,
     subject = "git agent: " + (short or reason or "capture")
     if exit_status is not None:
         subject += f" (exit {exit_status})"
-    body = [f"{s} {_show(p)}" for s, p in changes[:50]]
+    body = [f"{s} {quote(p)}" for s, p in changes[:50]]
     if len(changes) > 50:
         body.append(f"... and {len(changes) - 50} more")
     if note:
@@ -529,7 +570,7 @@ class _Capture:
         self.anchor = base.head if isinstance(base, Base) else _anchor_of(self.repo,
                                                                           self.base_oid)
         self.base_raw = bytes.fromhex(self.base_oid)
-        self.warnings: list[str] = []
+        self.warnings: list[str] = list(base.warnings) if isinstance(base, Base) else []
         ref = self.repo.references.get(session.branch)
         self.prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
         self.odb = _Odb(self.repo, worktree.common_dir / "objects")

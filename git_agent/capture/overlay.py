@@ -94,9 +94,25 @@ class Walk(Record):
         self.warnings: list[str] = []
 
 
-def show(path: bytes) -> str:
-    """A path as bytes, printable: undecodable bytes as \\x escapes."""
-    return path.decode("utf-8", "backslashreplace")
+_C_ESCAPES = {0x07: "a", 0x08: "b", 0x09: "t", 0x0A: "n", 0x0B: "v", 0x0C: "f", 0x0D: "r",
+              0x22: '"', 0x5C: "\\"}
+
+
+def quote(path: bytes) -> str:
+    """A path for a person, as git prints it with core.quotePath (its default): as is when
+    plain, else in double quotes with C escapes and octal for control and non-ASCII bytes.
+    (Local until git_agent.ui has the shared one.)"""
+    if all(0x20 <= c < 0x7F and c not in (0x22, 0x5C) for c in path):
+        return path.decode("ascii")
+    out = []
+    for c in path:
+        if c in _C_ESCAPES:
+            out.append("\\" + _C_ESCAPES[c])
+        elif c < 0x20 or c >= 0x7F:
+            out.append(f"\\{c:03o}")
+        else:
+            out.append(chr(c))
+    return '"' + "".join(out) + '"'
 
 
 def walk(upper: Path, *, report: Walk | None = None, skip_top: tuple[bytes, ...] = (b".git",)
@@ -129,7 +145,7 @@ def walk(upper: Path, *, report: Walk | None = None, skip_top: tuple[bytes, ...]
             kind = classify(st, xattrs)
             if kind is Kind.SKIP:
                 what = _special_name(st.st_mode)
-                report.warnings.append(f"skipped {what} {show(path)!r}: git cannot store it")
+                report.warnings.append(f"skipped {what} {quote(path)}: git cannot store it")
                 continue
             is_dir = kind in (Kind.DIR, Kind.OPAQUE_DIR)
             redirect = _xattr(xattrs, "redirect") if is_dir else None

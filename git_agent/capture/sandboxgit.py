@@ -20,7 +20,7 @@ import pygit2
 
 from git_agent import beneath, gittree
 from git_agent.capture import overlay, pack
-from git_agent.capture.overlay import show as _show
+from git_agent.capture.overlay import quote
 from git_agent.gittree import GITLINK, MAX_BLOB, TREE, parse_tree
 from git_agent.repo import Worktree
 from git_agent.session import Session, upper_of
@@ -167,18 +167,18 @@ class SandboxObjects:
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
             return False
         if not stat.S_ISREG(st.st_mode):
-            raise Unimportable(f"{_show(name)!r} in the sandbox's pack dir is not a regular file")
+            raise Unimportable(f"{quote(name)} in the sandbox's pack dir is not a regular file")
         return st.st_size > 0
 
     def _open_regular(self, dir_fd: int, name: bytes) -> int:
         try:
             fd = os.open(name, beneath.FILE_FLAGS, dir_fd=dir_fd)
         except OSError as e:
-            raise Unimportable(f"cannot open {_show(name)!r} in the sandbox's object store "
+            raise Unimportable(f"cannot open {quote(name)} in the sandbox's object store "
                              f"({e.strerror})") from e
         self._fds.append(fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Unimportable(f"{_show(name)!r} in the sandbox's object store is not a file")
+            raise Unimportable(f"{quote(name)} in the sandbox's object store is not a file")
         return fd
 
     def read(self, oid: bytes) -> tuple[int, bytes]:
@@ -310,15 +310,32 @@ class Importer:
                 raise Unimportable(f"{o.hex()}: expected object type {t}, found {rt}")
             stack.append((t, o, True))
             if t == pygit2.GIT_OBJECT_TREE:
-                for name, (mode, sub) in parse_tree(data).items():
-                    if gittree.bad_entry(name, mode):
-                        raise Unimportable(f"tree {o.hex()} has an unsafe entry {_show(name)!r}")
+                entries = parse_tree(data)
+                self._check_tree(o, entries)
+                for mode, sub in entries.values():
                     if mode == TREE:
                         stack.append((pygit2.GIT_OBJECT_TREE, sub, False))
                     elif mode != GITLINK:
                         stack.append((pygit2.GIT_OBJECT_BLOB, sub, False))
             elif t == pygit2.GIT_OBJECT_COMMIT:
                 stack.append((pygit2.GIT_OBJECT_TREE, commit_parents(data)[0], False))
+
+    def _check_tree(self, oid: bytes, entries: dict[bytes, gittree.Entry]) -> None:
+        """A new tree of the agent's may hold nothing that makes git read another repository:
+        no name git refuses, no .gitmodules not already in the repository, and no directory
+        of a repository's shape (HEAD beside objects/refs/commondir) with new such entries.
+        Refused: the history is then squashed into the final state, where capture leaves
+        those entries out (the same rules as for the upper)."""
+        for name, (mode, sub) in entries.items():
+            if gittree.bad_entry(name, mode):
+                raise Unimportable(f"tree {oid.hex()} has an unsafe entry {quote(name)}")
+            if gittree.is_dotgitmodules(name) and not self.have(sub):
+                raise Unimportable(f"tree {oid.hex()} brings a new .gitmodules")
+        if gittree.makes_gitdir(entries) and any(
+                gittree.repository_name(n) and not self.have(sub)
+                for n, (_, sub) in entries.items()):
+            raise Unimportable(f"tree {oid.hex()} has the shape of a repository "
+                               "(HEAD beside objects/refs)")
 
     def write(self) -> None:
         for typ, data, oid in self.pending:

@@ -60,10 +60,12 @@ class _Background(threading.Thread):
     """The base snapshot (then the capture's imports) runs while the agent does; nothing
     waits for it until capture."""
 
-    def __init__(self, worktree: repo.Worktree, session: sessions.Session):
+    def __init__(self, worktree: repo.Worktree, session: sessions.Session,
+                 hide: Sequence[Path] = ()):
         super().__init__(daemon=True, name="git-agent-base")
         self.worktree = worktree
         self.session = session
+        self.hide = hide
         self.result: Any = None
         self.error: BaseException | None = None
         self.stopping = False
@@ -72,7 +74,8 @@ class _Background(threading.Thread):
         try:
             from git_agent.capture import snapshot as base
 
-            self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir)
+            self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir,
+                                        hide=self.hide)
             # recorded now, so `review` of the running session can capture a live view
             base.keep(worktree=self.worktree, session=self.session, base=self.result)
         except BaseException as e:  # noqa: BLE001 - reported by the capture step
@@ -231,7 +234,7 @@ def main(
                 "the agent still sees its own older copy (apply or reject it to refresh)"
             )
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
-        snap = _Background(wt, session)
+        snap = _Background(wt, session, hide=hide_paths)
         try:
             start = time.time()
             try:

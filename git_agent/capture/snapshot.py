@@ -14,6 +14,7 @@ read (a root-owned 0600 file in a user's worktree) is left out the same way, wit
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -88,16 +89,20 @@ def _unreadable(worktree: Worktree, env: dict[str, str], skip: list[str]) -> lis
     return out
 
 
+_LOCKED_DIR = re.compile(rb"^warning: could not open directory '(.*)/': Permission denied$",
+                         re.MULTILINE)
+
+
 def _add_all(worktree: Worktree, env: dict[str, str], hidden: list[bytes]) -> list[str]:
     """`git add -A` into the temporary index, leaving out the hidden paths and, when git
-    fails on them, files it cannot read. Returns a warning per file left out that way."""
+    fails on them, files it cannot read. Returns a warning per file left out that way, and
+    per directory git could not open (git leaves those out itself, with a warning)."""
     skip = [_exclude(h) for h in hidden]
     left_out: list[bytes] = []
     while True:
         try:
-            proc.git("add", "-A", "--", ".", *skip, cwd=worktree.root, env=env)
-            return [f"left {quote(rel)} out of the base: you cannot read it (nor can the "
-                    "agent)" for rel in left_out]
+            p = proc.run(["git", "add", "-A", "--", ".", *skip], cwd=worktree.root,
+                         env=proc.no_git_env({**env, "LC_ALL": "C"}))  # parsed below
         except proc.CalledProcessError as e:
             more = _unreadable(worktree, env, skip)
             if not more:
@@ -107,6 +112,10 @@ def _add_all(worktree: Worktree, env: dict[str, str], hidden: list[bytes]) -> li
                 ) from e
             left_out += more
             skip += [_exclude(rel) for rel in more]
+            continue
+        left_out += [m + b"/" for m in _LOCKED_DIR.findall(p.stderr or b"")]
+        return [f"left {quote(rel)} out of the base: you cannot read it (nor can the agent)"
+                for rel in sorted(set(left_out))]
 
 
 def snapshot(*, worktree: Worktree, scratch: Path | None = None,

@@ -116,6 +116,8 @@ echo 'gitdir: /tmp/elsewhere' > sub/.git
 printf '[core]\\n\\tfsmonitor = "touch {marker}"\\n' > .GIT/config
 printf '[submodule "s"]\\n\\tpath = s\\n\\turl = ./elsewhere\\n' > .gitmodules
 echo fine > src/fine.txt
+mkdir -p wt Mixed/OBJECTS; echo 'ref: refs/heads/main' > wt/HEAD; echo ../src > wt/commondir
+echo 'ref: refs/heads/main' > Mixed/Head; echo x > Mixed/OBJECTS/x; echo ok > Mixed/keep
 """
 
 
@@ -145,10 +147,13 @@ def test_nothing_a_session_brings_makes_git_find_another_repository(actor: Actor
     names = [x.split("\t", 1)[1] for x in ls_tree(actor, repo, "agent/t")]
     assert "src/fine.txt" in names
     for bad in ("src/HEAD", "src/config", "src/objects/info/packs", "src/refs/heads/main",
-                "sub/.git", ".GIT/config", ".gitmodules"):
+                "sub/.git", ".GIT/config", ".gitmodules", "wt/HEAD", "wt/commondir",
+                "Mixed/Head", "Mixed/OBJECTS/x"):
         assert bad not in names, bad
+    assert "Mixed/keep" in names
     warned = [line for line in p.stderr.splitlines() if "left out" in line]
-    for bad in ("src/HEAD", "src/objects", "src/refs", "sub/.git", ".GIT", ".gitmodules"):
+    for bad in ("src/HEAD", "src/objects", "src/refs", "sub/.git", ".GIT", ".gitmodules",
+                "wt/HEAD", "wt/commondir", "Mixed/Head", "Mixed/OBJECTS"):
         assert sum(f"left out {bad}:" in line for line in warned) == 1, (bad, p.stderr)
     if how != "files":
         assert "squashed" in p.stderr

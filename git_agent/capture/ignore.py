@@ -214,39 +214,45 @@ class _Spec:
     def __init__(self, pats: list[tuple[str, bool, bool]]):
         self.include = [p[1] for p in pats]
         self.dir_only = [p[2] for p in pats]
-        self.sets: list[tuple[int, Any]] = []  # (index of its first pattern, the set)
-        todo = [(i, pats[i : i + _CHUNK]) for i in range(0, len(pats), _CHUNK)]
+        self.sets: list[tuple[list[int], Any]] = []  # (pattern index of each member, the set)
+        todo = [list(range(i, min(i + _CHUNK, len(pats)))) for i in range(0, len(pats), _CHUNK)]
         while todo:
-            start, chunk = todo.pop()
-            got = _set([regex for regex, _, _ in chunk])
+            chunk = todo.pop()
+            got = _set([pats[i][0] for i in chunk])
             if got is not None:
-                self.sets.append((start, got))
+                self.sets.append(([chunk[n] for n in got[1]], got[0]))
             elif len(chunk) > 1:
                 half = len(chunk) // 2
-                todo += [(start, chunk[:half]), (start + half, chunk[half:])]
-            # else: one pattern re2 compiles alone but not as a set: it matches nothing
+                todo += [chunk[:half], chunk[half:]]
+            # else: one pattern re2 cannot compile: git's line then matches nothing here
 
     def match(self, rel: str, is_dir: bool) -> bool | None:
         """The last pattern matching rel: True to ignore, False to re-include; None: none."""
         best = -1
-        for start, one in self.sets:
-            for i in one.Match(rel) or []:
-                if start + i > best and (is_dir or not self.dir_only[start + i]):
-                    best = start + i
+        for members, one in self.sets:
+            for k in one.Match(rel) or []:
+                i = members[k]
+                if i > best and (is_dir or not self.dir_only[i]):
+                    best = i
         return self.include[best] if best >= 0 else None
 
 
-def _set(regexes: list[str]) -> Any:
-    """One re2 set matching any of regexes, or None when re2 cannot build it."""
+def _set(regexes: list[str]) -> tuple[Any, list[int]] | None:
+    """One re2 set matching any of regexes that re2 accepts, with the position in regexes
+    of each of its members; None when re2 cannot build it."""
     one = re2.Set.SearchSet(_options())
-    for regex in regexes:
-        if one.Add(regex) < 0:  # pragma: no cover - checked in _compile
-            return None
+    members = []
+    for n, regex in enumerate(regexes):
+        try:
+            one.Add(regex)
+        except re2.error:  # noqa: PERF203 - a regex re2 refuses: the line is dropped
+            continue
+        members.append(n)
     try:
         one.Compile()
     except re2.error:
         return None
-    return one
+    return one, members
 
 
 def _options() -> Any:
@@ -262,13 +268,8 @@ def _compile(data: bytes) -> _Spec | None:
     pats = []
     for line in _lines(data):
         got = _exact(line)
-        if got is None:
-            continue
-        try:
-            re2.compile(got[0], _options())
-        except re2.error:  # noqa: PERF203 - a regex re2 refuses: the line is dropped
-            continue
-        pats.append(got)
+        if got is not None:
+            pats.append(got)
     return _Spec(pats) if pats else None
 
 

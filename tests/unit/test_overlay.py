@@ -87,3 +87,21 @@ def test_merged_dir(tmp_path: Path) -> None:
     assert m.read("refs/heads/gone") is None
     assert m.read("opq/x") is None
     assert m.read("refs/heads") is None
+
+
+NAMES = [b"plain.txt", b"a\x1b[2Kb", b"tab\there", b'q"uote', b"back\\slash", b"caf\xc3\xa9",
+         b"new\nline", b"del\x7f", b"cr\rx", b"bell\x07", b"sp ace", b"\xff\xfe"]
+
+
+def test_quote_is_gits_core_quotepath(tmp_path: Path, hermetic: Path) -> None:
+    """git as the oracle: `git ls-files -o` prints each name as quote() does."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path / "r")], check=True)
+    root = os.fsencode(tmp_path / "r")
+    for name in NAMES:
+        with open(os.path.join(root, name), "wb"):
+            pass
+    out = subprocess.run(["git", "ls-files", "-o"], cwd=root, check=True,
+                         capture_output=True).stdout.decode("ascii").splitlines()
+    assert sorted(out) == sorted(overlay.quote(n) for n in NAMES)

@@ -323,17 +323,16 @@ class Importer:
     def _check_tree(self, oid: bytes, entries: dict[bytes, gittree.Entry]) -> None:
         """A new tree of the agent's may hold nothing that makes git read another repository:
         no name git refuses, no .gitmodules not already in the repository, and no directory
-        of a repository's shape (HEAD beside objects/refs/commondir) with new such entries.
-        Refused: the history is then squashed into the final state, where capture leaves
-        those entries out (the same rules as for the upper)."""
+        of a repository's shape (HEAD beside objects/refs/commondir) at all: a new tree of
+        that shape is a new or changed one (a copy of a fixture of yours with its own config
+        is built of objects you have). Refused: the history is then squashed into the final
+        state, where capture leaves those entries out (the same rules as for the upper)."""
         for name, (mode, sub) in entries.items():
             if gittree.bad_entry(name, mode):
                 raise Unimportable(f"tree {oid.hex()} has an unsafe entry {quote(name)}")
             if gittree.is_dotgitmodules(name) and not self.have(sub):
                 raise Unimportable(f"tree {oid.hex()} brings a new .gitmodules")
-        if gittree.makes_gitdir(entries) and any(
-                gittree.repository_name(n) and not self.have(sub)
-                for n, (_, sub) in entries.items()):
+        if gittree.makes_gitdir(entries):
             raise Unimportable(f"tree {oid.hex()} has the shape of a repository "
                                "(HEAD beside objects/refs)")
 

@@ -172,6 +172,26 @@ def test_the_users_own_repository_shapes_are_kept(actor: Actor) -> None:
     assert "fx/refs/y" not in names and "left out fx/refs:" in p.stderr
 
 
+def test_a_copy_of_the_users_repository_shape_is_not_imported(actor: Actor) -> None:
+    """The agent builds a repository of objects the user has (a fixture's HEAD and refs/,
+    a copy of docs/ as objects/) beside a config of its own, and commits it: no commit of
+    the branch holds it."""
+    repo = actor.make_repo(files={"fx/HEAD": "ref: refs/heads/main\n", "fx/refs/x": "0\n",
+                                  "docs/a.md": "doc\n"})
+    marker = actor.base / "ran"
+    script = ("set -e; mkdir evil; cp fx/HEAD evil/; cp -r fx/refs evil/; cp -r docs "
+              f"evil/objects; printf '[core]\\n\\tfsmonitor = \"touch {marker}\"\\n' "
+              "> evil/config; echo ok > kept.txt; git add evil kept.txt; "
+              "git -c core.fsmonitor=false commit -qm copy")
+    p = agent_run(actor, repo, "t", script)
+    assert "squashed" in p.stderr and git(actor, repo, "show", "agent/t:kept.txt") == "ok\n"
+    for rev in git(actor, repo, "rev-list", "HEAD..agent/t").split():
+        names = [x.split("\t", 1)[1] for x in ls_tree(actor, repo, rev)]
+        assert not any(n.startswith("evil/") for n in names), (rev, names)
+    assert "left out evil/HEAD:" in p.stderr
+    _every_dir_is_the_users(actor, repo, "agent/t", marker)
+
+
 def test_warnings_quote_names_as_git_does(actor: Actor) -> None:
     repo = actor.make_repo()
     p = agent_run(actor, repo, "t", "mkdir -p \"$(printf 'a\\033[2Kb')\"; "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the settings and presets tables of docs/ from config.KEYS and presets.PRESETS.
+"""Regenerate the settings and presets tables of docs/ from keys.KEYS and presets.PRESETS.
 
     python contrib/gendocs.py           rewrite the generated parts in place
     python contrib/gendocs.py --check   exit 1 if a doc is out of date (the test suite runs it)
@@ -10,6 +10,7 @@ The generated parts sit between `BEGIN GENERATED name` / `END GENERATED name` ma
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from git_agent.settings import config, presets  # noqa: E402
+from git_agent.settings import keys, presets  # noqa: E402
 
 MAN = ROOT / "docs" / "git-agent.1"
 MD = ROOT / "docs" / "configuration.md"
@@ -31,7 +32,7 @@ def roff(text: str) -> str:
 
 def man_keys() -> str:
     lines = []
-    for k in config.KEYS:
+    for k in keys.KEYS:
         lines += [".TP", f".B {k.name}" + (" \\fR(multi\\-valued)" if k.multi else "")]
         bits = [f"Default: {roff(k.default) if k.default else 'none'}."]
         if k.flag:
@@ -51,9 +52,19 @@ def man_presets() -> str:
         lines += [".TP", f".B {roff(p.name)}", f"{roff(p.doc)}. Passes: {env}."]
         if p.set_env:
             lines.append("Sets: " + roff(" ".join(f"{k}={v}" for k, v in p.set_env.items())) + ".")
+        if p.default_env:
+            lines.append("Sets unless you set them: "
+                         + roff(" ".join(f"{k}={v}" for k, v in p.default_env.items())) + ".")
+        if p.args:
+            lines.append(f"Runs {roff(p.name)} with: " + roff(shlex.join(p.args)) + ".")
         if p.mounts:
             lines.append("Mounts read\\-only when present: " + roff(" ".join(p.mounts)) + ".")
-        lines.append("Keeps in the agent home: " + roff(" ".join(p.home)) + ".")
+        lines.append("Writes in the agent home: " + roff(" ".join(p.home)) + ".")
+        kept = [*p.keep, *(f"{f} ({', '.join(keys)})" for f, keys in p.keep_json.items())]
+        lines.append("Carried back to the shared agent home after a run: "
+                     + roff(" ".join(kept) if kept else "nothing") + ".")
+        if p.install:
+            lines.append("Install (outside the sandbox): " + roff(p.install) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -63,7 +74,7 @@ def _md(text: str) -> str:
 
 def md_keys() -> str:
     rows = ["| Key | Default | Flag | Meaning |", "|---|---|---|---|"]
-    for k in config.KEYS:
+    for k in keys.KEYS:
         default = " ".join(f"`{d}`" for d in k.default.split()) if k.multi and k.default \
             else (f"`{k.default}`" if k.default else "(none)")
         name = f"`{k.name}`" + (" (multi)" if k.multi else "")
@@ -73,13 +84,21 @@ def md_keys() -> str:
 
 def md_presets() -> str:
     rows = ["| Preset | Passes when set | Sets | Mounts read-only when present "
-            "| Keeps in the agent home |", "|---|---|---|---|---|"]
+            "| Writes in the agent home | Carried back after a run | Install (outside) |",
+            "|---|---|---|---|---|---|---|"]
     for p in presets.PRESETS.values():
         env = " ".join(f"`{e}`" for e in _own_env(p))
-        sets = " ".join(f"`{k}={v}`" for k, v in p.set_env.items())
+        sets = " ".join([*(f"`{k}={v}`" for k, v in p.set_env.items()),
+                         *(f"`{k}={v}` (unless set)" for k, v in p.default_env.items()),
+                         *([f"arguments `{_md(shlex.join(p.args))}`"] if p.args else [])])
         mounts = " ".join(f"`~/{m}`" for m in p.mounts)
         home = " ".join(f"`~/{h}`" for h in p.home)
-        rows.append(f"| `{p.name}` ({_md(p.doc)}) | {env} | {sets} | {mounts} | {home} |")
+        install = f"`{_md(p.install)}`" if p.install else ""
+        kept = " ".join([*(f"`~/{k}`" for k in p.keep),
+                         *(f"`~/{f}` (keys {', '.join(f'`{k}`' for k in keys)})"
+                           for f, keys in p.keep_json.items())]) or "nothing"
+        rows.append(f"| `{p.name}` ({_md(p.doc)}) | {env} | {sets} | {mounts} | {home} "
+                    f"| {kept} | {install} |")
     return "\n".join(rows) + "\n"
 
 

@@ -31,6 +31,10 @@ def _closed_streams_to_dev_null() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _closed_streams_to_dev_null()
+    if argv is None:  # the process the user started: git's wrapper, or this one
+        from git_agent.sandbox import lifetime
+
+        lifetime.watch_parent()
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["run"]:
         from git_agent.cli.runargs import fast_parse

@@ -74,6 +74,9 @@ def interrupt_raises() -> None:
         signal.signal(signal.SIGINT, _raise_interrupt)
 
 
+PREFIX = "git agent: "  # of every message to the user (ui.say, and errors here)
+
+
 def guarded(fn: Callable[[], int], *, debug: bool) -> int:
     """Run a command; a GitAgentError becomes `git agent: <message>` on stderr and its exit
     code, ^C 130, a bug one line (its traceback with --debug / GIT_AGENT_DEBUG)."""
@@ -87,7 +90,7 @@ def guarded(fn: Callable[[], int], *, debug: bool) -> int:
             raise
         if _interrupted:
             return _said_interrupted()
-        _say(f"git agent: {e}")
+        write_err(PREFIX + str(e))
         return e.exit_code
     except KeyboardInterrupt:
         return _said_interrupted()
@@ -101,15 +104,15 @@ def guarded(fn: Callable[[], int], *, debug: bool) -> int:
             return _said_interrupted()
         if isinstance(e, OSError) and e.errno in _FULL_OR_BROKEN:
             where = f" ({os.fsdecode(e.filename)})" if e.filename else ""
-            _say(f"git agent: {e.strerror}{where}")
+            write_err(f"{PREFIX}{e.strerror}{where}")
             silence(sys.stdout)  # what it still holds would fail again at exit
             return 1
-        _say(f"git agent: internal error: {type(e).__name__}: {e} (rerun with --debug)")
+        write_err(f"{PREFIX}internal error: {type(e).__name__}: {e} (rerun with --debug)")
         return 1
 
 
 def _said_interrupted() -> int:
-    _say("git agent: interrupted")
+    write_err(PREFIX + "interrupted")
     return 130
 
 
@@ -118,7 +121,7 @@ def _said_interrupted() -> int:
 _FULL_OR_BROKEN = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG)
 
 
-def _say(line: str) -> None:
+def write_err(line: str) -> None:
     """A line on stderr; if even that cannot be written (`2>/dev/full`), the exit code says
     it alone."""
     try:

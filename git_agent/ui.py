@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from git_agent import proc
-from git_agent.errors import Aborted, silence
+from git_agent.errors import PREFIX, Aborted, silence, write_err
 
 RED, YELLOW, GREEN, BOLD, RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[m"
 
@@ -96,8 +96,13 @@ def write_stdout(data: bytes) -> None:
 
 
 def say(message: str) -> None:
-    """A human message: to stderr."""
-    print(message, file=sys.stderr, flush=True)
+    """The one way to tell the user something: `git agent: MESSAGE` on stderr."""
+    write_err(PREFIX + message)
+
+
+def echo(text: str) -> None:
+    """A line of a verb's report on stderr, as is (apply's file list, its help)."""
+    write_err(text)
 
 
 def ask(question: str) -> str:

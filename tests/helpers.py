@@ -1,7 +1,7 @@
 """Test helpers for the hardening suites: run a sandbox as root or as an unprivileged user.
 
 `sandbox_as(user, inner, ...)` runs a small harness *as that user* (through setpriv), which
-launches bwrap itself (with --info-fd/--block-fd and pasta for the isolated network, a
+launches bwrap itself (a network namespace of its own unless net="host", a
 --seccomp pipe, a Landlock preexec_fn), so the unprivileged variant is unprivileged end to end.
 """
 
@@ -11,9 +11,7 @@ import contextlib
 import json
 import os
 import pwd
-import signal
 import socket
-import stat
 import subprocess
 import sys
 import threading
@@ -77,28 +75,6 @@ def user(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture
-def tun_open_to_users() -> Iterator[None]:
-    """pasta run by a user needs /dev/net/tun mode 0666 (0600 on some minimal images).
-
-    Widened for the test and restored after; check_pasta() tells users the same fix.
-    """
-    path = "/dev/net/tun"
-    if not os.path.exists(path):
-        pytest.skip("no /dev/net/tun (modprobe tun)")
-    old = stat.S_IMODE(os.stat(path).st_mode)
-    if os.geteuid() != 0:
-        if old & 0o006 != 0o006:
-            pytest.skip("/dev/net/tun is not 0666 and we are not root to widen it")
-        yield
-        return
-    os.chmod(path, old | 0o666)
-    try:
-        yield
-    finally:
-        os.chmod(path, old)
-
-
 @contextlib.contextmanager
 def serving(srv: socket.socket, reply: bytes) -> Iterator[None]:
     """Answer every connection to the listening socket srv with reply, until the block ends
@@ -134,7 +110,6 @@ def sandbox_as(
     seccomp: bool = False,
     landlock: bool = False,
     share_pid: bool = False,
-    pasta_drop: Sequence[str] = (),
     extra: Sequence[str] = (),
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
@@ -146,7 +121,6 @@ def sandbox_as(
         "seccomp": seccomp,
         "landlock": landlock,
         "share_pid": share_pid,
-        "pasta_drop": list(pasta_drop),
         "extra": list(extra),
     }
     env = {
@@ -173,78 +147,36 @@ def run_sandbox(
     seccomp: bool = False,
     landlock: bool = False,
     share_pid: bool = False,
-    pasta_drop: Sequence[str] = (),
     extra: Sequence[str] = (),
 ) -> int:
     """The harness, run in the user's process: launch bwrap the way git-agent does."""
     from git_agent.sandbox import landlock as ll
-    from git_agent.sandbox import network
     from git_agent.sandbox import seccomp as sc
+    from git_agent.sandbox.mounts import Bind, Dev, MountPlan, Proc, Tmpfs
 
-    argv = [bwrap_path(), "--ro-bind", "/", "/", "--dev", "/dev", "--tmpfs", "/tmp",
-            "--die-with-parent", "--unshare-user", "--disable-userns"]
-    if share_pid:  # keep host pids visible (signal tests); procfs stays the host's, read-only
-        argv += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        if net != "host":
-            argv += ["--unshare-net"]
-    else:
-        argv += ["--proc", "/proc", "--unshare-all"]
-        if net == "host":
-            argv += ["--share-net"]
-    assert network.bwrap_args(mode=net) == ([] if net == "host" else ["--unshare-net"])
+    mounts = [Bind(Path("/"), Path("/")), Dev(), Tmpfs(Path("/tmp"))]
+    if not share_pid:  # else host pids stay visible (signal tests); procfs the host's, read-only
+        mounts.append(Proc())
+    plan = MountPlan(mounts=mounts, env=dict(os.environ), command=list(inner),
+                     share_net=net == "host", share_pid=share_pid, extra=list(extra))
+    assert net in ("host", "none"), "the proxied modes run through the CLI (git agent run)"
     fds: list[int] = []
     if seccomp:
         r, w = os.pipe()
         os.write(w, sc.build_filter())
         os.close(w)
         fds.append(r)
-        argv += ["--seccomp", str(r)]
-    info_r = block_w = -1
-    if net == "isolated":
-        info_r, info_w = os.pipe()
-        block_r, block_w = os.pipe()
-        fds += [info_w, block_r]
-        argv += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
-    if pasta_drop:  # control runs: show what a pasta flag protects against
-        real = network.pasta_argv
-
-        def patched(**kw: object) -> list[str]:
-            return [a for a in real(**kw) if a not in pasta_drop]  # type: ignore[arg-type]
-
-        network.pasta_argv = patched
+        plan = plan.but(extra=[*plan.extra, "--seccomp", str(r)])
     preexec = ll.prepare_scope_restriction() if landlock else None
-    proc = subprocess.Popen([*argv, *extra, "--", *inner], pass_fds=fds, preexec_fn=preexec)
+    proc = subprocess.Popen(plan.argv(bwrap_path()), pass_fds=fds, preexec_fn=preexec)
     for fd in fds:
         os.close(fd)
-    pasta = None
     try:
-        if net == "isolated":
-            info = b""
-            while not info.rstrip().endswith(b"}"):
-                chunk = os.read(info_r, 4096)
-                if not chunk:
-                    break
-                info += chunk
-            child_pid = json.loads(info)["child-pid"]
-            try:
-                pasta = network.start_pasta(child_pid=child_pid, allow_ports=allow_ports)
-            except BaseException:
-                # Kill the sandbox itself first: killed this early, bwrap leaves its child
-                # waiting forever on an eventfd (its --die-with-parent is not armed yet); and
-                # closing block_w unwritten would let the command run without its network.
-                os.kill(child_pid, signal.SIGKILL)
-                raise
-            os.write(block_w, b"x")
         return proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        if pasta is not None:
-            pasta.stop()
-        for fd in (info_r, block_w):
-            if fd >= 0:
-                os.close(fd)
 
 
 if __name__ == "__main__":

@@ -598,11 +598,10 @@ class _Capture:
         prev = self.prev
         if prev is None:
             return False
-        meta = self.session.read_meta() if self.session.meta_path.exists() else {}
+        meta = self.session.read_meta()
         return (prev == self.base_raw
                 or _trailer(self.repo, prev, b"Agent-Base") == self.base_oid
-                or (meta.get("capture_tip") == prev.hex()
-                    and meta.get("capture_base") == self.base_oid))
+                or (meta.capture_tip == prev.hex() and meta.capture_base == self.base_oid))
 
     def commit(self, *, tree: bytes, parent: bytes, note: str | None, command: list[str] | None,
                exit_status: int | None, reason: str | None

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from git_agent import __version__
+from git_agent import __version__, ui
 from git_agent.errors import guarded
 
 # `git agent --help` never reaches us (git opens the manual); `git agent VERB --help` does
@@ -59,6 +59,13 @@ def _run_options(f: Callable[..., None]) -> Callable[..., None]:
 def _examples(text: str) -> str:
     """An epilog kept as written (click would rewrap it)."""
     return "\b\n" + text.strip("\n")
+
+
+def _config_explained() -> str:
+    """Each key's meaning and the mount modes, kept as written (the config verb's epilog)."""
+    from git_agent.commands.config import explain
+
+    return "".join(f"\n\n\b\n{para}" for para in explain().split("\n\n"))
 
 
 def _complete_sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
@@ -258,21 +265,24 @@ def doctor() -> None:
         """
 Examples:
   git agent config                  effective values (tab-separated when piped)
+  git agent config agent.net        one key's value, as `git config KEY` prints it
   git agent config --json
-  git config agent.net none         set one for this repository (--global for all)
-"""
+  git config agent.net none         set one for this repository (--global for all)"""
+        + _config_explained()
     ),
 )
+@click.argument("key", required=False, metavar="[KEY]")
 @click.option("--json", "json_out", is_flag=True, help="A JSON list on stdout.")
-def config_cmd(json_out: bool) -> None:
+def config_cmd(key: str | None, json_out: bool) -> None:
     """Show every agent.* setting: its effective value and where it came from.
 
     Settings are git config keys (system, global, repository, worktree: the last one wins);
-    a `run` flag wins over them.
+    a `run` flag wins over them. With KEY, print its effective value(s), one a line (exit 1
+    when it is unset and has no default).
     """
-    from git_agent.settings import config
+    from git_agent.commands import config
 
-    sys.exit(config.show_main(json_out=json_out))
+    sys.exit(config.main(key=key, json_out=json_out))
 
 
 @cli.command(
@@ -320,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:
             return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except click.exceptions.Abort:
-            click.echo("git agent: aborted", err=True)
+            ui.say("aborted")
             return 130
         except click.UsageError as e:
             if e.ctx is not None and not [a for a in args if a != "--debug"]:  # bare `git agent`
@@ -328,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             where = e.ctx.command_path if e.ctx is not None else "git agent"
             msg = " ".join(e.format_message().split()).rstrip(".")
-            click.echo(f"git agent: {msg[:1].lower()}{msg[1:]} (see `{where} -h`)", err=True)
+            ui.say(f"{msg[:1].lower()}{msg[1:]} (see `{where} -h`)")
             return 2
         except click.ClickException as e:
             e.show()

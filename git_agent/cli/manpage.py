@@ -33,7 +33,7 @@ def open_manual() -> int:
         with ui.terminal_signals_to_child():
             return subprocess.run(argv, check=False).returncode
     if page is None:
-        print("git agent: the manual page is not installed; see `git agent -h`", file=sys.stderr)
+        ui.say("the manual page is not installed; see `git agent -h`")
         return 1
     text = to_text(page.read_text(encoding="utf-8"))
     try:

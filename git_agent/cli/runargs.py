@@ -43,11 +43,17 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("--preset",), "preset",
         "Agent preset (default: from the command's name, else agent.preset; none: no preset).",
         "NAME"),
-    Opt(("--net",), "net", "Network mode [agent.net, default host].",
-        choices=("host", "none", "isolated")),
+    Opt(("--net",), "net",
+        "Network mode [agent.net, default host]: host = your network; none = loopback only; "
+        "isolated = public internet through git agent's proxy, nothing of your machine but "
+        "--allow-port; filtered = only --allow-host hosts and the preset's API hosts.",
+        choices=("host", "none", "isolated", "filtered")),
+    Opt(("--allow-host",), "allow_hosts",
+        "Host reachable through the proxy: HOST, *.DOMAIN, IP, each [:PORT], or @registries "
+        "(repeatable; implies --net filtered).", "HOST", multiple=True),
     Opt(("--allow-port",), "allow_ports",
-        "With --net isolated: host loopback port reachable inside (repeatable).", "PORT",
-        multiple=True, port=True),
+        "With --net isolated/filtered: host loopback port reachable inside (repeatable).",
+        "PORT", multiple=True, port=True),
     Opt(("--allow-socket",), "allow_sockets",
         "Host unix socket shown inside (repeatable); it gives away what it serves.", "PATH",
         multiple=True),

@@ -162,7 +162,7 @@ def closure(picked: Sequence[Change], everything: Sequence[Change]) -> list[Chan
             if p.path.startswith(c.path + b"/") or (
                     p.status != "deleted" and c.path.startswith(p.path + b"/")):
                 chosen.add(c.path)
-                ui.say(f"also applying the deletion of {c.name} (needed by {p.name})")
+                ui.echo(f"also applying the deletion of {c.name} (needed by {p.name})")
                 break
     return [c for c in everything if c.path in chosen]
 
@@ -260,9 +260,9 @@ def choose(view: View, files: Sequence[Change]) -> tuple[list[Change], list[Chan
     for i, c in enumerate(files):
         answer = bulk
         verb = {"y": ": apply", "n": ": skip", "r": ": reject"}.get(answer or "", "")
-        ui.say(f"[{review.TAG[c.status]}] {c.name}{verb}")
+        ui.echo(f"[{review.TAG[c.status]}] {c.name}{verb}")
         for r in c.risks:
-            ui.say(f"  ! {r}")
+            ui.echo(f"  ! {r}")
         while answer is None:
             a = ui.ask(f"({i + 1}/{len(files)}) apply {c.name}? [y,n,r,d,Y,N,R,q,?] ")
             if a in ("Y", "N", "R"):
@@ -275,9 +275,9 @@ def choose(view: View, files: Sequence[Change]) -> tuple[list[Change], list[Chan
                 ui.write_stdout(proc.run(review.diff_argv(view, spec, color=color, stat=False),
                                          cwd=view.worktree.root).stdout)
             elif a == "?":
-                ui.say(HELP.rstrip())
+                ui.echo(HELP.rstrip())
             else:
-                ui.say(f"unknown answer {a!r}; ? shows the choices")
+                ui.echo(f"unknown answer {a!r}; ? shows the choices")
         if answer == "q":
             break
         if answer == "y":
@@ -360,7 +360,7 @@ def _apply(view: View, files: Sequence[Change], everything: Sequence[Change], *,
                         "in your worktree counts as applied") from e
     except GitAgentError as e:
         if held:  # said, then the signal that came meanwhile does what it would have done
-            ui.say(f"git agent: {e}")
+            ui.say(str(e))
             ui.act_on(held)
         raise
     report(p, rejected)
@@ -372,7 +372,7 @@ def _apply(view: View, files: Sequence[Change], everything: Sequence[Change], *,
             ui.say(f"note: {os.fsdecode(path)} stays in review: the agent deleted or replaced "
                    "its directory whole; that is released once all of it is applied or rejected")
     if held:
-        ui.say("git agent: interrupted, after apply finished (it does not stop halfway)")
+        ui.say("interrupted, after apply finished (it does not stop halfway)")
         ui.act_on(held)
     return 1 if p.conflicts else 0
 
@@ -400,14 +400,14 @@ def refuse_split_rejection(rejected: Sequence[Change], applied: Sequence[Change]
 def report(p: Plan, rejected: Sequence[Change]) -> None:
     applied = [a for a in p.actions if not a.conflict]
     if applied:
-        ui.say(f"applied {len(applied)} file{'s' if len(applied) != 1 else ''}")
+        ui.echo(f"applied {len(applied)} file{'s' if len(applied) != 1 else ''}")
     for a in p.conflicts:
         if a.markers:
-            ui.say(f"conflict markers written in {a.change.name} ({a.conflict})")
+            ui.echo(f"conflict markers written in {a.change.name} ({a.conflict})")
         else:
-            ui.say(f"conflict in {a.change.name}: {a.conflict}")
+            ui.echo(f"conflict in {a.change.name}: {a.conflict}")
     if rejected:
-        ui.say(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''}")
+        ui.echo(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''}")
 
 
 def settled(view: View, rest: Sequence[Change]) -> set[bytes]:

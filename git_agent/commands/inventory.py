@@ -63,23 +63,6 @@ def human_size(n: int) -> str:
     return f"{n}B"
 
 
-def _last_run(meta: dict[str, Any]) -> dict[str, Any] | None:
-    """The run step's last_run record, keeping only well-typed fields."""
-    raw = meta.get("last_run")
-    if not isinstance(raw, dict):
-        return None
-    out: dict[str, Any] = {}
-    cmd = raw.get("command")
-    if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
-        out["command"] = cmd
-    for key in ("start", "end"):
-        if isinstance(raw.get(key), (int, float)):
-            out[key] = raw[key]
-    if isinstance(raw.get("exit_status"), int):
-        out["exit_status"] = raw["exit_status"]
-    return out or None
-
-
 _STATE = {"run": "running", "apply": "applying", "drop": "dropping", "busy": "busy"}
 
 
@@ -95,7 +78,7 @@ def describe(worktree: Worktree, s: session.Session) -> dict[str, Any]:
         "head": head,
         "files": _files_changed(worktree, base, head),
         "size": disk_usage(s.dir),
-        "last_run": _last_run(s.read_meta()),
+        "last_run": (last.as_dict() if (last := s.read_meta().last_run) else None),
     }
 
 
@@ -166,7 +149,7 @@ def drop_main(*, session_name: str, force: bool) -> int:
         answer = ui.ask(f"drop session {s.name!r} ({what}; branch "
                         f"{s.branch.removeprefix('refs/heads/')})? [y/N] ")
         if answer.lower() not in ("y", "yes"):
-            ui.say("not dropped")
+            ui.echo("not dropped")
             return 1
     with _locked(s):
         session.remove(s)

@@ -95,7 +95,7 @@ def capture_now(worktree: Worktree, s: session.Session, *, base: str,
 
     result = capture.capture(worktree=worktree, session=s, base=base, reason=reason)
     for w in result.warnings:
-        ui.say(f"git agent: warning: {w}")
+        ui.say(f"warning: {w}")
 
 
 def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> View:

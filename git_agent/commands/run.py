@@ -6,20 +6,20 @@ import contextlib
 import json
 import os
 import pwd
-import shlex
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from git_agent import proc, repo
+from git_agent import proc, repo, ui
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
-from git_agent.repo import within
+from git_agent.sandbox import agenthome, bwrap, hardening, launch, network, system, welcome
 from git_agent.sandbox import build as sandbox
-from git_agent.sandbox import bwrap, hardening, launch
-from git_agent.settings import config, presets
+from git_agent.sandbox.mounts import MountPlan
+from git_agent.settings import effective, gitconfig
+from git_agent.settings.resolve import RunFlags, RunSettings, resolve
+from git_agent.ui import say
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
@@ -30,10 +30,6 @@ class CommandNotFound(GitAgentError):
     exit_code = 127  # as a shell says it
 
 
-def say(msg: str) -> None:
-    print(f"git agent: {msg}", file=sys.stderr, flush=True)
-
-
 def real_home() -> Path:
     home = os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
     p = Path(home)
@@ -42,18 +38,6 @@ def real_home() -> Path:
             f"HOME={home!r} cannot hold an agent home; set HOME to your home directory"
         )
     return p
-
-
-def default_command(cfg: config.GitConfig) -> list[str]:
-    configured = cfg.get_str("agent.command")
-    if configured:
-        try:
-            words = shlex.split(configured)
-        except ValueError as e:
-            raise UsageError(f"agent.command: {e}") from None
-        if words:
-            return words
-    return [os.environ.get("SHELL") or "/bin/sh"]
 
 
 class _Background(threading.Thread):
@@ -98,9 +82,9 @@ class _Background(threading.Thread):
 
 def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]:
     """Paths the session holds that changed in the real worktree since its last run ended."""
-    last = session.read_meta().get("last_run") or {}
-    end = last.get("end") if isinstance(last, dict) else None
-    if not isinstance(end, (int, float)) or not session.upper.is_dir():
+    last = session.read_meta().last_run
+    end = last.end if last is not None else None
+    if end is None or not session.upper.is_dir():
         return []
     from git_agent.capture import overlay
 
@@ -131,39 +115,96 @@ def main(
     home: str | None = None,
     no_capture: bool = False,
     command: Sequence[str] = (),
+    allow_hosts: Sequence[str] = (),
 ) -> int:
+    flags = RunFlags(session_name=session_name, preset=preset, net=net, allow_ports=allow_ports,
+                     allow_sockets=allow_sockets, pass_env=pass_env, hide=hide, mounts=mounts,
+                     home=home, command=command, allow_hosts=allow_hosts)
     if os.geteuid() == 0:
-        sandbox.start_root_etc_scan()  # in parallel with what follows
-    reading = config.start_read()  # git config beside git rev-parse: neither needs the other
+        system.start_root_etc_scan()  # in parallel with what follows
+    wt, cfg = _find_worktree_and_config()
+    for line in effective.unknown_warnings(cfg):  # a typo in agent.hide must not pass quietly
+        say(line)
+    state_root = sessions.state_root()
+    probes = state_root / "probes.json"  # bwrap's version, env's abilities
+    bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=probes)
+    home_p = real_home()
+    settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=home_p,
+                       default_session=sessions.default_name(wt), environ=os.environ)
+    home_mounts, mount_warnings = sandbox.parse_home_mounts(
+        settings.mount_specs, home=home_p, explicit=settings.explicit_mounts)
+    env = sandbox.environment(home=home_p, session=settings.session_name,
+                              pass_env=settings.pass_env, set_env=settings.set_env)
+    check_command(settings, wt=wt, home=home_p, home_mounts=home_mounts, env=env)
+    check_owner(wt)
+    keep = agenthome.declared(keep=settings.preset.keep, keep_json=settings.preset.keep_json,
+                              home_keep=cfg.get_all("agent.homeKeep"))
+    network.check(settings.egress)
+    opts, fresh = _prepare(wt, settings, home=home_p, state_root=state_root,
+                           home_mounts=home_mounts, env=env)
+    for w in [*mount_warnings, *settings.warnings]:
+        say(f"warning: {w}")
+    session = opts.session
+    with sessions.Lock(session):
+        hidden = [os.path.relpath(h, wt.root) for h in settings.hide]
+        plan = welcome.prepare(sandbox.build_plan(opts), session_dir=session.dir,
+                               session=session.name, net=settings.net, ports=settings.ports,
+                               hidden=hidden)
+        if _stderr_is_tty():  # one line that says where the agent runs, and how to leave
+            say(welcome.banner(session=session.name, net=settings.net, ports=settings.ports,
+                               hidden=hidden))
+        hooks, notes = hardening.hooks(net=settings.net, allow_ports=settings.ports)
+        for n in notes:
+            _warn_once(state_root, n)
+        _warn_stale(session, wt)
+        if os.geteuid() == 0 and _stderr_is_tty():  # on a terminal, as the banner (#15)
+            say("warning: the agent runs as root (uid 0) inside the sandbox; "
+                "run git agent as your own user where you can")
+        # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
+        snap = _Background(wt, session, hide=settings.hide)
+        # signals that come once the agent has exited (git's wrapper forwards the SIGTERM of
+        # `timeout` a second time) wait until the capture is done; launch hands the ones that
+        # come while the agent runs to the agent
+        try:
+            with ui.uninterrupted() as held:
+                with network.running(settings.egress, session.dir) as sockets:
+                    outcome, start, end = _launch(
+                        network.with_network(plan, settings.egress, sockets), bw=bw.path,
+                        hooks=hooks, probes=probes, snap=snap, fresh=fresh, opts=opts,
+                        no_capture=no_capture)
+                for line in network.review_lines(session.dir, since=start):
+                    say(line)
+                for w in agenthome.carry_back(session=session, agent_home=opts.agent_home,
+                                              keep=keep, lock=state_root / "home-keep.lock"):
+                    say(f"warning: {w}")
+                session.update_meta(last_run=sessions.RunRecord(
+                    command=opts.command, start=start, end=end,
+                    exit_status=outcome.exit_status, net=settings.net))
+                if no_capture:
+                    say(f"changes kept in the session (not captured): {session.upper}")
+                else:
+                    _capture(session=session, worktree=wt, snap=snap, command=opts.command,
+                             exit_status=outcome.exit_status)
+            ui.act_on(held)
+            return outcome.exit_status
+        finally:
+            snap.stop()  # a no-op once capture joined it; else ended before we are
+
+
+def _find_worktree_and_config() -> tuple[repo.Worktree, gitconfig.GitConfig]:
+    """The worktree and its git config, read side by side: neither needs the other."""
+    reading = gitconfig.start_read()
     try:
         wt = repo.find_worktree()
     except BaseException:
         reading()  # reaped (it is quick); the error is find_worktree's
         raise
-    cfg = config.read(started=reading)
-    name = session_name if session_name is not None else sessions.default_name(wt)
-    session = sessions.get(wt, name)
-    state_root = sessions.state_root()
-    probes = state_root / "probes.json"  # bwrap's version, env's abilities
-    bw = bwrap.find(cfg.get_str("agent.bwrap"), cache=probes)
-    home_p = real_home()
-    agent_home = config.expand_home(home or cfg.get_str("agent.home") or "~/aihome", home_p)
-    if not agent_home.is_absolute():
-        raise UsageError(f"agent home {agent_home} must be an absolute path")
-    cmd = list(command) or default_command(cfg)
-    chosen = presets.resolve(command=cmd, name=preset, cfg=cfg)
-    cmd = list(chosen.command) or cmd
+    return wt, gitconfig.read(started=reading)
 
-    net_mode = net or cfg.get_str("agent.net") or "host"
-    if net_mode not in config.NET_MODES:
-        raise UsageError(f"agent.net: {net_mode!r} is not one of {', '.join(config.NET_MODES)}")
-    if allow_ports and net_mode != "isolated":
-        raise UsageError(f"--allow-port needs --net isolated (this run's mode is {net_mode})")
-    # a configured allowPort belongs to a configured isolated mode; --net none/host wins over it
-    ports = _ports([*cfg.get_all("agent.allowPort"), *map(str, allow_ports)])
-    if net_mode != "isolated":
-        ports = []
 
+def check_owner(wt: repo.Worktree) -> None:
+    """An unprivileged sandbox maps only the caller's own uid: a worktree of another user's
+    would be read-only inside and its copy-ups would fail."""
     owner = wt.root.stat().st_uid
     if os.geteuid() != 0 and owner != os.geteuid():
         raise SandboxUnavailable(
@@ -171,119 +212,100 @@ def main(
             "own uid: run git agent as that user, or chown the worktree"
         )
 
-    mount_specs = [*config.DEFAULT_MOUNTS, *chosen.mounts, *cfg.get_all("agent.mount"), *mounts]
-    explicit = {*cfg.get_all("agent.mount"), *mounts}
-    home_mounts, warnings = sandbox.parse_home_mounts(mount_specs, home=home_p, explicit=explicit)
-    protect = cfg.get_all("agent.protect") or list(config.DEFAULT_PROTECT)
-    hide_paths = _hide_paths(wt, [*cfg.get_all("agent.hide")], list(hide), warnings)
-    sockets = [
-        Path(os.path.abspath(os.path.expanduser(s)))
-        for s in [*cfg.get_all("agent.allowSocket"), *allow_sockets]
-    ]
-    set_env = dict(chosen.set_env)
-    ssh_sock = os.environ.get("SSH_AUTH_SOCK")
-    if ssh_sock and Path(ssh_sock) in sockets:
-        set_env["SSH_AUTH_SOCK"] = ssh_sock
-    env = sandbox.environment(
-        home=home_p,
-        session=name,
-        pass_env=[
-            *chosen.pass_env,
-            *presets.expand_env_names([*cfg.get_all("agent.passEnv"), *pass_env]),
-        ],
-        set_env=set_env,
-    )
 
-    sandbox.check_layout(worktree=wt, home=home_p, agent_home=agent_home, state_root=state_root)
+def check_command(s: RunSettings, *, wt: repo.Worktree, home: Path,
+                  home_mounts: list[sandbox.HomeMount], env: dict[str, str]) -> None:
+    """The agent's command is found as the sandbox will find it (its PATH, its mounts), before
+    a session or a ref is made: a typo or a missing agent creates nothing."""
+    from git_agent.sandbox import inside
+    from git_agent.settings import presets
+
+    v = inside.view(home=home, agent_home=s.agent_home, home_mounts=[m.path for m in home_mounts],
+                    worktree=wt.root)
+    word = s.command[0] if s.command else ""
+    known = presets.builtin(os.path.basename(word))
+    why = inside.missing_command(
+        v, s.command, path=env.get("PATH", ""), cwd=wt.cwd,
+        install=known.install if known else "",
+        known=[n for p in presets.PRESETS.values() for n in (p.name, *p.aliases)],
+        host_path=os.environ.get("PATH"))
+    if why:
+        raise CommandNotFound(why)
+
+
+def _prepare(
+    wt: repo.Worktree, s: RunSettings, *, home: Path, state_root: Path,
+    home_mounts: list[sandbox.HomeMount], env: dict[str, str],
+) -> tuple[sandbox.Options, bool]:
+    """Make what the run needs on disk (session dirs, agent home) and the sandbox's options.
+    Returns them and whether the session is new (undone if the agent never starts)."""
+    sandbox.check_layout(worktree=wt, home=home, agent_home=s.agent_home, state_root=state_root)
+    session = sessions.get(wt, s.session_name)
     fresh = not session.exists()
     if session.meta_path.exists() and not session.upper.is_dir():
         say(
-            f"warning: session {name!r} lost its upper dir; it starts empty "
-            f"(agent/{name} keeps its last capture)"
+            f"warning: session {s.session_name!r} lost its upper dir; it starts empty "
+            f"(agent/{s.session_name} keeps its last capture)"
         )
     sessions.create(wt, session)
-    agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _seed_gitconfig(agent_home, wt)
-    empty = _empty_file(state_root)
+    s.agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _seed_gitconfig(s.agent_home, wt)
+    welcome.seed_agent_home(s.agent_home)
     opts = sandbox.Options(
         worktree=wt,
         session=session,
-        home=home_p,
-        agent_home=agent_home,
+        home=home,
+        agent_home=s.agent_home,
         state_root=state_root,
-        command=cmd,
+        command=s.command,
         home_mounts=home_mounts,
-        protect=protect,
-        hide=hide_paths,
-        allow_sockets=sockets,
+        protect=s.protect,
+        hide=s.hide,
+        allow_sockets=s.sockets,
         env=env,
-        net=net_mode,
-        empty_file=empty,
+        net=s.net,
+        empty_file=_empty_file(state_root),
     )
-    for w in warnings:
-        say(f"warning: {w}")
+    return opts, fresh
 
-    with sessions.Lock(session):
-        plan = sandbox.build_plan(opts)
-        hooks, notes = hardening.hooks(net=net_mode, allow_ports=ports)
-        for n in notes:
-            _warn_once(state_root, n)
-        for rel in stale_paths(session, wt)[:20]:
-            say(
-                f"warning: {rel} changed in your worktree since the last run; "
-                "the agent still sees its own older copy (apply or reject it to refresh)"
-            )
-        # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
-        snap = _Background(wt, session, hide=hide_paths)
-        try:
-            start = time.time()
-            try:
-                outcome = launch.run(
-                    plan,
-                    bwrap=bw.path,
-                    hooks=hooks,
-                    probe_cache=probes,
-                    started=None if no_capture else snap.start,
-                )
-            except BaseException:  # e.g. the network could not be set up: the agent never ran
-                if fresh:
-                    _forget(session, wt, snap)
-                raise
-            end = time.time()
-            if not outcome.started:
-                import shutil
 
-                from git_agent.commands import doctor
+def _warn_stale(session: sessions.Session, wt: repo.Worktree) -> None:
+    for rel in stale_paths(session, wt)[:20]:
+        say(
+            f"warning: {rel} changed in your worktree since the last run; "
+            "the agent still sees its own older copy (apply or reject it to refresh)"
+        )
 
-                if fresh:  # nothing half-created: a session that never ran is not kept
-                    _forget(session, wt, snap)
-                why = doctor.diagnose(bw.path)
-                if why is None and shutil.which(cmd[0], path=env.get("PATH")) is None:
-                    raise CommandNotFound(f"{cmd[0]}: command not found (inside the sandbox)")
-                raise SandboxUnavailable(why or (
-                    "the sandbox did not start (bwrap's message is above); run `git agent doctor`"))
-            session.update_meta(
-                last_run={
-                    "command": cmd,
-                    "start": start,
-                    "end": end,
-                    "exit_status": outcome.exit_status,
-                    "net": net_mode,
-                }
-            )
-            if not no_capture:
-                _capture(
-                    session=session,
-                    worktree=wt,
-                    snap=snap,
-                    command=cmd,
-                    exit_status=outcome.exit_status,
-                )
-            else:
-                say(f"changes kept in the session (not captured): {session.upper}")
-            return outcome.exit_status
-        finally:
-            snap.stop()  # a no-op once capture joined it; else ended before we are
+
+def _launch(
+    plan: MountPlan, *, bw: Path, hooks: launch.Hooks, probes: Path, snap: _Background, fresh: bool,
+    opts: sandbox.Options, no_capture: bool,
+) -> tuple[launch.Outcome, float, float]:
+    """Run the agent; a sandbox that never started undoes a new session and says why."""
+    session, wt = opts.session, opts.worktree
+    start = time.time()
+    try:
+        outcome = launch.run(plan, bwrap=bw, hooks=hooks, probe_cache=probes,
+                             started=None if no_capture else snap.start)
+    except BaseException:  # e.g. the network could not be set up: the agent never ran
+        if fresh:
+            _forget(session, wt, snap)
+        raise
+    end = time.time()
+    if not outcome.started:
+        import shutil
+
+        from git_agent.sandbox.probes import diagnose
+
+        if fresh:  # nothing half-created: a session that never ran is not kept
+            _forget(session, wt, snap)
+        why = diagnose(bw)
+        cmd = opts.command
+        if why is None and shutil.which(cmd[0], path=opts.env.get("PATH")) is None:
+            raise CommandNotFound(f"{cmd[0]}: command not found (inside the sandbox)")
+        raise SandboxUnavailable(why or (
+            "the sandbox did not start (bwrap's message is above); run `git agent doctor`"))
+    return outcome, start, end
 
 
 def _capture(
@@ -294,7 +316,7 @@ def _capture(
     command: list[str],
     exit_status: int,
 ) -> None:
-    if not sessions.has_changes(session=session, worktree=worktree):
+    if not has_changes(session=session, worktree=worktree):
         # the base snapshot is not needed: run's `finally` stops it (kills its git, joins it)
         say(f"session {session.name!r}: nothing changed")
         return
@@ -315,6 +337,30 @@ def _capture(
     for w in result.warnings:
         say(f"warning: {w}")
     say(result.summary)
+
+
+def has_changes(*, session: sessions.Session, worktree: repo.Worktree) -> bool:
+    """Cheap: does the session hold anything to capture (files, or git writes)?"""
+    from git_agent.capture import overlay
+
+    if overlay.count(session.upper) > 0:
+        return True
+    for real in (
+        worktree.git_dir / "HEAD",
+        worktree.common_dir / "refs",
+        worktree.common_dir / "packed-refs",
+    ):
+        up = sessions.upper_of(worktree=worktree, session=session, real=real)
+        if up is not None and os.path.lexists(up):
+            return True
+    return False
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
 
 
 def _warn_once(state_root: Path, note: str) -> None:
@@ -339,37 +385,6 @@ def _forget(session: sessions.Session, wt: repo.Worktree, snap: _Background) -> 
     sessions.remove(session)
 
 
-def _ports(values: list[str]) -> list[int]:
-    out: list[int] = []
-    for v in values:
-        try:
-            p = int(v)
-        except ValueError:
-            raise UsageError(f"agent.allowPort: {v!r} is not a port number") from None
-        if not 1 <= p <= 65535:
-            raise UsageError(f"agent.allowPort: {p} is not between 1 and 65535")
-        if p not in out:
-            out.append(p)
-    return out
-
-
-def _hide_paths(
-    wt: repo.Worktree, from_config: list[str], from_flags: list[str], warnings: list[str]
-) -> list[Path]:
-    out: list[Path] = []
-    for raw, base in [(v, wt.root) for v in from_config] + [(v, wt.cwd) for v in from_flags]:
-        p = Path(os.path.normpath(base / os.path.expanduser(raw)))
-        if not within(p, wt.root) or p == wt.root:
-            raise UsageError(f"--hide {raw}: not a path inside the worktree {wt.root}")
-        if ".git" in p.relative_to(wt.root).parts:
-            raise UsageError(f"--hide {raw}: .git is not hidden this way")
-        if not os.path.lexists(p):
-            warnings.append(f"hide {raw}: does not exist, nothing to hide")
-            continue
-        out.append(p)
-    return out
-
-
 def _seed_gitconfig(agent_home: Path, wt: repo.Worktree) -> None:
     """A new agent home gets the user's git identity, so the agent's own commits have one."""
     path = agent_home / ".gitconfig"
@@ -380,7 +395,8 @@ def _seed_gitconfig(agent_home: Path, wt: repo.Worktree) -> None:
         value = proc.git("config", f"user.{key}", cwd=wt.root, check=False).decode().strip()
         if value and "\n" not in value:
             lines.append(f"\t{key} = {json.dumps(value, ensure_ascii=False)}\n")
-    text = "# made by git agent from your git identity; read-only inside the sandbox\n"
+    text = ("# made by git agent from your git identity; edit it here: a session's own "
+            "changes stay in that session\n")
     path.write_text(text + ("[user]\n" + "".join(lines) if lines else ""))
 
 

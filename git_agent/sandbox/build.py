@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import subprocess
 from pathlib import Path
 from urllib.parse import quote  # pathlib imports it anyway
 
-from git_agent import proc
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.record import Record
 from git_agent.repo import Worktree, within
+from git_agent.sandbox import agenthome
 from git_agent.sandbox.mounts import (
     Bind,
-    Dev,
     Mount,
+    MountPlan,
     Overlay,
-    Plan,
-    Proc,
     RemountRo,
-    Symlink,
     Tmpfs,
 )
+from git_agent.sandbox.system import system_mounts
+from git_agent.sandbox.welcome import STARTUP
 from git_agent.session import Session
-from git_agent.settings import config
-
-SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/nix")
-SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-PRIVATE_TMPFS = ("/tmp", "/var/tmp", "/run")
-# Readable by root, so a root-run sandbox would see them through the read-only /etc.
-ETC_SECRETS = (
-    "/etc/shadow",
-    "/etc/shadow-",
-    "/etc/gshadow",
-    "/etc/gshadow-",
-    "/etc/security/opasswd",
-    "/etc/ssh/ssh_host_rsa_key",
-    "/etc/ssh/ssh_host_ecdsa_key",
-    "/etc/ssh/ssh_host_ed25519_key",
-    "/etc/ssh/ssh_host_dsa_key",
-)
+from git_agent.settings import mountspec
 
 # Credentials that live inside toolchain dirs mounted from the real home: masked inside.
 TOOLCHAIN_SECRETS = ("credentials.toml", "credentials", ".credentials.toml", "auth.json",
@@ -136,11 +117,11 @@ def parse_home_mounts(
     chosen: dict[Path, str] = {}
     warnings: list[str] = []
     for spec in specs:
-        remove, path, mode = config.parse_mount(spec, home)
+        remove, path, mode = mountspec.parse_mount(spec, home)
         chosen.pop(path, None)
         if not remove:
             chosen[path] = mode
-    asked = {config.parse_mount(spec, home)[1] for spec in explicit}  # not just a default
+    asked = {mountspec.parse_mount(spec, home)[1] for spec in explicit}  # not just a default
     mounts = []
     for path, mode in chosen.items():
         if not os.path.lexists(path):
@@ -153,105 +134,9 @@ def parse_home_mounts(
     return mounts, warnings
 
 
-def system_mounts(empty_file: Path | None) -> list[Mount]:
-    ms: list[Mount] = []
-    for d in (*SYSTEM_DIRS, *SYSTEM_LINKS):  # as the host has them: a dir, or a link
-        p = Path(d)
-        if p.is_symlink():
-            ms.append(Symlink(os.readlink(p), p))
-        elif p.is_dir():
-            ms.append(Bind(p, p))
-    ms += [Proc(), Dev()]
-    ms += [Tmpfs(Path(d)) for d in PRIVATE_TMPFS]
-    resolv = Path("/etc/resolv.conf")
-    if resolv.is_symlink():
-        target = resolv.resolve()
-        if not within(target, Path("/etc")) and target.exists():
-            ms.append(Bind(target, target, try_=True))
-    if empty_file is not None:
-        for secret in ETC_SECRETS:
-            if os.path.lexists(secret) and not os.path.islink(secret):
-                ms.append(Bind(empty_file, Path(secret)))
-        if os.geteuid() == 0:
-            ms += root_only_etc(empty_file)
-    return ms
-
-
-# `find` lists what only root may read in /etc in a process of its own, on the other core, while
-# launch does its imports and git calls (a Python walk of ~1,400 entries costs ~10 ms of launch)
-_FIND_PRIVATE = (
-    "find", "/etc", "-xdev",
-    "(", "-type", "d", "(", "!", "-perm", "-o=r", "-o", "!", "-perm", "-o=x", ")",
-    "-printf", r"d%p\0", "-prune", ")",
-    "-o", "(", "-type", "f", "!", "-perm", "-o=r", "-printf", r"f%p\0", ")",
-)
-_etc_find: subprocess.Popen[bytes] | None = None
-
-
-def start_root_etc_scan() -> None:
-    """Start listing /etc's root-only entries early (root runs only); root_only_etc reads it."""
-    global _etc_find
-    find = proc.which("find")  # not a relative PATH entry: this runs as root
-    if _etc_find is None and find:
-        with contextlib.suppress(OSError):  # no find: root_only_etc walks /etc itself
-            _etc_find = subprocess.Popen([find, *_FIND_PRIVATE[1:]], stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-
-
-def root_only_etc(empty_file: Path) -> list[Mount]:
-    """The masks for /etc entries others may not read, from find when it ran, else walked."""
-    global _etc_find
-    found, _etc_find = _etc_find, None
-    if found is None:
-        return _root_only_etc(empty_file)
-    out, _ = found.communicate()
-    if found.returncode != 0:
-        return _root_only_etc(empty_file)
-    ms: list[Mount] = []
-    for item in out.split(b"\0"):
-        if len(item) < 2:
-            continue
-        path = Path(os.fsdecode(item[1:]))
-        if str(path) in ETC_SECRETS:
-            continue
-        if item[:1] == b"d":
-            ms += [Tmpfs(path, mode=0o700), RemountRo(path)]
-        else:
-            ms.append(Bind(empty_file, path))
-    return ms
-
-
-def _root_only_etc(empty_file: Path, etc: Path = Path("/etc")) -> list[Mount]:
-    """For a root-run sandbox (uid 0 inside too): /etc entries others may not read (TLS and
-    VPN keys, keytabs, NetworkManager secrets...) are masked, found by their mode."""
-    ms: list[Mount] = []
-    stack = [etc]
-    while stack:
-        d = stack.pop()
-        try:
-            entries = list(os.scandir(d))
-        except OSError:
-            continue
-        for e in entries:
-            try:
-                st = e.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISLNK(st.st_mode) or e.path in ETC_SECRETS:
-                continue
-            private = not st.st_mode & stat.S_IROTH
-            if stat.S_ISDIR(st.st_mode):
-                if private or not st.st_mode & stat.S_IXOTH:
-                    ms += [Tmpfs(Path(e.path), mode=0o700), RemountRo(Path(e.path))]
-                else:
-                    stack.append(Path(e.path))
-            elif stat.S_ISREG(st.st_mode) and private:
-                ms.append(Bind(empty_file, Path(e.path)))
-    return ms
-
-
 def _ensure_protected(agent_home: Path, entry: str) -> Path:
-    """The agent-home file or dir to mount read-only, created empty when missing."""
+    """The shared agent-home file or dir to mount read-only (agent.protect), created empty when
+    missing."""
     is_dir = entry.endswith("/")
     rel = entry.rstrip("/")
     if not rel or rel.startswith("/") or ".." in Path(rel).parts:
@@ -267,24 +152,33 @@ def _ensure_protected(agent_home: Path, entry: str) -> Path:
     if is_dir:
         path.mkdir(mode=0o700)
     else:
-        path.write_text(LOGIN_FALLBACK if rel in (".bash_profile", ".bash_login") else "")
+        path.write_text(LOGIN_FALLBACK if rel in (".bash_profile", ".bash_login")
+                        else STARTUP.get(rel, ""))
     return path
 
 
-def _check_no_symlink_components(agent_home: Path, rel: Path) -> None:
-    """A symlink the agent left in its home on the way to a mount point could redirect it."""
-    p = agent_home
-    for part in rel.parts[:-1]:
-        p = p / part
-        if p.is_symlink():
-            raise SandboxUnavailable(
-                f"{p} is a symlink on the way to a mount point; remove it from the agent home"
-            )
+def _check_no_symlink_components(roots: tuple[Path, ...], rel: Path) -> None:
+    """A symlink in the agent home (the shared one, or the session's own upper dir) on the way
+    to a mount point could redirect it."""
+    for root in roots:
+        p = root
+        for part in rel.parts[:-1]:
+            p = p / part
+            if p.is_symlink():
+                raise SandboxUnavailable(
+                    f"{p} is a symlink on the way to a mount point; remove it from the agent home"
+                )
+
+
+def _home_roots(opts: Options) -> tuple[Path, ...]:
+    return (opts.agent_home, agenthome.upper(opts.session))
 
 
 def home_mounts(opts: Options) -> list[Mount]:
+    """$HOME is the shared agent home under the session's own copy-on-write layer, then the
+    real-home toolchain dirs, then agent.protect's read-only paths."""
     home, ah = opts.home, opts.agent_home
-    ms: list[Mount] = [Bind(ah, home, ro=False)]
+    ms: list[Mount] = [agenthome.overlay(agent_home=ah, home=home, session=opts.session)]
     mounted: list[Path] = []
     for hm in opts.home_mounts:
         if within(home, hm.path) or within(opts.state_root, hm.path) or within(ah, hm.path):
@@ -293,7 +187,7 @@ def home_mounts(opts: Options) -> list[Mount]:
                 "or the session store"
             )
         if within(hm.path, home):
-            _check_no_symlink_components(ah, hm.path.relative_to(home))
+            _check_no_symlink_components(_home_roots(opts), hm.path.relative_to(home))
         if hm.mode == "cow":
             d = opts.session.cow_dir / quote(str(hm.path), safe="")
             (d / "upper").mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -311,7 +205,7 @@ def home_mounts(opts: Options) -> list[Mount]:
         dest = home / entry.rstrip("/")
         if any(within(dest, m) for m in mounted):
             continue  # it comes from the real home, read-only or by the user's explicit choice
-        _check_no_symlink_components(ah, dest.relative_to(home))
+        _check_no_symlink_components(_home_roots(opts), dest.relative_to(home))
         ms.append(Bind(_ensure_protected(ah, entry), dest))
     return ms
 
@@ -319,11 +213,13 @@ def home_mounts(opts: Options) -> list[Mount]:
 def worktree_mounts(opts: Options) -> list[Mount]:
     wt, s = opts.worktree, opts.session
     if within(wt.root, opts.home):
-        _check_no_symlink_components(opts.agent_home, wt.root.relative_to(opts.home) / "x")
+        _check_no_symlink_components(_home_roots(opts), wt.root.relative_to(opts.home) / "x")
     ms: list[Mount] = [Overlay((wt.root,), s.upper, s.work, wt.root)]
+    _mode_of(wt.root, s.upper)
     if not wt.dot_git_inside:
         for d in (s.git_upper, s.git_work):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _mode_of(wt.common_dir, s.git_upper)
         ms.append(Overlay((wt.common_dir,), s.git_upper, s.git_work, wt.common_dir))
     for path in opts.hide:
         if path.is_symlink():
@@ -333,6 +229,14 @@ def worktree_mounts(opts: Options) -> list[Mount]:
         elif opts.empty_file is not None:
             ms.append(Bind(opts.empty_file, path))
     return ms
+
+
+def _mode_of(lower: Path, upper: Path) -> None:
+    """An overlay's root shows its upper dir's mode: give it the real dir's (0755 stays 0755
+    inside; the session folder above it stays 0700, so nobody else reaches it)."""
+    mode = stat.S_IMODE(lower.stat().st_mode)
+    if stat.S_IMODE(upper.stat().st_mode) != mode:
+        os.chmod(upper, mode)
 
 
 def socket_mounts(opts: Options) -> list[Mount]:
@@ -372,6 +276,14 @@ def check_layout(*, worktree: Worktree, home: Path, agent_home: Path, state_root
     real paths: a symlink must not lead around these checks."""
     real = os.path.realpath
     root, common = Path(real(worktree.root)), Path(real(worktree.common_dir))
+    me = os.geteuid()
+    for place in (root, common):
+        # as git's safe.directory: root writing objects and refs into another user's .git
+        # leaves files that user cannot change (and a user cannot map another uid anyway)
+        owner = place.stat().st_uid
+        if owner != me:
+            what = "worktree" if place == root else f"repository {place}"
+            raise SandboxUnavailable(f"{what} owned by uid {owner}; run git agent as that user")
     ah, h, store = Path(real(agent_home)), Path(real(home)), Path(real(state_root))
     if within(store, root):
         raise SandboxUnavailable(
@@ -391,7 +303,7 @@ def check_layout(*, worktree: Worktree, home: Path, agent_home: Path, state_root
         raise UsageError(f"agent home {agent_home} overlaps the session store {state_root}")
 
 
-def build_plan(opts: Options) -> Plan:
+def build_plan(opts: Options) -> MountPlan:
     check_layout(worktree=opts.worktree, home=opts.home, agent_home=opts.agent_home,
                  state_root=opts.state_root)
     mounts = system_mounts(opts.empty_file)
@@ -399,7 +311,7 @@ def build_plan(opts: Options) -> Plan:
     mounts += worktree_mounts(opts)
     mounts += socket_mounts(opts)
     check_store_hidden(opts, mounts)
-    return Plan(
+    return MountPlan(
         mounts=mounts,
         env=dict(opts.env),
         chdir=opts.worktree.cwd,

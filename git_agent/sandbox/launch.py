@@ -7,14 +7,16 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
 from git_agent import proc
-from git_agent.errors import SandboxUnavailable
+from git_agent.errors import GitAgentError, SandboxUnavailable
 from git_agent.record import Record
-from git_agent.sandbox.mounts import Plan
+from git_agent.sandbox import lifetime
+from git_agent.sandbox.mounts import MountPlan, helper_environ
+from git_agent.ui import HELD_SIGNALS
 
 
 class Outcome(Record):
@@ -26,21 +28,15 @@ class Outcome(Record):
 
 
 class Hooks(Record):
-    """Optional pieces the hardening adds: seccomp program, Landlock, a network set-up step."""
+    """Optional pieces the hardening adds: a seccomp program, Landlock (a preexec step).
+    The network needs none: sandbox/network.py sets it up in the mount plan."""
 
-    __slots__ = ("seccomp", "preexec", "network")
+    __slots__ = ("seccomp", "preexec")
 
-    def __init__(
-        self,
-        seccomp: bytes | None = None,
-        preexec: Callable[[], None] | None = None,
-        network: Callable[[int], Callable[[], None]] | None = None,
-    ):
+    def __init__(self, seccomp: bytes | None = None,
+                 preexec: Callable[[], None] | None = None):
         self.seccomp = seccomp
         self.preexec = preexec
-        # called with bwrap's child pid before the agent is let go (e.g. start pasta); returns
-        # a cleanup function
-        self.network = network
 
 
 # The terminal sends ^C, ^\\ and hang-up to its whole foreground process group: bwrap too. If
@@ -136,117 +132,114 @@ def _read_json_docs(data: bytes) -> list[dict[str, object]]:
 
 
 def _pipe_with(data: bytes) -> int:
-    """A readable fd holding data (bwrap reads --seccomp programs to EOF)."""
-    r, w = os.pipe()
-    os.write(w, data)  # a filter is far below the pipe buffer
-    os.close(w)
-    return r
+    """A readable fd holding data, at its start (bwrap reads --seccomp and --args to EOF).
+
+    A memfd, not a pipe: the options of a large plan do not fit a pipe's buffer."""
+    fd = os.memfd_create("git-agent", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)  # a memfd takes it all at once
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
-def run(
-    plan: Plan,
-    *,
-    bwrap: Path,
-    hooks: Hooks,
-    probe_cache: Path | None = None,
-    started: Callable[[], None] | None = None,
-) -> Outcome:
-    """Run the plan; `started` is called once bwrap runs (work that must not delay the agent)."""
-    prefix = default_signal_prefix(cache=probe_cache)
-    if prefix:
-        plan.command = [*prefix, *plan.command]
+class _Fds(Record):
+    """The descriptors one launch hands bwrap (`give`) and keeps for itself."""
+
+    __slots__ = ("give", "status")
+
+    def __init__(self, give: list[int], status: _Status):
+        self.give = give  # closed in git agent once bwrap has them
+        self.status = status  # --json-status-fd, read end
+
+    def close_ours(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.status.fd)
+
+
+def _descriptors(hooks: Hooks) -> tuple[_Fds, list[str]]:
+    """The pipes of one launch, and the bwrap options naming them."""
     status_r, status_w = os.pipe()
-    status = _Status(status_r)
-    fds = [status_w]
+    give = [status_w]
     extra = ["--json-status-fd", str(status_w)]
-    seccomp_fd = None
     if hooks.seccomp is not None:
         seccomp_fd = _pipe_with(hooks.seccomp)
-        fds.append(seccomp_fd)
+        give.append(seccomp_fd)
         extra += ["--seccomp", str(seccomp_fd)]
-    info_r = info_w = block_r = block_w = None
-    if hooks.network is not None:
-        info_r, info_w = os.pipe()
-        block_r, block_w = os.pipe()
-        fds += [info_w, block_r]
-        extra += ["--info-fd", str(info_w), "--block-fd", str(block_r)]
-    plan.extra = extra
-    argv = plan.argv(bwrap)
+    return _Fds(give, _Status(status_r)), extra
 
-    child: subprocess.Popen[bytes] | None = None
+
+def command_line(plan: MountPlan, bwrap: Path) -> tuple[list[str], int]:
+    """bwrap's argv and the fd it reads its options from (--args): the command line holds the
+    command and no option, so no /proc/PID/cmdline inside shows a --setenv value."""
+    fd = _pipe_with(b"".join(os.fsencode(a) + b"\0" for a in plan.options()))
+    return [os.fspath(bwrap), "--args", str(fd), "--", *plan.command], fd
+
+
+def _start(argv: list[str], fds: _Fds, hooks: Hooks, *, ignore_terminal: bool,
+           bwrap: Path) -> subprocess.Popen[bytes]:
+    """Start bwrap with nothing of git agent's environment (mounts.helper_environ)."""
+    try:
+        child = subprocess.Popen(
+            argv,
+            pass_fds=fds.give,
+            preexec_fn=_preexec(hooks.preexec, ignore_terminal),
+            close_fds=True,
+            env=helper_environ(),
+        )
+    except (subprocess.SubprocessError, OSError) as e:
+        fds.close_ours()
+        why = (
+            "could not apply the Landlock scopes"  # the preexec step failed in the child
+            if isinstance(e, subprocess.SubprocessError)
+            else f"could not start {bwrap}"
+        )
+        raise SandboxUnavailable(f"{why} ({e}); see `git agent doctor`") from e
+    finally:
+        for fd in fds.give:
+            os.close(fd)
+    return child
+
+
+@contextlib.contextmanager
+def _signals_to_agent(child: Callable[[], subprocess.Popen[bytes] | None],
+                      status: _Status) -> Iterator[None]:
+    """While the agent runs: SIGTERM, SIGHUP (any of ui.HELD_SIGNALS) to git agent go to the
+    agent, which may exit cleanly (then capture); ^C and ^\\ reach it through the terminal,
+    and we wait for it. The handlers of before come back after: run.py holds signals from
+    then on (ui.uninterrupted) until the capture is done."""
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        """SIGTERM/SIGHUP to git agent go to the agent, which may exit cleanly (then capture)."""
-        if child is None or child.poll() is not None:
+        c = child()
+        if c is None or c.poll() is not None:
             return
         init = status.child_pid()
         if init is not None and (agents := _agent_pids(init)):
             for agent in agents:
                 signal_child(init, agent, signum)
         else:
-            child.send_signal(signum)
+            c.send_signal(signum)
 
     def ignore(_signum: int, _frame: FrameType | None) -> None:
-        """^C and ^\\ reach the agent through the terminal; we wait for it to exit."""
+        pass
 
-    old = {
-        s: signal.getsignal(s)
-        for s in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
-    }
-    signal.signal(signal.SIGINT, ignore)
-    signal.signal(signal.SIGQUIT, ignore)
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGHUP, forward)
-    cleanup: Callable[[], None] | None = None
+    handlers = {signal.SIGINT: ignore, signal.SIGQUIT: ignore,
+                signal.SIGTERM: forward, signal.SIGHUP: forward}
+    for other in HELD_SIGNALS:  # kill -USR1 ... too: to the agent, not held until it exits
+        if other not in handlers and signal.getsignal(other) != signal.SIG_IGN:
+            handlers[other] = forward
+    old = {s: signal.signal(s, h) for s, h in handlers.items()}
     try:
-        try:
-            child = subprocess.Popen(
-                argv,
-                pass_fds=fds,
-                preexec_fn=_preexec(hooks.preexec, bool(prefix)),
-                close_fds=True,
-            )
-        except (subprocess.SubprocessError, OSError) as e:
-            for fd in [*fds, status_r, *(x for x in (info_r, block_w) if x is not None)]:
-                os.close(fd)
-            why = (
-                "could not apply the Landlock scopes"  # the preexec step failed in the child
-                if isinstance(e, subprocess.SubprocessError)
-                else f"could not start {bwrap}"
-            )
-            raise SandboxUnavailable(f"{why} ({e}); see `git agent doctor`") from e
-        for fd in fds:
-            os.close(fd)
-        if hooks.network is not None:
-            assert info_r is not None and block_w is not None
-            pid = None
-            try:
-                info = _read_json_docs(_read_until_eof_or_doc(info_r))
-                pid = next((d.get("child-pid") for d in info if "child-pid" in d), None)
-                if isinstance(pid, int):  # else bwrap failed early and says why
-                    cleanup = hooks.network(pid)
-                    os.write(block_w, b"1")
-            except BaseException:
-                # fail closed: no agent without the network it was promised. The sandbox init
-                # first: --die-with-parent is not armed yet while bwrap waits on the block fd,
-                # so killing bwrap alone would leave it waiting forever
-                if isinstance(pid, int):
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-                child.kill()
-                child.wait()
-                raise
-            finally:
-                os.close(info_r)
-                os.close(block_w)
-        if started is not None:
-            started()
-        _wait(child)
+        yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        if cleanup is not None:
-            cleanup()
+
+
+def _outcome(child: subprocess.Popen[bytes], status: _Status) -> Outcome:
+    """The agent's exit status from bwrap's --json-status-fd, or why it never ran."""
     docs = status.read_all()
     code = next((d["exit-code"] for d in docs if isinstance(d.get("exit-code"), int)), None)
     if code is None and child.returncode < 0 and any("child-pid" in d for d in docs):
@@ -258,10 +251,48 @@ def run(
     return Outcome(exit_status=code, started=True)
 
 
-def _wait(child: subprocess.Popen[bytes]) -> None:
+def run(
+    plan: MountPlan,
+    *,
+    bwrap: Path,
+    hooks: Hooks,
+    probe_cache: Path | None = None,
+    started: Callable[[], None] | None = None,
+) -> Outcome:
+    """Run the plan; `started` is called once bwrap runs (work that must not delay the agent).
+
+    The sandbox ends with the process the user started (lifetime.owner): when that dies,
+    the sandbox is killed and run returns as if the agent had been killed."""
+    if lifetime.owner_gone():
+        raise GitAgentError("the git that started git agent has ended; the agent was not started")
+    prefix = default_signal_prefix(cache=probe_cache)
+    fds, extra = _descriptors(hooks)
+    plan = plan.but(command=[*prefix, *plan.command], extra=[*plan.extra, *extra])
+    try:
+        argv, args_fd = command_line(plan, bwrap)
+    except BaseException:
+        fds.close_ours()
+        for fd in fds.give:
+            os.close(fd)
+        raise
+    fds = _Fds([*fds.give, args_fd], fds.status)
+    box: list[subprocess.Popen[bytes]] = []
+    with _signals_to_agent(lambda: box[0] if box else None, fds.status):
+        child = _start(argv, fds, hooks, ignore_terminal=bool(prefix), bwrap=bwrap)
+        box.append(child)
+        if started is not None:
+            started()
+        _wait(child, lifetime.owner())
+    return _outcome(child, fds.status)
+
+
+def _wait(child: subprocess.Popen[bytes], owner: int | None = None) -> None:
     """child.wait(), woken by any signal git agent gets. The kernel may give a signal to any
     thread (the base snapshot's too); Python runs its handler in the main thread only, between
-    calls, and a waitpid blocked there would hold forward() until the agent had exited."""
+    calls, and a waitpid blocked there would hold forward() until the agent had exited.
+
+    owner: a pidfd of the process the user started (lifetime.owner); when it ends, bwrap is
+    killed, and with it (--die-with-parent) the whole sandbox: nothing outlives a `kill -9`."""
     import select
 
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -275,17 +306,22 @@ def _wait(child: subprocess.Popen[bytes]) -> None:
         poller.register(r, select.POLLIN)
         if pidfd is not None:
             poller.register(pidfd, select.POLLIN)
+        if owner is not None:
+            poller.register(owner, select.POLLIN)
         while child.poll() is None:
-            # bwrap exited, or a signal came: its handler runs right after this (without a
-            # pidfd, kernels < 5.3, look again every 0.1 s)
-            poller.poll(None if pidfd is not None else 100)
+            # bwrap exited, the owner did, or a signal came: its handler runs right after this
+            # (without a pidfd, kernels < 5.3, look again every 0.1 s)
+            for fd, _ in poller.poll(None if pidfd is not None else 100):
+                if fd == owner:
+                    child.kill()
+                    poller.unregister(owner)
             with contextlib.suppress(BlockingIOError):
                 os.read(r, 512)
     finally:
         signal.set_wakeup_fd(old)
-        for fd in (r, w, pidfd):
-            if fd is not None:
-                os.close(fd)
+        for end in (r, w, pidfd):
+            if end is not None:
+                os.close(end)
     child.wait()
 
 
@@ -316,14 +352,3 @@ class _Status:
             self.data += f.read()
         return _read_json_docs(self.data)
 
-
-def _read_until_eof_or_doc(fd: int) -> bytes:
-    """bwrap writes its info document and keeps the fd open: read until one whole JSON object."""
-    buf = b""
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            return buf
-        buf += chunk
-        if _read_json_docs(buf):
-            return buf

@@ -105,10 +105,11 @@ class Overlay(Record):
 Mount = Bind | Symlink | Tmpfs | RemountRo | Proc | Dev | Overlay
 
 
-class Plan(Record):
-    """Everything bwrap is told, in order; `argv()` is the only place it becomes arguments."""
+class MountPlan(Record):
+    """Everything bwrap is told, in order; `options()` is the only place it becomes arguments."""
 
-    __slots__ = ("mounts", "env", "chdir", "command", "share_net", "disable_userns", "extra")
+    __slots__ = ("mounts", "env", "chdir", "command", "share_net", "disable_userns", "extra",
+                 "share_pid")
 
     def __init__(
         self,
@@ -119,6 +120,7 @@ class Plan(Record):
         share_net: bool = True,
         disable_userns: bool = True,
         extra: list[str] | None = None,
+        share_pid: bool = False,
     ):
         self.mounts: list[Mount] = mounts if mounts is not None else []
         self.env: dict[str, str] = env if env is not None else {}
@@ -127,11 +129,20 @@ class Plan(Record):
         self.share_net = share_net
         self.disable_userns = disable_userns
         self.extra: list[str] = extra if extra is not None else []  # --seccomp, --info-fd ...
+        self.share_pid = share_pid  # tests only: host pids stay visible (no --proc then)
 
-    def argv(self, bwrap: Path | str) -> list[str]:
-        args = [os.fspath(bwrap)]
-        args += ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        args += ["--unshare-cgroup-try"]
+    def but(self, **changes: object) -> MountPlan:
+        """A copy with some fields replaced (records are not changed in place)."""
+        fields: dict[str, object] = {name: getattr(self, name) for name in self._fields()}
+        fields.update(changes)
+        return MountPlan(**fields)  # type: ignore[arg-type]
+
+    def options(self) -> list[str]:
+        """bwrap's options, without the program path and the command."""
+        args = ["--unshare-user"]
+        if not self.share_pid:
+            args.append("--unshare-pid")
+        args += ["--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if not self.share_net:
             args.append("--unshare-net")
         if self.disable_userns:
@@ -143,5 +154,19 @@ class Plan(Record):
         for k, v in sorted(self.env.items()):
             args += ["--setenv", k, v]
         args += ["--chdir", os.fspath(self.chdir)]
-        args += self.extra
-        return [*args, "--", *self.command]
+        return [*args, *self.extra]
+
+    def argv(self, bwrap: Path | str) -> list[str]:
+        """The whole command line: options in it (launch passes them on a pipe instead)."""
+        return [os.fspath(bwrap), *self.options(), "--", *self.command]
+
+
+
+
+def helper_environ() -> dict[str, str]:
+    """The environment of a process the sandbox can see (bwrap, which is the sandbox's pid 1,
+    and any helper started inside the sandbox's namespaces): nothing. The agent's own
+    environment reaches it through --setenv on a pipe, never through a helper's environ, so
+    no variable of git agent's (tokens, SSH_AUTH_SOCK) is in any /proc/PID/environ inside,
+    and no LD_PRELOAD/LD_LIBRARY_PATH steers the program that builds the sandbox."""
+    return {}

@@ -1,210 +1,128 @@
-"""Network modes: pasta gives an isolated sandbox outbound connections and, of the host's
-loopback, only the allowed ports (host services on other addresses answer as to any peer)."""
+"""Network modes: host (shared), none (loopback only), and isolated / filtered, where the
+sandbox's namespace has no route anywhere and reaches the outside only through loopback ports
+that a forwarder relays to git agent's filtering proxy (and to the allowed host ports).
+
+No pasta, no tun device, no privilege: bwrap's --unshare-net gives the namespace its loopback,
+and unix sockets bind-mounted from the session carry the rest (as sandbox-runtime does).
+"""
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import fcntl
+import contextlib
 import os
-import select
-import signal
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
-from git_agent import proc
+from git_agent.egress import policy
+from git_agent.egress.policy import MODES, PROXY_PORT, Egress
 from git_agent.errors import SandboxUnavailable
+from git_agent.sandbox.mounts import Bind, MountPlan
 
-MODES = ("host", "none", "isolated")
-
-_TUN = "/dev/net/tun"
-_NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1), linux/nsfs.h
-_INSTALL = "install pasta: apt install passt (Debian, Ubuntu) or dnf install passt (Fedora)"
-
-
-def bwrap_args(*, mode: str) -> list[str]:
-    """The bwrap options for a network mode: host shares ours, none and isolated get a new one.
-
-    In none the sandbox has only loopback; in isolated, start_pasta adds an interface once bwrap
-    has reported the sandbox's pid (so bwrap also needs --info-fd and --block-fd).
-    """
-    if mode not in MODES:
-        raise ValueError(f"unknown network mode {mode!r}")
-    return [] if mode == "host" else ["--unshare-net"]
+HELP = {
+    "host": "the host's network, as any program of yours (default)",
+    "none": "loopback only, nothing outside",
+    "isolated": "any public internet host through git agent's proxy; nothing of your machine "
+                "but --allow-port ports, no private or link-local address",
+    "filtered": "only --allow-host hosts (and the preset's API hosts) through the proxy; "
+                "--allow-host implies it",
+}
+INNER_PYTHON = Path("/usr/bin/python3")  # in the read-only /usr inside
+INSIDE = Path("/run/git-agent")  # on the sandbox's private /run
+__all__ = ["MODES", "PROXY_PORT", "Egress"]
+HOSTS_ENV = "GIT_AGENT_NET_HOSTS"  # a hosts file: the proxy resolves names from it only
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+_DROP_VARS = ("ALL_PROXY", "all_proxy", "FTP_PROXY", "ftp_proxy")
 
 
-def check_pasta() -> Path:
-    """Return pasta's path, or raise SandboxUnavailable saying how to make isolated mode work."""
-    found = proc.which("pasta")
-    if found is None:
-        raise SandboxUnavailable(f"--net isolated needs pasta, which is not on PATH; {_INSTALL}")
-    try:
-        os.close(os.open(_TUN, os.O_RDWR | os.O_CLOEXEC))
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            fix = "load the tun module: modprobe tun"
-        else:
-            fix = (
-                f"let users open it: chmod 0666 {_TUN} (the usual mode; tun devices are "
-                "created per network namespace, so this grants nothing on the host's network), "
-                "and keep it with a udev rule: "
-                'echo \'KERNEL=="tun", MODE="0666"\' > /etc/udev/rules.d/60-tun.rules'
-            )
+def check(egress: Egress) -> None:
+    """Fail closed before launch when the proxied network cannot be set up here."""
+    if egress.proxied and not os.access(INNER_PYTHON, os.X_OK):
         raise SandboxUnavailable(
-            f"--net isolated needs {_TUN}, which cannot be opened ({e.strerror}); {fix}; "
-            "or use --net none"
-        ) from e
-    return Path(found)
-
-
-@dataclass
-class Pasta:
-    """A running pasta attached to a sandbox's network namespace."""
-
-    process: subprocess.Popen[bytes]
-    argv: list[str]
-
-    def stop(self, *, timeout: float = 5.0) -> None:
-        """Terminate and reap pasta; safe to call more than once."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self) -> Pasta:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def pasta_argv(
-    *, pasta: Path, allow_ports: Sequence[int], userns: str | None, netns: str, ready: str
-) -> list[str]:
-    """pasta's command line: only the allowed host loopback TCP ports, nothing else forwarded."""
-    ports = sorted(set(allow_ports))
-    for p in ports:
-        if not 1 <= p <= 65535:
-            raise ValueError(f"not a TCP port: {p}")
-    argv = [
-        os.fspath(pasta),
-        "--foreground",  # our child, so stop() can reap it; readiness comes from --pid
-        "--quiet",
-        "--config-net",  # address, routes and DNS copied from the host's default interface
-        "--no-map-gw",  # the gateway address is the real gateway, not the host's loopback
-    ]
-    options = {
-        # Sandbox loopback ports forwarded to the host's loopback; the default "auto" would
-        # forward every port bound on the host.
-        "--tcp-ns": ",".join(map(str, ports)) if ports else "none",
-        "--udp-ns": "none",
-        "--tcp-ports": "none",  # nothing from outside into the sandbox
-        "--udp-ports": "none",
-        "--pid": ready,
-    }
-    for option, value in options.items():
-        argv += [option, value]
-    if os.geteuid() == 0:
-        # As root pasta switches to nobody, who may not enter namespaces owned by root.
-        argv += ["--runas", "0:0"]
-    if userns is not None:
-        argv += ["--userns", userns]
-    return [*argv, "--netns", netns]
-
-
-def start_pasta(*, child_pid: int, allow_ports: Sequence[int], timeout: float = 10.0) -> Pasta:
-    """Attach pasta to the network namespace of bwrap's child and return once it is up.
-
-    child_pid is the "child-pid" bwrap reports on --info-fd while it holds the sandbox on
-    --block-fd; write to the block fd after this returns. Call stop() after the sandbox exits.
-    """
-    pasta = check_pasta()
-    try:
-        netns = os.open(f"/proc/{child_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise SandboxUnavailable(f"cannot open the sandbox's network namespace: {e}") from e
-    fds = [netns]
-    try:
-        if os.fstat(netns).st_ino == os.stat("/proc/self/ns/net").st_ino:
-            raise SandboxUnavailable("the sandbox shares our network namespace (no --unshare-net)")
-        # pasta must join the user namespace that owns the network namespace. Unprivileged bwrap
-        # nests a second user namespace before it blocks, so /proc/PID/ns/user is the wrong one.
-        userns = fcntl.ioctl(netns, _NS_GET_USERNS)
-        fds.append(userns)
-        same_userns = os.fstat(userns).st_ino == os.stat("/proc/self/ns/user").st_ino
-        ready_r, ready_w = os.pipe()
-        fds += [ready_r, ready_w]
-        argv = pasta_argv(
-            pasta=pasta,
-            allow_ports=allow_ports,
-            userns=None if same_userns else f"/proc/self/fd/{userns}",
-            netns=f"/proc/self/fd/{netns}",
-            ready=f"/proc/self/fd/{ready_w}",  # pasta writes its pid here once configured
+            f"--net {egress.mode} runs its forwarder with {INNER_PYTHON}, which is missing; "
+            "install python3 or use --net none / host"
         )
-        with tempfile.TemporaryFile() as log:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                pass_fds=(netns, userns, ready_w),
-                start_new_session=True,  # ^C at the terminal is for the agent, not for pasta
-                preexec_fn=_die_with_parent(),
-            )
-            os.close(ready_w)
-            fds.remove(ready_w)
-            running = Pasta(process=proc, argv=argv)
-            if not _wait_ready(ready_r, timeout=timeout):
-                running.stop()
-                log.seek(0)
-                lines = [
-                    ln
-                    for ln in log.read().decode(errors="replace").splitlines()
-                    if ln.strip() and "to syslog" not in ln
-                ]
-                why = lines[-1] if lines else f"exit status {proc.returncode}"
-                raise SandboxUnavailable(f"pasta could not set up the sandbox's network: {why}")
-        return running
+
+
+def forwarder_path() -> Path:
+    from git_agent.egress import forward
+
+    return Path(forward.__file__)
+
+
+def with_network(plan: MountPlan, egress: Egress, sockets: dict[str, Path]) -> MountPlan:
+    """The plan with the proxied network: sockets and forwarder mounted under /run/git-agent,
+    the proxy variables set, the forwarder started before the command. Other modes: as is."""
+    if not egress.proxied:
+        return plan
+    inside = {name: INSIDE / path.name for name, path in sockets.items()}
+    mounts = [*plan.mounts, Bind(forwarder_path(), INSIDE / "forward.py")]
+    mounts += [Bind(path, inside[name]) for name, path in sockets.items()]
+    pairs = [f"{egress.proxy_port}={inside['proxy']}"]
+    pairs += [f"{p}={inside[f'port-{p}']}" for p in egress.ports]
+    command = [os.fspath(INNER_PYTHON), "-I", "-S", os.fspath(INSIDE / "forward.py"), *pairs, "--",
+               *plan.command]
+    return MountPlan(mounts=mounts, env=environment(plan.env, egress), chdir=plan.chdir,
+                command=command, share_net=False, disable_userns=plan.disable_userns,
+                extra=list(plan.extra))
+
+
+def environment(env: dict[str, str], egress: Egress) -> dict[str, str]:
+    """The proxy variables every runtime of the presets reads (curl, pip, cargo, go: the
+    standard ones; Node >= 22: NODE_USE_ENV_PROXY; git: http.proxy through GIT_CONFIG_*)."""
+    url = f"http://127.0.0.1:{egress.proxy_port}"
+    out = {k: v for k, v in env.items() if k not in _DROP_VARS}
+    for k in _PROXY_VARS:
+        out[k] = url
+    out["NO_PROXY"] = out["no_proxy"] = "localhost,127.0.0.1,::1"
+    out["NODE_USE_ENV_PROXY"] = "1"
+    try:
+        n = int(out.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        n = 0
+    out[f"GIT_CONFIG_KEY_{n}"] = "http.proxy"
+    out[f"GIT_CONFIG_VALUE_{n}"] = url
+    out["GIT_CONFIG_COUNT"] = str(n + 1)
+    return out
+
+
+@contextlib.contextmanager
+def running(egress: Egress, session_dir: Path) -> Iterator[dict[str, Path]]:
+    """The proxy of the run, listening before the sandbox starts and stopped after; yields
+    the unix sockets to mount ({} when the mode needs none). A stopped proxy leaves the
+    sandbox with no network at all: the forwarder inside has nowhere else to go."""
+    if not egress.proxied:
+        yield {}
+        return
+    from git_agent.egress import journal, proxy
+
+    hosts = os.environ.get(HOSTS_ENV)
+    resolver = proxy.hosts_resolver(Path(hosts)) if hosts else None
+    record = journal.Journal(session_dir / journal.FILE)
+    p = proxy.Proxy(
+        policy=policy.Policy(egress.rules, open_internet=egress.mode == "isolated"),
+        journal=record, socket_dir=session_dir / "net", ports=egress.ports, resolver=resolver,
+        allow_flag="--allow-host",
+    )
+    try:
+        try:
+            p.start()
+        except OSError as e:
+            raise SandboxUnavailable(f"cannot start the network proxy: {e}") from e
+        yield p.sockets()
     finally:
-        for fd in fds:
-            os.close(fd)
+        p.stop()
+        record.close()
 
 
-def _die_with_parent() -> Callable[[], None]:
-    """A preexec_fn: pasta gets SIGTERM when we die, so it never outlives a killed git-agent.
+def review_lines(session_dir: Path, *, full: bool = False, since: float = 0.0) -> list[str]:
+    """For `review`: the one-line summary of the session's network record, or (full, `review
+    --net`) one line per connection; [] when the session has no record. since: only the
+    connections from then on (`run` says what its own run reached)."""
+    from git_agent.egress import journal
 
-    The signal comes when the *thread* that started pasta exits; start it from the main thread.
-    """
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    args = (ctypes.c_int(1), ctypes.c_ulong(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    parent = os.getpid()
-    getppid = os.getppid
-
-    def preexec() -> None:
-        prctl(*args)
-        if getppid() != parent:  # we died before the prctl: nobody will stop pasta
-            raise OSError("parent exited")
-
-    return preexec
-
-
-def _wait_ready(fd: int, *, timeout: float) -> bool:
-    """True once pasta wrote its pid (a whole line); False on EOF (it died) or timeout."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return False
-        chunk = os.read(fd, 64)
-        if not chunk:
-            return False
-        buf += chunk
-    return True
+    entries = journal.read(session_dir / journal.FILE)
+    entries = [e for e in entries if float(str(e.get("time", 0))) >= since - 1]
+    if full:
+        return journal.listing(entries)
+    line = journal.summary(entries)
+    return [line] if line else []

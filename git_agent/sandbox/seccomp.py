@@ -57,6 +57,34 @@ IOCTL_NR = {"x86_64": 16, "aarch64": 29}
 TIOCSTI = 0x5412
 TIOCLINUX = 0x541C
 
+# Set-user-ID and set-group-ID bits, refused where they are made (systemd's RestrictSUIDSGID):
+# the agent's files land on the host (the agent home, the session's upper dir), where a set-uid
+# file would run with its owner's rights for anyone who reaches it. A mode holding S_ISUID or
+# S_ISGID gets EPERM from chmod and friends, and from the calls that create a file with a mode
+# (open/openat only with O_CREAT or O_TMPFILE: else their mode argument is not a mode). Each:
+# numbers per architecture (aarch64 has only the *at forms), the index of the mode argument and
+# of the flags argument (None: always a mode). Their numbers come from the same headers.
+S_ISUID = 0o4000
+S_ISGID = 0o2000
+O_CREAT = 0o100  # the same on x86_64 and aarch64
+O_TMPFILE = 0o20000000  # __O_TMPFILE; O_TMPFILE is it with O_DIRECTORY
+MODE_CHECKED: dict[str, tuple[dict[str, int], int, int | None]] = {
+    "chmod": ({"x86_64": 90}, 1, None),
+    "fchmod": ({"x86_64": 91, "aarch64": 52}, 1, None),
+    "fchmodat": ({"x86_64": 268, "aarch64": 53}, 2, None),
+    "fchmodat2": ({"x86_64": 452, "aarch64": 452}, 2, None),
+    "mkdir": ({"x86_64": 83}, 1, None),
+    "mkdirat": ({"x86_64": 258, "aarch64": 34}, 2, None),
+    "mknod": ({"x86_64": 133}, 1, None),
+    "mknodat": ({"x86_64": 259, "aarch64": 33}, 2, None),
+    "creat": ({"x86_64": 85}, 1, None),
+    "open": ({"x86_64": 2}, 2, 1),
+    "openat": ({"x86_64": 257, "aarch64": 56}, 3, 2),
+}
+# openat2 takes its flags and mode in a struct the filter cannot read: ENOSYS, on which libc
+# and language runtimes fall back to openat (which the filter checks).
+ENOSYS_CALLS: dict[str, dict[str, int]] = {"openat2": {"x86_64": 437, "aarch64": 437}}
+
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _X32_SYSCALL_BIT = 0x40000000
 
@@ -73,6 +101,12 @@ RET_ALLOW = 0x7FFF0000
 _OFF_NR = 0
 _OFF_ARCH = 4
 _OFF_ARG1_LOW = 16 + 8
+
+
+def _arg_low(index: int) -> int:
+    """Offset of the low 32 bits of argument `index` (the kernel reads modes and open flags
+    as 32-bit values, so the high half says nothing)."""
+    return 16 + 8 * index
 
 
 def native_arch() -> str:
@@ -102,6 +136,13 @@ def build_filter(*, arch: str | None = None) -> bytes:
     prog.append((_JEQ_K, "ioctl", None, IOCTL_NR[arch]))
     for numbers in DENIED.values():
         prog.append((_JEQ_K, "eperm", None, numbers[arch]))
+    for numbers in ENOSYS_CALLS.values():
+        prog.append((_JEQ_K, "enosys", None, numbers[arch]))
+    checks: set[tuple[int, int | None]] = set()
+    for numbers, mode_arg, flags_arg in MODE_CHECKED.values():
+        if arch in numbers:
+            prog.append((_JEQ_K, _mode_label(mode_arg, flags_arg), None, numbers[arch]))
+            checks.add((mode_arg, flags_arg))
     prog += [
         (_RET_K, None, None, RET_ALLOW),
         "ioctl",
@@ -109,12 +150,29 @@ def build_filter(*, arch: str | None = None) -> bytes:
         (_JEQ_K, "eperm", None, TIOCSTI),
         (_JEQ_K, "eperm", None, TIOCLINUX),
         (_RET_K, None, None, RET_ALLOW),
+    ]
+    for mode_arg, flags_arg in sorted(checks, key=lambda c: (c[0], c[1] or -1)):
+        prog.append(_mode_label(mode_arg, flags_arg))
+        if flags_arg is not None:  # no O_CREAT, no O_TMPFILE: the mode is not one
+            prog += [(_LD_W_ABS, None, None, _arg_low(flags_arg)),
+                     (_JSET_K, None, "allow", O_CREAT | O_TMPFILE)]
+        prog += [(_LD_W_ABS, None, None, _arg_low(mode_arg)),
+                 (_JSET_K, "eperm", "allow", S_ISUID | S_ISGID)]
+    prog += [
+        "allow",
+        (_RET_K, None, None, RET_ALLOW),
         "eperm",
         (_RET_K, None, None, eperm),
+        "enosys",
+        (_RET_K, None, None, RET_ERRNO | errno.ENOSYS),
         "kill",
         (_RET_K, None, None, RET_KILL_PROCESS),
     ]
     return _assemble(prog)
+
+
+def _mode_label(mode_arg: int, flags_arg: int | None) -> str:
+    return f"mode{mode_arg}" if flags_arg is None else f"flags{flags_arg}-mode{mode_arg}"
 
 
 def _assemble(prog: list[tuple[int, str | None, str | None, int] | str]) -> bytes:

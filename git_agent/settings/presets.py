@@ -8,7 +8,8 @@ import shlex
 
 from git_agent.errors import UsageError
 from git_agent.record import Record
-from git_agent.settings import config
+from git_agent.settings.gitconfig import GitConfig
+from git_agent.settings.keys import PRESET_VARS as VARS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
@@ -17,7 +18,11 @@ if TYPE_CHECKING:
 
 class Preset(Record):
     __slots__ = (
-        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source"
+        "name", "pass_env", "set_env", "mounts", "doc", "home", "aliases", "command", "source",
+        "install",
+        "keep", "keep_json",
+        "allow_hosts",
+        "default_env", "args",
     )
 
     def __init__(
@@ -31,16 +36,33 @@ class Preset(Record):
         aliases: tuple[str, ...] = (),
         command: tuple[str, ...] = (),
         source: str = "builtin",
+        install: str = "",
+        keep: tuple[str, ...] = (),
+        keep_json: dict[str, tuple[str, ...]] | None = None,
+        allow_hosts: tuple[str, ...] = (),
+        default_env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ):
         self.name = name
         self.pass_env = pass_env  # names passed when set; "PREFIX*" passes every PREFIX...
         self.set_env: dict[str, str] = set_env if set_env is not None else {}
         self.mounts = mounts  # real-home paths shown inside, agent.mount syntax
         self.doc = doc
-        self.home = home  # what it keeps in the agent home (login, settings); "/" = dir
+        self.home = home  # where it writes in the agent home (login, settings); "/" = dir
         self.aliases = aliases  # other command names that select it
         self.command = command  # from resolve(): the argv to run (agent.preset.NAME.command)
         self.source = source  # builtin, git config, builtin + git config, none
+        self.install = install  # how to install the agent (said when it is not found inside)
+        # login files carried back from the session's home to the shared agent home after a
+        # run (data only: never a file that holds commands); keep_json: a JSON file of which
+        # only these top-level keys are carried back
+        self.keep = keep
+        self.keep_json: dict[str, tuple[str, ...]] = keep_json if keep_json is not None else {}
+        self.allow_hosts = allow_hosts  # its API hosts, reachable in --net filtered
+        # set inside unless the user's environment sets them (they are passed too): the
+        # switches that stop telemetry, update checks and downloads of plugins
+        self.default_env: dict[str, str] = default_env if default_env is not None else {}
+        self.args = args  # put after the agent's own name when that is the command run
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the given fields changed."""
@@ -55,13 +77,40 @@ NET_ENV = (
 )
 
 
+# How each agent installs, as its docs say (run outside the sandbox; said when `git agent run
+# NAME` does not find it inside). A tool under your home must land in a mounted dir.
+INSTALL = {
+    "claude": "npm i -g @anthropic-ai/claude-code (or curl -fsSL https://claude.ai/install.sh "
+              "| bash)",
+    "codex": "npm i -g @openai/codex",
+    "gemini": "npm i -g @google/gemini-cli",
+    "aider": "uv tool install aider-chat (or pipx install aider-chat)",
+    "opencode": "npm i -g opencode-ai (or curl -fsSL https://opencode.ai/install | bash)",
+    "goose": "curl -fsSL https://github.com/block/goose/releases/download/stable/"
+             "download_cli.sh | bash",
+    "cursor-agent": "curl https://cursor.com/install -fsS | bash",
+    "amp": "npm i -g @sourcegraph/amp",
+    "qwen": "npm i -g @qwen-code/qwen-code",
+    "crush": "npm i -g @charmland/crush",
+}
+
+
 def _p(name: str, env: tuple[str, ...], **kw: object) -> Preset:
-    return Preset(name, pass_env=(*env, *NET_ENV), **kw)  # type: ignore[arg-type]
+    # the quiet switches pass too (a user's own value wins), unless a pattern passes them
+    quiet = tuple(k for k in kw.get("default_env", {})  # type: ignore[attr-defined]
+                  if not any(k == e or (e.endswith("*") and k.startswith(e[:-1])) for e in env))
+    return Preset(name, pass_env=(*env, *quiet, *NET_ENV), install=INSTALL.get(name, ""),
+                  **kw)  # type: ignore[arg-type]
 
 
 # One table. Installs in the real home that ~/.local/bin links into are mounted read-only
-# (a missing one is skipped); everything the agent writes (login, settings) stays in the agent
-# home, which is writable and kept between sessions: log in once, inside.
+# (a missing one is skipped); everything the agent writes stays in the session's copy-on-write
+# agent home; only `keep` (its login) is carried back to the shared one: log in once, inside.
+# ~/.claude.json also holds MCP server commands: only these keys of it are carried back.
+CLAUDE_JSON_KEYS = (
+    "oauthAccount", "userID", "primaryApiKey", "customApiKeyResponses", "hasCompletedOnboarding",
+    "lastOnboardingVersion", "theme", "firstStartTime",
+)
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -71,23 +120,44 @@ PRESETS: dict[str, Preset] = {
             "MCP_TIMEOUT", "MCP_TOOL_TIMEOUT", "BASH_DEFAULT_TIMEOUT_MS", "BASH_MAX_TIMEOUT_MS",
             "BASH_MAX_OUTPUT_LENGTH", "CLOUD_ML_REGION", "VERTEX_REGION_*", "AWS_REGION"),
            # the host's install is read-only inside: update it outside the sandbox
+           # IS_SANDBOX: Claude Code accepts --dangerously-skip-permissions as root only then
            set_env={"DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"},
+           default_env={"DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1",
+                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"},
            mounts=(".local/share/claude",),
            home=(".claude/", ".claude.json"),
+           keep=(".claude/.credentials.json",), keep_json={".claude.json": CLAUDE_JSON_KEYS},
+           allow_hosts=("api.anthropic.com", "statsig.anthropic.com", "console.anthropic.com",
+                        "claude.ai"),
            doc="Claude Code"),
         _p("codex", ("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
-           home=(".codex/",), doc="OpenAI Codex CLI (login needs --net host)"),
+           allow_hosts=("api.openai.com", "auth.openai.com", "chatgpt.com"),
+           # git agent is the sandbox: every codex sandbox mode but danger-full-access needs
+           # new user namespaces, which git agent's sandbox refuses (writes and commands would
+           # all fail). A later -c or --sandbox on the command line still wins.
+           args=("-c", 'sandbox_mode="danger-full-access"', "-c", "analytics.enabled=false",
+                 "-c", "check_for_update_on_startup=false", "-c", "features.plugins=false"),
+           home=(".codex/",), keep=(".codex/auth.json",),
+           doc="OpenAI Codex CLI (login needs --net host)"),
         _p("gemini",
            ("GEMINI_*", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
-            "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS"),
+            "GOOGLE_GENAI_*", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_GEMINI_BASE_URL",
+            "GOOGLE_VERTEX_BASE_URL", "GOOGLE_CLOUD_QUOTA_PROJECT"),
            # no browser inside: the login prints a URL and asks for the code
            set_env={"NO_BROWSER": "true"},
-           home=(".gemini/",), doc="Gemini CLI"),
+           default_env={"GEMINI_TELEMETRY_ENABLED": "false"},
+           allow_hosts=("generativelanguage.googleapis.com", "cloudcode-pa.googleapis.com",
+                        "oauth2.googleapis.com", "accounts.google.com"),
+           home=(".gemini/",), keep=(".gemini/oauth_creds.json", ".gemini/google_accounts.json"),
+           doc="Gemini CLI"),
         _p("aider",
            ("AIDER_*", "OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
             "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY", "MISTRAL_API_KEY",
             "XAI_API_KEY", "COHERE_API_KEY", "OLLAMA_API_BASE", "AZURE_API_KEY",
             "AZURE_API_BASE", "AZURE_API_VERSION"),
+           # its update check (PyPI), analytics and litellm's model price list (GitHub)
+           default_env={"AIDER_CHECK_UPDATE": "false", "AIDER_ANALYTICS": "false",
+                        "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
            mounts=(".local/share/uv/tools/aider-chat", ".local/share/uv/python",
                    ".local/share/pipx/venvs/aider-chat"),
            home=(".aider/", ".aider.conf.yml"), doc="aider"),
@@ -96,23 +166,31 @@ PRESETS: dict[str, Preset] = {
             "GOOGLE_GENERATIVE_AI_API_KEY", "OPENROUTER_API_KEY", "GROQ_API_KEY", "XAI_API_KEY",
             "DEEPSEEK_API_KEY"),
            set_env={"OPENCODE_DISABLE_AUTOUPDATE": "1"},
+           # its default plugins, LSP servers and model list would come from the internet
+           default_env={"OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+                        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1"},
            mounts=(".opencode/bin",),
            home=(".config/opencode/", ".local/share/opencode/", ".local/state/opencode/",
-                 ".cache/opencode/"), doc="opencode"),
+                 ".cache/opencode/"),
+           keep=(".local/share/opencode/auth.json",), doc="opencode"),
         _p("goose",
            ("GOOSE_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_HOST", "GOOGLE_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
             "OLLAMA_HOST", "AZURE_OPENAI_*"),
            # no keyring daemon inside: keep secrets in ~/.config/goose/secrets.yaml
            set_env={"GOOSE_DISABLE_KEYRING": "1"},
-           home=(".config/goose/", ".local/share/goose/", ".local/state/goose/"), doc="goose"),
+           home=(".config/goose/", ".local/share/goose/", ".local/state/goose/"),
+           keep=(".config/goose/secrets.yaml",), doc="goose"),
         _p("cursor-agent", ("CURSOR_API_KEY",), mounts=(".local/share/cursor-agent",),
-           home=(".cursor/", ".config/cursor/"), doc="Cursor CLI"),
+           home=(".cursor/", ".config/cursor/"), keep=(".config/cursor/auth.json",),
+           doc="Cursor CLI"),
         _p("amp", ("AMP_API_KEY", "AMP_URL", "AMP_SETTINGS_FILE"),
-           home=(".config/amp/", ".local/share/amp/", ".cache/amp/"), doc="Amp"),
+           home=(".config/amp/", ".local/share/amp/", ".cache/amp/"),
+           keep=(".local/share/amp/secrets.json",), doc="Amp"),
         _p("qwen", ("QWEN_*", "DASHSCOPE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                     "OPENAI_MODEL"),
-           home=(".qwen/",), doc="Qwen Code"),
+           default_env={"QWEN_USAGE_STATISTICS_ENABLED": "false"},  # its RUM usage reports
+           home=(".qwen/",), keep=(".qwen/oauth_creds.json",), doc="Qwen Code"),
         _p("crush",
            ("CRUSH_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "VERTEXAI_PROJECT",
@@ -122,8 +200,6 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-# What git config may say about a preset: agent.preset.<name>.<var>.
-VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "command": "command"}
 NONE = "none"  # --preset none: no preset, whatever the command
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -135,7 +211,7 @@ def builtin(name: str) -> Preset | None:
     return next((p for p in PRESETS.values() if name in p.aliases), None)
 
 
-def configured_names(cfg: config.GitConfig) -> list[str]:
+def configured_names(cfg: GitConfig) -> list[str]:
     """Preset names that git config says something about (agent.preset.<name>.<var>)."""
     names: list[str] = []
     for e in cfg.with_prefix("agent.preset."):
@@ -162,7 +238,7 @@ def check_env_pattern(pattern: str, where: str) -> str:
     return pattern
 
 
-def resolve(*, command: list[str], name: str | None, cfg: config.GitConfig) -> Preset:
+def resolve(*, command: list[str], name: str | None, cfg: GitConfig) -> Preset:
     """The preset named (--preset), else the one the command's name selects, else agent.preset.
 
     Git config extends a built-in preset or defines a new one; `none` means no preset.
@@ -202,6 +278,9 @@ def resolve(*, command: list[str], name: str | None, cfg: config.GitConfig) -> P
         argv = (*words, *given[1:])
         if base is None:  # a user preset running a known agent gets that agent's needs
             base = builtin(os.path.basename(words[0]))
+    if base is not None and base.args and argv and \
+            os.path.basename(argv[0]) in (base.name, *base.aliases):
+        argv = (argv[0], *base.args, *argv[1:])
     base = base.replace(name=key) if base else Preset(key, source="git config")
 
     extra_env = [check_env_pattern(v, prefix + "passEnv") for v in cfg.get_all(prefix + "passEnv")]
@@ -217,6 +296,7 @@ def resolve(*, command: list[str], name: str | None, cfg: config.GitConfig) -> P
         pass_env=tuple(expand_env_names([*base.pass_env, *extra_env])),
         set_env=set_env,
         mounts=(*base.mounts, *mounts),
+        allow_hosts=(*base.allow_hosts, *cfg.get_all(prefix + "allowHost")),  # `!HOST` removes
         command=argv,
         source="builtin + git config" if overridden else base.source,
     )

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The git-agent benchmark: launch, whole run, capture, ignore patterns, apply, parallel
-sessions, a peer.
+sessions, a peer, network.
 
 Not a test (pytest never collects tests/bench): a script that builds synthetic repos in a
 scratch dir (the session store lives there too, so both are on one filesystem), runs each
@@ -55,6 +55,31 @@ print("%.6f" % time.time(), flush=True)
 
 def rel_path(i: int) -> str:
     return f"d{i // 1000:03d}/s{(i // 100) % 10}/f{i:06d}.txt"
+
+
+# The network client of the proxied-mode rows: N requests (connect, one request, the whole
+# answer) to a loopback server, through git agent's proxy or directly; prints JSON timings.
+NET_CLIENT = r"""
+import json, socket, sys, time
+how, host, port, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+buf = bytearray(1 << 20)
+times, sizes = [], []
+for _ in range(n):
+    t = time.perf_counter()
+    if how == "proxy":
+        s = socket.create_connection(("127.0.0.1", 3128))
+        s.sendall(b"GET http://%s:%d%s HTTP/1.1\r\n\r\n" % (host.encode(), port, path.encode()))
+    else:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    got = 0
+    while (k := s.recv_into(buf)):
+        got += k
+    s.close()
+    times.append(time.perf_counter() - t)
+    sizes.append(got)
+print(json.dumps({"times": times, "sizes": sizes}))
+"""
 
 
 # --------------------------------------------------------------------------------------- setup
@@ -233,6 +258,110 @@ def m_launch(b: Bench, sizes: Sequence[int]) -> None:
     b.drop(repo, s)
     b.row(f"  {hi:,} files, resumed session of 1,000 edits", median(resumed), "new session",
           got[hi])
+
+
+PACED = 500_000_000
+
+
+def _loopback_server(big: int) -> tuple[int, Callable[[], None]]:
+    """An HTTP server on 127.0.0.1: /small answers 2 bytes, /big answers `big` bytes as fast
+    as loopback goes, /paced the same at PACED bytes/s (what a fast link would give)."""
+    import socket
+    import threading
+
+    payload = memoryview(bytes(big))
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+
+    def one(c: socket.socket) -> None:
+        with c:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            line = head.split(b"\r\n")[0] + b" "
+            body = payload if b" /big " in line or b" /paced " in line else b"ok"
+            if b" /paced " in line:  # a 4 Gbit/s link: TCP paces what it sends
+                c.setsockopt(socket.SOL_SOCKET, 47, PACED)  # SO_MAX_PACING_RATE, bytes/s
+            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+            c.sendall(body)
+
+    def serve() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=one, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1], srv.close
+
+
+def m_network(b: Bench, n: int) -> None:
+    """The proxied modes beside the direct path, in the same run."""
+    import json as _json
+
+    print("network (proxied modes vs the default host mode, a loopback server):")
+    repo = b.repo(n)
+    hosts = b.root / "hosts"
+    hosts.write_text("127.0.0.1 bench.test\n")
+    saved = dict(b.env)
+    b.env["GIT_AGENT_NET_HOSTS"] = str(hosts)  # the proxy resolves bench.test to loopback only
+    size = 100 << 20
+    port, stop = _loopback_server(size)
+    allow = ["--allow-host", f"bench.test:{port}", "--allow-host", f"127.0.0.1:{port}"]
+    try:
+        self_cost = median([stamp_delay(b, STAMP, b.root) for _ in range(b.rounds * 4)])
+        xs: dict[str, list[float]] = {"host": [], "isolated": [], "filtered": []}
+        for r in range(b.rounds):
+            for mode in xs if r % 2 == 0 else list(reversed(list(xs))):
+                s = b.name("net")
+                argv = ["git", "agent", "run", "-s", s, "--net", mode, "--", *STAMP]
+                xs[mode].append(stamp_delay(b, argv, repo) - self_cost)
+                b.drop(repo, s)
+                b.settle()
+        host = median(xs["host"])
+        b.row("launch, --net host (default)", host, "", None)
+        for mode in ("isolated", "filtered"):
+            b.row(f"launch, --net {mode}", median(xs[mode]), "--net host", host, "<= +100 ms")
+
+        def client(mode: str, how: str, path: str, count: int) -> list[float]:
+            s = b.name("net")
+            argv = ["git", "agent", "run", "-s", s, "--no-capture", "--net", mode,
+                    *(allow if mode == "filtered" else []), "--", "/usr/bin/python3", "-c",
+                    NET_CLIENT, how, "bench.test", str(port), path, str(count)]
+            out = _json.loads(b.run(argv, cwd=repo).stdout.decode().splitlines()[-1])
+            b.drop(repo, s)
+            if path != "/small":
+                assert all(x > size for x in out["sizes"]), out["sizes"]
+            times: list[float] = out["times"]
+            return times
+
+        direct, proxied = [], []
+        for _ in range(b.rounds):
+            direct += client("host", "direct", "/small", 50)
+            proxied += client("filtered", "proxy", "/small", 50)
+        d, p = median(direct), median(proxied)
+        b.row("connection + request, direct", d, "", None)
+        b.row("connection + request, through the proxy", p, "direct", d, "<= +5 ms")
+        for path, what in (("/big", "loopback, unpaced"), ("/paced", "paced at 4 Gbit/s")):
+            direct, proxied = [], []
+            for _ in range(b.rounds):
+                direct += client("host", "direct", path, 1)
+                proxied += client("filtered", "proxy", path, 1)
+            d, p = median(direct), median(proxied)
+            mb = size / (1 << 20)
+            print(f"  100 MB download ({what}): direct {mb / d:.0f} MB/s, through the proxy "
+                  f"{mb / p:.0f} MB/s = {d / p:.0%} of direct (target >= 80%)", flush=True)
+            b.row(f"100 MB download, {what}, proxy", p, "direct", d, ">= 80% throughput")
+    finally:
+        stop()
+        b.env.clear()
+        b.env.update(saved)
 
 
 def m_whole(b: Bench, n: int) -> None:
@@ -512,7 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, help="rounds per measurement (default 5, --quick 3)")
     ap.add_argument("--quick", action="store_true", help="fewer rounds, 1k/10k-file repos")
-    ap.add_argument("--only", default="launch,whole,capture,ignore,apply,parallel,peer",
+    ap.add_argument("--only", default="launch,whole,capture,ignore,apply,parallel,peer,network",
                     help="comma-separated measurements")
     ap.add_argument("--dir", help="scratch dir (default: a new one under $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
@@ -555,6 +684,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             m_parallel(b, 10_000)
         if "peer" in only:
             m_peer(b, 10_000, 2_000 if args.quick else 20_000)
+        if "network" in only:
+            m_network(b, 1_000)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -320,13 +320,16 @@ def _digest(root: Path) -> dict[str, tuple[object, ...]]:
 
 def test_capture_while_running(actor: Actor) -> None:
     repo = actor.make_repo()
-    # the agent home is shared with the host: the script says it is ready there, then waits
-    # for the gate, so the capture runs mid-run however slow it is
-    ready, gate = actor.home / "aihome" / "ready", actor.home / "aihome" / "gate"
-    script = ("echo one > one; rm README.md; : > ~/ready; "
-              "while [ ! -e ~/gate ]; do sleep 0.05; done; echo two > two")
+    # a real-home dir mounted writable is shared with the host: the script says it is ready
+    # there, then waits for the gate, so the capture runs mid-run however slow it is
+    door = actor.home / "door"
+    door.mkdir()
+    actor.own(door)
+    ready, gate = door / "ready", door / "gate"
+    script = ("echo one > one; rm README.md; : > ~/door/ready; "
+              "while [ ! -e ~/door/gate ]; do sleep 0.05; done; echo two > two")
     run = subprocess.Popen(actor._argv([sys.executable, "-m", "git_agent", "run", "-s", "t",
-                                        "--", "sh", "-c", script]),
+                                        "--mount", "door:rw", "--", "sh", "-c", script]),
                            cwd=repo, env={**actor.env, **PY_ENV}, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from git_agent.cli import manpage
-from git_agent.settings import config, presets
+from git_agent.settings import keys, presets
 from tests.conftest import Actor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def test_man_page_is_valid_roff() -> None:
 
 def test_docs_list_every_setting_and_preset() -> None:
     man, md = MAN.read_text(), CONF_MD.read_text()
-    for k in config.KEYS:
+    for k in keys.KEYS:
         assert f".B {k.name}" in man, k.name
         assert f"`{k.name}`" in md, k.name
     for name in presets.PRESETS:
@@ -176,7 +176,7 @@ def test_git_agent_tab_completes_verbs_options_and_sessions(actor: Actor) -> Non
     repo = actor.make_repo()
     assert _bash_complete(actor, repo, "git", "agent", "r") == ["review", "run"]
     assert _bash_complete(actor, repo, "git", "agent", "run", "--net", "") == [
-        "host", "none", "isolated"]
+        "host", "none", "isolated", "filtered"]
     assert _bash_complete(actor, repo, "git", "-C", ".", "agent", "dr") == ["drop"]
     assert _bash_complete(actor, repo, "git", "agent", "drop", "") == []
     p = actor.agent("run", "-s", "fix-42", "--no-capture", "--", "true", cwd=repo)
@@ -193,7 +193,8 @@ def test_fish_completes_git_agent(user_actor: Actor) -> None:
     p = user_actor.run(["fish", "-c", f"source {script}; complete -C 'git agent r'; "
                         "complete -C 'git-agent run --net '"], cwd=user_actor.base)
     words = [line.split("\t")[0] for line in p.stdout.splitlines()]
-    assert words[:2] == ["review", "run"] and sorted(words[2:]) == ["host", "isolated", "none"]
+    assert words[:2] == ["review", "run"]
+    assert sorted(words[2:]) == ["filtered", "host", "isolated", "none"]
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -218,7 +219,7 @@ def test_config_shows_every_key_and_where_it_came_from(actor: Actor) -> None:
     actor.git("config", "--add", "agent.mount", "$HOME/.goenv:rw", cwd=repo)
     actor.git("config", "agent.preset.claude.passEnv", "MY_TOKEN", cwd=repo)
     rows = config_rows(actor.agent("config", cwd=repo))
-    assert {r[0] for r in rows} >= {k.name for k in config.KEYS}
+    assert {r[0] for r in rows} >= {k.name for k in keys.KEYS}
     assert [r for r in rows if r[0] == "agent.net"] == [
         ("agent.net", "isolated", "local file:.git/config")]  # repo over global
     gl = f"global file:{actor.home}/.gitconfig"
@@ -243,8 +244,14 @@ def test_config_shows_every_key_and_where_it_came_from(actor: Actor) -> None:
 def test_config_warns_about_unknown_keys_on_stderr(user_actor: Actor) -> None:
     repo = user_actor.make_repo()
     user_actor.git("config", "agent.nett", "none", cwd=repo)
+    user_actor.git("config", "--global", "agent.nett", "host", cwd=repo)
     p = user_actor.agent("config", cwd=repo)
-    assert p.returncode == 0 and "agent.nett" in p.stderr and "agent.nett" not in p.stdout
+    assert p.returncode == 0 and "agent.nett" not in p.stdout
+    assert p.stderr.count("unknown setting agent.nett") == 1  # once, though set in two files
+    assert "did you mean agent.net?" in p.stderr
+    run = user_actor.agent("run", "--no-capture", "--", "true", cwd=repo)  # run says it too
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("git agent: warning: unknown setting agent.nett") == 1
     outside = user_actor.agent("config", cwd=user_actor.home)  # not a repository: global only
     assert outside.returncode == 0 and "agent.home\t~/aihome\tdefault" in outside.stdout
 
@@ -390,3 +397,58 @@ def test_a_full_disk_is_one_line_not_an_internal_error(actor: Actor) -> None:
     # even the error line cannot be written: the exit code alone says it (not Python's 120)
     p = actor.run(["sh", "-c", "exec git-agent apply nosuch 2>/dev/full"], cwd=repo)
     assert (p.returncode, p.stdout) == (1, "")
+
+
+def test_config_key_prints_one_value_like_git_config(actor: Actor) -> None:
+    repo = actor.make_repo()
+    actor.git("config", "agent.net", "none", cwd=repo)
+    actor.git("config", "--add", "agent.allowPort", "5432", cwd=repo)
+    actor.git("config", "--add", "agent.allowPort", "6379", cwd=repo)
+    actor.git("config", "agent.preset.claude.passEnv", "MY_TOKEN", cwd=repo)
+    for key in ("agent.net", "AGENT.NET"):  # as git: section and variable ignore case
+        p = actor.agent("config", key, cwd=repo)
+        assert (p.returncode, p.stdout, p.stderr) == (0, "none\n", "")
+    assert actor.agent("config", "agent.allowPort", cwd=repo).stdout == "5432\n6379\n"
+    assert actor.agent("config", "agent.home", cwd=repo).stdout == "~/aihome\n"  # a default
+    assert actor.agent("config", "agent.preset.claude.passenv", cwd=repo).stdout == "MY_TOKEN\n"
+    unset = actor.agent("config", "agent.authorName", cwd=repo)
+    assert unset.returncode == 1 and unset.stdout == ""
+    assert one_line_error(unset) == "git agent: agent.authorName is not set"
+    typo = actor.agent("config", "agent.mounts", cwd=repo)
+    assert typo.returncode == 2
+    assert one_line_error(typo).endswith("unknown setting agent.mounts; did you mean agent.mount?")
+
+
+def test_config_help_says_what_each_key_means_and_the_mount_modes(user_actor: Actor) -> None:
+    out = user_actor.agent("config", "-h", cwd=user_actor.base).stdout
+    for k in keys.KEYS:
+        assert k.name in out and k.doc.split()[0] in out
+    for mode in ("ro ", "cow ", "rw "):
+        assert f"\n    {mode}" in out
+
+
+def _readme_completion_line(shell: str) -> str:
+    text = (REPO / "README.md").read_text().split("## Shell completion", 1)[1]
+    return next(line for line in text.splitlines() if f"completion {shell} >" in line)
+
+
+def test_bash_completion_works_after_the_readmes_one_line(actor: Actor) -> None:
+    """Only the README's line, then bash as a user has it: bash-completion loads git's
+    completion at `git <TAB>`, which loads ours for `git agent` (no second step)."""
+    framework = Path("/usr/share/bash-completion/bash_completion")
+    if not framework.exists() or not GIT_BASH_COMPLETION.exists():
+        pytest.skip("bash-completion is not installed")
+    repo = actor.make_repo()
+    setup = actor.run(["bash", "-c", _readme_completion_line("bash")], cwd=repo)
+    assert setup.returncode == 0, setup.stderr
+    script = (
+        f". {framework}\n"
+        "_completion_loader git\n"  # what bash does at the first `git <TAB>`
+        'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}\n'
+        '__git_wrap__git_main; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    for words, expected in ((["git", "agent", "r"], ["review", "run"]),
+                            (["git", "agent", "config", "--j"], ["--json"])):
+        p = actor.run(["bash", "-c", script, "bash", *words], cwd=repo)
+        assert p.returncode == 0, p.stderr
+        assert [w.strip() for w in p.stdout.splitlines() if w.strip()] == expected

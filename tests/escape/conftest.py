@@ -1,5 +1,5 @@
 """Escape-suite fixtures: each attack runs as root and as the unprivileged user."""
 
-from helpers import tun_open_to_users, user
+from helpers import user
 
-__all__ = ["tun_open_to_users", "user"]
+__all__ = ["user"]

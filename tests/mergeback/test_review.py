@@ -73,5 +73,5 @@ def test_review_bad_input_is_one_line(work: Work) -> None:
 def test_review_of_a_session_without_changes(work: Work) -> None:
     work.run("true")
     p = work.ok("review", "s")
-    assert p.stderr == "session 's' has no changes\n" and p.stdout == ""
+    assert p.stderr == "git agent: session 's' has no changes\n" and p.stdout == ""
     assert "nothing to apply" in work.ok("apply", "s").stderr

@@ -97,9 +97,12 @@ def test_home_is_the_agent_home_and_real_home_is_invisible(actor: Actor) -> None
     )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "PRIVATE KEY" not in p.stdout
-    aihome = actor.home / "aihome"
-    assert (aihome / "note.txt").read_text() == "from-agent\n"
+    # written in the session's own copy-on-write layer of the agent home
+    state = actor.home / ".local/state/git-agent"
+    assert [p.read_text() for p in state.glob("*/sessions/home/home-upper/note.txt")] == [
+        "from-agent\n"]
     assert not (actor.home / "note.txt").exists()
+    assert not (actor.home / "aihome" / "note.txt").exists()
 
 
 def test_system_is_read_only_and_tmp_private(actor: Actor) -> None:
@@ -169,10 +172,14 @@ def test_default_session_is_the_branch_and_names_are_checked(actor: Actor) -> No
 
 def test_two_sessions_run_at_once_and_the_same_one_is_refused(actor: Actor) -> None:
     repo = actor.make_repo()
-    gate = actor.home / "aihome" / "gate"  # the agent home is shared with the host: a door in
-    script = "echo one > one.txt; while [ ! -e ~/gate ]; do sleep 0.05; done"
+    door = actor.home / "door"  # a real-home dir mounted writable: a door in
+    door.mkdir()
+    actor.own(door)
+    gate = door / "gate"
+    script = "echo one > one.txt; while [ ! -e ~/door/gate ]; do sleep 0.05; done"
     first = subprocess.Popen(
-        actor._argv(["git", "agent", "run", "-s", "a", "--", "sh", "-c", script]),
+        actor._argv(["git", "agent", "run", "-s", "a", "--mount", "door:rw", "--",
+                     "sh", "-c", script]),
         cwd=repo, env=actor.env, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from git_agent import proc, session
+from git_agent import proc
 from git_agent.record import Record
-from git_agent.sandbox.mounts import Bind, Plan, Tmpfs
+from git_agent.sandbox.mounts import Bind, MountPlan, Tmpfs
+from git_agent.session import store
 
 # What run.main imports before bwrap starts (stale_paths reads a resumed session with overlay).
 LAUNCH_PATH = (
@@ -57,7 +58,8 @@ def test_records_compare_hash_and_show_by_value() -> None:
     assert a != Bind(Path("/a"), Path("/b"), ro=False)
     assert a != Tmpfs(Path("/a"))  # another type, even with equal first fields
     assert repr(Tmpfs(Path("/x"), mode=0o700)) == "Tmpfs(dest=PosixPath('/x'), mode=448)"
-    assert Plan() == Plan() and Plan().mounts is not Plan().mounts  # no shared defaults
+    plan = MountPlan()
+    assert plan == MountPlan() and plan.mounts is not MountPlan().mounts  # no shared defaults
 
 
 def test_a_record_refuses_an_unknown_field() -> None:
@@ -78,7 +80,7 @@ def test_a_record_refuses_an_unknown_field() -> None:
 
 def test_the_store_digest_is_sha256() -> None:
     for data in (b"", b"/home/u/project", "/tmp/é x".encode()):
-        assert session._sha256(data) == hashlib.sha256(data).hexdigest()
+        assert store._sha256(data) == hashlib.sha256(data).hexdigest()
 
 
 def test_which_finds_programs_in_absolute_path_dirs_only(

@@ -9,12 +9,13 @@ import pytest
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.repo import Worktree
 from git_agent.sandbox import build as sandbox
-from git_agent.sandbox.mounts import Bind, Overlay, Plan, Symlink, Tmpfs
+from git_agent.sandbox import system
+from git_agent.sandbox.mounts import Bind, MountPlan, Overlay, Symlink, Tmpfs
 from git_agent.session import Session
 
 
 def test_argv_order_and_namespaces() -> None:
-    plan = Plan(
+    plan = MountPlan(
         mounts=[Bind(Path("/usr"), Path("/usr")), Symlink("usr/bin", Path("/bin")),
                 Overlay((Path("/w"),), Path("/s/u"), Path("/s/w"), Path("/w"))],
         env={"B": "2", "A": "1"},
@@ -40,7 +41,7 @@ def test_argv_order_and_namespaces() -> None:
 
 
 def test_net_none_unshares_the_network() -> None:
-    assert "--unshare-net" in Plan(share_net=False).argv("bwrap")
+    assert "--unshare-net" in MountPlan(share_net=False).argv("bwrap")
 
 
 def test_tmpfs_perms_come_before_it() -> None:
@@ -69,17 +70,32 @@ def test_plan_mounts_worktree_overlay_and_agent_home(tmp_path: Path) -> None:
     opts = _opts(tmp_path)
     plan = sandbox.build_plan(opts)
     binds = [m for m in plan.mounts if isinstance(m, Bind)]
-    assert Bind(opts.agent_home, opts.home, ro=False) in binds
+    # the shared agent home is the read-only lower layer; the session's writes land in its dir
+    home = Overlay((opts.agent_home,), opts.session.dir / "home-upper",
+                   opts.session.dir / "home-work", opts.home)
+    assert home in plan.mounts
+    assert not any(b.src == opts.agent_home for b in binds)  # never bound writable
     assert Overlay((opts.worktree.root,), opts.session.upper, opts.session.work,
                    opts.worktree.root) in plan.mounts
-    # protected files are created in the agent home and mounted read-only over it
+    # agent.protect: created in the shared agent home and mounted read-only over it
     assert Bind(opts.agent_home / ".bashrc", opts.home / ".bashrc") in binds
     assert (opts.agent_home / ".ssh").is_dir()
     assert plan.chdir == opts.worktree.root
     # the order matters: home first, then the worktree overlay (which may be inside home)
-    idx_home = plan.mounts.index(Bind(opts.agent_home, opts.home, ro=False))
-    idx_wt = next(i for i, m in enumerate(plan.mounts) if isinstance(m, Overlay))
+    idx_home = plan.mounts.index(home)
+    idx_wt = plan.mounts.index(Overlay((opts.worktree.root,), opts.session.upper,
+                                       opts.session.work, opts.worktree.root))
     assert idx_home < idx_wt
+
+
+def test_symlink_in_the_session_home_on_the_way_to_a_mount_point_is_refused(
+        tmp_path: Path) -> None:
+    opts = _opts(tmp_path, protect=[".config/git/"])
+    up = opts.session.dir / "home-upper"
+    up.mkdir(parents=True)
+    (up / ".config").symlink_to("/etc")
+    with pytest.raises(SandboxUnavailable, match="symlink"):
+        sandbox.build_plan(opts)
 
 
 def test_linked_worktree_gets_an_overlay_of_the_common_dir(tmp_path: Path) -> None:
@@ -180,7 +196,7 @@ def test_root_runs_mask_etc_entries_others_cannot_read(tmp_path: Path) -> None:
     (etc / "hosts").write_text("127.0.0.1 localhost")
     (etc / "hosts").chmod(0o644)
     empty = tmp_path / "empty"
-    ms = sandbox._root_only_etc(empty, etc)
+    ms = system._root_only_etc(empty, etc)
     assert Bind(empty, etc / "wireguard.conf") in ms
     assert Tmpfs(etc / "ssl" / "private", mode=0o700) in ms
     masked = {getattr(m, "dest", None) for m in ms}
@@ -209,6 +225,54 @@ def test_the_find_scan_of_etc_agrees_with_the_walk(tmp_path: Path) -> None:
     if shutil.which("find") is None:
         pytest.skip("no find")
     empty = tmp_path / "empty"
-    sandbox.start_root_etc_scan()
-    found = sandbox.root_only_etc(empty)
-    assert sorted(map(repr, found)) == sorted(map(repr, sandbox._root_only_etc(empty)))
+    system.start_root_etc_scan()
+    found = system.root_only_etc(empty)
+    assert sorted(map(repr, found)) == sorted(map(repr, system._root_only_etc(empty)))
+
+
+def test_a_changed_plan_is_a_copy() -> None:
+    plan = MountPlan(command=["sh"], extra=["--x"])
+    other = plan.but(command=["env", "sh"])
+    assert other.command == ["env", "sh"] and other.extra == ["--x"]
+    assert plan == MountPlan(command=["sh"], extra=["--x"])  # unchanged
+
+
+def test_the_command_line_holds_no_option_and_no_environment() -> None:
+    """bwrap gets its options on an fd (--args): /proc/PID/cmdline inside shows no value of
+    the environment (the promise: the environment is an allow-list)."""
+    import os
+
+    from git_agent.sandbox import launch
+
+    plan = MountPlan(mounts=[Bind(Path("/usr"), Path("/usr"))], env={"TOKEN": "s3cr3t"},
+                     command=["claude", "-p"])
+    argv, fd = launch.command_line(plan, Path("/x/bwrap"))
+    try:
+        data = os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
+    assert argv == ["/x/bwrap", "--args", str(fd), "--", "claude", "-p"]
+    assert data.split(b"\0")[:-1] == [os.fsencode(a) for a in plan.options()]
+    assert b"s3cr3t" in data and not any("s3cr3t" in a for a in argv)
+
+
+def test_launch_leaves_the_callers_plan_alone(tmp_path: Path) -> None:
+    """launch.run adds its fds and the signal prefix to a copy (a bwrap that fails at once)."""
+    from git_agent.sandbox import launch
+
+    plan = MountPlan(command=["sh"], env={"A": "1"})
+    before = repr(plan)
+    out = launch.run(plan, bwrap=Path("/bin/false"), hooks=launch.Hooks(seccomp=b"\0" * 8))
+    assert out.started is False
+    assert repr(plan) == before
+
+
+def test_probes_are_small_plans() -> None:
+    from git_agent.sandbox import probes
+    from git_agent.sandbox.mounts import Proc
+
+    argv = probes._system(Proc()).argv("bwrap")
+    assert argv[argv.index("--ro-bind"):][:3] == ["--ro-bind", "/", "/"]
+    assert "--proc" in argv and "--disable-userns" not in argv
+    assert argv[-2:] == ["--", "true"]
+    assert "--disable-userns" in probes._system(disable_userns=True).argv("bwrap")

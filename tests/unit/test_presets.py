@@ -8,10 +8,10 @@ import pytest
 
 from git_agent.errors import UsageError
 from git_agent.sandbox import build as sandbox
-from git_agent.settings import config, presets
+from git_agent.settings import gitconfig, keys, presets
 from tests.conftest import run_git
 
-NO_CONFIG = config.GitConfig()
+NO_CONFIG = gitconfig.GitConfig()
 
 # Secrets no preset may pass: whatever agent runs, these stay outside.
 DECOYS = {
@@ -98,7 +98,7 @@ def test_user_config_extends_a_builtin_preset(repo: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("MY_TOKEN", "t")
     monkeypatch.setenv("CORP_PROXY", "p")
     monkeypatch.setenv("OTHER_TOKEN", "o")
-    p = presets.resolve(command=["claude"], name=None, cfg=config.read(repo))
+    p = presets.resolve(command=["claude"], name=None, cfg=gitconfig.read(repo))
     assert p.source == "builtin + git config"
     env = env_inside(p, tmp_path)
     assert env["MY_TOKEN"] == "t" and env["CORP_PROXY"] == "p" and "OTHER_TOKEN" not in env
@@ -106,7 +106,7 @@ def test_user_config_extends_a_builtin_preset(repo: Path, monkeypatch: pytest.Mo
     assert env["DISABLE_AUTOUPDATER"] == "1"  # the built-in part stays
     assert p.mounts[-1] == ".aws" and ".local/share/claude" in p.mounts
     # another preset is untouched
-    codex = presets.resolve(command=["codex"], name=None, cfg=config.read(repo))
+    codex = presets.resolve(command=["codex"], name=None, cfg=gitconfig.read(repo))
     assert "MY_TOKEN" not in codex.pass_env
 
 
@@ -115,7 +115,7 @@ def test_user_defined_preset_keeps_its_name_case(
 ) -> None:
     run_git("config", "agent.preset.MyAgent.passEnv", "MYAGENT_KEY", cwd=repo)
     monkeypatch.setenv("MYAGENT_KEY", "k")
-    cfg = config.read(repo)
+    cfg = gitconfig.read(repo)
     p = presets.resolve(command=["MyAgent"], name=None, cfg=cfg)
     assert p.name == "MyAgent" and p.pass_env == ("MYAGENT_KEY",) and p.source == "git config"
     assert presets.resolve(command=["myagent"], name=None, cfg=cfg).name == "none"
@@ -123,7 +123,7 @@ def test_user_defined_preset_keeps_its_name_case(
 
 def test_preset_command_runs_a_known_agent_with_its_needs(repo: Path) -> None:
     run_git("config", "agent.preset.cc.command", "claude --dangerously-skip-permissions", cwd=repo)
-    cfg = config.read(repo)
+    cfg = gitconfig.read(repo)
     p = presets.resolve(command=["cc", "-p", "hi"], name=None, cfg=cfg)
     assert p.command == ("claude", "--dangerously-skip-permissions", "-p", "hi")
     assert p.name == "cc" and "ANTHROPIC_*" not in p.pass_env
@@ -134,12 +134,12 @@ def test_preset_command_runs_a_known_agent_with_its_needs(repo: Path) -> None:
 
 def test_agent_preset_applies_only_when_the_command_has_none(repo: Path) -> None:
     run_git("config", "agent.preset", "aider", cwd=repo)
-    cfg = config.read(repo)
+    cfg = gitconfig.read(repo)
     assert presets.resolve(command=["python", "-m", "aider"], name=None, cfg=cfg).name == "aider"
     assert presets.resolve(command=["claude"], name=None, cfg=cfg).name == "claude"
     run_git("config", "agent.preset", "nope", cwd=repo)
     with pytest.raises(UsageError, match="agent.preset: unknown preset 'nope'"):
-        presets.resolve(command=["sh"], name=None, cfg=config.read(repo))
+        presets.resolve(command=["sh"], name=None, cfg=gitconfig.read(repo))
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
@@ -153,7 +153,7 @@ def test_agent_preset_applies_only_when_the_command_has_none(repo: Path) -> None
 def test_bad_preset_config_is_a_usage_error(repo: Path, key: str, value: str, message: str) -> None:
     run_git("config", key, value, cwd=repo)
     with pytest.raises(UsageError, match=message):
-        presets.resolve(command=["claude"], name=None, cfg=config.read(repo))
+        presets.resolve(command=["claude"], name=None, cfg=gitconfig.read(repo))
 
 
 def _under(path: str, entry: str) -> bool:
@@ -168,16 +168,16 @@ def test_what_an_agent_keeps_in_its_home_is_writable(name: str) -> None:
     assert p.home, "say where the agent keeps its login and settings"
     for path in (*p.home, *p.mounts):
         assert not path.startswith(("/", "~")) and ".." not in path
-        for entry in config.DEFAULT_PROTECT:
+        for entry in keys.DEFAULT_PROTECT:
             assert not _under(path, entry), f"{path} collides with protected {entry}"
     for path in p.home:  # a read-only install mount would hide what the agent writes
-        assert not any(_under(path, m) for m in (*p.mounts, *config.DEFAULT_MOUNTS))
+        assert not any(_under(path, m) for m in (*p.mounts, *keys.DEFAULT_MOUNTS))
 
 
 def test_git_config_keys_keep_the_subsection_case(repo: Path) -> None:
     run_git("config", "agent.preset.Foo.passEnv", "A", cwd=repo)
     run_git("config", "agent.preset.foo.passEnv", "B", cwd=repo)
-    cfg = config.read(repo)
+    cfg = gitconfig.read(repo)
     assert cfg.get_all("agent.preset.Foo.PASSENV") == ["A"]
     assert cfg.get_all("AGENT.preset.foo.passEnv") == ["B"]
     assert [e.value for e in cfg.with_prefix("agent.preset.Foo.")] == ["A"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 import pytest
 
-from git_agent.cli import runargs
 from git_agent.cli import main as cli
+from git_agent.cli import runargs
 
 ARGVS = [
     [],

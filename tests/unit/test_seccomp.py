@@ -52,6 +52,7 @@ def test_every_denied_syscall_gets_eperm(arch: str) -> None:
 def test_other_syscalls_are_allowed(arch: str) -> None:
     prog = seccomp.build_filter(arch=arch)
     denied = {nrs[arch] for nrs in seccomp.DENIED.values()}
+    denied |= {nrs[arch] for nrs in seccomp.ENOSYS_CALLS.values()}
     for nr in range(0, 470):
         if nr not in denied and nr != seccomp.IOCTL_NR[arch]:
             assert run_bpf(prog, arch=AUDIT_ARCH[arch], nr=nr) == seccomp.RET_ALLOW, nr
@@ -111,3 +112,50 @@ def test_numbers_match_the_kernel_headers(arch: str) -> None:
     for name, nrs in seccomp.DENIED.items():
         assert defined[name] == nrs[arch], name
     assert defined["ioctl"] == seccomp.IOCTL_NR[arch]
+    checked = {name: nrs for name, (nrs, _, _) in seccomp.MODE_CHECKED.items()}
+    for name, nrs in {**checked, **seccomp.ENOSYS_CALLS}.items():
+        if name in defined or arch in nrs:  # fchmodat2 is newer than some headers
+            assert defined.get(name, nrs.get(arch)) == nrs.get(arch), name
+
+
+MODES = {"setuid": 0o4755, "setgid": 0o2755, "both": 0o6755, "with a high word": 0x1_0000_4755}
+
+
+def _mode_call(name: str, arch: str, mode: int, flags: int = 0o100) -> int:
+    nrs, mode_arg, flags_arg = seccomp.MODE_CHECKED[name]
+    args = [3, 0x7FFF_0000, 0, 0, 0, 0]
+    args[mode_arg] = mode
+    if flags_arg is not None:
+        args[flags_arg] = flags
+    return run_bpf(seccomp.build_filter(arch=arch), arch=AUDIT_ARCH[arch], nr=nrs[arch],
+                   args=tuple(args))
+
+
+@pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
+def test_set_uid_and_set_gid_bits_get_eperm_where_they_are_made(arch: str, mode: int) -> None:
+    """The promise "nothing the agent writes carries set-uid or set-gid bits", in the filter."""
+    for name, (nrs, _, _) in seccomp.MODE_CHECKED.items():
+        if arch in nrs:
+            assert _mode_call(name, arch, mode) == EPERM, name
+            assert _mode_call(name, arch, mode & ~0o6000) == seccomp.RET_ALLOW, name
+
+
+@pytest.mark.parametrize("flags", [0o100, 0o20200000, 0o100 | 0o1000], ids=["creat", "tmpfile",
+                                                                              "creat-trunc"])
+def test_open_that_creates_with_set_uid_gets_eperm(arch: str, flags: int) -> None:
+    for name in ("open", "openat"):
+        if arch in seccomp.MODE_CHECKED[name][0]:
+            assert _mode_call(name, arch, 0o4755, flags=flags) == EPERM, name
+
+
+def test_open_without_create_ignores_the_mode_argument(arch: str) -> None:
+    """Without O_CREAT/O_TMPFILE the mode argument is whatever was in the register."""
+    for name in ("open", "openat"):
+        if arch in seccomp.MODE_CHECKED[name][0]:
+            assert _mode_call(name, arch, 0o6777, flags=0o2) == seccomp.RET_ALLOW, name
+
+
+def test_openat2_gets_enosys_so_libc_falls_back_to_openat(arch: str) -> None:
+    nr = seccomp.ENOSYS_CALLS["openat2"][arch]
+    assert run_bpf(seccomp.build_filter(arch=arch), arch=AUDIT_ARCH[arch],
+                   nr=nr) == seccomp.RET_ERRNO | errno.ENOSYS

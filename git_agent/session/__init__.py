@@ -1,0 +1,29 @@
+"""Sessions: names (names), the store (store), the lock (lock), meta.json (meta)."""
+
+from git_agent.session.lock import Lock, busy_message
+from git_agent.session.meta import Meta, RunRecord
+from git_agent.session.names import (
+    BASE_PREFIX,
+    BRANCH_PREFIX,
+    DETACHED_NAME,
+    check_name,
+    default_name,
+    refname_ok,
+)
+from git_agent.session.store import (
+    Session,
+    create,
+    get,
+    list_sessions,
+    remove,
+    session_dir,
+    state_root,
+    upper_of,
+    worktree_store,
+)
+
+__all__ = [
+    "BASE_PREFIX", "BRANCH_PREFIX", "DETACHED_NAME", "Lock", "Meta", "RunRecord", "Session",
+    "busy_message", "check_name", "create", "default_name", "get", "list_sessions",
+    "refname_ok", "remove", "session_dir", "state_root", "upper_of", "worktree_store",
+]

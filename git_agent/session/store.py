@@ -1,0 +1,170 @@
+"""The session store: one folder per session, per worktree, outside the worktree and agent home."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from urllib.parse import quote, unquote  # pathlib imports it anyway
+
+from git_agent.errors import UsageError
+from git_agent.record import Record
+from git_agent.repo import Worktree
+from git_agent.session import lock, meta
+from git_agent.session.names import BASE_PREFIX, BRANCH_PREFIX, check_name
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
+if TYPE_CHECKING:
+    from typing import Any
+
+def state_root() -> Path:
+    """$XDG_STATE_HOME/git-agent, default ~/.local/state/git-agent."""
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "state"
+    return base / "git-agent"
+
+
+def worktree_store(worktree: Worktree) -> Path:
+    """The folder holding every session of one worktree."""
+    digest = _sha256(os.fsencode(worktree.root))[:12]
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", worktree.root.name) or "root"
+    return state_root() / f"{name}-{digest}"
+
+
+def _sha256(data: bytes) -> str:
+    """hashlib's sha256, without importing hashlib and OpenSSL (~2 ms of launch)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found, unused-ignore]  # CPython 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found, unused-ignore]  # 3.11
+        except ImportError:
+            from hashlib import sha256
+    digest: str = sha256(data).hexdigest()
+    return digest
+
+
+class Session(Record):
+    __slots__ = ("name", "dir")
+
+    def __init__(self, name: str, dir: Path):
+        self.name = name
+        self.dir = dir
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        return self.dir / "work"
+
+    @property
+    def git_upper(self) -> Path:
+        """Upper dir of the common git dir's own overlay (linked worktrees only)."""
+        return self.dir / "git-upper"
+
+    @property
+    def git_work(self) -> Path:
+        return self.dir / "git-work"
+
+    @property
+    def cow_dir(self) -> Path:
+        return self.dir / "cow"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.dir / "meta.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "lock"
+
+    @property
+    def branch(self) -> str:
+        return BRANCH_PREFIX + self.name
+
+    @property
+    def base_ref(self) -> str:
+        return BASE_PREFIX + self.name
+
+    def exists(self) -> bool:
+        return self.meta_path.exists() or self.upper.is_dir()
+
+    def read_meta(self) -> meta.Meta:
+        """meta.json as a typed record (an empty one when missing or unreadable)."""
+        return meta.read(self.meta_path)
+
+    def update_meta(self, **changes: Any) -> meta.Meta:
+        """Change some fields of meta.json (read, replace, write atomically)."""
+        m = meta.read(self.meta_path).replace(**changes)
+        meta.write(self.meta_path, m)
+        return m
+
+    def holder(self) -> str | None:
+        """What holds the session's lock (lock.holder): "run", "apply", "drop", "busy", None."""
+        return lock.holder(self.lock_path)
+
+    def is_running(self) -> bool:
+        """True while an agent runs in the session (a run holds its lock)."""
+        return self.holder() == "run"
+
+
+def session_dir(store: Path, name: str) -> Path:
+    return store / "sessions" / quote(name, safe="")
+
+
+def get(worktree: Worktree, name: str) -> Session:
+    return Session(name=check_name(name), dir=session_dir(worktree_store(worktree), name))
+
+
+def list_sessions(worktree: Worktree) -> list[Session]:
+    root = worktree_store(worktree) / "sessions"
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    return [Session(name=unquote(e), dir=root / e) for e in entries if not e.startswith(".")]
+
+
+def create(worktree: Worktree, session: Session) -> None:
+    """Make the session folder (idempotent); refuse names that clash as branches."""
+    store = worktree_store(worktree)
+    if not session.dir.exists():
+        for other in list_sessions(worktree):
+            a, b = other.name + "/", session.name + "/"
+            if a.startswith(b) or b.startswith(a):
+                raise UsageError(
+                    f"session {session.name!r} clashes with session {other.name!r}: branches "
+                    f"agent/{session.name} and agent/{other.name} cannot both exist"
+                )
+    store.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (store / "worktree").write_text(str(worktree.root) + "\n")
+    for d in (session.dir, session.upper, session.work):
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not session.meta_path.exists():
+        meta.write(session.meta_path, meta.Meta(name=session.name, worktree=str(worktree.root),
+                                                created=time.time()))
+
+
+def remove(session: Session) -> None:
+    """Delete the session folder, including the d--------- dirs overlayfs leaves in work/."""
+    if not session.dir.exists():
+        return
+    for dirpath, dirnames, _ in os.walk(session.dir):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                os.chmod(p, 0o700)  # before os.walk descends into it
+    import shutil
+
+    shutil.rmtree(session.dir)
+
+
+def upper_of(*, worktree: Worktree, session: Session, real: Path) -> Path | None:
+    """Where a write to `real` (in the worktree or the common git dir) lands in the session."""
+    for lower, upper in ((worktree.root, session.upper), (worktree.common_dir, session.git_upper)):
+        if real == lower or lower in real.parents:
+            return upper / real.relative_to(lower)
+    return None

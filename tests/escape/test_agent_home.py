@@ -1,0 +1,113 @@
+"""The agent home through the real CLI, as root and as an unprivileged user: one session cannot
+plant code in another (docs/security.md, "Persistence in the agent home"); only declared login
+files reach the shared agent home."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import uuid
+from pathlib import Path
+
+from tests.conftest import Actor
+
+# Project A's agent, steered by a prompt injection: every way to leave code for later sessions
+# that issue #11 found, each put where a real attacker puts it.
+PLANT = r"""
+set -e
+mv ~/.config ~/.config.old 2>/dev/null || true
+mkdir -p ~/.config/git ~/.local/bin ~/.claude
+printf '#!/bin/sh\necho x > "$HOME/pwned-fsmonitor"\nexit 1\n' > ~/.config/git/fsmon
+chmod +x ~/.config/git/fsmon
+printf '[core]\n\tfsmonitor = %s/.config/git/fsmon\n' "$HOME" > ~/.config/git/config
+printf '#!/bin/sh\necho x > "$HOME/pwned-python"\nexec /usr/bin/python3 "$@"\n' \
+    > ~/.local/bin/python3
+chmod +x ~/.local/bin/python3
+echo '{"hooks":{"SessionStart":[{"hooks":[{"type":"command","command":"touch ~/pwned-hook"}]}]}}' \
+    > ~/.claude/settings.json
+echo "$TOKEN" > ~/.claude/.credentials.json
+chmod 6755 ~/.claude/.credentials.json 2>/dev/null || true
+echo '# evil' >> ~/.bashrc
+echo planted
+"""
+
+# What a later session does first: git status, python3, reads the agent's settings.
+VICTIM = r"""
+git status >/dev/null 2>&1
+python3 -c 1
+echo "settings:$(cat ~/.claude/settings.json 2>/dev/null)"
+echo "creds:$(cat ~/.claude/.credentials.json 2>/dev/null)"
+echo "bashrc:$(cat ~/.bashrc 2>/dev/null)"
+ls -a ~ ~/.local/bin 2>/dev/null | tr '\n' ' '
+"""
+
+
+def _run(actor: Actor, repo: Path, session: str, script: str, token: str = "",
+         **kw: str) -> subprocess.CompletedProcess[str]:
+    path = f"{actor.home}/.local/bin:{actor.env['PATH']}"  # as many users have it
+    return actor.agent("run", "-s", session, "--preset", "claude", "--pass-env", "TOKEN", "--",
+                       "sh", "-c", script,
+                       cwd=repo, env={"PATH": path, "TOKEN": token, **kw})
+
+
+def _pwned(actor: Actor) -> list[Path]:
+    return [p for p in actor.base.rglob("pwned-*")]
+
+
+def test_one_session_cannot_plant_code_in_another(actor: Actor) -> None:
+    repo_a = actor.make_repo("project-a")
+    repo_b = actor.make_repo("project-b")
+    assert not (actor.home / ".local/bin").exists()  # a default toolchain mount that is missing
+    token = "token-" + uuid.uuid4().hex
+    p = _run(actor, repo_a, "a", PLANT, token)
+    assert p.returncode == 0 and "planted" in p.stdout, p.stderr
+
+    # the plant works: the same session, run again, runs all of it
+    p = _run(actor, repo_a, "a", VICTIM)
+    assert p.returncode == 0, p.stderr
+    assert "pwned-hook" in p.stdout and "evil" in p.stdout, p.stdout
+    assert {x.name for x in _pwned(actor)} == {"pwned-fsmonitor", "pwned-python"}
+    for x in _pwned(actor):
+        x.unlink()
+
+    # project B's session, same agent home: nothing planted is there, nothing runs
+    p = _run(actor, repo_b, "b", VICTIM)
+    assert p.returncode == 0, p.stderr
+    assert _pwned(actor) == [], p.stdout
+    assert "pwned" not in p.stdout and "evil" not in p.stdout, p.stdout
+    assert ".config.old" not in p.stdout, p.stdout
+    # the declared login of project A's session is there
+    assert f"creds:{token}" in p.stdout, p.stdout
+    cred = actor.home / "aihome/.claude/.credentials.json"
+    st = os.lstat(cred)
+    assert stat.S_ISREG(st.st_mode) and not st.st_mode & (stat.S_ISUID | stat.S_ISGID)
+
+
+def test_a_declared_file_replaced_by_a_symlink_is_not_carried_back(actor: Actor) -> None:
+    repo_a = actor.make_repo("project-a")
+    repo_b = actor.make_repo("project-b")
+    token = "token-" + uuid.uuid4().hex
+    p = _run(actor, repo_a, "a", 'mkdir -p ~/.claude; echo "$TOKEN" > ~/.claude/.credentials.json',
+             token)
+    assert p.returncode == 0, p.stderr
+    p = _run(actor, repo_a, "a2", "ln -sf /etc/passwd ~/.claude/.credentials.json")
+    assert p.returncode == 0, p.stderr
+    assert "not carried back" in p.stderr, p.stderr
+    cred = actor.home / "aihome/.claude/.credentials.json"
+    assert not cred.is_symlink() and cred.read_text() == token + "\n"
+    p = _run(actor, repo_b, "b", "cat ~/.claude/.credentials.json")
+    assert p.stdout == token + "\n", p.stdout
+
+
+def test_the_agent_home_writes_of_a_session_go_with_it(actor: Actor) -> None:
+    repo = actor.make_repo()
+    p = _run(actor, repo, "s", "echo mine > ~/notes.txt")
+    assert p.returncode == 0, p.stderr
+    assert not (actor.home / "aihome/notes.txt").exists()
+    ups = list((actor.home / ".local/state/git-agent").glob("*/sessions/s/home-upper/notes.txt"))
+    assert len(ups) == 1
+    assert _run(actor, repo, "s", "cat ~/notes.txt").stdout == "mine\n"  # its own, kept
+    p = actor.agent("drop", "-f", "s", cwd=repo)
+    assert p.returncode == 0, p.stderr
+    assert not ups[0].exists()

@@ -1,0 +1,63 @@
+"""Root and other users' repositories: refused with one line, nothing written; a root run says
+that the agent is uid 0 inside (on a terminal, and in doctor)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import Actor
+from tests.escape.test_through_git_agent import run_in_pty
+
+
+def _files_of(root: Path, uid: int) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            if os.lstat(p).st_uid == uid:
+                out.append(p)
+    return out
+
+
+def test_root_refuses_a_worktree_owned_by_another_user(root_actor: Actor,
+                                                       user_actor: Actor) -> None:
+    repo = user_actor.make_repo()
+    # root trusts it for git (as in many containers), so only git agent stands in the way
+    with open(root_actor.home / ".gitconfig", "a") as f:
+        f.write("[safe]\n\tdirectory = *\n")
+    before = user_actor.git("for-each-ref", cwd=repo)
+    p = root_actor.agent("run", "--", "sh", "-c", "echo x > new.txt; git commit -qam x", cwd=repo)
+    assert p.returncode != 0
+    assert p.stderr == (f"git agent: worktree owned by uid {user_actor.uid}; "
+                        "run git agent as that user\n"), p.stderr
+    assert _files_of(repo, 0) == []  # nothing of root's in their worktree or .git
+    assert user_actor.git("for-each-ref", cwd=repo) == before
+    assert not (repo / "new.txt").exists()
+    # the owner's own run works
+    p = user_actor.agent("run", "--", "sh", "-c", "echo x > new.txt", cwd=repo)
+    assert p.returncode == 0, p.stderr
+
+
+def test_root_refuses_a_linked_worktree_whose_repository_is_another_users(
+        root_actor: Actor, user_actor: Actor) -> None:
+    repo = user_actor.make_repo()
+    with open(root_actor.home / ".gitconfig", "a") as f:
+        f.write("[safe]\n\tdirectory = *\n")
+    linked = root_actor.base / "linked"
+    subprocess.run(["git", "worktree", "add", "-q", "-b", "side", str(linked)], cwd=repo,
+                   env=root_actor.env, check=True, capture_output=True)
+    p = root_actor.agent("run", "--", "true", cwd=linked)
+    assert p.returncode != 0
+    assert p.stderr.count("\n") == 1 and f"owned by uid {user_actor.uid}" in p.stderr, p.stderr
+
+
+def test_a_root_run_says_the_agent_is_uid_0_inside(actor: Actor) -> None:
+    repo = actor.make_repo()
+    status, out = run_in_pty(actor, ["git", "agent", "run", "--", "id", "-u"], repo)
+    assert status == 0, out
+    said = "the agent runs as root (uid 0) inside" in out
+    assert said == actor.is_root, out
+    doctor = actor.agent("doctor", cwd=repo)
+    assert ("runs as root (uid 0) inside" in doctor.stdout) == actor.is_root, doctor.stdout

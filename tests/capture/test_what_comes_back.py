@@ -5,7 +5,10 @@ you cannot read."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 
 from tests.capture.test_capture import PY_ENV, agent_run, assert_same_tree, git, ls_tree
 from tests.conftest import Actor
+from tests.unit.test_ignore import _random_tree
 
 pytestmark = pytest.mark.sandbox
 
@@ -82,6 +86,38 @@ def test_capture_honours_every_ignore_source_git_reads(actor: Actor) -> None:
         assert kept in tree, kept
     # a tracked file in an ignored directory is git's: its change is kept
     assert git(actor, repo, "show", "agent/t:tracked/in-ignored.txt").endswith("changed\n")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_capture_honours_ignore_sources_on_generated_trees(actor: Actor, seed: int) -> None:
+    """Random ignore files (negations, anchors, dir-only, **, brackets) in the worktree
+    (committed, every other one) and written by the agent (the rest), info/exclude and
+    core.excludesFile; the agent writes random paths. git add -A on a copy is the oracle."""
+    rng = random.Random(seed)
+    files, paths = _random_tree(rng)
+    repo = actor.make_repo(files={})
+    ignores = sorted(k for k in files if k.endswith(".gitignore"))
+    lower = ignores[::2]
+    for rel in lower:
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(files[rel])
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text(files[".git/info/exclude"])
+    (actor.home / "global-ignore").write_text(files["GLOBAL"])
+    (repo / "base.txt").write_text("base\n")
+    actor.own(repo)
+    actor.own(actor.home)
+    actor.run(["git", "config", "--global", "core.excludesFile",
+               str(actor.home / "global-ignore")], cwd=repo, check=True)
+    actor.run(["git", "add", "-f", "base.txt", *lower], cwd=repo, check=True)
+    actor.run(["git", "commit", "-qm", "lower"], cwd=repo, check=True)
+    writes = [(rel, files[rel]) for rel in ignores[1::2]] + [(p, p + "\n") for p in paths]
+    script = ("python3 -c 'import json, os, sys\n"
+              "for p, c in json.loads(sys.argv[1]):\n"
+              "    os.makedirs(os.path.dirname(p) or \".\", exist_ok=True)\n"
+              "    open(p, \"w\").write(c)\n' " + shlex.quote(json.dumps(writes)))
+    agent_run(actor, repo, "t", script)
+    assert_same_tree(actor, repo, "agent/t", script)
 
 
 @pytest.mark.timeout(120)

@@ -25,9 +25,9 @@ from git_agent.capture.overlay import Change, Kind
 from git_agent.capture.sandboxgit import (
     Importer,
     SandboxObjects,
+    Unimportable,
     agent_head,
     commit_parents,
-    upper_root,
 )
 from git_agent.capture.snapshot import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
 from git_agent.capture.snapshot import read as base_ref
@@ -126,8 +126,8 @@ class _Node:
         self.children: dict[bytes, _Node | Change] = {}
 
 
-def _changes(upper: Path, warnings: list[str]) -> tuple[_Node, int]:
-    """The upper as a tree of changes, and how many files and links it holds."""
+def read_upper(upper: Path, warnings: list[str]) -> tuple[_Node, int]:
+    """Step 1: the upper as a tree of changes, and how many files and links it holds."""
     report = overlay.Walk()
     root = _Node()
     nodes: dict[bytes, _Node] = {b"": root}
@@ -148,8 +148,27 @@ def _changes(upper: Path, warnings: list[str]) -> tuple[_Node, int]:
     return root, files
 
 
+_MAX_IGNORE_FILE = 100 << 20  # git does not read a bigger .gitignore either
+
+
+class _Frame:
+    """One directory of the build in progress: its entries, and the children left to do."""
+
+    __slots__ = ("node", "base", "path", "entries", "todo", "pending")
+
+    def __init__(self, node: _Node, base: bytes | None, path: bytes,
+                 entries: dict[bytes, Entry]):
+        self.node = node
+        self.base = base
+        self.path = path
+        self.entries = entries
+        self.todo = list(reversed(node.children.items()))
+        self.pending: bytes | None = None  # the child dir being built, by name
+
+
 class _Builder:
-    """Applies the upper's change tree to the base tree."""
+    """Step 2: applies the upper's change tree to the base tree (an explicit stack: a tree
+    of any depth builds)."""
 
     def __init__(self, *, odb: _Odb, worktree: Worktree, upper_fd: int,
                  base_tree: bytes, changes: _Node, warnings: list[str],
@@ -159,6 +178,7 @@ class _Builder:
         self.root = worktree.root
         self.upper_fd = upper_fd  # every read of the upper goes through it (beneath)
         self._dir: tuple[bytes, int] | None = None  # the upper dir read last, and its fd
+        self._lower_fd: int | None = None  # the worktree, for .gitignore files not in the upper
         self.base_tree = base_tree
         self.prev_tree = prev_tree  # the last capture's: its objects need no writing again
         self.changes = changes
@@ -169,32 +189,45 @@ class _Builder:
             exclude=ignore.host_excludes(root=worktree.root, common_dir=worktree.common_dir),
         )
 
-    # -- the merged view, for .gitignore files as the agent left them
+    # -- the merged view (upper over the worktree), for .gitignore files as the agent left them
     def _gitignore(self, d: bytes) -> bytes | None:
         path = _join(d, b".gitignore")
         node: _Node | Change = self.changes
-        hidden = False
+        hidden = False  # an opaque upper dir on the way hides the lower
         for part in path.split(b"/"):
             if not isinstance(node, _Node):
                 return None
             hidden = hidden or node.opaque
             nxt = node.children.get(part)
             if nxt is None:
-                if hidden:
-                    return None
-                entry = self.odb.lookup(self.base_tree, path)
-                if entry is None or entry[0] not in (BLOB, EXEC):
-                    return None
-                data: bytes = self.odb.odb.read(pygit2.Oid(raw=entry[1]))[1]
-                return data
+                return None if hidden else self._lower_file(path)
             node = nxt
         if isinstance(node, Change) and node.kind is Kind.FILE:
             try:
-                got = self._read(node)
+                got = self.read_entry(node)
             except OSError:
                 return None
-            return got[0] if got is not None else None
+            return got[1] if got is not None else None
         return None  # a symlinked .gitignore is not followed (git >= 2.32), a whiteout deletes
+
+    def _lower_file(self, path: bytes) -> bytes | None:
+        """A regular file of the worktree (the overlay's lower), no symlink followed: an
+        untracked .gitignore too (a self-ignoring .pytest_cache/.gitignore saying `*`)."""
+        try:
+            if self._lower_fd is None:
+                self._lower_fd = beneath.open_root(self.root)
+            fd = beneath.open_file(self._lower_fd, path)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            return beneath.read_fd(fd, _MAX_IGNORE_FILE, st.st_size)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
 
     def _parent(self, path: bytes) -> tuple[int, bytes]:
         """(an fd on the upper dir holding path, its name): reached through beneath, reused
@@ -209,9 +242,16 @@ class _Builder:
         if self._dir is not None:
             os.close(self._dir[1])
             self._dir = None
+        if self._lower_fd is not None:
+            os.close(self._lower_fd)
+            self._lower_fd = None
 
-    def _read(self, ch: Change) -> tuple[bytes, int] | None:
-        """The file's data and mode; None (with a warning) when it is above MAX_BLOB."""
+    def read_entry(self, ch: Change) -> tuple[int, bytes] | None:
+        """One upper file or symlink as (git mode, bytes): the one read of an entry.
+        None (with a warning) when a file is above MAX_BLOB."""
+        if ch.kind is Kind.SYMLINK:
+            dir_fd, name = self._parent(ch.path)
+            return LINK, beneath.readlink(dir_fd, name)
         if ch.metacopy:  # data still in the lower file
             self.warnings.append(
                 f"{ui.quote_path(ch.path)}: metacopy upper, data read from the lower")
@@ -231,7 +271,7 @@ class _Builder:
                 f"skipped {ui.quote_path(ch.path)}: bigger than {MAX_BLOB >> 20} MiB (left in the "
                 "session, not captured)")
             return None
-        return data, st.st_mode
+        return (EXEC if st.st_mode & stat.S_IXUSR else BLOB), data
 
     def _known(self, path: bytes, *entries: Entry | None) -> tuple[bytes | None, ...]:
         """Ids the repository has at path: in entries, and in the last capture."""
@@ -241,11 +281,7 @@ class _Builder:
     def _blob(self, ch: Change, known: tuple[bytes | None, ...]) -> Entry | None:
         self.progress.step()
         try:
-            if ch.kind is Kind.SYMLINK:
-                dir_fd, name = self._parent(ch.path)
-                target = beneath.readlink(dir_fd, name)
-                return LINK, self.odb.write_blob(target, known)
-            got = self._read(ch)
+            got = self.read_entry(ch)
         except (FileNotFoundError, NotADirectoryError):
             return None  # removed by a still-running sandbox
         except OSError as e:
@@ -256,74 +292,136 @@ class _Builder:
             return None
         if got is None:
             return None
-        data, mode = got
-        return (EXEC if mode & stat.S_IXUSR else BLOB), self.odb.write_blob(data, known)
+        mode, data = got
+        return mode, self.odb.write_blob(data, known)
 
     def build(self) -> bytes:
-        return self._build(self.changes, self.base_tree, b"") or self.odb.write_tree({})
+        """The new root tree: directories done deepest first, from a stack of frames."""
+        stack = [self._enter(self.changes, self.base_tree, b"")]
+        while True:
+            frame = stack[-1]
+            child = self._next_dir(frame)
+            if child is not None:
+                stack.append(child)
+                continue
+            stack.pop()
+            tree = self._finish(frame)
+            if not stack:
+                return tree or self.odb.write_tree({})
+            parent = stack[-1]
+            assert parent.pending is not None
+            if tree is None:
+                parent.entries.pop(parent.pending, None)
+            else:
+                parent.entries[parent.pending] = (TREE, tree)
+            parent.pending = None
 
-    def _build(self, node: _Node, base: bytes | None, path: bytes) -> bytes | None:
+    def _enter(self, node: _Node, base: bytes | None, path: bytes) -> _Frame:
         if node.redirect is not None:
             src = node.redirect.lstrip(b"/") if node.redirect.startswith(b"/") else _join(
                 path.rpartition(b"/")[0], node.redirect)
             found = self.odb.lookup(self.base_tree, src)
             base = found[1] if found and found[0] == TREE else None
         entries = {} if node.opaque or base is None else dict(self.odb.tree(base))
-        for name, ch in node.children.items():
-            sub = _join(path, name)
-            if gittree.is_dotgit(name):  # a nested repository, or .GIT, git~1, .git. ...
-                self.warnings.append(f"left out {ui.quote_path(sub)}: git refuses it as a spelling "
-                                     "of .git (it stays in the session)")
-                continue
-            if gittree.is_dotgitmodules(name) and not isinstance(ch, _Node) \
-                    and ch.kind is Kind.SYMLINK:
-                self.warnings.append(f"left out {ui.quote_path(sub)}: git refuses a symlinked "
-                                     ".gitmodules (it stays in the session)")
+        return _Frame(node, base, path, entries)
+
+    def _next_dir(self, frame: _Frame) -> _Frame | None:
+        """Apply frame's file changes up to its next changed subdirectory; that one's frame."""
+        entries = frame.entries
+        while frame.todo:
+            name, ch = frame.todo.pop()
+            sub = _join(frame.path, name)
+            if self._left_out(sub, name, ch):
                 continue
             old = entries.get(name)
             if isinstance(ch, _Node):
-                new = self._build(ch, old[1] if old and old[0] == TREE else None, sub)
-                if new is None:
-                    entries.pop(name, None)
-                else:
-                    entries[name] = (TREE, new)
-            elif ch.kind is Kind.WHITEOUT:
+                frame.pending = name
+                return self._enter(ch, old[1] if old and old[0] == TREE else None, sub)
+            if ch.kind is Kind.WHITEOUT:
                 entries.pop(name, None)
-            else:
-                tracked = self.odb.lookup(self.base_tree, sub)
-                if (tracked is None or tracked[0] == TREE) and self.rules.ignored(sub):
-                    self.ignored += 1  # stays in the upper, as git would leave it untracked
-                    continue
-                blob = self._blob(ch, self._known(sub, old, tracked))
-                if blob is not None:  # None: gone meanwhile, the lower shows through again
-                    entries[name] = blob
-        if not entries:
+                continue
+            tracked = self.odb.lookup(self.base_tree, sub)
+            if (tracked is None or tracked[0] == TREE) and self.rules.ignored(sub):
+                self.ignored += 1  # stays in the upper, as git would leave it untracked
+                continue
+            blob = self._blob(ch, self._known(sub, old, tracked))
+            if blob is not None:  # None: gone meanwhile, the lower shows through again
+                entries[name] = blob
+        return None
+
+    def _left_out(self, sub: bytes, name: bytes, ch: _Node | Change) -> bool:
+        """Names that would make git read another repository or config stay in the session,
+        with a warning: any spelling of .git (a nested repository or gitfile, .GIT, git~1,
+        .git. ...), and a .gitmodules the session adds or changes (a deletion is kept)."""
+        if gittree.is_dotgit(name):
+            self.warnings.append(f"left out {ui.quote_path(sub)}: a spelling of .git, git would "
+                                 "take it for another repository (it stays in the session)")
+            return True
+        if gittree.is_dotgitmodules(name) and (isinstance(ch, _Node)
+                                               or ch.kind is not Kind.WHITEOUT):
+            self.warnings.append(f"left out {ui.quote_path(sub)}: .gitmodules makes git fetch and "
+                                 "configure other repositories (it stays in the session)")
+            return True
+        return False
+
+    def _no_gitdir(self, frame: _Frame) -> None:
+        """A directory git would take for a repository (HEAD beside objects, refs or
+        commondir): the entries of that shape the session added or changed are left out,
+        and so is its config (what would run: core.fsmonitor, hooksPath...)."""
+        if not gittree.makes_gitdir(frame.entries):
+            return
+        base = self.odb.tree(frame.base) if frame.base is not None else {}
+        for name in sorted(frame.entries):
+            if (gittree.repository_name(name) or name.lower() == b"config") \
+                    and frame.entries[name] != base.get(name):
+                self.warnings.append(
+                    f"left out {ui.quote_path(_join(frame.path, name))}: beside "
+                    "HEAD/objects/refs, git would take the directory for another repository "
+                    "(it stays in the session)")
+                if name in base:
+                    frame.entries[name] = base[name]
+                else:
+                    del frame.entries[name]
+
+    def _finish(self, frame: _Frame) -> bytes | None:
+        self._no_gitdir(frame)
+        if not frame.entries:
             return None
-        here = (TREE, base) if base is not None else None
-        return self.odb.write_tree(entries, self._known(path, here))
+        here = (TREE, frame.base) if frame.base is not None else None
+        return self.odb.write_tree(frame.entries, self._known(frame.path, here))
 
 
-def diff_trees(odb: _Odb, old: bytes | None, new: bytes | None, prefix: bytes = b""
+def _diff_key(item: tuple[str, bytes]) -> list[tuple[bytes, int]]:
+    """A directory's files before the file of the same name, siblings by name."""
+    parts = item[1].split(b"/")
+    return [(p, 0) for p in parts[:-1]] + [(parts[-1], 1)]
+
+
+def diff_trees(odb: _Odb, old: bytes | None, new: bytes | None
                ) -> list[tuple[str, bytes]]:
     """(A|M|D, path) for every file that differs; equal subtrees are skipped by oid."""
-    if old == new:
-        return []
-    a = odb.tree(old) if old else {}
-    b = odb.tree(new) if new else {}
     out: list[tuple[str, bytes]] = []
-    for name in sorted({n for n, _ in a.items() ^ b.items()}):
-        ea, eb = a.get(name), b.get(name)
-        p = _join(prefix, name)
-        ta = ea[1] if ea and ea[0] == TREE else None
-        tb = eb[1] if eb and eb[0] == TREE else None
-        if ta or tb:
-            out.extend(diff_trees(odb, ta, tb, p))
-        if ea and eb and ea[0] != TREE and eb[0] != TREE:
-            out.append(("M", p))
-        elif ea and ea[0] != TREE:
-            out.append(("D", p))
-        elif eb and eb[0] != TREE:
-            out.append(("A", p))
+    stack: list[tuple[bytes | None, bytes | None, bytes]] = [(old, new, b"")]
+    while stack:
+        old_t, new_t, prefix = stack.pop()
+        if old_t == new_t:
+            continue
+        a = odb.tree(old_t) if old_t else {}
+        b = odb.tree(new_t) if new_t else {}
+        for name in {n for n, _ in a.items() ^ b.items()}:
+            ea, eb = a.get(name), b.get(name)
+            p = _join(prefix, name)
+            ta = ea[1] if ea and ea[0] == TREE else None
+            tb = eb[1] if eb and eb[0] == TREE else None
+            if ta or tb:
+                stack.append((ta, tb, p))
+            if ea and eb and ea[0] != TREE and eb[0] != TREE:
+                out.append(("M", p))
+            elif ea and ea[0] != TREE:
+                out.append(("D", p))
+            elif eb and eb[0] != TREE:
+                out.append(("A", p))
+    out.sort(key=_diff_key)
     return out
 
 
@@ -413,120 +511,171 @@ def _anchor_of(repo: pygit2.Repository, base: str) -> str | None:
     return base
 
 
+@dataclass(frozen=True)
+class AgentHistory:
+    """What step 3 made of the commits the agent made inside the sandbox."""
+
+    tip: bytes | None = None  # the agent's HEAD, imported (None: nothing to keep)
+    imported: int = 0  # commits brought into the repository
+    squashed: str | None = None  # why the history was not kept (the final state is one commit)
+
+
+def import_agent_commits(repo: pygit2.Repository, *, worktree: Worktree, session: Session,
+                         anchor: str | None) -> AgentHistory:
+    """Step 3: the agent's own commits, imported when they descend from the base's HEAD;
+    otherwise (rewritten history, a store or tree git would refuse) the reason to squash."""
+    head = agent_head(worktree=worktree, session=session)
+    if head is None or head == anchor:
+        return AgentHistory()
+    try:
+        sandbox = SandboxObjects.of(worktree=worktree, session=session)
+    except Unimportable as e:
+        return AgentHistory(squashed=str(e))
+    try:
+        imp = Importer(repo, sandbox)
+        new, boundary = imp.commits(bytes.fromhex(head))
+        if anchor is not None and not any(
+                b.hex() == anchor or repo.descendant_of(b.hex(), anchor) for b in boundary):
+            return AgentHistory(squashed="does not descend from the base")
+        for c in reversed(new):
+            imp.queue(pygit2.GIT_OBJECT_COMMIT, c)
+        imp.write()
+    except (Unimportable, KeyError, pygit2.GitError) as e:
+        return AgentHistory(squashed=str(e))
+    finally:
+        sandbox.close()
+    return AgentHistory(tip=bytes.fromhex(head), imported=len(new))
+
+
+def _parent(repo: pygit2.Repository, *, prev: bytes | None, same_base: bool, base: bytes,
+            agent: AgentHistory) -> bytes:
+    """What the new commit goes on: the last capture (same base, and it holds the agent's
+    tip), else the agent's tip, else the base."""
+    keep_prev = same_base and prev is not None
+    if agent.tip is None:
+        return prev if keep_prev and prev is not None else base
+    if keep_prev and prev is not None and (
+            prev == agent.tip or repo.descendant_of(prev.hex(), agent.tip.hex())):
+        return prev
+    return agent.tip
+
+
+class _Capture:
+    """One capture of a session: the steps, in order, in `run`."""
+
+    def __init__(self, *, worktree: Worktree, session: Session, base: Base | str):
+        self.worktree = worktree
+        self.session = session
+        self.repo = pygit2.Repository(str(worktree.root))
+        self.base_oid = base.oid if isinstance(base, Base) else base
+        self.anchor = base.head if isinstance(base, Base) else _anchor_of(self.repo,
+                                                                          self.base_oid)
+        self.base_raw = bytes.fromhex(self.base_oid)
+        self.warnings: list[str] = list(base.warnings) if isinstance(base, Base) else []
+        ref = self.repo.references.get(session.branch)
+        self.prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
+        self.odb = _Odb(self.repo, worktree.common_dir / "objects")
+
+    def build_tree(self) -> tuple[bytes, int]:
+        """Steps 1 and 2: the upper's changes on the base tree; (tree, paths ignored)."""
+        changes, nfiles = read_upper(self.session.upper, self.warnings)
+        progress = ui.Progress("capturing", nfiles)
+        upper_fd = beneath.open_root(self.session.upper)
+        builder = _Builder(odb=self.odb, worktree=self.worktree, upper_fd=upper_fd,
+                           base_tree=_tree_of(self.repo, self.base_raw), changes=changes,
+                           warnings=self.warnings,
+                           prev_tree=(_tree_of(self.repo, self.prev)
+                                      if self.prev is not None else None),
+                           progress=progress)
+        try:
+            return builder.build(), builder.ignored
+        finally:
+            builder.close()
+            os.close(upper_fd)
+            progress.done()
+
+    def same_base(self) -> bool:
+        """Was the last capture on the branch made from this base?"""
+        prev = self.prev
+        if prev is None:
+            return False
+        meta = self.session.read_meta()
+        return (prev == self.base_raw
+                or _trailer(self.repo, prev, b"Agent-Base") == self.base_oid
+                or (meta.capture_tip == prev.hex() and meta.capture_base == self.base_oid))
+
+    def commit(self, *, tree: bytes, parent: bytes, note: str | None, command: list[str] | None,
+               exit_status: int | None, reason: str | None
+               ) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """Step 4: the commit of tree on parent (parent itself when nothing differs)."""
+        changes = diff_trees(self.odb, _tree_of(self.repo, parent), tree)
+        if not changes:
+            return parent, changes
+        msg = _message(session=self.session, base=self.base_oid, changes=changes, note=note,
+                       command=command, exit_status=exit_status, reason=reason)
+        return _write_commit(self.repo, self.odb, tree=tree, parents=[parent],
+                             message=msg), changes
+
+    def move_branch(self, new_tip: bytes) -> None:
+        """Step 5: compare-and-swap the branch from the tip read at the start."""
+        old = self.prev.hex() if self.prev is not None else ZERO_OID
+        try:
+            proc.git("update-ref", "-m", f"git agent: capture {self.session.name}",
+                     self.session.branch, new_tip.hex(), old, cwd=self.worktree.root)
+        except proc.CalledProcessError as e:
+            raise GitAgentError(f"{self.session.branch} moved while capturing ({e}); run the "
+                                "capture again") from e
+
+    def record(self, commit: str) -> None:
+        """The base ref and meta.json name what this capture was made from."""
+        wt, s = self.worktree, self.session
+        if base_ref(worktree=wt, session=s) != self.base_oid:
+            keep(worktree=wt, session=s, base=Base(oid=self.base_oid, head=self.anchor,
+                                                     clean=self.anchor == self.base_oid))
+        if s.meta_path.exists():
+            s.update_meta(capture_base=self.base_oid, capture_tip=commit,
+                          captured_at=time.time())
+
+
 def capture(*, worktree: Worktree, session: Session, base: Base | str,
             command: list[str] | None = None, exit_status: int | None = None,
             reason: str | None = None) -> CaptureResult:
     """Commit the session's upper onto session.branch; see the module docstring.
 
     `reason` names a capture that no agent run made (a live review, an apply)."""
-    repo = pygit2.Repository(str(worktree.root))
-    base_oid = base.oid if isinstance(base, Base) else base
-    anchor = base.head if isinstance(base, Base) else _anchor_of(repo, base_oid)
-    warnings: list[str] = []
-    base_raw = bytes.fromhex(base_oid)
-
-    odb = _Odb(repo, worktree.common_dir / "objects")
+    c = _Capture(worktree=worktree, session=session, base=base)
     try:
-        ref = repo.references.get(session.branch)
-        prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
-        changes_tree, nfiles = _changes(session.upper, warnings)
-        progress = ui.Progress("capturing", nfiles)
-        upper_fd = beneath.open_root(session.upper)
-        builder = _Builder(odb=odb, worktree=worktree, upper_fd=upper_fd,
-                           base_tree=_tree_of(repo, base_raw), changes=changes_tree,
-                           warnings=warnings,
-                           prev_tree=_tree_of(repo, prev) if prev is not None else None,
-                           progress=progress)
-        try:
-            tree = builder.build()
-        finally:
-            builder.close()
-            os.close(upper_fd)
-            progress.done()
-
-        meta = session.read_meta()
-        same_base = prev is not None and (
-            prev == base_raw or _trailer(repo, prev, b"Agent-Base") == base_oid
-            or (meta.capture_tip == prev.hex() and meta.capture_base == base_oid))
-
-        # the agent's own commits
-        imported = 0
-        squashed = False
+        tree, ignored = c.build_tree()
+        agent = import_agent_commits(c.repo, worktree=worktree, session=session,
+                                     anchor=c.anchor)
         note = None
-        agent_tip: bytes | None = None
-        head = agent_head(worktree=worktree, session=session)
-        if head is not None and head != anchor:
-            sandbox: SandboxObjects | None = None
-            try:
-                where = upper_root(worktree=worktree, session=session,
-                                    real=worktree.common_dir / "objects")
-                if where is None:
-                    raise ValueError("no object store")
-                sandbox = SandboxObjects(where[0], os.fsencode(where[1]))
-                imp = Importer(repo, sandbox)
-                new, boundary = imp.commits(bytes.fromhex(head))
-                a = anchor
-                if a is None:
-                    ok = True
-                else:
-                    ok = any(b.hex() == a or repo.descendant_of(b.hex(), a) for b in boundary)
-                if not ok:
-                    raise ValueError("does not descend from the base")
-                for c in reversed(new):
-                    imp.queue(pygit2.GIT_OBJECT_COMMIT, c)
-                imp.write()
-                imported = len(new)
-                agent_tip = bytes.fromhex(head)
-            except (ValueError, KeyError, pygit2.GitError) as e:
-                squashed = True
-                note = "The agent's own commits were not kept (" + str(e) + "): one commit."
-                warnings.append(f"agent's history not imported ({e}); captured its final state "
-                                "as one commit")
-            finally:
-                if sandbox is not None:
-                    sandbox.close()
-
-        if agent_tip is not None:
-            keep_prev = same_base and prev is not None and (
-                prev == agent_tip or repo.descendant_of(prev.hex(), agent_tip.hex()))
-            parent = prev if keep_prev and prev is not None else agent_tip
-        else:
-            parent = prev if same_base and prev is not None else base_raw
-
-        changes = diff_trees(odb, _tree_of(repo, parent), tree)
-        if not changes:
-            new_tip = parent
-        else:
-            msg = _message(session=session, base=base_oid, command=command,
-                           exit_status=exit_status, changes=changes, note=note, reason=reason)
-            new_tip = _write_commit(repo, odb, tree=tree, parents=[parent], message=msg)
-        odb.out.finish()  # every new object is in the repository before a ref points at it
+        if agent.squashed is not None:
+            note = f"The agent's own commits were not kept ({agent.squashed}): one commit."
+            c.warnings.append(f"agent's history not imported ({agent.squashed}); captured its "
+                              "final state as one commit")
+        parent = _parent(c.repo, prev=c.prev, same_base=c.same_base(), base=c.base_raw,
+                         agent=agent)
+        new_tip, changes = c.commit(tree=tree, parent=parent, note=note, command=command,
+                                    exit_status=exit_status, reason=reason)
+        c.odb.out.finish()  # every new object is in the repository before a ref points at it
     except BaseException:
-        odb.out.abort()
+        c.odb.out.abort()
         raise
 
-    total = changes if parent == base_raw else diff_trees(odb, _tree_of(repo, base_raw), tree)
+    total = changes if parent == c.base_raw else diff_trees(
+        c.odb, _tree_of(c.repo, c.base_raw), tree)
     counts = {s: sum(1 for k, _ in total if k == s) for s in "AMD"}
     result = CaptureResult(commit=new_tip.hex(), unchanged=False, added=counts["A"],
-                           modified=counts["M"], deleted=counts["D"], imported=imported,
-                           ignored=builder.ignored, squashed=squashed, warnings=warnings)
-    if new_tip == prev or (prev is None and new_tip == base_raw):
+                           modified=counts["M"], deleted=counts["D"], imported=agent.imported,
+                           ignored=ignored, squashed=agent.squashed is not None,
+                           warnings=c.warnings)
+    if new_tip == c.prev or (c.prev is None and new_tip == c.base_raw):
         result.unchanged = True
-        result.commit = prev.hex() if prev is not None else None
+        result.commit = c.prev.hex() if c.prev is not None else None
     else:
-        try:
-            proc.git("update-ref", "-m", f"git agent: capture {session.name}", session.branch,
-                     new_tip.hex(), prev.hex() if prev is not None else ZERO_OID,
-                     cwd=worktree.root)
-        except proc.CalledProcessError as e:
-            raise GitAgentError(f"{session.branch} moved while capturing ({e}); run the "
-                                "capture again") from e
-    if result.commit is not None and base_ref(worktree=worktree, session=session) != base_oid:
-        keep(worktree=worktree, session=session, base=Base(oid=base_oid, head=anchor,
-                                                            clean=anchor == base_oid))
-    if session.meta_path.exists() and result.commit is not None:
-        session.update_meta(capture_base=base_oid, capture_tip=result.commit,
-                            captured_at=time.time())
+        c.move_branch(new_tip)
+    if result.commit is not None:
+        c.record(result.commit)
     result.summary = _summary(session, result)
     return result
 

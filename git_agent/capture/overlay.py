@@ -94,11 +94,6 @@ class Walk(Record):
         self.warnings: list[str] = []
 
 
-def show(path: bytes) -> str:
-    """A path as bytes, printable: undecodable bytes as \\x escapes."""
-    return path.decode("utf-8", "backslashreplace")
-
-
 def walk(upper: Path, *, report: Walk | None = None, skip_top: tuple[bytes, ...] = (b".git",)
          ) -> Iterator[Change]:
     """Yield every change in upper, parents before children, sorted; never follows symlinks.
@@ -107,46 +102,53 @@ def walk(upper: Path, *, report: Walk | None = None, skip_top: tuple[bytes, ...]
     a running sandbox changes the upper are skipped silently, as is a dir that became
     something else (a symlink) between listing and entering it: the walk holds an fd on each
     dir it reads and reaches the next one through it, so nothing outside upper is ever read.
+    Depth costs one stack entry per level (an explicit stack, not recursion).
     """
     report = report if report is not None else Walk()
     root = beneath.open_root(upper)
+    # (dir fd, its path, its entries not yet yielded, in reverse)
+    stack: list[tuple[int, bytes, list[tuple[bytes, os.stat_result]]]] = []
     try:
-        yield from _walk_dir(root, b"", report, skip_top)
+        stack.append((root, b"", _scan_reversed(root)))
+        while stack:
+            dir_fd, rel, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                os.close(dir_fd)
+                continue
+            name, st = todo.pop()
+            if not rel and name in skip_top:
+                continue
+            path = rel + b"/" + name if rel else name
+            xattrs = xattrs_at(dir_fd, name, st)
+            kind = classify(st, xattrs)
+            if kind is Kind.SKIP:
+                what = _special_name(st.st_mode)
+                report.warnings.append(f"skipped {what} {ui.quote_path(path)}: git cannot store it")
+                continue
+            is_dir = kind in (Kind.DIR, Kind.OPAQUE_DIR)
+            redirect = _xattr(xattrs, "redirect") if is_dir else None
+            metacopy = kind is Kind.FILE and _xattr(xattrs, "metacopy") is not None
+            yield Change(path=path, kind=kind, st=st, metacopy=metacopy, redirect=redirect)
+            if is_dir:
+                try:
+                    sub = os.open(name, beneath.DIR_FLAGS, dir_fd=dir_fd)
+                except OSError as e:
+                    if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                        continue  # gone, or swapped for a symlink: never entered
+                    raise
+                stack.append((sub, path, _scan_reversed(sub)))
     finally:
-        os.close(root)
+        for dir_fd, _, _ in stack:
+            os.close(dir_fd)
 
 
-def _walk_dir(dir_fd: int, rel: bytes, report: Walk, skip_top: tuple[bytes, ...]
-              ) -> Iterator[Change]:
+def _scan_reversed(dir_fd: int) -> list[tuple[bytes, os.stat_result]]:
+    """The dir's entries, sorted, last first (to pop); none when it vanished meanwhile."""
     try:
-        entries = beneath.scan(dir_fd)
+        return list(reversed(beneath.scan(dir_fd)))
     except (FileNotFoundError, NotADirectoryError):
-        return  # removed by a still-running sandbox
-    for name, st in entries:
-        if not rel and name in skip_top:
-            continue
-        path = rel + b"/" + name if rel else name
-        xattrs = xattrs_at(dir_fd, name, st)
-        kind = classify(st, xattrs)
-        if kind is Kind.SKIP:
-            what = _special_name(st.st_mode)
-            report.warnings.append(f"skipped {what} {ui.quote_path(path)}: git cannot store it")
-            continue
-        is_dir = kind in (Kind.DIR, Kind.OPAQUE_DIR)
-        redirect = _xattr(xattrs, "redirect") if is_dir else None
-        metacopy = kind is Kind.FILE and _xattr(xattrs, "metacopy") is not None
-        yield Change(path=path, kind=kind, st=st, metacopy=metacopy, redirect=redirect)
-        if is_dir:
-            try:
-                sub = os.open(name, beneath.DIR_FLAGS, dir_fd=dir_fd)
-            except OSError as e:
-                if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                    continue  # gone, or swapped for a symlink: never entered
-                raise
-            try:
-                yield from _walk_dir(sub, path, report, skip_top)
-            finally:
-                os.close(sub)
+        return []  # removed by a still-running sandbox
 
 
 def _special_name(mode: int) -> str:
@@ -167,35 +169,27 @@ def count(upper: Path, *, skip_top: tuple[bytes, ...] = (b".git",)) -> int:
         root = beneath.open_root(upper)
     except OSError:
         return 0
-    try:
-        return _count(root, skip_top)
-    finally:
-        os.close(root)
-
-
-def _count(dir_fd: int, skip_top: tuple[bytes, ...]) -> int:
     n = 0
-    try:
-        it = os.scandir(dir_fd)
-    except OSError:
-        return 0
-    with it:
-        entries = [e for e in it if os.fsencode(e.name) not in skip_top]
-    for e in entries:
-        n += 1
+    stack = [(root, skip_top)]
+    while stack:
+        dir_fd, skip = stack.pop()
         try:
-            is_dir = e.is_dir(follow_symlinks=False)
+            with os.scandir(dir_fd) as it:
+                entries = [e for e in it if os.fsencode(e.name) not in skip]
         except OSError:
-            continue
-        if is_dir:
-            try:
-                sub = os.open(e.name, beneath.DIR_FLAGS, dir_fd=dir_fd)
-            except OSError:
-                continue
-            try:
-                n += _count(sub, ())
-            finally:
-                os.close(sub)
+            entries = []
+        try:
+            for e in entries:
+                n += 1
+                try:
+                    if not e.is_dir(follow_symlinks=False):
+                        continue
+                    sub = os.open(e.name, beneath.DIR_FLAGS, dir_fd=dir_fd)
+                except OSError:
+                    continue
+                stack.append((sub, ()))
+        finally:
+            os.close(dir_fd)
     return n
 
 

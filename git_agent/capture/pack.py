@@ -11,9 +11,10 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-# git's object types, as pack entries number them (and pygit2's GIT_OBJECT_* constants)
-COMMIT, TREE, BLOB, TAG = 1, 2, 3, 4
-_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob", TAG: b"tag"}
+# git's object types, as pack entries number them (and pygit2's GIT_OBJECT_* constants); not
+# to be confused with gittree's entry modes (TREE, BLOB...)
+OBJ_COMMIT, OBJ_TREE, OBJ_BLOB, OBJ_TAG = 1, 2, 3, 4
+_NAMES = {OBJ_COMMIT: b"commit", OBJ_TREE: b"tree", OBJ_BLOB: b"blob", OBJ_TAG: b"tag"}
 LOOSE_LIMIT = 100  # fewer objects stay loose, as git's transfer.unpackLimit does
 _SMALL = 1 << 16
 
@@ -23,7 +24,7 @@ def deflate(typ: int, data: bytes) -> bytes:
 
     Trees are mostly object ids, which do not compress: they are stored. Small objects get a
     small zlib state: setting up the default one costs more than compressing a few KiB."""
-    if typ == TREE:
+    if typ == OBJ_TREE:
         c = zlib.compressobj(0, zlib.DEFLATED, 9, 1)
     elif len(data) < _SMALL:
         c = zlib.compressobj(1, zlib.DEFLATED, 13, 4)

@@ -4,7 +4,7 @@ its commits into the repository.
 Everything below the session's upper root is the agent's to change, even while it is read:
 nothing there is followed or trusted. Objects are hash-verified, trees checked for names git
 refuses (gittree), and a store that is not plain files and dirs is refused as a whole
-(ValueError: the capture then squashes the agent's history into one commit).
+(Unimportable: the capture then squashes the agent's history into one commit).
 """
 
 from __future__ import annotations
@@ -18,28 +18,35 @@ from pathlib import Path
 
 import pygit2
 
-from git_agent import beneath, gittree
+from git_agent import beneath, gittree, ui
 from git_agent.capture import overlay, pack
-from git_agent.capture.overlay import show as _show
 from git_agent.gittree import GITLINK, MAX_BLOB, TREE, parse_tree
 from git_agent.repo import Worktree
-from git_agent.session import Session
+from git_agent.session import Session, upper_of
 
 _MAX_IMPORT = 100_000
 
 
-def upper_root(*, worktree: Worktree, session: Session, real: Path) -> tuple[Path, str] | None:
-    """(the overlay upper root a write to real lands in, real's path below it), as
-    session.upper_of: the root is ours, the path below it the agent's to change."""
-    for lower, upper in ((worktree.root, session.upper), (worktree.common_dir, session.git_upper)):
-        if real == lower or lower in real.parents:
-            rel = real.relative_to(lower)
-            return upper, "" if rel == Path(".") else rel.as_posix()
+class Unimportable(Exception):
+    """The agent's store or history cannot be imported as it is (the message says why)."""
+
+
+def _upper_split(*, worktree: Worktree, session: Session, real: Path
+                 ) -> tuple[Path, str] | None:
+    """session.upper_of(real) as (the upper root, the path below it): the root is ours, the
+    path below it the agent's to change."""
+    upper = upper_of(worktree=worktree, session=session, real=real)
+    if upper is None:
+        return None
+    for root in (session.upper, session.git_upper):
+        if upper == root or root in upper.parents:
+            rel = upper.relative_to(root)
+            return root, "" if rel == Path(".") else rel.as_posix()
     return None
 
 
 def _merged(*, worktree: Worktree, session: Session, real: Path) -> overlay.MergedDir | None:
-    found = upper_root(worktree=worktree, session=session, real=real)
+    found = _upper_split(worktree=worktree, session=session, real=real)
     if found is None:
         return None
     up, under = found
@@ -90,7 +97,16 @@ class SandboxObjects:
     file, and libgit2 reads it through a private dir of links to /proc/self/fd/N, which name
     exactly the opened files. Loose objects are read here, the same way. A symlink or other
     non-regular entry where the store's dirs or files should be refuses the whole store
-    (ValueError: the agent's history is then squashed)."""
+    (Unimportable: the agent's history is then squashed)."""
+
+    @classmethod
+    def of(cls, *, worktree: Worktree, session: Session) -> SandboxObjects:
+        """The store a write to the repository's objects dir lands in, inside the session."""
+        found = _upper_split(worktree=worktree, session=session,
+                             real=worktree.common_dir / "objects")
+        if found is None:
+            raise Unimportable("no object store")
+        return cls(found[0], os.fsencode(found[1]))
 
     def __init__(self, upper: Path, under: bytes):
         self._fds: list[int] = []
@@ -110,7 +126,7 @@ class SandboxObjects:
         except FileNotFoundError:
             return  # no object written in the sandbox
         except OSError as e:
-            raise ValueError(f"the sandbox's object store is not a plain directory ({e.strerror})"
+            raise Unimportable(f"the sandbox's object store is not a plain directory ({e.strerror})"
                              ) from e
         finally:
             os.close(root)
@@ -119,7 +135,7 @@ class SandboxObjects:
         except FileNotFoundError:
             return
         except OSError as e:
-            raise ValueError(f"the sandbox's pack dir is not a plain directory ({e.strerror})"
+            raise Unimportable(f"the sandbox's pack dir is not a plain directory ({e.strerror})"
                              ) from e
         packs = Path(self._tmp.name) / "pack"
         packs.mkdir()
@@ -134,7 +150,7 @@ class SandboxObjects:
                     continue
                 found += 1
                 if found > _MAX_PACKS:
-                    raise ValueError("too many packs in the sandbox")
+                    raise Unimportable("too many packs in the sandbox")
                 for name in (n, pk):
                     fd = self._open_regular(pack_fd, name)
                     os.symlink(beneath.proc_path(fd), packs / os.fsdecode(name))
@@ -150,18 +166,19 @@ class SandboxObjects:
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
             return False
         if not stat.S_ISREG(st.st_mode):
-            raise ValueError(f"{_show(name)!r} in the sandbox's pack dir is not a regular file")
+            raise Unimportable(
+                f"{ui.quote_path(name)} in the sandbox's pack dir is not a regular file")
         return st.st_size > 0
 
     def _open_regular(self, dir_fd: int, name: bytes) -> int:
         try:
             fd = os.open(name, beneath.FILE_FLAGS, dir_fd=dir_fd)
         except OSError as e:
-            raise ValueError(f"cannot open {_show(name)!r} in the sandbox's object store "
+            raise Unimportable(f"cannot open {ui.quote_path(name)} in the sandbox's object store "
                              f"({e.strerror})") from e
         self._fds.append(fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{_show(name)!r} in the sandbox's object store is not a file")
+            raise Unimportable(f"{ui.quote_path(name)} in the sandbox's object store is not a file")
         return fd
 
     def read(self, oid: bytes) -> tuple[int, bytes]:
@@ -184,18 +201,18 @@ class SandboxObjects:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise ValueError(f"loose object {oid.hex()} in the sandbox: {e.strerror}") from e
+            raise Unimportable(f"loose object {oid.hex()} in the sandbox: {e.strerror}") from e
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 if stat.S_ISCHR(st.st_mode):
                     return None  # a whiteout
-                raise ValueError(f"loose object {oid.hex()} in the sandbox is not a file")
+                raise Unimportable(f"loose object {oid.hex()} in the sandbox is not a file")
             raw = beneath.read_fd(fd, MAX_BLOB, st.st_size)
         finally:
             os.close(fd)
         if raw is None:
-            raise ValueError(f"loose object {oid.hex()} in the sandbox is too big")
+            raise Unimportable(f"loose object {oid.hex()} in the sandbox is too big")
         return _inflate_loose(raw, oid)
 
     def close(self) -> None:
@@ -218,15 +235,15 @@ def _inflate_loose(raw: bytes, oid: bytes) -> tuple[int, bytes]:
     try:
         out = z.decompress(raw, MAX_BLOB + 64)
     except zlib.error as e:
-        raise ValueError(f"loose object {oid.hex()} is corrupt ({e})") from e
+        raise Unimportable(f"loose object {oid.hex()} is corrupt ({e})") from e
     if z.unconsumed_tail:
-        raise ValueError(f"loose object {oid.hex()} is too big")
+        raise Unimportable(f"loose object {oid.hex()} is too big")
     head, nul, data = out.partition(b"\0")
     kind, _, size = head.partition(b" ")
     typ = _LOOSE_TYPES.get(kind)
     if not nul or typ is None or not size.isdigit() or int(size) != len(data) or \
             pack.object_id(typ, data) != oid:
-        raise ValueError(f"loose object {oid.hex()} is corrupt")
+        raise Unimportable(f"loose object {oid.hex()} is corrupt")
     return typ, data
 
 
@@ -269,10 +286,10 @@ class Importer:
                 boundary.add(c)
                 continue
             if len(new) > _MAX_IMPORT:
-                raise ValueError("too many commits")
+                raise Unimportable("too many commits")
             typ, data = self.sandbox.read(c)
             if typ != pygit2.GIT_OBJECT_COMMIT:
-                raise ValueError(f"{c.hex()} is not a commit")
+                raise Unimportable(f"{c.hex()} is not a commit")
             new.append(c)
             stack.extend(commit_parents(data)[1])
         return new, boundary
@@ -290,12 +307,12 @@ class Importer:
                 continue
             rt, data = self.sandbox.read(o)
             if rt != t:
-                raise ValueError(f"{o.hex()}: expected object type {t}, found {rt}")
+                raise Unimportable(f"{o.hex()}: expected object type {t}, found {rt}")
             stack.append((t, o, True))
             if t == pygit2.GIT_OBJECT_TREE:
-                for name, (mode, sub) in parse_tree(data).items():
-                    if gittree.bad_entry(name, mode):
-                        raise ValueError(f"tree {o.hex()} has an unsafe entry {_show(name)!r}")
+                entries = parse_tree(data)
+                self._check_tree(o, entries)
+                for mode, sub in entries.values():
                     if mode == TREE:
                         stack.append((pygit2.GIT_OBJECT_TREE, sub, False))
                     elif mode != GITLINK:
@@ -303,8 +320,24 @@ class Importer:
             elif t == pygit2.GIT_OBJECT_COMMIT:
                 stack.append((pygit2.GIT_OBJECT_TREE, commit_parents(data)[0], False))
 
+    def _check_tree(self, oid: bytes, entries: dict[bytes, gittree.Entry]) -> None:
+        """A new tree of the agent's may hold nothing that makes git read another repository:
+        no name git refuses, no .gitmodules not already in the repository, and no directory
+        of a repository's shape (HEAD beside objects/refs/commondir) at all: a new tree of
+        that shape is a new or changed one (a copy of a fixture of yours with its own config
+        is built of objects you have). Refused: the history is then squashed into the final
+        state, where capture leaves those entries out (the same rules as for the upper)."""
+        for name, (mode, sub) in entries.items():
+            if gittree.bad_entry(name, mode):
+                raise Unimportable(f"tree {oid.hex()} has an unsafe entry {ui.quote_path(name)}")
+            if gittree.is_dotgitmodules(name) and not self.have(sub):
+                raise Unimportable(f"tree {oid.hex()} brings a new .gitmodules")
+        if gittree.makes_gitdir(entries):
+            raise Unimportable(f"tree {oid.hex()} has the shape of a repository "
+                               "(HEAD beside objects/refs)")
+
     def write(self) -> None:
         for typ, data, oid in self.pending:
             got: bytes = self.repo.odb.write(typ, data).raw
             if got != oid:
-                raise ValueError(f"object {oid.hex()} does not hash to its name")
+                raise Unimportable(f"object {oid.hex()} does not hash to its name")

@@ -44,10 +44,12 @@ class _Background(threading.Thread):
     """The base snapshot (then the capture's imports) runs while the agent does; nothing
     waits for it until capture."""
 
-    def __init__(self, worktree: repo.Worktree, session: sessions.Session):
+    def __init__(self, worktree: repo.Worktree, session: sessions.Session,
+                 hide: Sequence[Path] = ()):
         super().__init__(daemon=True, name="git-agent-base")
         self.worktree = worktree
         self.session = session
+        self.hide = hide
         self.result: Any = None
         self.error: BaseException | None = None
         self.stopping = False
@@ -56,7 +58,8 @@ class _Background(threading.Thread):
         try:
             from git_agent.capture import snapshot as base
 
-            self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir)
+            self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir,
+                                        hide=self.hide)
             # recorded now, so `review` of the running session can capture a live view
             base.keep(worktree=self.worktree, session=self.session, base=self.result)
         except BaseException as e:  # noqa: BLE001 - reported by the capture step
@@ -158,7 +161,7 @@ def main(
             say("warning: the agent runs as root (uid 0) inside the sandbox; "
                 "run git agent as your own user where you can")
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
-        snap = _Background(wt, session)
+        snap = _Background(wt, session, hide=settings.hide)
         # signals that come once the agent has exited (git's wrapper forwards the SIGTERM of
         # `timeout` a second time) wait until the capture is done; launch hands the ones that
         # come while the agent runs to the agent

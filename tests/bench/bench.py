@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The git-agent benchmark: launch, whole run, capture, apply, parallel sessions, a peer, network.
+"""The git-agent benchmark: launch, whole run, capture, ignore patterns, apply, parallel
+sessions, a peer, network.
 
 Not a test (pytest never collects tests/bench): a script that builds synthetic repos in a
 scratch dir (the session store lives there too, so both are on one filesystem), runs each
@@ -439,6 +440,51 @@ def m_capture(b: Bench, sizes: Sequence[int], edits: Sequence[int]) -> None:
                       f"{lo:,} files", got[(lo, count)], "<= 1.3x")
 
 
+# Writes count files named with 60 a's (the names a backtracking matcher chokes on), spread
+# over 10 dirs, sleeps first (as in m_capture), and prints the time when done.
+AAA = r"""
+import os, sys, time
+time.sleep(1.0)
+for i in range(int(sys.argv[1])):
+    d = "gen/d%d" % (i % 10)
+    os.makedirs(d, exist_ok=True)
+    with open("%s/%s%d" % (d, "a" * 60, i), "w") as f:
+        f.write("x\n")
+print("%.6f" % time.time(), flush=True)
+"""
+
+
+def m_ignore(b: Bench, patterns: int = 1000, count: int = 1000) -> None:
+    print(f"capture under {patterns:,} .gitignore patterns ({count:,} new files named with "
+          "60 a's):")
+    # `*a*a*...*b` then digits: none matches, and a backtracking engine tries every split
+    evil = "".join(f"{'*a' * 12}*b{i}\n" for i in range(patterns))
+    plain = "".join(f"build{i}/\n*.tmp{i}\n" for i in range(patterns // 2))
+    got: dict[str, float] = {}
+    for kind, text in (("plain", plain), ("adversarial", evil)):
+        repo = b.root / f"ignore-{kind}"
+        shutil.rmtree(repo, ignore_errors=True)
+        repo.mkdir()
+        b.git("init", "-q", "-b", "main", cwd=repo)
+        (repo / ".gitignore").write_text(text)
+        b.git("add", "-A", cwd=repo)
+        b.git("commit", "-q", "-m", kind, cwd=repo)
+        xs = []
+        for _ in range(b.rounds):
+            s = b.name("ign")
+            p = b.run(agent_run(s, ["python3", "-c", AAA, str(count)]), cwd=repo)
+            end = time.time()
+            xs.append(end - float(p.stdout.decode().split()[0]))
+            n = len(b.git("ls-tree", "-r", "--name-only", f"agent/{s}", cwd=repo).split())
+            if n != count + 1:
+                raise SystemExit(f"bench: agent/{s} holds {n} files, not {count + 1}")
+            b.drop(repo, s)
+        got[kind] = median(xs)
+    b.row(f"capture, {patterns:,} plain patterns", got["plain"], "", None)
+    b.row(f"  {patterns:,} adversarial patterns", got["adversarial"], "plain patterns",
+          got["plain"], "<= 2x")
+
+
 def m_apply(b: Bench, n: int, count: int = 1000) -> None:
     print(f"apply ({count:,} changed files, {n:,}-file repo):")
     repo = b.repo(n)
@@ -595,7 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, help="rounds per measurement (default 5, --quick 3)")
     ap.add_argument("--quick", action="store_true", help="fewer rounds, 1k/10k-file repos")
-    ap.add_argument("--only", default="launch,whole,capture,apply,parallel,peer,network",
+    ap.add_argument("--only", default="launch,whole,capture,ignore,apply,parallel,peer,network",
                     help="comma-separated measurements")
     ap.add_argument("--dir", help="scratch dir (default: a new one under $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
@@ -630,6 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             m_whole(b, big)
         if "capture" in only:
             m_capture(b, sizes[1:], [10, 1000, 10_000])
+        if "ignore" in only:
+            m_ignore(b)
         if "apply" in only:
             m_apply(b, big)
         if "parallel" in only:

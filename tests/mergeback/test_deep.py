@@ -75,11 +75,6 @@ def test_a_very_deep_session_is_reviewed(work: Work, deep: Path) -> None:
     assert "no risky files" in work.ok("review", "s", "--stat").stdout
 
 
-# Apply itself walks on explicit stacks (tests/unit/test_worktree_files.py); the session's
-# recapture after apply is capture's walk (capture/commit.py diff_trees), made iterative on
-# branch `capture`. Strict: once both are merged this passes, and the marker must go.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="capture's diff_trees recurses on depth until branch capture is merged")
 def test_a_very_deep_session_is_applied(work: Work, deep: Path) -> None:
     files = json.loads(work.ok("review", "s", "--json").stdout)["files"]
     assert sorted(f["path"] for f in files) == [DEEP, "f"]
@@ -89,7 +84,9 @@ def test_a_very_deep_session_is_applied(work: Work, deep: Path) -> None:
     # git is the oracle: your worktree has the file, as untracked work
     status = work.git("status", "--porcelain", "-uall", "-z").split("\0")
     assert f"?? {DEEP}" in status and "?? f" in status
-    assert work.git("cat-file", "blob", f"agent/s:{DEEP}") == "deep\n"
+    # the branch's tip is what is left (nothing); the commit before it still has the file
+    assert DEEP not in work.git("ls-tree", "-r", "--name-only", "agent/s").splitlines()
+    assert work.git("cat-file", "blob", f"agent/s~1:{DEEP}") == "deep\n"
     # applied paths left the session, however deep: its upper holds no file any more
     assert json.loads(work.ok("review", "s", "--json").stdout)["files"] == []
     leaves = subprocess.run(["find", str(deep / "upper"), "-type", "f"], capture_output=True,

@@ -141,14 +141,14 @@ def test_capture_never_reads_through_a_swapped_parent(
     (s.upper / "d").mkdir()
     (s.upper / "d" / "f").write_text("agent's own\n")
     (s.upper / "d" / "g").symlink_to("somewhere")
-    real: Callable[..., Any] = capture._changes
+    real: Callable[..., Any] = capture.read_upper
 
     def changes(*a: Any, **kw: Any) -> Any:
         got = real(*a, **kw)
         swap_for_link(s.upper / "d", host)  # walked; now read
         return got
 
-    monkeypatch.setattr(capture, "_changes", changes)
+    monkeypatch.setattr(capture, "read_upper", changes)
     r = _capture(wt, s)
     assert SECRET.encode() not in _all_blobs(repo)
     if r.commit is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -41,6 +42,19 @@ CASES: list[tuple[dict[str, str], list[str]]] = [
     ({"GLOBAL": "*.swp\n.env\n", ".gitignore": "!keep.swp\n", ".git/info/exclude": "!.env\n"},
      ["a.swp", "keep.swp", ".env", "d/.env"]),
     ({".gitignore": "a b\nsp ace/\n"}, ["a b", "sp ace/f", "a"]),
+    ({".gitignore": "**/a\na/**\n"}, ["x/y/a", "a", "b/a/c", "ab"]),
+    ({".gitignore": "a**b\n"}, ["axxb", "a/b", "ab"]),
+    ({".gitignore": "[[:alpha:]][[:digit:]]\n[[:punct:]]p\n[[:space:]]s\n"},
+     ["a1", "11", "!p", "]p", "ap", " s", "xs"]),
+    ({".gitignore": "[a\\]]x\n[\\!]y\n[]a]z\n[!]b]w\n[a-]v\n[^x]u\n"},
+     ["]x", "ax", "bx", "!y", "\\y", "]z", "az", "cw", "]w", "-v", "av", "bv", "xu", "yu"]),
+    ({".gitignore": "x[\nun[closed\nback\\\nlast\\\\\n[z-a]r\n"},
+     ["x[", "un[closed", "back\\", "back", "last\\", "zr", "ar"]),
+    ({".gitignore": "crlf\r\n*.o \r\n"}, ["crlf", "a.o"]),
+    ({".gitignore": "\ufeffbom\n"}, ["bom"]),
+    ({".gitignore": "d[/]e\nf[!a]g\n"}, ["d/e", "f/g", "fbg"]),
+    ({".gitignore": "*a*a*a*a*a*a*a*a*a*a*a*a*b\n"}, ["a" * 60, "a" * 12 + "b"]),
+    ({".gitignore": "caf\xe9\n[\xe0-\xff]x\n"}, ["caf\xe9", "\xe9x", "ax"]),
 ]
 
 
@@ -80,21 +94,60 @@ def test_matches_git_check_ignore(tmp_path: Path, hermetic: Path, files: dict[st
     assert got == want
 
 
-def test_translate_double_star_forms() -> None:
-    import re
-
-    assert re.fullmatch(ignore.translate("**/a"), "x/y/a")
-    assert re.fullmatch(ignore.translate("**/a"), "a")
-    assert not re.fullmatch(ignore.translate("a/**"), "a")
-    assert re.fullmatch(ignore.translate("a/**"), "a/b/c")
-    assert not re.fullmatch(ignore.translate("a*"), "ab/c")
-    assert re.fullmatch(ignore.translate("a**b"), "axxb")
-    assert not re.fullmatch(ignore.translate("a**b"), "a/b")
-
-
 def test_non_utf8_names() -> None:
-    pats = ignore.parse(b"caf\xe9*\n")
     rules = ignore.Rules(load_gitignore=lambda d: b"caf\xe9*\n" if d == b"" else None,
-                         exclude=[])
-    assert pats and rules.ignored(b"caf\xe9.txt")
+                         exclude=b"")
+    assert rules.ignored(b"caf\xe9.txt")
     assert not rules.ignored(b"cafe.txt")
+
+
+_ATOMS = ["a", "b", "ab", "*", "?", "**", "[ab]", "[!a]", "[a-c]", "[[:alpha:]]", "\\*",
+          "x", ".o", "-", "[]a]"]
+
+
+def _random_tree(rng: random.Random) -> tuple[dict[str, str], list[str]]:
+    """Nested ignore files of random patterns (negations, anchors, dir-only, **) and paths."""
+    names = ["a", "b", "ab", "x", "a.o", "bx", "aab", "*", "-", "]a"]
+    dirs = [""] + ["/".join(rng.choice(names) for _ in range(rng.randint(1, 3)))
+                   for _ in range(4)]
+    files: dict[str, str] = {}
+    for d in rng.sample(dirs, 3):
+        lines = []
+        for _ in range(rng.randint(1, 5)):
+            pat = "".join(rng.choice(_ATOMS) for _ in range(rng.randint(1, 3)))
+            if rng.random() < 0.3:
+                pat = rng.choice(["/", "**/", ""]) + pat + rng.choice(["/", "/**", ""])
+            elif rng.random() < 0.3:
+                pat = rng.choice(names) + "/" + pat
+            lines.append(("!" if rng.random() < 0.3 else "") + pat)
+        files[(d + "/" if d else "") + ".gitignore"] = "\n".join(lines) + "\n"
+    files[".git/info/exclude"] = rng.choice(["*.o\n", "!a.o\nb\n", ""])
+    files["GLOBAL"] = rng.choice(["x\n", "!bx\n*x\n", ""])
+    paths = sorted({"/".join(rng.choice(names) for _ in range(rng.randint(1, 4)))
+                    for _ in range(40)})
+    # a path may not be both a file and a directory
+    paths = [p for p in paths if not any(q.startswith(p + "/") for q in paths)]
+    paths = [p for p in paths if not any(f.startswith(p + "/") for f in files)]
+    return files, paths
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_generated_trees_match_git_check_ignore(tmp_path: Path, hermetic: Path,
+                                                seed: int) -> None:
+    files, paths = _random_tree(random.Random(seed))
+    test_matches_git_check_ignore(tmp_path, hermetic, files, paths)
+
+
+def test_a_huge_ignore_file_neither_hangs_nor_breaks_capture() -> None:
+    """20,000 patterns pass what one re2 set may hold: they are split, order kept (the last
+    match wins across the split), and the backtracking ones stay linear."""
+    lines = [f"{'*a' * 12}*b{i}" for i in range(20_000)] + [f"f{i}" for i in range(20_000)]
+    lines += ["!f7", "f7/"]
+    data = ("\n".join(lines) + "\n").encode()
+    rules = ignore.Rules(load_gitignore=lambda d: data if d == b"" else None, exclude=b"")
+    assert not rules.ignored(b"a" * 60)
+    assert rules.ignored(b"a" * 12 + b"b19999")
+    assert rules.ignored(b"f19999") and rules.ignored(b"f0")
+    assert not rules.ignored(b"f7")
+    assert rules.ignored(b"f7", is_dir=True)
+    assert not rules.ignored(b"g")

@@ -87,3 +87,4 @@ def test_merged_dir(tmp_path: Path) -> None:
     assert m.read("refs/heads/gone") is None
     assert m.read("opq/x") is None
     assert m.read("refs/heads") is None
+

@@ -29,8 +29,8 @@ def test_few_objects_stay_loose(tmp_path: Path) -> None:
         return pack.object_id(typ, data)
 
     w = pack.Writer(repo / ".git" / "objects", loose)
-    ids = [w.write(pack.BLOB, b"%d\n" % i) for i in range(5)]
-    assert w.write(pack.BLOB, b"0\n") == ids[0] and len(w) == 5  # no duplicate
+    ids = [w.write(pack.OBJ_BLOB, b"%d\n" % i) for i in range(5)]
+    assert w.write(pack.OBJ_BLOB, b"0\n") == ids[0] and len(w) == 5  # no duplicate
     w.finish()
     assert [d for _, d in written] == [b"%d\n" % i for i in range(5)]
     assert os.listdir(repo / ".git" / "objects" / "pack") == []
@@ -41,10 +41,10 @@ def test_many_objects_one_pack_git_reads(tmp_path: Path) -> None:
     w = pack.Writer(repo / ".git" / "objects", lambda t, d: pytest.fail("no loose object"))
     blobs = [os.urandom(i * 37 % 5000) for i in range(300)] + [b"", os.urandom(200_000),
                                                               b"text\n" * 40_000]
-    ids = [w.write(pack.BLOB, b) for b in blobs]
+    ids = [w.write(pack.OBJ_BLOB, b) for b in blobs]
     entries = sorted((b"f%03d" % i, oid) for i, oid in enumerate(ids[:10]))
-    tree = w.write(pack.TREE, b"".join(b"100644 %s\0%s" % e for e in entries))
-    commit = w.write(pack.COMMIT, b"tree %s\nauthor a <a> 1 +0000\ncommitter a <a> 1 +0000"
+    tree = w.write(pack.OBJ_TREE, b"".join(b"100644 %s\0%s" % e for e in entries))
+    commit = w.write(pack.OBJ_COMMIT, b"tree %s\nauthor a <a> 1 +0000\ncommitter a <a> 1 +0000"
                      b"\n\nm\n" % tree.hex().encode())
     w.finish()
     files = sorted(os.listdir(repo / ".git" / "objects" / "pack"))
@@ -61,6 +61,6 @@ def test_abort_leaves_nothing(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     w = pack.Writer(repo / ".git" / "objects", lambda t, d: pytest.fail("no loose object"))
     for i in range(pack.LOOSE_LIMIT + 5):
-        w.write(pack.BLOB, b"%d" % i)
+        w.write(pack.OBJ_BLOB, b"%d" % i)
     w.abort()
     assert os.listdir(repo / ".git" / "objects" / "pack") == []

@@ -150,6 +150,7 @@ Examples:
   git agent review                  summary, risks, then the diff (in your pager)
   git agent review fix-42 --stat
   git agent review --json | jq '.files[].path'
+  git agent review --net            what the agent reached and what was denied
 """
     ),
 )
@@ -157,15 +158,19 @@ Examples:
     "session_name", required=False, metavar="[SESSION]", shell_complete=_complete_sessions
 )
 @click.option("--stat", is_flag=True, help="Summary and risks only, with a diffstat.")
-@click.option("--json", "json_out", is_flag=True, help="One JSON object on stdout.")
+@click.option("--json", "json_out", is_flag=True,
+              help="One JSON object on stdout (files, and the network record as `net`).")
+@click.option("--net", is_flag=True,
+              help="The session's network record instead: one line per connection, allowed or "
+                   "denied and why (--net isolated / filtered runs).")
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
-def review(session_name: str | None, stat: bool, json_out: bool, paths: tuple[str, ...]) -> None:
+def review(session_name: str | None, stat: bool, json_out: bool, net: bool,
+           paths: tuple[str, ...]) -> None:
     """Show what the session changed: summary, risks, diff of base..agent/SESSION."""
     from git_agent.commands import review as review_mod
 
-    sys.exit(
-        review_mod.main(session_name=session_name, stat=stat, json_out=json_out, paths=list(paths))
-    )
+    sys.exit(review_mod.main(session_name=session_name, stat=stat, json_out=json_out,
+                             paths=list(paths), net=net))
 
 
 @cli.command(

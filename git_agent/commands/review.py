@@ -17,6 +17,7 @@ from git_agent.mergeback.view import (
     pathspecs,
 )
 from git_agent.repo import find_worktree
+from git_agent.sandbox import network
 
 
 def to_json(view: View, files: Sequence[FileChange]) -> dict[str, Any]:
@@ -26,6 +27,7 @@ def to_json(view: View, files: Sequence[FileChange]) -> dict[str, Any]:
         "base": view.base,
         "head": view.head,
         "files": [c.to_json() for c in files],
+        "net": network.record(view.session.dir),
     }
 
 
@@ -63,6 +65,7 @@ def summary(view: View, files: Sequence[FileChange], specs: Sequence[str], *,
                 lines.append(f"  {ui.paint('!', ui.RED, color=color)} {c.shown}: {r}")
     else:
         lines.append("no risky files")
+    lines += network.review_lines(view.session.dir)  # "network: reached 3 hosts; denied ..."
     return "\n".join(lines) + "\n\n"
 
 
@@ -73,12 +76,21 @@ def render(view: View, files: Sequence[FileChange], specs: Sequence[str], *, col
                            cwd=view.worktree.root, env=proc.no_git_env()).stdout
 
 
-def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequence[str]) -> int:
+def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequence[str],
+         net: bool = False) -> int:
     worktree = find_worktree()
     try:
         view = open_view(worktree, session_name)
     except NothingCaptured as e:
         ui.say(str(e))
+        return 0
+    if net:  # the network record: one line per connection, allowed or denied
+        lines = network.review_lines(view.session.dir, full=True)
+        if not lines:
+            ui.say(f"session {view.session.name!r} has no network record (its runs used "
+                   "--net host or none, where nothing goes through git agent's proxy)")
+            return 0
+        ui.write_stdout(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
         return 0
     files = changes(view, paths=paths)
     if json_out:

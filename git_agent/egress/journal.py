@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from git_agent import ui
+
 FILE = "net.jsonl"
 
 
@@ -42,8 +44,10 @@ class Journal:
             tell = not allowed and host not in self._told
             if tell:
                 self._told.add(host)
-        if tell:
-            self.say(f"denied {host}:{port} ({reason})" + (f"; {hint}" if hint else ""))
+        if tell:  # the name is the agent's: quoted as git quotes paths (no terminal control)
+            shown = ui.quote_path(host)
+            self.say(f"denied {shown}:{port} ({reason})"
+                     + (f"; {hint}" if hint and shown == host else ""))
 
     def close(self) -> None:
         with self._lock:
@@ -84,7 +88,7 @@ def summary(entries: list[dict[str, object]]) -> str | None:
     reached: set[str] = set()
     denied: dict[str, int] = {}
     for e in entries:
-        host = str(e.get("host"))
+        host = ui.quote_path(str(e.get("host")))
         if e.get("verdict") == "allowed":
             reached.add(host)
         else:
@@ -106,10 +110,10 @@ def listing(entries: list[dict[str, object]]) -> list[str]:
     for e in sorted(entries, key=lambda e: float(str(e.get("time", 0)))):
         t = time.strftime("%H:%M:%S", time.localtime(float(str(e.get("time", 0)))))
         verdict = str(e.get("verdict"))
-        where = f"{e.get('host')}:{e.get('port')}"
+        where = f"{ui.quote_path(str(e.get('host')))}:{e.get('port')}"
         if verdict == "allowed":
             detail = f"sent {e.get('sent', 0)} B, received {e.get('received', 0)} B"
         else:
-            detail = str(e.get("reason", ""))
+            detail = ui.quote_path(str(e.get("reason", "")))
         lines.append(f"{t}  {verdict:<7}  {where}  {detail}")
     return lines

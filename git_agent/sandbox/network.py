@@ -114,6 +114,13 @@ def running(egress: Egress, session_dir: Path) -> Iterator[dict[str, Path]]:
         record.close()
 
 
+def record(session_dir: Path) -> list[dict[str, object]]:
+    """The session's network record as it is kept (for `review --json`): [] when none."""
+    from git_agent.egress import journal
+
+    return journal.read(session_dir / journal.FILE)
+
+
 def review_lines(session_dir: Path, *, full: bool = False, since: float = 0.0) -> list[str]:
     """For `review`: the one-line summary of the session's network record, or (full, `review
     --net`) one line per connection; [] when the session has no record. since: only the

@@ -479,3 +479,44 @@ def test_malformed_allow_list_is_refused_before_anything_starts(
         (actor.home / ".local" / "state" / "git-agent").rglob("meta.json"))
     with contextlib.suppress(subprocess.CalledProcessError):
         assert actor.git("branch", "--list", "agent/*", cwd=repo) == ""
+
+
+CONNECT_EVIL = r"""
+import socket, sys
+for host in sys.argv[1:]:
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+    s.sendall(b"CONNECT " + host.encode("latin-1") + b":443 HTTP/1.1\r\n\r\n")
+    s.recv(200)
+    s.close()
+open("done.txt", "w").write("done\n")
+"""
+
+
+def test_every_decision_is_recorded_and_shown_by_review_with_names_quoted(actor: Actor) -> None:
+    """The record of a filtered run: `review` sums it up, `review --net` lists it, `--json` has
+    it; a host name the agent chose is printed quoted (it cannot rewrite the terminal)."""
+    repo = actor.make_repo()
+    (repo / "evil.py").write_text(CONNECT_EVIL)
+    actor.own(repo)
+    evil = "\x1b[2K\x1b[1Areached.test"
+    p = actor.agent("run", "-s", "rec", "--allow-host", "api.test", "--", PY, "evil.py",
+                    "plain.test", evil, cwd=repo, env=hosts_file(actor, ""))
+    assert p.returncode == 0, p.stderr
+    ours = [ln for ln in p.stderr.splitlines() if ln.startswith("git agent: network:")]
+    assert ours and not any("\x1b" in ln for ln in ours), ours
+    shown = '"\\033[2k\\033[1areached.test"'  # names are compared lower-case
+    assert any(shown in ln for ln in ours), ours
+    listed = actor.agent("review", "rec", "--net", cwd=repo)
+    assert listed.returncode == 0 and "\x1b" not in listed.stdout, listed.stdout
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2 and all("denied" in ln for ln in lines), lines
+    assert "plain.test:443" in lines[0] and f"{shown}:443" in lines[1]
+    stat = actor.agent("review", "rec", "--stat", cwd=repo)
+    assert "network: reached 0 hosts; denied 2: " in stat.stdout and "\x1b" not in stat.stdout
+    got = json.loads(actor.agent("review", "rec", "--json", cwd=repo).stdout)
+    assert sorted(e["host"] for e in got["net"]) == sorted(["plain.test", evil.lower()])  # as is
+    assert {e["verdict"] for e in got["net"]} == {"denied"}
+    host_run = actor.agent("run", "-s", "plain", "--", "sh", "-c", "echo x > y", cwd=repo)
+    assert host_run.returncode == 0, host_run.stderr
+    none = actor.agent("review", "plain", "--net", cwd=repo)
+    assert none.returncode == 0 and "no network record" in none.stderr

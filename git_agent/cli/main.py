@@ -226,15 +226,18 @@ def apply(
 Examples:
   git agent list                    name, state, changed files, last command
   git agent list --json | jq -r '.[].name'
+  git agent list --all              the sessions of every worktree of this repository
 """
     ),
 )
 @click.option("--json", "json_out", is_flag=True, help="A JSON list on stdout.")
-def list_(json_out: bool) -> None:
-    """List the sessions of this worktree."""
+@click.option("--all", "all_worktrees", is_flag=True,
+              help="Sessions of every worktree of this repository, with a WORKTREE column.")
+def list_(json_out: bool, all_worktrees: bool) -> None:
+    """List the sessions of this worktree (--all: of every worktree of the repository)."""
     from git_agent.commands import list as list_mod
 
-    sys.exit(list_mod.main(json_out=json_out))
+    sys.exit(list_mod.main(json_out=json_out, all_worktrees=all_worktrees))
 
 
 @cli.command(

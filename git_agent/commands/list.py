@@ -1,13 +1,17 @@
-"""`git agent list`: the sessions of this worktree, their state, size and last run."""
+"""`git agent list`: the sessions of this worktree (or all of the repository's), their state,
+size and last run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import time
+from pathlib import Path
 from typing import Any
 
-from git_agent import session, ui
+from git_agent import proc, session, ui
+from git_agent.errors import GitAgentError
 from git_agent.mergeback.store_walk import disk_usage
 from git_agent.mergeback.view import files_changed
 from git_agent.repo import Worktree, find_worktree
@@ -56,22 +60,47 @@ def _last_run_text(run: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def main(*, json_out: bool) -> int:
+def other_worktrees(worktree: Worktree) -> list[Worktree]:
+    """The repository's other worktrees that exist (`git worktree list`), main one first."""
+    out = proc.git("worktree", "list", "--porcelain", "-z", cwd=worktree.root, check=False)
+    found = []
+    for rec in out.split(b"\0"):
+        if rec.startswith(b"worktree "):
+            path = rec[len(b"worktree "):].decode(errors="surrogateescape")
+            if path != str(worktree.root):
+                # gone, bare, or not ours: it has no sessions to show
+                with contextlib.suppress(GitAgentError):
+                    found.append(find_worktree(Path(path)))
+    return found
+
+
+def main(*, json_out: bool, all_worktrees: bool = False) -> int:
     worktree = find_worktree()
-    rows = [describe(worktree, s) for s in session.list_sessions(worktree)]
+    trees = [worktree, *other_worktrees(worktree)] if all_worktrees else [worktree]
+    rows = [{**describe(wt, s), "worktree": str(wt.root)}
+            for wt in trees for s in session.list_sessions(wt)]
     if json_out:
         ui.write_stdout((json.dumps(rows, indent=2) + "\n").encode())
         return 0
+    elsewhere = 0 if all_worktrees else sum(
+        len(session.list_sessions(wt)) for wt in other_worktrees(worktree))
     if not rows:
-        ui.say("no sessions in this worktree (start one with `git agent run`)")
+        where = "this repository's worktrees" if all_worktrees else "this worktree"
+        ui.say(f"no sessions in {where} (start one with `git agent run`)")
+        if elsewhere:
+            ui.say(f"{elsewhere} in other worktrees of this repository: git agent list --all")
         return 0
-    table = [("SESSION", "BRANCH", "STATE", "FILES", "SIZE", "LAST RUN")]
+    head = ("SESSION", "BRANCH", "STATE", "FILES", "SIZE", "LAST RUN")
+    table = [("WORKTREE", *head) if all_worktrees else head]
     for r in rows:
-        table.append((r["name"], r["branch"], _STATE.get(r["busy"] or "", "idle"),
-                      "-" if r["files"] is None else str(r["files"]), human_size(r["size"]),
-                      _last_run_text(r["last_run"])))
+        cells = (r["name"], r["branch"], _STATE.get(r["busy"] or "", "idle"),
+                 "-" if r["files"] is None else str(r["files"]), human_size(r["size"]),
+                 _last_run_text(r["last_run"]))
+        table.append((ui.quote_path(r["worktree"]), *cells) if all_worktrees else cells)
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
              for row in table]
     ui.write_stdout(("\n".join(lines) + "\n").encode())
+    if elsewhere:
+        ui.say(f"{elsewhere} more in other worktrees of this repository: git agent list --all")
     return 0

@@ -39,3 +39,20 @@ def test_drop(work: Work) -> None:
     work.run("echo y > fresh", session="gone")
     assert work.review_paths("gone") == ["fresh"]
     assert (work.root / "README.md").read_text() == "hello\n"
+
+
+def test_list_all_shows_the_sessions_of_every_worktree(work: Work) -> None:
+    other = work.actor.base / "linked"
+    work.git("worktree", "add", "-q", "-b", "side", str(other))
+    p = work.actor.agent("run", "-s", "there", "--", "sh", "-c", "echo 1 > z", cwd=other)
+    assert p.returncode == 0, p.stderr
+    here = work.ok("list")
+    assert "no sessions in this worktree" in here.stderr
+    assert "1 in other worktrees of this repository: git agent list --all" in here.stderr
+    rows = json.loads(work.ok("list", "--all", "--json").stdout)
+    assert [(r["name"], r["worktree"], r["files"]) for r in rows] == [("there", str(other), 1)]
+    work.run("echo x > y", session="mine")
+    text = work.ok("list", "--all").stdout.splitlines()
+    assert text[0].split()[:2] == ["WORKTREE", "SESSION"]
+    assert [ln.split()[:2] for ln in text[1:]] == [[str(work.root), "mine"], [str(other), "there"]]
+    assert "1 more in other worktrees" in work.ok("list").stderr

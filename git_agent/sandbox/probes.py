@@ -9,7 +9,8 @@ from pathlib import Path
 
 from git_agent.errors import GitAgentError
 from git_agent.record import Record
-from git_agent.sandbox.mounts import Bind, Dev, Mount, MountPlan, Overlay, Proc, helper_environ
+from git_agent.sandbox.mounts import Bind, Dev, Mount, MountPlan, Overlay, helper_environ
+from git_agent.sandbox.system import proc_mounts
 
 APPARMOR_PROFILE = "contrib/apparmor/git-agent-bwrap"
 
@@ -63,7 +64,8 @@ def userns_fix() -> str:
 
 
 def probe_userns(bwrap: Path) -> Check:
-    ok, err = _try(_system(Proc()), bwrap)
+    # the sandbox's /proc as a run makes it: its kernel settings read-only over it
+    ok, err = _try(_system(*proc_mounts(None)), bwrap)
     return Check("user namespaces", "ok" if ok else "FAIL", "work" if ok else err,
                  "" if ok else userns_fix())
 

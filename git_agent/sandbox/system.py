@@ -1,5 +1,6 @@
 """What of the host system a sandbox shows: /usr, /etc... read-only, private /tmp and /run,
-/etc's secrets masked (and, for a root-run sandbox, every /etc entry others may not read)."""
+the kernel's settings in /proc read-only, /etc's secrets masked (and, for a root-run sandbox,
+every /etc entry others may not read)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ ETC_SECRETS = (
     "/etc/ssh/ssh_host_ed25519_key",
     "/etc/ssh/ssh_host_dsa_key",
 )
+# The kernel's settings in /proc, read-only inside (Docker's readonly paths). uid 0 inside a
+# root-run sandbox is the host's uid 0, and a sysctl write is allowed by uid, not by
+# capabilities: a writable kernel.core_pattern runs a program as host root. bwrap's own cover
+# skips /proc/sys (access(W_OK) on the 0555 dir says EACCES), so the plan binds these over
+# the new procfs: the host's, read-only (sysctls answer for the reader's own namespaces).
+PROC_READONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs", "/proc/irq")
+# Masked (Docker's masked paths): kernel memory, the keys of the caller's keyrings, timers and
+# scheduler state of the whole host, firmware and SCSI control files.
+PROC_MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+               "/proc/latency_stats", "/proc/acpi", "/proc/scsi")
 
 
 def system_mounts(empty_file: Path | None) -> list[Mount]:
@@ -38,7 +49,8 @@ def system_mounts(empty_file: Path | None) -> list[Mount]:
             ms.append(Symlink(os.readlink(p), p))
         elif p.is_dir():
             ms.append(Bind(p, p))
-    ms += [Proc(), Dev()]
+    ms += proc_mounts(empty_file)
+    ms.append(Dev())
     ms += [Tmpfs(Path(d)) for d in PRIVATE_TMPFS]
     resolv = Path("/etc/resolv.conf")
     if resolv.is_symlink():
@@ -51,6 +63,21 @@ def system_mounts(empty_file: Path | None) -> list[Mount]:
                 ms.append(Bind(empty_file, Path(secret)))
         if os.geteuid() == 0:
             ms += root_only_etc(empty_file)
+    return ms
+
+
+def proc_mounts(empty_file: Path | None) -> list[Mount]:
+    """The sandbox's own procfs, its kernel settings read-only and its host-wide state masked
+    (each where this kernel has it: the same kernel's procfs has the same entries)."""
+    ms: list[Mount] = [Proc()]
+    for p in PROC_READONLY:
+        if os.path.lexists(p):
+            ms.append(Bind(Path(p), Path(p)))
+    for p in PROC_MASKED:
+        if os.path.isdir(p):
+            ms += [Tmpfs(Path(p), mode=0o555), RemountRo(Path(p))]
+        elif os.path.lexists(p) and empty_file is not None:  # None: plans of unit tests
+            ms.append(Bind(empty_file, Path(p)))
     return ms
 
 

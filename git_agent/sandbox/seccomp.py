@@ -81,6 +81,13 @@ MODE_CHECKED: dict[str, tuple[dict[str, int], int, int | None]] = {
     "open": ({"x86_64": 2}, 2, 1),
     "openat": ({"x86_64": 257, "aarch64": 56}, 3, 2),
 }
+# ptrace of pid 1 (bwrap, the sandbox's init): PTRACE_ATTACH stops it, and an agent that
+# exits holding it leaves it stopped, so git agent waits for ever and nothing is captured.
+# Every request naming pid 1 gets EPERM (pid is a pid_t: the low 32 bits are compared, as the
+# kernel truncates it); tracing any other process (gdb, strace on the agent's own children)
+# stays allowed.
+PTRACE_NR = {"x86_64": 101, "aarch64": 117}
+INIT_PID = 1
 # openat2 takes its flags and mode in a struct the filter cannot read: ENOSYS, on which libc
 # and language runtimes fall back to openat (which the filter checks).
 ENOSYS_CALLS: dict[str, dict[str, int]] = {"openat2": {"x86_64": 437, "aarch64": 437}}
@@ -134,6 +141,7 @@ def build_filter(*, arch: str | None = None) -> bytes:
     if arch == "x86_64":
         prog.append((_JSET_K, "eperm", None, _X32_SYSCALL_BIT))
     prog.append((_JEQ_K, "ioctl", None, IOCTL_NR[arch]))
+    prog.append((_JEQ_K, "ptrace", None, PTRACE_NR[arch]))
     for numbers in DENIED.values():
         prog.append((_JEQ_K, "eperm", None, numbers[arch]))
     for numbers in ENOSYS_CALLS.values():
@@ -150,6 +158,9 @@ def build_filter(*, arch: str | None = None) -> bytes:
         (_JEQ_K, "eperm", None, TIOCSTI),
         (_JEQ_K, "eperm", None, TIOCLINUX),
         (_RET_K, None, None, RET_ALLOW),
+        "ptrace",
+        (_LD_W_ABS, None, None, _arg_low(1)),
+        (_JEQ_K, "eperm", "allow", INIT_PID),
     ]
     for mode_arg, flags_arg in sorted(checks, key=lambda c: (c[0], c[1] or -1)):
         prog.append(_mode_label(mode_arg, flags_arg))

@@ -159,3 +159,21 @@ def test_openat2_gets_enosys_so_libc_falls_back_to_openat(arch: str) -> None:
     nr = seccomp.ENOSYS_CALLS["openat2"][arch]
     assert run_bpf(seccomp.build_filter(arch=arch), arch=AUDIT_ARCH[arch],
                    nr=nr) == seccomp.RET_ERRNO | errno.ENOSYS
+
+
+@pytest.mark.parametrize("request_", [16, 0x4206, 0x4207, 0, 12])  # ATTACH SEIZE INTERRUPT ...
+def test_ptrace_of_the_sandboxs_init_gets_eperm(arch: str, request_: int) -> None:
+    prog = seccomp.build_filter(arch=arch)
+    nr = seccomp.PTRACE_NR[arch]
+    for pid in (1, 0x1_0000_0001):  # a pid_t: the kernel keeps the low 32 bits
+        assert run_bpf(prog, arch=AUDIT_ARCH[arch], nr=nr, args=(request_, pid)) == EPERM
+    for pid in (2, 1234, 0, 0x1_0000_0002):  # the agent's own children: gdb, strace
+        assert run_bpf(prog, arch=AUDIT_ARCH[arch], nr=nr,
+                       args=(request_, pid)) == seccomp.RET_ALLOW
+
+
+def test_ptrace_number_matches_the_kernel_headers(arch: str) -> None:
+    header = HEADERS[arch]
+    if not header.exists():
+        pytest.skip(f"{header} not installed (linux-libc-dev)")
+    assert f"#define __NR_ptrace {seccomp.PTRACE_NR[arch]}\n" in header.read_text()

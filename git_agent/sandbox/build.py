@@ -10,7 +10,7 @@ from urllib.parse import quote  # pathlib imports it anyway
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.record import Record
 from git_agent.repo import Worktree, within
-from git_agent.sandbox import agenthome
+from git_agent.sandbox import agenthome, toolchain
 from git_agent.sandbox.mounts import (
     Bind,
     Mount,
@@ -23,10 +23,6 @@ from git_agent.sandbox.system import system_mounts
 from git_agent.sandbox.welcome import STARTUP
 from git_agent.session import Session
 from git_agent.settings import mountspec
-
-# Credentials that live inside toolchain dirs mounted from the real home: masked inside.
-TOOLCHAIN_SECRETS = ("credentials.toml", "credentials", ".credentials.toml", "auth.json",
-                     "hosts.yml", ".npmrc", ".pypirc", ".netrc")
 
 # bash reads the first of .bash_profile, .bash_login, .profile: an empty one made to protect it
 # would hide .profile, so it says what bash would have done.
@@ -196,11 +192,8 @@ def home_mounts(opts: Options) -> list[Mount]:
         else:
             ms.append(Bind(hm.path, hm.path, ro=hm.mode != "rw"))
         mounted.append(hm.path)
-        if opts.empty_file is not None:  # registry tokens inside a toolchain dir
-            for rel in TOOLCHAIN_SECRETS:
-                secret = hm.path / rel
-                if secret.is_file() and not secret.is_symlink():
-                    ms.append(Bind(opts.empty_file, secret))
+    if opts.empty_file is not None:  # credentials inside the toolchain dirs, at any depth
+        ms += [Bind(opts.empty_file, secret) for secret in toolchain.find_secrets(mounted)]
     for entry in opts.protect:
         dest = home / entry.rstrip("/")
         if any(within(dest, m) for m in mounted):

@@ -6,7 +6,8 @@ only and goes away with `git agent drop`. After a run, only declared state is co
 the shared home: each preset's login files (`Preset.keep`, data keys of `Preset.keep_json`) and
 the user's `agent.homeKeep` paths. A copy is made of regular files only, never through a
 symlink (every component is opened by fd with O_NOFOLLOW, see beneath.py), bounded in size,
-without set-uid/set-gid/sticky bits or xattrs, and replaces its target by rename.
+written 0600 (dirs made 0700) whatever the session's modes, without xattrs, and replaces its
+target by rename.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def _carry_entry(fd: int, name: bytes, st: os.stat_result, hfd: int, comps: list
     data = _read(fd, name)
     if data is None:
         return
-    if _write(hfd, comps, data, stat.S_IMODE(st.st_mode), warnings) and not opaque:
+    if _write(hfd, comps, data, warnings) and not opaque:
         # carried: the session now sees the shared copy (and so anything newer put there
         # later); under an opaque dir the shared one would not show through: it stays
         beneath.unlink(fd, name)
@@ -230,9 +231,10 @@ def _read(dir_fd: int, name: bytes) -> bytes | None:
         os.close(fd)
 
 
-def _write(hfd: int, comps: list[bytes], data: bytes, mode: int, warnings: list[str]) -> bool:
+def _write(hfd: int, comps: list[bytes], data: bytes, warnings: list[str]) -> bool:
     """data as the file comps of the shared home, replacing it by rename; never through a
-    symlink; made dirs are private; set-uid, set-gid and sticky bits are dropped."""
+    symlink; the file is 0600 and made dirs 0700, whatever modes the session gave them (a
+    login file the agent made world-readable stays private in the shared home)."""
     shown = "~/" + os.fsdecode(b"/".join(comps))
     try:
         dfd = _open_dirs(hfd, comps[:-1])
@@ -252,7 +254,7 @@ def _write(hfd: int, comps: list[bytes], data: bytes, mode: int, warnings: list[
             view = memoryview(data)
             while view:
                 view = view[os.write(wfd, view):]
-            os.fchmod(wfd, mode & 0o777)
+            os.fchmod(wfd, 0o600)  # exactly: not the session's bits, not the umask's
         finally:
             os.close(wfd)
         try:
@@ -300,9 +302,8 @@ def _merge_json(fd: int, name: bytes, hfd: int, comps: list[bytes], keys: tuple[
             st = beneath.lstat(dfd, comps[-1])
             raw = _read(dfd, comps[-1]) if stat.S_ISREG(st.st_mode) else None
             shared = _load(raw)
-            mode = stat.S_IMODE(st.st_mode)
     except FileNotFoundError:
-        shared, mode = {}, 0o600
+        shared = {}
     if shared is None:
         warnings.append(f"{shown} not carried back: the agent home's copy is not a JSON object")
         return
@@ -310,7 +311,7 @@ def _merge_json(fd: int, name: bytes, hfd: int, comps: list[bytes], keys: tuple[
     merged.update({k: mine[k] for k in keys if k in mine})
     if merged != shared:
         text = json.dumps(merged, indent=2, ensure_ascii=False) + "\n"
-        _write(hfd, comps, text.encode(), mode, warnings)
+        _write(hfd, comps, text.encode(), warnings)
 
 
 def _load(raw: bytes | None) -> dict[str, object] | None:

@@ -111,3 +111,26 @@ def test_the_agent_home_writes_of_a_session_go_with_it(actor: Actor) -> None:
     p = actor.agent("drop", "-f", "s", cwd=repo)
     assert p.returncode == 0, p.stderr
     assert not ups[0].exists()
+
+
+def test_carried_back_files_are_private_whatever_the_session_made_them(actor: Actor) -> None:
+    repo = actor.make_repo()
+    with open(actor.home / ".gitconfig", "a") as f:  # a path of the user's, carried whole
+        f.write("[agent]\n\thomeKeep = .cache/tool\n")
+    token = "token-" + uuid.uuid4().hex
+    script = (
+        'mkdir -p ~/.claude ~/.cache/tool/sub && echo "$TOKEN" > ~/.claude/.credentials.json '
+        "&& chmod 0777 ~/.claude/.credentials.json && echo '{\"userID\": 1}' > ~/.claude.json "
+        "&& chmod 0666 ~/.claude.json && echo x > ~/.cache/tool/sub/f && chmod 0755 "
+        "~/.cache/tool/sub/f && chmod 0777 ~/.cache/tool ~/.cache/tool/sub ~/.cache")
+    p = _run(actor, repo, "m", script, token)
+    assert p.returncode == 0, p.stderr
+    ah = actor.home / "aihome"
+    cred = ah / ".claude/.credentials.json"
+    assert cred.read_text() == token + "\n"
+    assert '"userID": 1' in (ah / ".claude.json").read_text()  # its keys merged
+    for f in (cred, ah / ".cache/tool/sub/f", ah / ".claude.json"):
+        st = os.lstat(f)
+        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, actor.uid), f
+    for d in (ah / ".cache", ah / ".cache/tool", ah / ".cache/tool/sub"):
+        assert stat.S_IMODE(os.lstat(d).st_mode) == 0o700, d

@@ -46,7 +46,7 @@ def test_a_declared_login_file_is_carried_back_without_set_id_bits(tmp_path: Pat
     assert _carry(s, shared, [Keep(CRED)]) == []
     st = os.lstat(shared / CRED)
     assert stat.S_ISREG(st.st_mode) and (shared / CRED).read_text() == "token-A"
-    assert stat.S_IMODE(st.st_mode) == 0o755  # set-uid, set-gid dropped
+    assert stat.S_IMODE(st.st_mode) == 0o600  # private: no set-id bits, not the session's bits
     assert stat.S_IMODE(os.stat(shared / ".claude").st_mode) == 0o700  # a dir made: private
     assert not (shared / ".claude/settings.json").exists()
     assert not (up / CRED).exists()  # the session sees the shared copy from now on

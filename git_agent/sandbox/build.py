@@ -278,6 +278,7 @@ def check_layout(*, worktree: Worktree, home: Path, agent_home: Path, state_root
             what = "worktree" if place == root else f"repository {place}"
             raise SandboxUnavailable(f"{what} owned by uid {owner}; run git agent as that user")
     ah, h, store = Path(real(agent_home)), Path(real(home)), Path(real(state_root))
+    _check_home_owner(agent_home, ah, me)
     if within(store, root):
         raise SandboxUnavailable(
             f"the session store {state_root} is inside the worktree; set XDG_STATE_HOME elsewhere"
@@ -294,6 +295,23 @@ def check_layout(*, worktree: Worktree, home: Path, agent_home: Path, state_root
         raise UsageError(f"agent home {agent_home} must not be or contain the real home")
     if within(store, ah) or within(ah, store):
         raise UsageError(f"agent home {agent_home} overlaps the session store {state_root}")
+
+
+def _check_home_owner(agent_home: Path, real: Path, me: int) -> None:
+    """The agent home is $HOME inside: its shell start-up files, git config and agent settings
+    run there. It must be the caller's, and every directory above it the caller's or root's
+    (another owner of one could rename it away and put theirs in its place); where it does not
+    exist yet, the same holds for the directories it would be made in."""
+    for place in (real, *real.parents):
+        try:
+            owner = place.stat().st_uid
+        except FileNotFoundError:
+            continue  # made by git agent, as the caller
+        if owner != me and (place == real or owner != 0):
+            raise SandboxUnavailable(
+                f"agent home {agent_home}: {place} is owned by uid {owner}; use a home of your "
+                "own (--home, git config agent.home)"
+            )
 
 
 def build_plan(opts: Options) -> MountPlan:

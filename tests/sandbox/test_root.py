@@ -61,3 +61,34 @@ def test_a_root_run_says_the_agent_is_uid_0_inside(actor: Actor) -> None:
     assert said == actor.is_root, out
     doctor = actor.agent("doctor", cwd=repo)
     assert ("runs as root (uid 0) inside" in doctor.stdout) == actor.is_root, doctor.stdout
+
+
+def test_root_refuses_an_agent_home_owned_by_another_user(root_actor: Actor,
+                                                         user_actor: Actor) -> None:
+    repo = root_actor.make_repo()
+    theirs = user_actor.base / "theirhome"  # their shell start-up: would run as uid 0
+    theirs.mkdir()
+    (theirs / ".bashrc").write_text("echo ran > /tmp/should-not-run\n")
+    user_actor.own(theirs)
+    state = root_actor.home / ".local/state/git-agent"
+    before = sorted(p.name for p in theirs.iterdir())
+    for home, owner in ((theirs, theirs), (theirs / "new", theirs), (user_actor.base / "x", None)):
+        if owner is None:  # a home of root's, inside a dir of theirs: they could swap it
+            home.mkdir()
+            owner = user_actor.base
+        p = root_actor.agent("run", "--home", str(home), "--", "bash", "-ic", "echo hi > a.txt",
+                             cwd=repo)
+        assert p.returncode != 0
+        assert p.stderr.count("\n") == 1 and p.stderr.startswith("git agent: agent home "), \
+            p.stderr
+        assert f"{owner} is owned by uid {user_actor.uid}" in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr
+        assert sorted(x.name for x in theirs.iterdir()) == before  # nothing created there
+        assert not list(state.glob("*/sessions/*")), list(state.rglob("*"))  # no session
+        assert not (repo / "a.txt").exists()
+        assert root_actor.git("branch", "--list", "agent/*", cwd=repo) == ""
+    # a home of root's own, where only root can change it, works
+    mine = root_actor.base / "myhome"
+    p = root_actor.agent("run", "--home", str(mine), "--", "sh", "-c", "echo hi > a.txt",
+                         cwd=repo)
+    assert p.returncode == 0, p.stderr

@@ -268,8 +268,9 @@ def test_agent_home_startup_files_changed_inside_stay_in_the_session(actor: Acto
                session="one")
     assert p.stdout.count("WROTE") == 6, p.stdout  # the session's own copy is writable
     assert (aihome / ".bashrc").read_text() == "# mine\n"
-    for f in (".profile", ".zshrc", ".bash_profile", ".ssh"):
-        assert not (aihome / f).exists()
+    for f in (".profile", ".zshrc", ".bash_profile"):  # a new home's seeded files, or none
+        assert not (aihome / f).exists() or "evil" not in (aihome / f).read_text(), f
+    assert not (aihome / ".ssh").exists()
     assert "evil" not in (aihome / ".gitconfig").read_text()
     p = inside(actor, repo, "cat ~/.bashrc ~/.profile ~/.gitconfig ~/.ssh/authorized_keys",
                session="two")

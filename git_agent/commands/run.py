@@ -14,16 +14,7 @@ from pathlib import Path
 from git_agent import proc, repo, ui
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
-from git_agent.sandbox import (
-    agenthome,
-    bwrap,
-    hardening,
-    launch,
-    network,
-    system,
-    toolchain,
-    welcome,
-)
+from git_agent.sandbox import agenthome, bwrap, hardening, launch, network, system, welcome
 from git_agent.sandbox import build as sandbox
 from git_agent.sandbox.mounts import MountPlan
 from git_agent.settings import effective, gitconfig
@@ -142,7 +133,6 @@ def main(
                        default_session=sessions.default_name(wt), environ=os.environ)
     home_mounts, mount_warnings = sandbox.parse_home_mounts(
         settings.mount_specs, home=home_p, explicit=settings.explicit_mounts)
-    toolchain.start_scan([m.path for m in home_mounts])  # their credentials, in parallel
     env = sandbox.environment(home=home_p, session=settings.session_name,
                               pass_env=settings.pass_env, set_env=settings.set_env)
     check_command(settings, wt=wt, home=home_p, home_mounts=home_mounts, env=env)

@@ -193,7 +193,8 @@ def home_mounts(opts: Options) -> list[Mount]:
             ms.append(Bind(hm.path, hm.path, ro=hm.mode != "rw"))
         mounted.append(hm.path)
     if opts.empty_file is not None:  # credentials inside the toolchain dirs, at any depth
-        ms += [Bind(opts.empty_file, secret) for secret in toolchain.find_secrets(mounted)]
+        found = toolchain.find_secrets(mounted, cache=opts.state_root / "toolchain-scan.json")
+        ms += [Bind(opts.empty_file, secret) for secret in found]
     for entry in opts.protect:
         dest = home / entry.rstrip("/")
         if any(within(dest, m) for m in mounted):

@@ -4,12 +4,13 @@ by file name and by the known paths where tools keep them: each is masked inside
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import subprocess
+import stat
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from git_agent import proc
 from git_agent.repo import within
 
 # A file of one of these names, at any depth below a mounted dir.
@@ -41,47 +42,55 @@ SECRET_PATHS = (
     ".config/hub",  # hub's GitHub token
     ".ivy2/.credentials", ".sbt/.credentials",
 )
+_NAMES = frozenset(SECRET_NAMES)
+_TAILS = frozenset(os.path.basename(p) for p in SECRET_PATHS)
+
+# A directory whose ctime is this recent when it is read may change again within the same
+# timestamp tick: it is read again next time, not trusted from the cache ("racy git").
+RACY_NS = 2_000_000_000
+# Directories of installed packages: their files are the packages', never your settings, and
+# they are most of a toolchain's directories (a pyenv's site-packages: 2 in 3).
+PACKAGE_DIRS = frozenset(("site-packages", "dist-packages", "node_modules"))
 
 
 def is_secret(path: str) -> bool:
     """Whether a file at this path (as the host has it) is one of the known credentials."""
-    return (os.path.basename(path) in SECRET_NAMES
-            or any(path.endswith("/" + p) for p in SECRET_PATHS))
+    name = os.path.basename(path)
+    return name in _NAMES or (name in _TAILS and any(path.endswith("/" + p)
+                                                     for p in SECRET_PATHS))
 
 
-_started: tuple[tuple[Path, ...], subprocess.Popen[bytes]] | None = None
-
-
-def start_scan(dirs: Sequence[Path]) -> None:
-    """Start find early, on the other core, while launch does its git calls; find_secrets
-    reads it when it is asked about the same dirs."""
-    global _started
-    tops = tuple(d for d in dirs if d.is_dir())
-    argv = _find_argv(list(tops)) if tops and _started is None else None
-    if argv:
-        with contextlib.suppress(OSError):  # then find_secrets runs it (or walks) itself
-            _started = (tops, subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                               stdout=subprocess.PIPE,
-                                               stderr=subprocess.DEVNULL))
-
-
-def find_secrets(dirs: Sequence[Path]) -> list[Path]:
+def find_secrets(dirs: Sequence[Path], cache: Path | None = None) -> list[Path]:
     """The credential files below the mounted dirs, at the paths they have inside (a symlink
-    named like one stands for the file it leads to, when that file is inside a mounted dir)."""
-    global _started
+    named like one stands for the file it leads to, when that file is inside a mounted dir).
+
+    Every directory is looked at, at any depth; one whose inode, mtime and ctime are as the
+    last scan (in `cache`) saw them has the same names, so only its subdirectories are listed
+    again from there: a toolchain of 120,000 files and 3,000 dirs costs 3,000 lstat calls."""
     tops = [d for d in dirs if d.is_dir()]
-    started, _started = _started, None
-    found: list[str] | None = None
-    if started is not None:
-        listed, _ = started[1].communicate()
-        if started[0] == tuple(tops):
-            found = _listed(listed)
     if not tops:
         return []
-    if found is None:
-        found = _find(tops)
-    if found is None:
-        found = _walk(tops)
+    before = _load(cache)
+    after: dict[str, object] = {}
+    found: list[str] = []
+    now = time.time_ns()
+    stack = [(os.fspath(t), True) for t in reversed(tops)]
+    while stack:
+        d, top = stack.pop()
+        try:
+            st = os.stat(d) if top else os.lstat(d)  # a mounted dir may itself be a link
+        except OSError:
+            continue
+        key = [st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+        known = _known(before.get(d), key)
+        subdirs, hits = known if known is not None else _list(d)
+        if now - st.st_ctime_ns > RACY_NS:
+            after[d] = [key, subdirs, hits]
+        found += [os.path.join(d, h) for h in hits]
+        stack += [(os.path.join(d, s), False) for s in reversed(subdirs)
+                  if s not in PACKAGE_DIRS]
+    if cache is not None and after != before:
+        _save(cache, after)
     out: list[Path] = []
     for path in found:
         dest = _inside(path, tops)
@@ -90,55 +99,65 @@ def find_secrets(dirs: Sequence[Path]) -> list[Path]:
     return out
 
 
-def _find_argv(tops: list[Path]) -> list[str] | None:
-    """find(1) lists them (~2 µs an entry; a Python walk costs ~5 times that): names and links
-    by name, not following links below the mounted dirs (-H: a mounted dir may be a link)."""
-    find = proc.which("find")  # not a relative PATH entry: this may run as root
-    if not find:
-        return None
-    tests: list[str] = []
-    for name in SECRET_NAMES:
-        tests += ["-name", name, "-o"]
-    for rel in SECRET_PATHS:
-        tests += ["-path", "*/" + rel, "-o"]
-    return [find, "-H", *map(os.fspath, tops), "-mindepth", "1",
-            "(", "-type", "f", "-o", "-type", "l", ")", "(", *tests[:-1], ")", "-print0"]
-
-
-def _find(tops: list[Path]) -> list[str] | None:
-    argv = _find_argv(tops)
-    if argv is None:
-        return None
+def _list(d: str) -> tuple[list[str], list[str]]:
+    """A directory's subdirectories (not links to them) and its entries named as secrets."""
+    subdirs: list[str] = []
+    hits: list[str] = []
     try:
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, check=False)
+        with os.scandir(d) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    subdirs.append(e.name)
+                elif is_secret(os.path.join(d, e.name)):
+                    hits.append(e.name)
     except OSError:
+        pass  # unreadable here, unreadable inside (the agent runs with the caller's rights)
+    return subdirs, hits
+
+
+def _load(cache: Path | None) -> dict[str, object]:
+    """The last scan: {dir: [[ino, mtime_ns, ctime_ns], subdirs, hits]}."""
+    if cache is None:
+        return {}
+    try:
+        data = json.loads(cache.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _known(entry: object, key: list[int]) -> tuple[list[str], list[str]] | None:
+    """A directory's subdirectories and secrets from the last scan, if it is unchanged since
+    (and the entry is of the shape _save writes: anything else is listed again)."""
+    if not (isinstance(entry, list) and len(entry) == 3 and entry[0] == key):
         return None
-    return _listed(p.stdout)
+    subdirs, hits = entry[1], entry[2]
+    if not (isinstance(subdirs, list) and isinstance(hits, list)
+            and all(isinstance(x, str) for x in subdirs)
+            and all(isinstance(x, str) for x in hits)):
+        return None
+    return subdirs, hits
 
 
-def _listed(out: bytes) -> list[str]:
-    # an unreadable dir below (find exits 1) is as unreadable inside: what find listed is all
-    return [os.fsdecode(x) for x in out.split(b"\0") if x]
-
-
-def _walk(tops: list[Path]) -> list[str]:
-    out: list[str] = []
-    for top in tops:
-        for dirpath, _dirs, files in os.walk(top):  # links to dirs are not followed
-            out += [os.path.join(dirpath, f) for f in files if
-                    is_secret(os.path.join(dirpath, f))]
-            out += [os.path.join(dirpath, d) for d in _dirs
-                    if os.path.islink(os.path.join(dirpath, d))
-                    and is_secret(os.path.join(dirpath, d))]
-    return out
+def _save(cache: Path, scan: dict[str, object]) -> None:
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+    with contextlib.suppress(OSError):  # no cache: the next run lists every dir again
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(scan, f, separators=(",", ":"))
+        os.replace(tmp, cache)
 
 
 def _inside(path: str, tops: list[Path]) -> Path | None:
     """Where to mask it: the file itself, or, for a link, the regular file it leads to as the
     sandbox sees it (a target outside every mounted dir is not there inside)."""
-    if not os.path.islink(path):
-        return Path(path) if os.path.isfile(path) else None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISLNK(st.st_mode):
+        return Path(path) if stat.S_ISREG(st.st_mode) else None
     target = Path(os.path.realpath(path))
     if not target.is_file():
         return None

@@ -221,6 +221,39 @@ def stamp_delay(b: Bench, argv: Sequence[str], cwd: Path) -> float:
 # -------------------------------------------------------------------------------- measurements
 
 
+def m_toolchain(b: Bench, dirs: int, per_dir: int) -> None:
+    """Launch with a toolchain dir mounted from the real home (its credentials looked for at
+    any depth, a per-directory cache in the session store) against the same launch without."""
+    print(f"launch with a mounted toolchain of {dirs:,} dirs, {dirs * per_dir:,} files:")
+    tc = Path(b.env["HOME"]) / ".bench-toolchain"
+    if not tc.exists():
+        for i in range(dirs):
+            d = tc / f"lib{i % 30}" / f"pkg{i}" / "src"
+            d.mkdir(parents=True, exist_ok=True)
+            for j in range(per_dir):
+                (d / f"m{j}.py").write_bytes(b"")
+        (tc / "lib3" / "pkg3" / ".npmrc").write_text("//r/:_authToken=x\n")
+    self_cost = median([stamp_delay(b, STAMP, b.root) for _ in range(b.rounds * 2)])
+    repo = b.repo(1_000)
+    xs: dict[str, list[float]] = {"without": [], "first": [], "with": []}
+    for r in range(b.rounds):
+        for kind in ("without", "with") if r % 2 == 0 else ("with", "without"):
+            if kind == "with" and r == 0:
+                kind = "first"  # no cache yet (each round after: the cache of the last)
+            s = b.name("tc")
+            mount = ["--mount", str(tc)] if kind != "without" else []
+            argv = ["git", "agent", "run", "-s", s, *mount, "--", *STAMP]
+            xs[kind].append(stamp_delay(b, argv, repo) - self_cost)
+            b.drop(repo, s)
+            b.settle()
+    without = median(xs["without"])
+    b.row("launch, no toolchain mounted", without, "", None)
+    b.row("launch, toolchain mounted, first scan", median(xs["first"]), "no toolchain",
+          without)
+    b.row("launch, toolchain mounted (cached scan)", median(xs["with"]), "no toolchain", without,
+          "<= +30 ms")
+
+
 def m_launch(b: Bench, sizes: Sequence[int]) -> None:
     print("launch to agent (agent = `date +%s.%N`, its own start cost subtracted):")
     self_cost = median([stamp_delay(b, STAMP, b.root) for _ in range(b.rounds * 4)])
@@ -641,7 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, help="rounds per measurement (default 5, --quick 3)")
     ap.add_argument("--quick", action="store_true", help="fewer rounds, 1k/10k-file repos")
-    ap.add_argument("--only", default="launch,whole,capture,ignore,apply,parallel,peer,network",
+    ap.add_argument("--only",
+                    default="launch,toolchain,whole,capture,ignore,apply,parallel,peer,network",
                     help="comma-separated measurements")
     ap.add_argument("--dir", help="scratch dir (default: a new one under $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
@@ -672,6 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if "launch" in only:
             m_launch(b, sizes)
+        if "toolchain" in only:
+            m_toolchain(b, 3_000, 20)
         if "whole" in only:
             m_whole(b, big)
         if "capture" in only:

@@ -86,9 +86,8 @@ def find_secrets(dirs: Sequence[Path], cache: Path | None = None) -> list[Path]:
         subdirs, hits = known if known is not None else _list(d)
         if now - st.st_ctime_ns > RACY_NS:
             after[d] = [key, subdirs, hits]
-        found += [os.path.join(d, h) for h in hits]
-        stack += [(os.path.join(d, s), False) for s in reversed(subdirs)
-                  if s not in PACKAGE_DIRS]
+        found += [f"{d}/{h}" for h in hits]
+        stack += [(f"{d}/{s}", False) for s in reversed(subdirs) if s not in PACKAGE_DIRS]
     if cache is not None and after != before:
         _save(cache, after)
     out: list[Path] = []
@@ -132,11 +131,10 @@ def _known(entry: object, key: list[int]) -> tuple[list[str], list[str]] | None:
     if not (isinstance(entry, list) and len(entry) == 3 and entry[0] == key):
         return None
     subdirs, hits = entry[1], entry[2]
-    if not (isinstance(subdirs, list) and isinstance(hits, list)
-            and all(isinstance(x, str) for x in subdirs)
-            and all(isinstance(x, str) for x in hits)):
-        return None
-    return subdirs, hits
+    if (type(subdirs) is list and type(hits) is list  # noqa: E721 (exactly as json gives them)
+            and all(type(x) is str for x in subdirs) and all(type(x) is str for x in hits)):
+        return subdirs, hits
+    return None
 
 
 def _save(cache: Path, scan: dict[str, object]) -> None:

@@ -92,3 +92,14 @@ def test_root_refuses_an_agent_home_owned_by_another_user(root_actor: Actor,
     p = root_actor.agent("run", "--home", str(mine), "--", "sh", "-c", "echo hi > a.txt",
                          cwd=repo)
     assert p.returncode == 0, p.stderr
+
+
+def test_a_user_is_refused_an_agent_home_of_roots(root_actor: Actor, user_actor: Actor) -> None:
+    repo = user_actor.make_repo()
+    roots = root_actor.base / "roothome"
+    roots.mkdir(mode=0o755)
+    p = user_actor.agent("run", "--home", str(roots), "--", "true", cwd=repo)
+    assert p.returncode != 0
+    assert p.stderr == (f"git agent: agent home {roots}: {roots} is owned by uid 0; use a home "
+                        "of your own (--home, git config agent.home)\n"), p.stderr
+    assert os.listdir(roots) == []

@@ -276,3 +276,18 @@ def test_probes_are_small_plans() -> None:
     assert "--proc" in argv and "--disable-userns" not in argv
     assert argv[-2:] == ["--", "true"]
     assert "--disable-userns" in probes._system(disable_userns=True).argv("bwrap")
+
+
+def test_the_kernels_settings_are_bound_read_only_over_the_new_procfs(tmp_path: Path) -> None:
+    from git_agent.sandbox import system
+    from git_agent.sandbox.mounts import Proc
+
+    empty = tmp_path / "empty"
+    ms = system.proc_mounts(empty)
+    assert ms[0] == Proc()  # the covers come after the procfs they cover
+    assert Bind(Path("/proc/sys"), Path("/proc/sys")) in ms  # ro by default
+    for p in system.PROC_MASKED:
+        if Path(p).is_file():
+            assert Bind(empty, Path(p)) in ms
+    argv = MountPlan(mounts=system.system_mounts(empty)).options()
+    assert argv.index("--proc") < argv.index("/proc/sys")

@@ -279,7 +279,6 @@ def test_probes_are_small_plans() -> None:
 
 
 def test_the_kernels_settings_are_bound_read_only_over_the_new_procfs(tmp_path: Path) -> None:
-    from git_agent.sandbox import system
     from git_agent.sandbox.mounts import Proc
 
     empty = tmp_path / "empty"

@@ -99,6 +99,10 @@ def test_allow_host_implies_filtered_with_the_presets_hosts() -> None:
     ({"net": "open"}, "is not one of host, none, isolated, filtered"),
     ({"net": "host", "allow_hosts": ["bad host"]}, "is not a host name"),
     ({"configured_ports": ["99999"]}, "agent.allowPort"),
+    ({"net": "isolated", "allow_ports": [80]}, "a port below 1024 cannot be opened inside"),
+    ({"allow_hosts": ["localhost:5432"]}, "is your own machine: reach its services with "
+                                          "--allow-port"),
+    ({"allow_hosts": ["db.localhost"]}, "is your own machine"),
 ])
 def test_bad_combinations_refused(kw: dict[str, object], msg: str) -> None:
     with pytest.raises(UsageError, match=msg):

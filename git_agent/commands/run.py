@@ -102,24 +102,9 @@ def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]
     return sorted(out)
 
 
-def main(
-    *,
-    session_name: str | None = None,
-    preset: str | None = None,
-    net: str | None = None,
-    allow_ports: Sequence[int] = (),
-    allow_sockets: Sequence[str] = (),
-    pass_env: Sequence[str] = (),
-    hide: Sequence[str] = (),
-    mounts: Sequence[str] = (),
-    home: str | None = None,
-    no_capture: bool = False,
-    command: Sequence[str] = (),
-    allow_hosts: Sequence[str] = (),
-) -> int:
-    flags = RunFlags(session_name=session_name, preset=preset, net=net, allow_ports=allow_ports,
-                     allow_sockets=allow_sockets, pass_env=pass_env, hide=hide, mounts=mounts,
-                     home=home, command=command, allow_hosts=allow_hosts)
+def main(*, no_capture: bool = False, **options: Any) -> int:
+    """`git agent run`: options are RunFlags' fields, as the command line gives them."""
+    flags = RunFlags(**options)
     if os.geteuid() == 0:
         system.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()

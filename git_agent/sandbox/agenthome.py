@@ -217,17 +217,7 @@ def _is_opaque(dir_fd: int, name: bytes) -> bool:
 
 
 def _read(dir_fd: int, name: bytes) -> bytes | None:
-    try:
-        fd = os.open(name, beneath.FILE_FLAGS, dir_fd=dir_fd)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return beneath.read_fd(fd, MAX_FILE, st.st_size)
-    finally:
-        os.close(fd)
+    return beneath.read_regular(dir_fd, name, MAX_FILE)
 
 
 def _write(hfd: int, comps: list[bytes], data: bytes, mode: int, warnings: list[str]) -> bool:

@@ -12,6 +12,7 @@ from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
 from git_agent.mergeback import foreign, risks
 from git_agent.repo import Worktree
+from git_agent.session import identity
 
 if TYPE_CHECKING:
     import pygit2
@@ -90,6 +91,7 @@ def find_session(worktree: Worktree, name: str | None) -> session.Session:
     if not s.exists() and worktree.resolve(s.branch) is None:
         known = ", ".join(x.name for x in session.list_sessions(worktree)) or "none"
         raise GitAgentError(f"no session {s.name!r} in this worktree (sessions: {known})")
+    identity.check(worktree, s)  # a session of a repository that was here before
     return s
 
 

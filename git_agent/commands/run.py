@@ -17,6 +17,7 @@ from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.sandbox import agenthome, bwrap, hardening, launch, network, system, welcome
 from git_agent.sandbox import build as sandbox
 from git_agent.sandbox.mounts import MountPlan
+from git_agent.session import identity
 from git_agent.settings import effective, gitconfig
 from git_agent.settings.resolve import RunFlags, RunSettings, resolve
 from git_agent.ui import say
@@ -227,12 +228,16 @@ def _prepare(
     sandbox.check_layout(worktree=wt, home=home, agent_home=s.agent_home, state_root=state_root)
     session = sessions.get(wt, s.session_name)
     fresh = not session.exists()
+    identity.check(wt, session)  # a session of a repository that was here before: never reused
     if session.meta_path.exists() and not session.upper.is_dir():
         say(
             f"warning: session {s.session_name!r} lost its upper dir; it starts empty "
             f"(agent/{s.session_name} keeps its last capture)"
         )
-    sessions.create(wt, session)
+    repo_id = identity.ensure(wt)
+    sessions.create(wt, session, repo_id=repo_id)
+    if session.read_meta().repo_id is None:  # made before ids were recorded, and found ours
+        session.update_meta(repo_id=repo_id)
     s.agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _seed_gitconfig(s.agent_home, wt)
     welcome.seed_agent_home(s.agent_home)

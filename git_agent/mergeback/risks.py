@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -356,6 +357,20 @@ def foreign_name(path: bytes) -> str | None:
     return None
 
 
+HOOKS = "git hooks directory of this repository (core.hooksPath): runs on commit and push"
+
+
+def hooks_risk(path: bytes, hooks: Sequence[bytes]) -> str | None:
+    """HOOKS for a path under a hooks dir git uses for this worktree (`hooks`: each a path from
+    the worktree root, b"" for the root itself), or above one (a file or link there replaces
+    the directory). Case is ignored, as in the table."""
+    p = path.lower()
+    for d in (h.lower() for h in hooks):
+        if not d or p == d or p.startswith(d + b"/") or d.startswith(p + b"/"):
+            return HOOKS
+    return None
+
+
 def package_json_risks(old: bytes | None, new: bytes | None) -> list[str]:
     """Reasons from the keys that differ between two package.json versions (or a parse error)."""
 
@@ -385,17 +400,22 @@ def assess(
     new_mode: int,
     old_data: bytes | None = None,
     new_data: bytes | None = None,
+    hooks: Sequence[bytes] = (),
 ) -> list[str]:
     """Every reason this change is risky, most specific first; [] for a plain edit.
 
     `old_mode`/`new_mode` are git modes (0 when absent); `*_data` the blob contents (a link's
-    target for mode 120000), None when absent or not loaded.
+    target for mode 120000), None when absent or not loaded; `hooks` the worktree's hooks dirs
+    (view.hooks_dirs).
     """
     out: list[str] = []
     name = path.rsplit("/", 1)[-1]
     foreign = foreign_name(os.fsencode(path)) if new_mode else None
     if foreign:
         out.append(foreign)
+    hook = hooks_risk(os.fsencode(path), hooks)
+    if hook:
+        out.append(hook)
     if new_mode == gittree.LINK and new_data is not None:
         r = symlink_risk(path, new_data)
         if r:

@@ -12,6 +12,7 @@ from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
 from git_agent.mergeback import foreign, risks
 from git_agent.repo import Worktree
+from git_agent.session import identity
 
 if TYPE_CHECKING:
     import pygit2
@@ -72,6 +73,7 @@ class View:
     session: session.Session
     base: str
     head: str
+    hooks: tuple[bytes, ...] = ()  # hooks_dirs(worktree), read once per review/apply
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ def find_session(worktree: Worktree, name: str | None) -> session.Session:
     if not s.exists() and worktree.resolve(s.branch) is None:
         known = ", ".join(x.name for x in session.list_sessions(worktree)) or "none"
         raise GitAgentError(f"no session {s.name!r} in this worktree (sessions: {known})")
+    identity.check(worktree, s)  # a session of a repository that was here before
     return s
 
 
@@ -129,7 +132,29 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     if head is None:
         raise GitAgentError(f"session {s.name!r} has no captured changes (no branch "
                             f"{s.branch_name})")
-    return View(worktree=worktree, session=s, base=base, head=head)
+    return View(worktree=worktree, session=s, base=base, head=head, hooks=hooks_dirs(worktree))
+
+
+def hooks_dirs(worktree: Worktree) -> tuple[bytes, ...]:
+    """The hooks dir git uses for this worktree, as paths from the worktree root (as git names
+    it, and with symlinks resolved; b"" for the root); () when it is outside the worktree.
+
+    git itself answers (`rev-parse --git-path hooks`: core.hooksPath from every config scope,
+    `~` expanded, relative to the worktree root); the default is under .git, which no branch
+    holds."""
+    out = proc.git("rev-parse", "--git-path", "hooks", cwd=worktree.root, check=False)
+    value = out[:-1] if out.endswith(b"\n") else out
+    if not value:
+        return ()
+    root = os.fsencode(worktree.root)
+    full = os.path.normpath(os.path.join(root, value))
+    found: list[bytes] = []
+    for top, path in ((root, full), (os.path.realpath(root), os.path.realpath(full))):
+        rel = os.path.relpath(path, top)
+        rel = b"" if rel == b"." else rel
+        if rel != b".." and not rel.startswith(b"../") and rel not in found:
+            found.append(rel)
+    return tuple(found)
 
 
 def files_changed(worktree: Worktree, base: str | None, head: str | None) -> int | None:
@@ -180,12 +205,12 @@ UNTRACKED = ("deletes a file of yours that is in no commit (untracked or uncommi
 
 
 def _with_risks(repo: pygit2.Repository, c: FileChange, first: str | None,
-                untracked: bool) -> FileChange:
+                untracked: bool, hooks: Sequence[bytes]) -> FileChange:
     new = blob(repo, c.new_oid, c.new_mode)
     name = c.path.rsplit(b"/", 1)[-1].lower()
     old = blob(repo, c.old_oid, c.old_mode) if name == b"package.json" else None
     found = risks.assess(path=os.fsdecode(c.path), old_mode=c.old_mode, new_mode=c.new_mode,
-                         old_data=old, new_data=new)
+                         old_data=old, new_data=new, hooks=hooks)
     if first is not None:
         found.insert(0, first)
     if untracked:
@@ -278,7 +303,8 @@ def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
     finally:
         os.close(root_fd)
     untracked = _uncommitted(view.worktree, repo, deleted)
-    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked) for c in picked]
+    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked, view.hooks)
+            for c in picked]
 
 
 def pathspecs(worktree: Worktree, paths: Sequence[str]) -> list[str]:

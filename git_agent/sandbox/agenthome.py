@@ -80,6 +80,7 @@ CODE_BEARING = (
     ".claude/agents", ".claude/plugins", ".codex/config.toml", ".gemini/settings.json",
     ".gemini/extensions", ".config/opencode", ".config/goose/config.yaml", ".qwen/settings.json",
     ".config/crush", ".aider.conf.yml", ".aider/oauth-keys.env", ".cursor/mcp.json",
+    ".local/share/opencode/auth.json",  # "wellknown" entries: environment variables, config
 )
 
 

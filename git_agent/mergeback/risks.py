@@ -364,11 +364,24 @@ def hooks_risk(path: bytes, hooks: Sequence[bytes]) -> str | None:
     """HOOKS for a path under a hooks dir git uses for this worktree (`hooks`: each a path from
     the worktree root, b"" for the root itself), or above one (a file or link there replaces
     the directory). Case is ignored, as in the table."""
+    return HOOKS if _at_or_around(path, hooks) else None
+
+
+CONFIG_INCLUDED = ("a git config file your configuration includes (include.path): git runs "
+                   "what it sets (core.fsmonitor, aliases, hooksPath)")
+
+
+def included_config_risk(path: bytes, files: Sequence[bytes]) -> str | None:
+    """CONFIG_INCLUDED for a file of the worktree that the user's git config includes (`files`:
+    each a path from the worktree root), or for what replaces a directory above one."""
+    return CONFIG_INCLUDED if _at_or_around(path, files) else None
+
+
+def _at_or_around(path: bytes, places: Sequence[bytes]) -> bool:
+    """path is one of places, under one, or above one (b"" is the worktree root itself)."""
     p = path.lower()
-    for d in (h.lower() for h in hooks):
-        if not d or p == d or p.startswith(d + b"/") or d.startswith(p + b"/"):
-            return HOOKS
-    return None
+    return any(not d or p == d or p.startswith(d + b"/") or d.startswith(p + b"/")
+               for d in (x.lower() for x in places))
 
 
 def package_json_risks(old: bytes | None, new: bytes | None) -> list[str]:
@@ -401,12 +414,14 @@ def assess(
     old_data: bytes | None = None,
     new_data: bytes | None = None,
     hooks: Sequence[bytes] = (),
+    configs: Sequence[bytes] = (),
 ) -> list[str]:
     """Every reason this change is risky, most specific first; [] for a plain edit.
 
     `old_mode`/`new_mode` are git modes (0 when absent); `*_data` the blob contents (a link's
     target for mode 120000), None when absent or not loaded; `hooks` the worktree's hooks dirs
-    (view.hooks_dirs).
+    (view.hooks_dirs); `configs` the files of it that its git config includes
+    (view.included_configs).
     """
     out: list[str] = []
     name = path.rsplit("/", 1)[-1]
@@ -416,6 +431,9 @@ def assess(
     hook = hooks_risk(os.fsencode(path), hooks)
     if hook:
         out.append(hook)
+    included = included_config_risk(os.fsencode(path), configs)
+    if included:
+        out.append(included)
     if new_mode == gittree.LINK and new_data is not None:
         r = symlink_risk(path, new_data)
         if r:

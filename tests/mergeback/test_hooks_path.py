@@ -67,3 +67,25 @@ def test_the_default_hooks_dir_is_never_part_of_a_session(work: Work) -> None:
     work.ok("apply", "s")
     work.git("commit", "-qam", "next", "--allow-empty")
     assert not (work.root / "HOOK_RAN").exists()
+
+
+def test_risky_files_are_named_before_they_are_written_config_files_your_config_includes(
+        work: Work) -> None:
+    """security.md, "What comes back", rule 3: a worktree file that the user's git config
+    includes (include.path) is config; git is the oracle that it runs what the file says."""
+    work.sh("mkdir -p tools && printf '[alias]\\n\\tst = status\\n' > tools/git.cfg")
+    work.git("config", "include.path", "../tools/git.cfg")  # relative to .git/config
+    work.git("add", "-A")
+    work.git("commit", "-qm", "shared git settings")
+    work.run("printf '[core]\\n\\tfsmonitor = \"touch FSMONITOR_RAN; false\"\\n' >> "
+             "tools/git.cfg && echo more >> README.md")
+    files = json.loads(work.ok("review", "s", "--json").stdout)["files"]
+    flagged = {f["path"] for f in files if any("include.path" in r for r in f["risks"])}
+    assert flagged == {"tools/git.cfg"}
+    before = work.snapshot()
+    p = work.agent("apply", "s")  # no terminal, no --yes: named and refused
+    assert p.returncode != 0 and "tools/git.cfg: a git config file your" in p.stderr
+    assert work.snapshot() == before
+    work.ok("apply", "--yes", "s")
+    work.git("status", "--porcelain")  # git reads what apply wrote as config
+    assert (work.root / "FSMONITOR_RAN").exists()

@@ -221,3 +221,19 @@ def read_fd(fd: int, limit: int, hint: int = 0) -> bytes | None:
     if left <= 0:
         return None
     return b"".join(chunks)
+
+
+def read_regular(dir_fd: int, rel: bytes, limit: int) -> bytes | None:
+    """rel's bytes when it is a regular file beneath dir_fd (no component followed) of at most
+    limit bytes; None when it is missing, unreadable, something else, or bigger."""
+    try:
+        fd = open_file(dir_fd, rel)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        return read_fd(fd, limit, st.st_size) if stat.S_ISREG(st.st_mode) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

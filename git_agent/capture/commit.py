@@ -216,18 +216,9 @@ class _Builder:
         try:
             if self._lower_fd is None:
                 self._lower_fd = beneath.open_root(self.root)
-            fd = beneath.open_file(self._lower_fd, path)
         except OSError:
             return None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return None
-            return beneath.read_fd(fd, _MAX_IGNORE_FILE, st.st_size)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
+        return beneath.read_regular(self._lower_fd, path, _MAX_IGNORE_FILE)
 
     def _parent(self, path: bytes) -> tuple[int, bytes]:
         """(an fd on the upper dir holding path, its name): reached through beneath, reused

@@ -247,6 +247,8 @@ def list_(json_out: bool, all_worktrees: bool) -> None:
 Examples:
   git agent drop fix-42             asks first
   git agent drop -f fix-42          no question (scripts)
+  git agent drop -f main            a stale session (its repository was deleted and
+                                    made anew here): its folder only, no refs
 """
     ),
 )

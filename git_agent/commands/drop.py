@@ -11,6 +11,7 @@ from git_agent.errors import GitAgentError, SessionBusy
 from git_agent.mergeback import store_walk
 from git_agent.mergeback.view import files_changed
 from git_agent.repo import find_worktree
+from git_agent.session import identity
 
 
 @contextlib.contextmanager
@@ -26,7 +27,11 @@ def _locked(s: session.Session) -> Iterator[None]:
 def main(*, session_name: str, force: bool) -> int:
     worktree = find_worktree()
     s = session.get(worktree, session_name)
-    base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
+    # a stale session (made for another repository that was at this path) goes with its
+    # folder only: the refs of that name here are this repository's
+    stale = identity.is_stale(worktree, s)
+    base, head = (None, None) if stale else (worktree.resolve(s.base_ref),
+                                             worktree.resolve(s.branch))
     if not s.dir.exists() and base is None and head is None:
         raise GitAgentError(f"no session {s.name!r} in this worktree")
     doing = s.holder()
@@ -34,7 +39,7 @@ def main(*, session_name: str, force: bool) -> int:
         raise SessionBusy(f"session {s.name!r} is running; end it first, then drop it")
     if doing is not None:  # said before asking; the lock below is the real guard
         raise SessionBusy(session.busy_message(s, doing), doing=doing)
-    if worktree.head_ref() == s.branch:
+    if not stale and worktree.head_ref() == s.branch:
         raise GitAgentError(f"{s.branch_name} is checked out here; "
                             "switch to another branch first")
     if not force:
@@ -55,5 +60,5 @@ def main(*, session_name: str, force: bool) -> int:
             if old is not None:
                 proc.git("update-ref", "-m", f"git agent: drop {s.name}", "-d", ref, old,
                          cwd=worktree.root)
-    ui.say(f"dropped session {s.name!r}")
+    ui.say(f"dropped {'stale ' if stale else ''}session {s.name!r}")
     return 0

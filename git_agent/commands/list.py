@@ -15,6 +15,7 @@ from git_agent.errors import GitAgentError
 from git_agent.mergeback.store_walk import disk_usage
 from git_agent.mergeback.view import files_changed
 from git_agent.repo import Worktree, find_worktree
+from git_agent.session import identity
 
 
 def human_size(n: int) -> str:
@@ -29,11 +30,17 @@ def human_size(n: int) -> str:
 _STATE = {"run": "running", "apply": "applying", "drop": "dropping", "busy": "busy"}
 
 
-def describe(worktree: Worktree, s: session.Session) -> dict[str, Any]:
-    base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
+def describe(worktree: Worktree, s: session.Session, repo_id: str | None = None,
+             ) -> dict[str, Any]:
+    """One session as list shows it; `repo_id`: the repository's id (identity.current)."""
+    stale = identity.is_stale(worktree, s, repo_id)
+    # a stale session's refs would be this repository's, not its own
+    base, head = (None, None) if stale else (worktree.resolve(s.base_ref),
+                                             worktree.resolve(s.branch))
     busy = s.holder()
     return {
         "name": s.name,
+        "stale": stale,  # made for another repository that was at this path: drop it
         "branch": s.branch_name,
         "running": busy == "run",
         "busy": busy,  # what holds the session: "run", "apply", "drop"; None: nothing
@@ -77,7 +84,8 @@ def other_worktrees(worktree: Worktree) -> list[Worktree]:
 def main(*, json_out: bool, all_worktrees: bool = False) -> int:
     worktree = find_worktree()
     trees = [worktree, *other_worktrees(worktree)] if all_worktrees else [worktree]
-    rows = [{**describe(wt, s), "worktree": str(wt.root)}
+    repo_id = identity.current(worktree)  # one repository: its worktrees share the id
+    rows = [{**describe(wt, s, repo_id), "worktree": str(wt.root)}
             for wt in trees for s in session.list_sessions(wt)]
     if json_out:
         ui.write_stdout((json.dumps(rows, indent=2) + "\n").encode())
@@ -93,7 +101,8 @@ def main(*, json_out: bool, all_worktrees: bool = False) -> int:
     head = ("SESSION", "BRANCH", "STATE", "FILES", "SIZE", "LAST RUN")
     table = [("WORKTREE", *head) if all_worktrees else head]
     for r in rows:
-        cells = (r["name"], r["branch"], _STATE.get(r["busy"] or "", "idle"),
+        state = "stale" if r["stale"] else _STATE.get(r["busy"] or "", "idle")
+        cells = (r["name"], r["branch"], state,
                  "-" if r["files"] is None else str(r["files"]), human_size(r["size"]),
                  _last_run_text(r["last_run"]))
         table.append((ui.quote_path(r["worktree"]), *cells) if all_worktrees else cells)
@@ -101,6 +110,9 @@ def main(*, json_out: bool, all_worktrees: bool = False) -> int:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]
              for row in table]
     ui.write_stdout(("\n".join(lines) + "\n").encode())
+    for r in rows:
+        if r["stale"]:
+            ui.say(identity.stale_message(session.Session(r["name"], Path())))
     if elsewhere:
         ui.say(f"{elsewhere} more in other worktrees of this repository: git agent list --all")
     return 0

@@ -17,6 +17,7 @@ from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.sandbox import agenthome, bwrap, hardening, launch, network, system, welcome
 from git_agent.sandbox import build as sandbox
 from git_agent.sandbox.mounts import MountPlan
+from git_agent.session import identity
 from git_agent.settings import effective, gitconfig
 from git_agent.settings.resolve import RunFlags, RunSettings, resolve
 from git_agent.ui import say
@@ -102,24 +103,9 @@ def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]
     return sorted(out)
 
 
-def main(
-    *,
-    session_name: str | None = None,
-    preset: str | None = None,
-    net: str | None = None,
-    allow_ports: Sequence[int] = (),
-    allow_sockets: Sequence[str] = (),
-    pass_env: Sequence[str] = (),
-    hide: Sequence[str] = (),
-    mounts: Sequence[str] = (),
-    home: str | None = None,
-    no_capture: bool = False,
-    command: Sequence[str] = (),
-    allow_hosts: Sequence[str] = (),
-) -> int:
-    flags = RunFlags(session_name=session_name, preset=preset, net=net, allow_ports=allow_ports,
-                     allow_sockets=allow_sockets, pass_env=pass_env, hide=hide, mounts=mounts,
-                     home=home, command=command, allow_hosts=allow_hosts)
+def main(*, no_capture: bool = False, **options: Any) -> int:
+    """`git agent run`: options are RunFlags' fields, as the command line gives them."""
+    flags = RunFlags(**options)
     if os.geteuid() == 0:
         system.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
@@ -242,12 +228,16 @@ def _prepare(
     sandbox.check_layout(worktree=wt, home=home, agent_home=s.agent_home, state_root=state_root)
     session = sessions.get(wt, s.session_name)
     fresh = not session.exists()
+    identity.check(wt, session)  # a session of a repository that was here before: never reused
     if session.meta_path.exists() and not session.upper.is_dir():
         say(
             f"warning: session {s.session_name!r} lost its upper dir; it starts empty "
             f"(agent/{s.session_name} keeps its last capture)"
         )
-    sessions.create(wt, session)
+    repo_id = identity.ensure(wt)
+    sessions.create(wt, session, repo_id=repo_id)
+    if session.read_meta().repo_id is None:  # made before ids were recorded, and found ours
+        session.update_meta(repo_id=repo_id)
     s.agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
     _seed_gitconfig(s.agent_home, wt)
     welcome.seed_agent_home(s.agent_home)

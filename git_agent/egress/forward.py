@@ -22,7 +22,7 @@ CHUNK = 1 << 20
 PASS = b"F"  # before a passed socket on the unix stream (a request never starts so)
 
 
-def _pump(src: socket.socket, dst: socket.socket, count: Callable[[int], None]) -> None:
+def pump(src: socket.socket, dst: socket.socket, count: Callable[[int], None]) -> None:
     """Move bytes src -> dst until EOF, then half-close dst."""
     r, w = os.pipe2(os.O_CLOEXEC)
     try:
@@ -70,7 +70,7 @@ def relay(a: socket.socket, b: socket.socket, counts: list[int] | None = None,
 
     def run(src: socket.socket, dst: socket.socket, add: Callable[[int], None]) -> None:
         try:
-            _pump(src, dst, add)
+            pump(src, dst, add)
         except OSError:
             for x in (a, b):  # one side broke: end the other direction too
                 with contextlib.suppress(OSError):

@@ -99,6 +99,10 @@ def parse_rule(spec: str, where: str = "--allow-host") -> Rule:
     """`host`, `*.domain`, `1.2.3.4`, `[::1]`, each with an optional `:port`."""
     host, port = _split_port(spec.strip(), where)
     addr = literal(host)
+    if addr is None and (normal_host(host) == "localhost"
+                         or normal_host(host).endswith(".localhost")):
+        raise UsageError(f"{where}: {spec!r} is your own machine: reach its services with "
+                         "--allow-port PORT (agent.allowPort), which bridges that loopback port")
     if addr is not None:
         return Rule(str(addr), False, addr, port, spec)
     name = normal_host(host)
@@ -268,6 +272,9 @@ def _ports(values: list[str]) -> list[int]:
         v = v.strip()
         if not (v.isascii() and v.isdigit()) or not 1 <= int(v) <= 65535:
             raise UsageError(f"agent.allowPort: {v!r} is not a port between 1 and 65535")
+        if int(v) < 1024:  # the forwarder inside has no privilege to listen there
+            raise UsageError(f"--allow-port {v}: a port below 1024 cannot be opened inside the "
+                             "sandbox (it needs privilege); serve it on a port from 1024 up")
         if int(v) not in out:
             out.append(int(v))
     return out

@@ -28,6 +28,7 @@ from git_agent.egress.forward import relay
 from git_agent.egress.journal import Journal
 
 HEAD_MAX = 65536
+BODY_MAX = 1 << 30  # a plain-HTTP request body (an upload), at most
 HANDSHAKE_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
 Resolver = Callable[[str, int], "list[pol.IP]"]
@@ -228,8 +229,9 @@ class Proxy:
             addrs = self._addresses(host, port)
             if via == "connect":  # the ClientHello first: a refused tunnel reaches nobody
                 first = self._tunnel(c, host, port, rest)
-            else:
-                first = _rewrite(lines[1:], method, path, version, host, port) + rest
+            else:  # exactly one request: its head, rewritten, and its body; nothing after it
+                first = _rewrite(lines[1:], method, path, version, host, port) \
+                    + _body(c, lines[1:], rest)
             addr, up = self._connect(addrs, port)
         except Denied as d:
             with contextlib.suppress(OSError):
@@ -240,7 +242,10 @@ class Proxy:
             return
         counts = [0, 0]
         c.settimeout(None)
-        relay(c, up, counts, first=first)
+        if via == "connect":
+            relay(c, up, counts, first=first)
+        else:
+            _answer(c, up, counts, first)
         self.journal.add(host=host, port=port, allowed=True, via=via, address=str(addr),
                          sent=counts[0], received=counts[1], started=start)
 
@@ -382,6 +387,43 @@ def _rewrite(headers: list[str], method: str, path: str, version: str, host: str
     out += [x for x in headers if x and x.split(":", 1)[0].strip().lower() not in _HOP]
     out += ["Connection: close", "", ""]
     return "\r\n".join(out).encode("latin-1")
+
+
+def _body(c: socket.socket, headers: list[str], rest: bytes) -> bytes:
+    """A plain-HTTP request's body, by its Content-Length: bytes the client sends after it
+    (a pipelined second request, which could name another host) are never relayed."""
+    fields = {x.split(":", 1)[0].strip().lower(): x.split(":", 1)[1].strip()
+              for x in headers if ":" in x}
+    if "transfer-encoding" in fields:
+        raise Denied("a request body of unknown length over plain http (use https)",
+                     "411 Length Required")
+    raw = fields.get("content-length", "0")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > BODY_MAX:
+        raise Denied(f"bad Content-Length {raw[:20]!r}", "400 Bad Request")
+    want, body = int(raw), rest
+    while len(body) < want:
+        try:
+            chunk = c.recv(min(65536, want - len(body)))
+        except OSError as e:  # the handshake timeout, or the client went away
+            raise Denied("the request body did not come", "408 Request Timeout") from e
+        if not chunk:
+            raise Denied("the request body ended early", "400 Bad Request")
+        body += chunk
+    return body[:want]
+
+
+def _answer(c: socket.socket, up: socket.socket, counts: list[int], request: bytes) -> None:
+    """Send the one request upstream, then relay only the answer (the server closes: the
+    request says Connection: close); nothing more from the client goes upstream."""
+    try:
+        up.sendall(request)
+        counts[0] += len(request)
+        forward.pump(up, c, lambda n: counts.__setitem__(1, counts[1] + n))
+    except OSError:
+        pass
+    finally:
+        up.close()
+        c.close()
 
 
 def _read_head(c: socket.socket) -> tuple[bytes | None, bytes]:

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -356,6 +357,33 @@ def foreign_name(path: bytes) -> str | None:
     return None
 
 
+HOOKS = "git hooks directory of this repository (core.hooksPath): runs on commit and push"
+
+
+def hooks_risk(path: bytes, hooks: Sequence[bytes]) -> str | None:
+    """HOOKS for a path under a hooks dir git uses for this worktree (`hooks`: each a path from
+    the worktree root, b"" for the root itself), or above one (a file or link there replaces
+    the directory). Case is ignored, as in the table."""
+    return HOOKS if _at_or_around(path, hooks) else None
+
+
+CONFIG_INCLUDED = ("a git config file your configuration includes (include.path): git runs "
+                   "what it sets (core.fsmonitor, aliases, hooksPath)")
+
+
+def included_config_risk(path: bytes, files: Sequence[bytes]) -> str | None:
+    """CONFIG_INCLUDED for a file of the worktree that the user's git config includes (`files`:
+    each a path from the worktree root), or for what replaces a directory above one."""
+    return CONFIG_INCLUDED if _at_or_around(path, files) else None
+
+
+def _at_or_around(path: bytes, places: Sequence[bytes]) -> bool:
+    """path is one of places, under one, or above one (b"" is the worktree root itself)."""
+    p = path.lower()
+    return any(not d or p == d or p.startswith(d + b"/") or d.startswith(p + b"/")
+               for d in (x.lower() for x in places))
+
+
 def package_json_risks(old: bytes | None, new: bytes | None) -> list[str]:
     """Reasons from the keys that differ between two package.json versions (or a parse error)."""
 
@@ -385,17 +413,27 @@ def assess(
     new_mode: int,
     old_data: bytes | None = None,
     new_data: bytes | None = None,
+    hooks: Sequence[bytes] = (),
+    configs: Sequence[bytes] = (),
 ) -> list[str]:
     """Every reason this change is risky, most specific first; [] for a plain edit.
 
     `old_mode`/`new_mode` are git modes (0 when absent); `*_data` the blob contents (a link's
-    target for mode 120000), None when absent or not loaded.
+    target for mode 120000), None when absent or not loaded; `hooks` the worktree's hooks dirs
+    (view.hooks_dirs); `configs` the files of it that its git config includes
+    (view.included_configs).
     """
     out: list[str] = []
     name = path.rsplit("/", 1)[-1]
     foreign = foreign_name(os.fsencode(path)) if new_mode else None
     if foreign:
         out.append(foreign)
+    hook = hooks_risk(os.fsencode(path), hooks)
+    if hook:
+        out.append(hook)
+    included = included_config_risk(os.fsencode(path), configs)
+    if included:
+        out.append(included)
     if new_mode == gittree.LINK and new_data is not None:
         r = symlink_risk(path, new_data)
         if r:

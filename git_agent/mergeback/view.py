@@ -12,6 +12,7 @@ from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
 from git_agent.mergeback import foreign, risks
 from git_agent.repo import Worktree
+from git_agent.session import identity
 
 if TYPE_CHECKING:
     import pygit2
@@ -72,6 +73,8 @@ class View:
     session: session.Session
     base: str
     head: str
+    hooks: tuple[bytes, ...] = ()  # hooks_dirs(worktree), read once per review/apply
+    configs: tuple[bytes, ...] = ()  # included_configs(worktree), read once too
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -89,6 +92,7 @@ def find_session(worktree: Worktree, name: str | None) -> session.Session:
     if not s.exists() and worktree.resolve(s.branch) is None:
         known = ", ".join(x.name for x in session.list_sessions(worktree)) or "none"
         raise GitAgentError(f"no session {s.name!r} in this worktree (sessions: {known})")
+    identity.check(worktree, s)  # a session of a repository that was here before
     return s
 
 
@@ -129,7 +133,49 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     if head is None:
         raise GitAgentError(f"session {s.name!r} has no captured changes (no branch "
                             f"{s.branch_name})")
-    return View(worktree=worktree, session=s, base=base, head=head)
+    return View(worktree=worktree, session=s, base=base, head=head, hooks=hooks_dirs(worktree),
+                configs=included_configs(worktree))
+
+
+def hooks_dirs(worktree: Worktree) -> tuple[bytes, ...]:
+    """The hooks dir git uses for this worktree, as paths from the worktree root (as git names
+    it, and with symlinks resolved; b"" for the root); () when it is outside the worktree.
+
+    git itself answers (`rev-parse --git-path hooks`: core.hooksPath from every config scope,
+    `~` expanded, relative to the worktree root); the default is under .git, which no branch
+    holds."""
+    out = proc.git("rev-parse", "--git-path", "hooks", cwd=worktree.root, check=False)
+    value = out[:-1] if out.endswith(b"\n") else out
+    return _in_worktree(worktree, [value] if value else [])
+
+
+def included_configs(worktree: Worktree) -> tuple[bytes, ...]:
+    """The worktree's files that git reads as config for it (an `include.path` or a matching
+    `includeIf` of the user's config naming a file in the worktree), as paths from its root.
+    git itself answers (`config --list --show-origin`); files under the git dir are left out
+    (no branch holds them)."""
+    out = proc.git("config", "--list", "--show-origin", "-z", cwd=worktree.root, check=False)
+    origins = {rec[len(b"file:"):] for rec in out.split(b"\0")[::2] if rec.startswith(b"file:")}
+    git_dirs = {os.path.realpath(os.fsencode(d)) for d in (worktree.git_dir, worktree.common_dir)}
+    inside = [o for o in sorted(origins)
+              if not any(os.path.realpath(os.path.join(os.fsencode(worktree.root), o))
+                         .startswith(g + b"/") for g in git_dirs)]
+    return _in_worktree(worktree, inside)
+
+
+def _in_worktree(worktree: Worktree, paths: Sequence[bytes]) -> tuple[bytes, ...]:
+    """paths (absolute, or from the worktree root) that lie in the worktree, as paths from its
+    root, as written and with symlinks resolved (b"" for the root); the others left out."""
+    root = os.fsencode(worktree.root)
+    found: list[bytes] = []
+    for value in paths:
+        full = os.path.normpath(os.path.join(root, value))
+        for top, path in ((root, full), (os.path.realpath(root), os.path.realpath(full))):
+            rel = os.path.relpath(path, top)
+            rel = b"" if rel == b"." else rel
+            if rel != b".." and not rel.startswith(b"../") and rel not in found:
+                found.append(rel)
+    return tuple(found)
 
 
 def files_changed(worktree: Worktree, base: str | None, head: str | None) -> int | None:
@@ -180,12 +226,13 @@ UNTRACKED = ("deletes a file of yours that is in no commit (untracked or uncommi
 
 
 def _with_risks(repo: pygit2.Repository, c: FileChange, first: str | None,
-                untracked: bool) -> FileChange:
+                untracked: bool, hooks: Sequence[bytes],
+                configs: Sequence[bytes] = ()) -> FileChange:
     new = blob(repo, c.new_oid, c.new_mode)
     name = c.path.rsplit(b"/", 1)[-1].lower()
     old = blob(repo, c.old_oid, c.old_mode) if name == b"package.json" else None
     found = risks.assess(path=os.fsdecode(c.path), old_mode=c.old_mode, new_mode=c.new_mode,
-                         old_data=old, new_data=new)
+                         old_data=old, new_data=new, hooks=hooks, configs=configs)
     if first is not None:
         found.insert(0, first)
     if untracked:
@@ -278,7 +325,9 @@ def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
     finally:
         os.close(root_fd)
     untracked = _uncommitted(view.worktree, repo, deleted)
-    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked) for c in picked]
+    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked, view.hooks,
+                        view.configs)
+            for c in picked]
 
 
 def pathspecs(worktree: Worktree, paths: Sequence[str]) -> list[str]:

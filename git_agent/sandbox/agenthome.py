@@ -81,6 +81,7 @@ CODE_BEARING = (
     ".claude/agents", ".claude/plugins", ".codex/config.toml", ".gemini/settings.json",
     ".gemini/extensions", ".config/opencode", ".config/goose/config.yaml", ".qwen/settings.json",
     ".config/crush", ".aider.conf.yml", ".aider/oauth-keys.env", ".cursor/mcp.json",
+    ".local/share/opencode/auth.json",  # "wellknown" entries: environment variables, config
 )
 
 
@@ -218,17 +219,7 @@ def _is_opaque(dir_fd: int, name: bytes) -> bool:
 
 
 def _read(dir_fd: int, name: bytes) -> bytes | None:
-    try:
-        fd = os.open(name, beneath.FILE_FLAGS, dir_fd=dir_fd)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return beneath.read_fd(fd, MAX_FILE, st.st_size)
-    finally:
-        os.close(fd)
+    return beneath.read_regular(dir_fd, name, MAX_FILE)
 
 
 def _write(hfd: int, comps: list[bytes], data: bytes, warnings: list[str]) -> bool:

@@ -1,4 +1,5 @@
-"""Sessions: names (names), the store (store), the lock (lock), meta.json (meta)."""
+"""Sessions: names (names), the store (store), the lock (lock), meta.json (meta), the
+repository's identity (identity)."""
 
 from git_agent.session.lock import Lock, busy_message
 from git_agent.session.meta import Meta, RunRecord

@@ -52,12 +52,12 @@ class Meta(Record):
     """The session's meta.json. A field a reader cannot trust (wrong type) reads as unset."""
 
     __slots__ = ("name", "worktree", "created", "last_run", "capture_base", "capture_tip",
-                 "captured_at")
+                 "captured_at", "repo_id")
 
     def __init__(self, name: str | None = None, worktree: str | None = None,
                  created: float | None = None, last_run: RunRecord | None = None,
                  capture_base: str | None = None, capture_tip: str | None = None,
-                 captured_at: float | None = None):
+                 captured_at: float | None = None, repo_id: str | None = None):
         self.name = name
         self.worktree = worktree  # the worktree's root, as it was when the session was made
         self.created = created
@@ -65,6 +65,7 @@ class Meta(Record):
         self.capture_base = capture_base  # the base and tip of the last capture commit
         self.capture_tip = capture_tip
         self.captured_at = captured_at
+        self.repo_id = repo_id  # the repository's id when the session was made (identity.py)
 
     def replace(self, **changes: Any) -> Meta:
         """A copy with some fields changed (records are not changed in place)."""
@@ -93,7 +94,8 @@ class Meta(Record):
                    last_run=RunRecord.parse(raw.get("last_run")),
                    capture_base=_str(raw.get("capture_base")),
                    capture_tip=_str(raw.get("capture_tip")),
-                   captured_at=_number(raw.get("captured_at")))
+                   captured_at=_number(raw.get("captured_at")),
+                   repo_id=_str(raw.get("repo_id")))
 
 
 def read(path: Path) -> Meta:

@@ -133,8 +133,9 @@ def list_sessions(worktree: Worktree) -> list[Session]:
     return [Session(name=unquote(e), dir=root / e) for e in entries if not e.startswith(".")]
 
 
-def create(worktree: Worktree, session: Session) -> None:
-    """Make the session folder (idempotent); refuse names that clash as branches."""
+def create(worktree: Worktree, session: Session, repo_id: str | None = None) -> None:
+    """Make the session folder (idempotent); refuse names that clash as branches. `repo_id`:
+    the repository's id (identity.py), recorded in a new session's meta."""
     store = worktree_store(worktree)
     if not session.dir.exists():
         for other in list_sessions(worktree):
@@ -150,7 +151,7 @@ def create(worktree: Worktree, session: Session) -> None:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not session.meta_path.exists():
         meta.write(session.meta_path, meta.Meta(name=session.name, worktree=str(worktree.root),
-                                                created=time.time()))
+                                                created=time.time(), repo_id=repo_id))
 
 
 def remove(session: Session) -> None:

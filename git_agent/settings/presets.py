@@ -114,6 +114,16 @@ CLAUDE_JSON_KEYS = (
     "oauthAccount", "userID", "primaryApiKey", "customApiKeyResponses", "hasCompletedOnboarding",
     "lastOnboardingVersion", "theme", "firstStartTime",
 )
+# Login files that are JSON carry back only their data keys (tokens, expiry, account), never a
+# key that picks an endpoint or runs code; a key a newer version adds stays in the session
+# until it is reviewed here (security.md, "The agent home").
+CODEX_AUTH_KEYS = ("OPENAI_API_KEY", "tokens", "last_refresh", "auth_mode")
+GOOGLE_OAUTH_KEYS = ("access_token", "refresh_token", "scope", "token_type", "id_token",
+                     "expiry_date")
+# qwen's oauth_creds.json also has resource_url: the API endpoint every later qwen session
+# sends its prompts and token to; it stays in the session that wrote it.
+QWEN_OAUTH_KEYS = ("access_token", "refresh_token", "token_type", "expiry_date", "id_token")
+CURSOR_AUTH_KEYS = ("accessToken", "refreshToken", "apiKey")
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -142,7 +152,7 @@ PRESETS: dict[str, Preset] = {
            args=("-c", 'sandbox_mode="danger-full-access"', "-c", "analytics.enabled=false",
                  "-c", "check_for_update_on_startup=false", "-c", "features.plugins=false"),
            project=(".codex/", "AGENTS.md", "AGENTS.override.md"),
-           home=(".codex/",), keep=(".codex/auth.json",),
+           home=(".codex/",), keep_json={".codex/auth.json": CODEX_AUTH_KEYS},
            doc="OpenAI Codex CLI (login needs --net host)"),
         _p("gemini",
            ("GEMINI_*", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
@@ -154,7 +164,9 @@ PRESETS: dict[str, Preset] = {
            allow_hosts=("generativelanguage.googleapis.com", "cloudcode-pa.googleapis.com",
                         "oauth2.googleapis.com", "accounts.google.com"),
            project=(".gemini/", "GEMINI.md"),
-           home=(".gemini/",), keep=(".gemini/oauth_creds.json", ".gemini/google_accounts.json"),
+           home=(".gemini/",),
+           keep_json={".gemini/oauth_creds.json": GOOGLE_OAUTH_KEYS,
+                      ".gemini/google_accounts.json": ("active", "old")},
            doc="Gemini CLI"),
         _p("aider",
            ("AIDER_*", "OPENAI_API_KEY", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
@@ -181,7 +193,10 @@ PRESETS: dict[str, Preset] = {
            project=("opencode.json", "opencode.jsonc", ".opencode/", "AGENTS.md"),
            home=(".config/opencode/", ".local/share/opencode/", ".local/state/opencode/",
                  ".cache/opencode/"),
-           keep=(".local/share/opencode/auth.json",), doc="opencode"),
+           # nothing carried back: its auth.json maps each provider to credentials, and a
+           # "wellknown" entry there sets environment variables (NODE_OPTIONS) and fetches a
+           # remote config; log in per session, or pass the API key (security.md)
+           doc="opencode"),
         _p("goose",
            ("GOOSE_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "OPENAI_HOST", "GOOGLE_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
@@ -193,7 +208,8 @@ PRESETS: dict[str, Preset] = {
            keep=(".config/goose/secrets.yaml",), doc="goose"),
         _p("cursor-agent", ("CURSOR_API_KEY",), mounts=(".local/share/cursor-agent",),
            project=(".cursor/", ".cursorrules", "AGENTS.md"),
-           home=(".cursor/", ".config/cursor/"), keep=(".config/cursor/auth.json",),
+           home=(".cursor/", ".config/cursor/"),
+           keep_json={".config/cursor/auth.json": CURSOR_AUTH_KEYS},
            doc="Cursor CLI"),
         _p("amp", ("AMP_API_KEY", "AMP_URL", "AMP_SETTINGS_FILE"),
            project=("AGENT.md", "AGENTS.md", ".amp/"),
@@ -203,7 +219,8 @@ PRESETS: dict[str, Preset] = {
                     "OPENAI_MODEL"),
            default_env={"QWEN_USAGE_STATISTICS_ENABLED": "false"},  # its RUM usage reports
            project=(".qwen/", "QWEN.md"),
-           home=(".qwen/",), keep=(".qwen/oauth_creds.json",), doc="Qwen Code"),
+           home=(".qwen/",), keep_json={".qwen/oauth_creds.json": QWEN_OAUTH_KEYS},
+           doc="Qwen Code"),
         _p("crush",
            ("CRUSH_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY",
             "OPENROUTER_API_KEY", "GROQ_API_KEY", "CEREBRAS_API_KEY", "VERTEXAI_PROJECT",

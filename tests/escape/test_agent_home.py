@@ -10,6 +10,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Actor
 
 # Project A's agent, steered by a prompt injection: every way to leave code for later sessions
@@ -134,3 +136,49 @@ def test_carried_back_files_are_private_whatever_the_session_made_them(actor: Ac
         assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, actor.uid), f
     for d in (ah / ".cache", ah / ".cache/tool", ah / ".cache/tool/sub"):
         assert stat.S_IMODE(os.lstat(d).st_mode) == 0o700, d
+
+
+# A login file a preset declares, written by a hostile session of project A: the data keys (the
+# login) reach project B's session, the keys that pick an endpoint or set code never do.
+# (preset, file, what session A writes, what B must see, what B must never see)
+LOGINS = {
+    "opencode": (".local/share/opencode/auth.json",
+                 '{"https://attacker.example":{"type":"wellknown","key":"NODE_OPTIONS",'
+                 '"token":"--import=data:text/javascript,1"},'
+                 '"anthropic":{"type":"api","key":"$TOKEN"}}',
+                 None, ("NODE_OPTIONS", "attacker.example", "$TOKEN")),
+    "qwen": (".qwen/oauth_creds.json",
+             '{"access_token":"$TOKEN","refresh_token":"r","token_type":"Bearer",'
+             '"expiry_date":4102444800000,"resource_url":"attacker.example"}',
+             '"access_token": "$TOKEN"', ("attacker.example", "resource_url")),
+    "codex": (".codex/auth.json",
+              '{"OPENAI_API_KEY":"$TOKEN","chatgpt_base_url":"https://attacker.example"}',
+              '"OPENAI_API_KEY": "$TOKEN"', ("attacker.example",)),
+    "gemini": (".gemini/oauth_creds.json",
+               '{"access_token":"$TOKEN","universe_domain":"attacker.example"}',
+               '"access_token": "$TOKEN"', ("attacker.example",)),
+}
+
+
+@pytest.mark.parametrize("preset", sorted(LOGINS))
+def test_a_preset_never_declares_a_file_that_holds_commands(actor: Actor, preset: str) -> None:
+    rel, planted, seen, never = LOGINS[preset]
+    repo_a = actor.make_repo("project-a")
+    repo_b = actor.make_repo("project-b")
+    token = "token-" + uuid.uuid4().hex
+    write = f"mkdir -p ~/{os.path.dirname(rel)} && cat > ~/{rel} <<'J'\n{planted}\nJ\n"
+    write = write.replace("$TOKEN", token)
+
+    def run(repo: Path, session: str, script: str) -> subprocess.CompletedProcess[str]:
+        return actor.agent("run", "-s", session, "--preset", preset, "--net", "none", "--",
+                           "sh", "-c", script, cwd=repo)
+
+    p = run(repo_a, "a", write)
+    assert p.returncode == 0, p.stderr
+    assert token in run(repo_a, "a", f"cat ~/{rel}").stdout  # session A keeps what it wrote
+    p = run(repo_b, "b", f"cat ~/{rel} 2>/dev/null; echo end")
+    assert p.returncode == 0, p.stderr
+    if seen is not None:  # the login itself is carried back: log in once
+        assert seen.replace("$TOKEN", token) in p.stdout, p.stdout
+    for bad in never:
+        assert bad.replace("$TOKEN", token) not in p.stdout, p.stdout

@@ -267,11 +267,10 @@ def test_agent_home_startup_files_changed_inside_stay_in_the_session(actor: Acto
                "mkdir -p ~/.ssh && echo key > ~/.ssh/authorized_keys && echo WROTE ssh",
                session="one")
     assert p.stdout.count("WROTE") == 6, p.stdout  # the session's own copy is writable
-    assert (aihome / ".bashrc").read_text() == "# mine\n"
-    for f in (".profile", ".zshrc", ".bash_profile"):  # a new home's seeded files, or none
-        assert not (aihome / f).exists() or "evil" not in (aihome / f).read_text(), f
-    assert not (aihome / ".ssh").exists()
-    assert "evil" not in (aihome / ".gitconfig").read_text()
+    assert (aihome / ".bashrc").read_text() == "# mine\n"  # yours: never replaced by a seed
+    for f in (".profile", ".zshrc", ".gitconfig"):  # seeded by git agent, never by the agent
+        assert "evil" not in (aihome / f).read_text()
+    assert not (aihome / ".bash_profile").exists() and not (aihome / ".ssh").exists()
     p = inside(actor, repo, "cat ~/.bashrc ~/.profile ~/.gitconfig ~/.ssh/authorized_keys",
                session="two")
     assert "# mine" in p.stdout and "evil" not in p.stdout and "key" not in p.stdout, p.stdout

@@ -40,6 +40,18 @@ def upper_of(actor: Actor, repo: Path, session: str) -> Path:
     return matches[0]
 
 
+def _without_repo_id(digest: dict[str, str], actor: Actor, repo: Path,
+                     git_dir: Path | None = None) -> dict[str, str]:
+    """digest less refs/agent-id and the blob it names (and its fan-out dir when new)."""
+    oid = actor.git("rev-parse", "refs/agent-id", cwd=repo).strip()
+    g = os.path.relpath(git_dir or repo / ".git", repo)
+    drop = {f"{g}/refs/agent-id", f"{g}/objects/{oid[:2]}/{oid[2:]}"}
+    out = {k: v for k, v in digest.items() if k not in drop}
+    if not any(k.startswith(f"{g}/objects/{oid[:2]}/") for k in out):
+        out.pop(f"{g}/objects/{oid[:2]}", None)
+    return out
+
+
 def test_writes_land_in_upper_and_worktree_is_unchanged(actor: Actor) -> None:
     repo = actor.make_repo()
     (repo / "untracked.env").write_text("SECRET=1\n")
@@ -55,7 +67,9 @@ def test_writes_land_in_upper_and_worktree_is_unchanged(actor: Actor) -> None:
     )
     assert p.returncode == 0, p.stderr
     assert "SECRET=1" in p.stdout  # the agent sees uncommitted, untracked files
-    assert tree_digest(repo) == before  # the sandbox wrote nothing: worktree and .git byte for byte
+    # the sandbox wrote nothing: worktree and .git byte for byte, but for the repository's id
+    # that git agent itself writes once (refs/agent-id, one blob: security.md)
+    assert _without_repo_id(tree_digest(repo), actor, repo) == before
     upper = upper_of(actor, repo, "s1")
     assert (upper / "README.md").read_text() == "changed\n"
     assert (upper / "new.txt").read_text() == "new\n"
@@ -79,7 +93,8 @@ def test_capture_touches_only_its_own_refs(actor: Actor) -> None:
     assert (repo / ".git" / "index").read_bytes() == index
     after = actor.git("for-each-ref", "--format=%(refname) %(objectname)", cwd=repo)
     new_refs = set(after.splitlines()) - set(refs.splitlines())
-    assert {r.split()[0] for r in new_refs} == {"refs/heads/agent/s1", "refs/agent-base/s1"}
+    assert {r.split()[0] for r in new_refs} == {"refs/heads/agent/s1", "refs/agent-base/s1",
+                                               "refs/agent-id"}  # the repository's id, once
     changed = actor.git("diff", "--name-only", "refs/agent-base/s1", "agent/s1", cwd=repo)
     assert changed == "README.md\n"
 
@@ -241,7 +256,7 @@ def test_linked_worktree(actor: Actor) -> None:
     )
     assert p.returncode == 0, p.stderr
     assert "inside" in p.stdout  # git works inside, committing into the overlaid common dir
-    assert tree_digest(repo) == before_main
+    assert _without_repo_id(tree_digest(repo), actor, repo) == before_main
     assert tree_digest(linked) == before_linked
     # captured, the agent's commit lands on agent/lw (the common dir's own overlay is read)
     p = actor.agent("run", "-s", "lw", "--", "true", cwd=linked)

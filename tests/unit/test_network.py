@@ -99,6 +99,10 @@ def test_allow_host_implies_filtered_with_the_presets_hosts() -> None:
     ({"net": "open"}, "is not one of host, none, isolated, filtered"),
     ({"net": "host", "allow_hosts": ["bad host"]}, "is not a host name"),
     ({"configured_ports": ["99999"]}, "agent.allowPort"),
+    ({"net": "isolated", "allow_ports": [80]}, "a port below 1024 cannot be opened inside"),
+    ({"allow_hosts": ["localhost:5432"]}, "is your own machine: reach its services with "
+                                          "--allow-port"),
+    ({"allow_hosts": ["db.localhost"]}, "is your own machine"),
 ])
 def test_bad_combinations_refused(kw: dict[str, object], msg: str) -> None:
     with pytest.raises(UsageError, match=msg):
@@ -375,3 +379,45 @@ def test_a_passed_fd_that_is_no_tcp_socket_is_dropped(run_proxy: proxy.Proxy,
         os.close(fd)
     x.close()
     y.close()
+
+
+def test_plain_http_relays_one_request_and_its_body_only(tmp_path: Path) -> None:
+    """A keep-alive server behind an allowed name: a second request pipelined after the first
+    (naming another host) never reaches it, nor bytes after the first request's body."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    got: list[bytes] = []
+
+    def serve() -> None:  # reads all it gets until a quiet second, then answers and closes
+        c, _ = srv.accept()
+        c.settimeout(1)
+        data = b""
+        with contextlib.suppress(OSError):
+            while chunk := c.recv(65536):
+                data += chunk
+        got.append(data)
+        with contextlib.suppress(OSError):
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+        c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = srv.getsockname()[1]
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 api.test\n")
+    rec = journal.Journal(tmp_path / "net.jsonl", say=lambda _: None)
+    rules = policy.parse([f"api.test:{port}", f"127.0.0.1:{port}"])  # a loopback test server
+    p = proxy.Proxy(policy=policy.Policy(rules, open_internet=False),
+                    journal=rec, socket_dir=tmp_path / "net", ports=[],
+                    resolver=proxy.hosts_resolver(hosts), allow_flag="--allow-host")
+    with p:
+        out = ask(p, f"POST http://api.test:{port}/up HTTP/1.1\r\nContent-Length: 5\r\n\r\n"
+                  "hello".encode() + b"GET /admin HTTP/1.1\r\nHost: internal-admin.example\r\n\r\n")
+        assert out.endswith(b"OK")
+        chunked = ask(p, f"POST http://api.test:{port}/up HTTP/1.1\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".encode())
+        assert chunked.startswith(b"HTTP/1.1 411")
+    srv.close()
+    [data] = got
+    assert data.count(b"HTTP/1.1") == 1 and data.endswith(b"\r\n\r\nhello"), data
+    assert b"internal-admin" not in data and b"/admin" not in data

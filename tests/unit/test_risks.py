@@ -223,3 +223,18 @@ def test_names_near_dotgit_are_not_foreign(path: str) -> None:
 def test_symlink_targets_are_quoted() -> None:
     got = flagged("l", old_mode=0, new_mode=MODE_LINK, new_data=b"/etc/\x1b[2Kpasswd\r")
     assert got == ['symlink to an absolute path: "/etc/\\033[2Kpasswd\\r"']
+
+
+def test_hooks_dir_changes_are_a_risk_at_any_depth_and_above() -> None:
+    """security.md rule 3: under the repository's own core.hooksPath, or replacing a directory
+    on the way to it (a file or symlink there); b"" is the whole worktree."""
+    hooks = (b"tools/hooks",)
+    for path in ("tools/hooks/pre-commit", "tools/hooks/lib/x.sh", "TOOLS/Hooks/pre-push",
+                 "tools", "tools/hooks"):
+        assert risks.HOOKS in risks.assess(path=path, old_mode=0, new_mode=0o100644,
+                                           hooks=hooks), path
+    for path in ("tools/hooksx", "tools/other/pre-commit", "hooks/pre-commit", "toolsa/hooks/x"):
+        assert risks.HOOKS not in risks.assess(path=path, old_mode=0, new_mode=0o100644,
+                                               hooks=hooks), path
+    assert risks.hooks_risk(b"anything/at/all", (b"",)) == risks.HOOKS
+    assert risks.hooks_risk(b"tools/hooks/x", ()) is None

@@ -73,6 +73,8 @@ def proc_mounts(empty_file: Path | None) -> list[Mount]:
     for p in PROC_READONLY:
         if os.path.lexists(p):
             ms.append(Bind(Path(p), Path(p)))
+        elif p == "/proc/sys":  # the host's /proc hides it (subset=pid): the new one has it
+            ms += [Tmpfs(Path(p), mode=0o555), RemountRo(Path(p))]  # so it is empty inside
     for p in PROC_MASKED:
         if os.path.isdir(p):
             ms += [Tmpfs(Path(p), mode=0o555), RemountRo(Path(p))]

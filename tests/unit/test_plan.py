@@ -290,3 +290,13 @@ def test_the_kernels_settings_are_bound_read_only_over_the_new_procfs(tmp_path: 
             assert Bind(empty, Path(p)) in ms
     argv = MountPlan(mounts=system.system_mounts(empty)).options()
     assert argv.index("--proc") < argv.index("/proc/sys")
+
+
+def test_a_proc_sys_the_host_hides_is_masked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    from git_agent.sandbox.mounts import RemountRo
+
+    real = system.os.path.lexists
+    monkeypatch.setattr(system.os.path, "lexists", lambda p: p != "/proc/sys" and real(p))
+    ms = system.proc_mounts(tmp_path / "empty")
+    assert Tmpfs(Path("/proc/sys"), mode=0o555) in ms and RemountRo(Path("/proc/sys")) in ms

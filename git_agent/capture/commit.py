@@ -610,12 +610,18 @@ class _Capture:
     def move_branch(self, new_tip: bytes) -> None:
         """Step 5: compare-and-swap the branch from the tip read at the start."""
         old = self.prev.hex() if self.prev is not None else ZERO_OID
-        try:
-            proc.git("update-ref", "-m", f"git agent: capture {self.session.name}",
-                     self.session.branch, new_tip.hex(), old, cwd=self.worktree.root)
-        except proc.CalledProcessError as e:
-            raise GitAgentError(f"{self.session.branch} moved while capturing ({e}); run the "
-                                "capture again") from e
+        for attempt in range(3):
+            try:
+                proc.git("update-ref", "-m", f"git agent: capture {self.session.name}",
+                         self.session.branch, new_tip.hex(), old, cwd=self.worktree.root)
+                return
+            except proc.CalledProcessError as e:
+                # killed by a signal (a stray SIGTERM of the shell's `timeout`): git removed its
+                # lock, the ref is as it was, and the same compare-and-swap is safe to try again
+                if e.returncode < 0 and attempt < 2:
+                    continue
+                raise GitAgentError(f"{self.session.branch} moved while capturing ({e}); run "
+                                    "the capture again") from e
 
     def record(self, commit: str) -> None:
         """The base ref and meta.json name what this capture was made from."""

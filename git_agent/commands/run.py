@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pwd
 import threading
@@ -239,8 +238,7 @@ def _prepare(
     if session.read_meta().repo_id is None:  # made before ids were recorded, and found ours
         session.update_meta(repo_id=repo_id)
     s.agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _seed_gitconfig(s.agent_home, wt)
-    welcome.seed_agent_home(s.agent_home)
+    welcome.seed_agent_home(s.agent_home, worktree_root=wt.root)
     opts = sandbox.Options(
         worktree=wt,
         session=session,
@@ -373,21 +371,6 @@ def _forget(session: sessions.Session, wt: repo.Worktree, snap: _Background) -> 
     if snap.result is not None:
         proc.git("update-ref", "-d", session.base_ref, snap.result.oid, cwd=wt.root, check=False)
     sessions.remove(session)
-
-
-def _seed_gitconfig(agent_home: Path, wt: repo.Worktree) -> None:
-    """A new agent home gets the user's git identity, so the agent's own commits have one."""
-    path = agent_home / ".gitconfig"
-    if os.path.islink(path) or (os.path.lexists(path) and path.stat().st_size > 0):
-        return  # the user's own (an empty one was made by an older protect step: seed it)
-    lines = []
-    for key in ("name", "email"):
-        value = proc.git("config", f"user.{key}", cwd=wt.root, check=False).decode().strip()
-        if value and "\n" not in value:
-            lines.append(f"\t{key} = {json.dumps(value, ensure_ascii=False)}\n")
-    text = ("# made by git agent from your git identity; edit it here: a session's own "
-            "changes stay in that session\n")
-    path.write_text(text + ("[user]\n" + "".join(lines) if lines else ""))
 
 
 def _empty_file(state_root: Path) -> Path:

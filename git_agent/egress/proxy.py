@@ -22,13 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from git_agent.egress import forward, tls
+from git_agent.egress import forward, http, tls
 from git_agent.egress import policy as pol
 from git_agent.egress.forward import relay
 from git_agent.egress.journal import Journal
 
-HEAD_MAX = 65536
-BODY_MAX = 1 << 30  # a plain-HTTP request body (an upload), at most
 HANDSHAKE_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
 Resolver = Callable[[str, int], "list[pol.IP]"]
@@ -62,14 +60,6 @@ def hosts_resolver(path: Path) -> Resolver:
         return list(table.get(pol.normal_host(host), []))
 
     return resolve
-
-
-class Denied(Exception):
-    def __init__(self, reason: str, status: str = "403 Forbidden", hint: str = ""):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.hint = hint
 
 
 class Proxy:
@@ -205,7 +195,7 @@ class Proxy:
     def _serve(self, c: socket.socket, _port: int | None) -> None:
         start = time.time()
         c.settimeout(HANDSHAKE_TIMEOUT)
-        head, rest = _read_head(c)
+        head, rest = http.read_head(c)
         if head is None:
             return
         lines = head.decode("latin-1").split("\r\n")
@@ -213,27 +203,27 @@ class Proxy:
         host, port, via = "?", 0, "?"
         try:
             if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-                raise Denied("not an HTTP/1 proxy request", "400 Bad Request")
+                raise http.Denied("not an HTTP/1 proxy request", "400 Bad Request")
             method, target, version = parts
             if method == "CONNECT":
-                host, port = _authority(target, None)
+                host, port = http.authority(target, None)
                 via = "connect"
             else:
                 via = "http"
                 if not target.lower().startswith("http://"):
-                    raise Denied("only http:// URLs and CONNECT go through the proxy",
+                    raise http.Denied("only http:// URLs and CONNECT go through the proxy",
                                  "400 Bad Request")
                 authority, slash, path = target[7:].partition("/")
-                host, port = _authority(authority.rpartition("@")[2], 80)
+                host, port = http.authority(authority.rpartition("@")[2], 80)
                 path = "/" + path if slash else "/"
             addrs = self._addresses(host, port)
             if via == "connect":  # the ClientHello first: a refused tunnel reaches nobody
                 first = self._tunnel(c, host, port, rest)
             else:  # exactly one request: its head, rewritten, and its body; nothing after it
-                first = _rewrite(lines[1:], method, path, version, host, port) \
-                    + _body(c, lines[1:], rest)
+                first = http.origin_request(lines[1:], method, path, version, host, port) \
+                    + http.body_of(c, lines[1:], rest)
             addr, up = self._connect(addrs, port)
-        except Denied as d:
+        except http.Denied as d:
             with contextlib.suppress(OSError):
                 c.sendall(f"HTTP/1.1 {d.status}\r\nContent-Type: text/plain\r\n"
                           f"Connection: close\r\n\r\ngit agent: {d.reason}\n".encode())
@@ -250,19 +240,19 @@ class Proxy:
                          sent=counts[0], received=counts[1], started=start)
 
     def _addresses(self, host: str, port: int) -> list[pol.IP]:
-        """The addresses host may be reached at; Denied when none (or the name is denied)."""
+        """The addresses host may be reached at; http.Denied when none (or the name is denied)."""
         hint = f"allow it with {self.allow_flag} {_spec(host, port)}" if self.allow_flag else ""
         if not self.policy.allows_name(host, port):
             why = ("an IP address (allow it explicitly)" if pol.literal(host) is not None
                    else "not in the allow-list")
-            raise Denied(why, hint=hint)
+            raise http.Denied(why, hint=hint)
         ip = pol.literal(host)
         addrs = [ip] if ip is not None else self.resolver(host, port)
         if not addrs:
-            raise Denied("the name does not resolve", "502 Bad Gateway")
+            raise http.Denied("the name does not resolve", "502 Bad Gateway")
         ok = [a for a in addrs if self.policy.allows_address(a, port)]
         if not ok:
-            raise Denied(f"resolves to {addrs[0]}, a private, loopback, link-local or host "
+            raise http.Denied(f"resolves to {addrs[0]}, a private, loopback, link-local or host "
                          "address", hint=f"allow that address explicitly: "
                          f"{self.allow_flag or '--allow-host'} {_spec(str(addrs[0]), port)}")
         return ok
@@ -276,7 +266,7 @@ class Proxy:
                 return a, up
             except OSError as e:
                 last = e
-        raise Denied(f"cannot connect: {last.strerror if last else 'no address'}",
+        raise http.Denied(f"cannot connect: {last.strerror if last else 'no address'}",
                      "502 Bad Gateway")
 
     def _tunnel(self, c: socket.socket, host: str, port: int, rest: bytes) -> bytes:
@@ -290,18 +280,18 @@ class Proxy:
         try:
             hello = tls.read_hello(recv)
         except tls.NotTLS as e:
-            raise Denied(f"the tunnel does not start with TLS ({e})") from None
+            raise http.Denied(f"the tunnel does not start with TLS ({e})") from None
         except (EOFError, OSError):
-            raise Denied("the tunnel closed before a ClientHello") from None
+            raise http.Denied("the tunnel closed before a ClientHello") from None
         try:
             name = tls.server_name(hello)
         except (tls.NotTLS, UnicodeError) as e:
-            raise Denied(f"malformed ClientHello ({e})") from None
+            raise http.Denied(f"malformed ClientHello ({e})") from None
         literal = pol.literal(host) is not None
         if name is None and not literal:
-            raise Denied("TLS without a server name (SNI)")
+            raise http.Denied("TLS without a server name (SNI)")
         if name is not None and pol.normal_host(name) != pol.normal_host(host):
-            raise Denied(f"TLS server name {name!r} is not the CONNECT host")
+            raise http.Denied(f"TLS server name {name!r} is not the CONNECT host")
         return hello
 
 
@@ -357,61 +347,6 @@ def _spec(host: str, port: int) -> str:
     return h if port in (80, 443) else f"{h}:{port}"
 
 
-def _authority(text: str, default: int | None) -> tuple[str, int]:
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        raw = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, raw = text.rpartition(":") if ":" in text else (text, "", "")
-    if not raw:
-        if default is None:
-            raise Denied(f"CONNECT needs host:port, got {text!r}", "400 Bad Request")
-        return pol.normal_host(host), default
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise Denied(f"bad port in {text!r}", "400 Bad Request")
-    if not host:
-        raise Denied(f"no host in {text!r}", "400 Bad Request")
-    return pol.normal_host(host), int(raw)
-
-
-_HOP = {"proxy-connection", "proxy-authorization", "connection", "keep-alive", "host",
-        "proxy-authenticate", "te", "trailer", "upgrade"}
-
-
-def _rewrite(headers: list[str], method: str, path: str, version: str, host: str,
-             port: int) -> bytes:
-    """The request as the origin server takes it: origin-form, Host set to the target, one
-    request per connection (a second request could name another host)."""
-    h = f"[{host}]" if ":" in host else host
-    out = [f"{method} {path} {version}", f"Host: {h if port == 80 else f'{h}:{port}'}"]
-    out += [x for x in headers if x and x.split(":", 1)[0].strip().lower() not in _HOP]
-    out += ["Connection: close", "", ""]
-    return "\r\n".join(out).encode("latin-1")
-
-
-def _body(c: socket.socket, headers: list[str], rest: bytes) -> bytes:
-    """A plain-HTTP request's body, by its Content-Length: bytes the client sends after it
-    (a pipelined second request, which could name another host) are never relayed."""
-    fields = {x.split(":", 1)[0].strip().lower(): x.split(":", 1)[1].strip()
-              for x in headers if ":" in x}
-    if "transfer-encoding" in fields:
-        raise Denied("a request body of unknown length over plain http (use https)",
-                     "411 Length Required")
-    raw = fields.get("content-length", "0")
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > BODY_MAX:
-        raise Denied(f"bad Content-Length {raw[:20]!r}", "400 Bad Request")
-    want, body = int(raw), rest
-    while len(body) < want:
-        try:
-            chunk = c.recv(min(65536, want - len(body)))
-        except OSError as e:  # the handshake timeout, or the client went away
-            raise Denied("the request body did not come", "408 Request Timeout") from e
-        if not chunk:
-            raise Denied("the request body ended early", "400 Bad Request")
-        body += chunk
-    return body[:want]
-
-
 def _answer(c: socket.socket, up: socket.socket, counts: list[int], request: bytes) -> None:
     """Send the one request upstream, then relay only the answer (the server closes: the
     request says Connection: close); nothing more from the client goes upstream."""
@@ -426,18 +361,3 @@ def _answer(c: socket.socket, up: socket.socket, counts: list[int], request: byt
         c.close()
 
 
-def _read_head(c: socket.socket) -> tuple[bytes | None, bytes]:
-    data = b""
-    try:
-        while b"\r\n\r\n" not in data:
-            chunk = c.recv(65536)
-            if not chunk:
-                return None, b""
-            data += chunk
-            if len(data) > HEAD_MAX:
-                c.sendall(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
-                return None, b""
-    except OSError:
-        return None, b""
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return head, rest

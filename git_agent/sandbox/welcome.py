@@ -3,10 +3,12 @@ files of a new agent home, and the read-only `git agent` shim on the PATH inside
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from pathlib import Path
 
+from git_agent import proc
 from git_agent.sandbox.mounts import Bind, MountPlan
 
 SHIM_DIR = Path("/run/git-agent/bin")  # /run is a private tmpfs inside: nothing else there
@@ -127,9 +129,10 @@ end
 }
 
 
-def seed_agent_home(agent_home: Path) -> None:
+def seed_agent_home(agent_home: Path, *, worktree_root: Path) -> None:
     """The start-up files a new agent home gets, each written only when missing (a file, a
-    symlink or a dir of that name there is the user's)."""
+    symlink or a dir of that name there is the user's), and the user's git identity."""
+    _seed_gitconfig(agent_home, worktree_root)
     for rel, text in STARTUP.items():
         path = agent_home / rel
         if os.path.lexists(path):
@@ -137,3 +140,19 @@ def seed_agent_home(agent_home: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.parent.is_symlink():
             path.write_text(text)
+
+
+def _seed_gitconfig(agent_home: Path, worktree_root: Path) -> None:
+    """A new agent home gets the user's git identity, so the agent's own commits have one."""
+    path = agent_home / ".gitconfig"
+    if os.path.islink(path) or (os.path.lexists(path) and path.stat().st_size > 0):
+        return  # the user's own (an empty one was made by an older protect step: seed it)
+    lines = []
+    for key in ("name", "email"):
+        value = proc.git("config", f"user.{key}", cwd=worktree_root,
+                         check=False).decode().strip()
+        if value and "\n" not in value:
+            lines.append(f"\t{key} = {json.dumps(value, ensure_ascii=False)}\n")
+    text = ("# made by git agent from your git identity; edit it here: a session's own "
+            "changes stay in that session\n")
+    path.write_text(text + ("[user]\n" + "".join(lines) if lines else ""))

@@ -8,7 +8,7 @@ from git_agent.gittree import BLOB as MODE_FILE
 from git_agent.gittree import EXEC as MODE_EXEC
 from git_agent.gittree import GITLINK as MODE_GITLINK
 from git_agent.gittree import LINK as MODE_LINK
-from git_agent.mergeback import risks
+from git_agent.mergeback import risk_table, risks
 from git_agent.mergeback.risks import assess
 
 
@@ -197,7 +197,7 @@ def test_a_new_presets_project_config_gets_a_row(monkeypatch: pytest.MonkeyPatch
 
     new = presets.Preset("newagent", project=(".newagent/", "NEWAGENT.md"))
     monkeypatch.setitem(presets.PRESETS, "newagent", new)
-    rows = {r.pattern: r.reason for r in risks._preset_rules()}
+    rows = {r.pattern: r.reason for r in risk_table._preset_rules()}
     assert "newagent" in rows["**/.newagent/**"] and "newagent" in rows["NEWAGENT.md"]
 
 

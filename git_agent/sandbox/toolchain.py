@@ -51,6 +51,19 @@ RACY_NS = 2_000_000_000
 # Directories of installed packages: their files are the packages', never your settings, and
 # they are most of a toolchain's directories (a pyenv's site-packages: 2 in 3).
 PACKAGE_DIRS = frozenset(("site-packages", "dist-packages", "node_modules"))
+# Install and cache trees of the toolchains mounted by default (as paths from the home): the
+# software they installed and the packages they fetched, and most of a toolchain's directories
+# (~/.rustup's and ~/.pyenv's installs: 15,000 here). An install may hold settings near its
+# top (a node's etc/npmrc, a Python's pip.conf): such a tree is looked into INSTALL_DEPTH
+# levels deep only.
+INSTALL_DEPTH = 3
+INSTALL_TREES = (
+    ".rustup/toolchains", ".rustup/downloads", ".rustup/tmp", ".cargo/registry", ".cargo/git",
+    ".pyenv/versions", ".pyenv/cache", ".nvm/versions", ".nvm/.cache", ".asdf/installs",
+    ".asdf/downloads", ".local/share/mise/installs", ".m2/repository", ".gradle/caches",
+    ".gradle/wrapper/dists", ".npm/_cacache", ".bun/install/cache", ".deno/npm",
+    ".ghcup/ghc", ".sdkman/candidates", ".volta/tools/image", ".local/share/pnpm/store",
+)
 
 
 def is_secret(path: str) -> bool:
@@ -74,9 +87,10 @@ def find_secrets(dirs: Sequence[Path], cache: Path | None = None) -> list[Path]:
     after: dict[str, object] = {}
     found: list[str] = []
     now = time.time_ns()
-    stack = [(os.fspath(t), True) for t in reversed(tops)]
+    # (dir, is a mounted dir, levels still to look into; -1: no limit)
+    stack = [(os.fspath(t), True, -1) for t in reversed(tops)]
     while stack:
-        d, top = stack.pop()
+        d, top, depth = stack.pop()
         try:
             st = os.stat(d) if top else os.lstat(d)  # a mounted dir may itself be a link
         except OSError:
@@ -87,7 +101,9 @@ def find_secrets(dirs: Sequence[Path], cache: Path | None = None) -> list[Path]:
         if now - st.st_ctime_ns > RACY_NS:
             after[d] = [key, subdirs, hits]
         found += [f"{d}/{h}" for h in hits]
-        stack += [(f"{d}/{s}", False) for s in reversed(subdirs) if s not in PACKAGE_DIRS]
+        if depth != 0:
+            stack += [(f"{d}/{s}", False, _depth(f"{d}/{s}", depth)) for s in reversed(subdirs)
+                      if s not in PACKAGE_DIRS]
     if cache is not None and after != before:
         _save(cache, after)
     out: list[Path] = []
@@ -96,6 +112,13 @@ def find_secrets(dirs: Sequence[Path], cache: Path | None = None) -> list[Path]:
         if dest is not None and dest not in out:
             out.append(dest)
     return out
+
+
+def _depth(path: str, parent: int) -> int:
+    """How many more levels below path to look into: INSTALL_DEPTH at an install tree."""
+    if parent > 0:
+        return parent - 1
+    return INSTALL_DEPTH if any(path.endswith("/" + t) for t in INSTALL_TREES) else -1
 
 
 def _list(d: str) -> tuple[list[str], list[str]]:

@@ -94,3 +94,19 @@ def test_a_broken_cache_is_ignored(tmp_path: Path) -> None:
     cache.write_text('{"x": 1, "' + str(tmp_path / "h/.cargo") + '": [[1, 2, 3], [], []]}')
     found = toolchain.find_secrets(dirs, cache=cache)
     assert {str(p.relative_to(tmp_path / "h")) for p in found} == EXPECTED
+
+
+def test_install_trees_are_looked_into_a_few_levels_only(tmp_path: Path) -> None:
+    """The software a toolchain installed is most of its dirs: an install tree is read
+    INSTALL_DEPTH levels deep (a Python's pip.conf, a node's etc/npmrc), no deeper."""
+    home = tmp_path
+    shallow = [".pyenv/versions/3.11.7/pip.conf", ".nvm/versions/node/v20/etc/npmrc"]
+    deep = ".rustup/toolchains/stable/lib/rustlib/src/credentials"
+    for rel in [*shallow, deep, ".rustup/settings.toml"]:
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / rel).write_text("x")
+    mounts = [home / ".pyenv", home / ".nvm", home / ".rustup"]
+    found = {str(p.relative_to(home)) for p in toolchain.find_secrets(mounts)}
+    assert found == set(shallow)
+    toolchain_depth = toolchain.INSTALL_DEPTH
+    assert deep.count("/") - ".rustup/toolchains".count("/") > toolchain_depth

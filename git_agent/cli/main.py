@@ -245,6 +245,25 @@ def list_(json_out: bool, all_worktrees: bool) -> None:
     epilog=_examples(
         """
 Examples:
+  git agent run --no-capture -- make && git agent capture
+  git agent capture fix-42          while it runs: its state now, on agent/fix-42
+"""
+    ),
+)
+@click.argument("session_name", required=False, metavar="[SESSION]",
+                shell_complete=_complete_sessions)
+def capture(session_name: str | None) -> None:
+    """Bring agent/SESSION up to date with what the session holds now."""
+    from git_agent.commands import capture as capture_mod
+
+    sys.exit(capture_mod.main(session_name=session_name))
+
+
+@cli.command(
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
   git agent drop fix-42             asks first
   git agent drop -f fix-42          no question (scripts)
   git agent drop -f main            a stale session (its repository was deleted and

@@ -155,8 +155,7 @@ def main(*, no_capture: bool = False, **options: Any) -> int:
                 with network.running(settings.egress, session.dir) as sockets:
                     outcome, start, end = _launch(
                         network.with_network(plan, settings.egress, sockets), bw=bw.path,
-                        hooks=hooks, probes=probes, snap=snap, fresh=fresh, opts=opts,
-                        no_capture=no_capture)
+                        hooks=hooks, probes=probes, snap=snap, fresh=fresh, opts=opts)
                 for line in network.review_lines(session.dir, since=start):
                     say(line)
                 for w in agenthome.carry_back(session=session, agent_home=opts.agent_home,
@@ -165,8 +164,10 @@ def main(*, no_capture: bool = False, **options: Any) -> int:
                 session.update_meta(last_run=sessions.RunRecord(
                     command=opts.command, start=start, end=end,
                     exit_status=outcome.exit_status, net=settings.net))
-                if no_capture:
-                    say(f"changes kept in the session (not captured): {session.upper}")
+                if no_capture:  # the base is recorded all the same: `capture` can follow
+                    snap.join()
+                    say(f"changes kept in the session (not captured): `git agent capture "
+                        f"{session.name}` brings them to {session.branch_name}")
                 else:
                     _capture(session=session, worktree=wt, snap=snap, command=opts.command,
                              exit_status=outcome.exit_status)
@@ -267,14 +268,14 @@ def _warn_stale(session: sessions.Session, wt: repo.Worktree) -> None:
 
 def _launch(
     plan: MountPlan, *, bw: Path, hooks: launch.Hooks, probes: Path, snap: _Background, fresh: bool,
-    opts: sandbox.Options, no_capture: bool,
+    opts: sandbox.Options,
 ) -> tuple[launch.Outcome, float, float]:
     """Run the agent; a sandbox that never started undoes a new session and says why."""
     session, wt = opts.session, opts.worktree
     start = time.time()
     try:
         outcome = launch.run(plan, bwrap=bw, hooks=hooks, probe_cache=probes,
-                             started=None if no_capture else snap.start)
+                             started=snap.start)
     except BaseException:  # e.g. the network could not be set up: the agent never ran
         if fresh:
             _forget(session, wt, snap)

@@ -24,7 +24,7 @@ from tests.conftest import Actor
 REPO = Path(__file__).resolve().parents[2]
 MAN = REPO / "docs" / "git-agent.1"
 CONF_MD = REPO / "docs" / "configuration.md"
-VERBS = ("run", "review", "apply", "list", "drop", "doctor", "config", "completion")
+VERBS = ("run", "review", "apply", "capture", "list", "drop", "doctor", "config", "completion")
 GIT_BASH_COMPLETION = Path("/usr/share/bash-completion/completions/git")
 
 

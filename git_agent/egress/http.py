@@ -52,9 +52,24 @@ def origin_request(headers: list[str], method: str, path: str, version: str, hos
     return "\r\n".join(out).encode("latin-1")
 
 
+def check_head(lines: list[str]) -> None:
+    """A request head as HTTP/1.1 has it: lines end in CRLF, fields are NAME: VALUE. A bare CR
+    or LF inside a line (a header a server may split off, `Host` among them) is refused, as
+    is a line without a colon or a folded one."""
+    for line in lines[1:]:
+        if "\n" in line or "\r" in line or ":" not in line or line[:1] in (" ", "\t") \
+                or line.split(":", 1)[0].strip() != line.split(":", 1)[0] \
+                or not line.split(":", 1)[0]:
+            raise Denied("a malformed header line", "400 Bad Request")
+
+
 def body_of(c: socket.socket, headers: list[str], rest: bytes) -> bytes:
     """A plain-HTTP request's body, by its Content-Length: bytes the client sends after it
     (a pipelined second request, which could name another host) are never relayed."""
+    lengths = {x.split(":", 1)[1].strip() for x in headers
+               if ":" in x and x.split(":", 1)[0].strip().lower() == "content-length"}
+    if len(lengths) > 1:  # which one a server takes is its choice: a request smuggled inside
+        raise Denied("two Content-Length headers", "400 Bad Request")
     fields = {x.split(":", 1)[0].strip().lower(): x.split(":", 1)[1].strip()
               for x in headers if ":" in x}
     if "transfer-encoding" in fields:

@@ -169,8 +169,12 @@ class Policy(Record):
 
         if any(r.address == addr and r.matches(str(addr), port) for r in self.rules):
             return True
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            return self.allows_address(addr.ipv4_mapped, port)
+        if isinstance(addr, ipaddress.IPv6Address):
+            inner = embedded_ipv4(addr)
+            if inner is not None:  # judged as the IPv4 address it carries
+                return self.allows_address(inner, port)
+            if addr in ipaddress.ip_network("fec0::/10"):  # site-local: deprecated, private
+                return False
         return addr.is_global and not addr.is_multicast and addr not in self.own_addresses()
 
     def own_addresses(self) -> frozenset[IP]:
@@ -179,6 +183,25 @@ class Policy(Record):
         if now - self._own_at > 5:
             self._own, self._own_at = host_addresses(), now
         return self._own
+
+
+# IPv6 forms that carry an IPv4 address in their last 32 bits: IPv4-mapped (::ffff:0:0/96),
+# IPv4-translated (::ffff:0:0:0/96), IPv4-compatible (::/96, deprecated), and NAT64's
+# well-known and local-use prefixes (64:ff9b::/96, 64:ff9b:1::/48), where a NAT64 gateway
+# turns them into that IPv4 address.
+CARRIERS = ("::ffff:0:0/96", "::ffff:0:0:0/96", "::/96", "64:ff9b::/96", "64:ff9b:1::/48")
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, in the forms above (None: a plain one;
+    `::` and `::1` are themselves)."""
+    import ipaddress
+
+    if int(addr) <= 1:
+        return None
+    if any(addr in ipaddress.ip_network(n) for n in CARRIERS):
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
 
 
 def host_addresses() -> frozenset[IP]:

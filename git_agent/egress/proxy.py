@@ -205,6 +205,7 @@ class Proxy:
             if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
                 raise http.Denied("not an HTTP/1 proxy request", "400 Bad Request")
             method, target, version = parts
+            http.check_head(lines)
             if method == "CONNECT":
                 host, port = http.authority(target, None)
                 via = "connect"

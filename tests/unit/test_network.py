@@ -56,8 +56,13 @@ def test_addresses_public_only_unless_named() -> None:
     p._own, p._own_at = frozenset({ip.ip_address("203.0.113.7")}), 1e18  # a host address
     for private in ("10.1.2.3", "192.168.1.1", "172.16.0.1", "169.254.169.254", "127.0.0.1",
                     "::1", "fe80::1", "fd00::1", "100.64.0.1", "198.51.100.1", "::ffff:10.0.0.1",
-                    "0.0.0.0", "224.0.0.1"):
+                    "0.0.0.0", "224.0.0.1",
+                    # IPv6 forms carrying a private IPv4 (NAT64, compatible, translated), and
+                    # deprecated site-local (found by the second attack round)
+                    "64:ff9b::a00:5", "64:ff9b::7f00:1", "64:ff9b:1::a00:5", "::a00:5",
+                    "::ffff:0:a00:5", "fec0::1", "::7f00:1"):
         assert not p.allows_address(ip.ip_address(private), 443), private
+    assert p.allows_address(ip.ip_address("64:ff9b::808:404"), 443)  # NAT64 of 8.8.4.4
     assert p.allows_address(ip.ip_address("8.8.4.4"), 443)
     assert not p.allows_address(ip.ip_address("203.0.113.7"), 443)  # the host's own
     assert p.allows_address(ip.ip_address("127.0.0.1"), 8443)  # named with its port
@@ -417,6 +422,14 @@ def test_plain_http_relays_one_request_and_its_body_only(tmp_path: Path) -> None
         chunked = ask(p, f"POST http://api.test:{port}/up HTTP/1.1\r\n"
                       "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".encode())
         assert chunked.startswith(b"HTTP/1.1 411")
+        # a bare LF hides a second Host in a header; two lengths smuggle a request in a body
+        lf = ask(p, f"GET http://api.test:{port}/ HTTP/1.1\r\nX-A: 1\nHost: evil.example"
+                 "\r\n\r\n".encode())
+        assert lf.startswith(b"HTTP/1.1 400"), lf
+        two = ask(p, f"POST http://api.test:{port}/ HTTP/1.1\r\nContent-Length: 0\r\n"
+                  "Content-Length: 40\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: other.ex\r\n\r\n"
+                  .encode())
+        assert two.startswith(b"HTTP/1.1 400"), two
     srv.close()
     [data] = got
     assert data.count(b"HTTP/1.1") == 1 and data.endswith(b"\r\n\r\nhello"), data

@@ -40,15 +40,26 @@ def upper_of(actor: Actor, repo: Path, session: str) -> Path:
     return matches[0]
 
 
-def _without_repo_id(digest: dict[str, str], actor: Actor, repo: Path,
+def _without_repo_id(digest: dict[str, str], actor: Actor, repo: Path, before: dict[str, str],
                      git_dir: Path | None = None) -> dict[str, str]:
-    """digest less refs/agent-id and the blob it names (and its fan-out dir when new)."""
-    oid = actor.git("rev-parse", "refs/agent-id", cwd=repo).strip()
+    """digest less what git agent itself writes in .git, by git as the oracle: refs/agent-id
+    and refs/agent-base/* (and their reflogs), and the loose objects those refs reach (the
+    repository's id, the base snapshot), with fan-out dirs that hold nothing else."""
     g = os.path.relpath(git_dir or repo / ".git", repo)
-    drop = {f"{g}/refs/agent-id", f"{g}/objects/{oid[:2]}/{oid[2:]}"}
-    out = {k: v for k, v in digest.items() if k not in drop}
-    if not any(k.startswith(f"{g}/objects/{oid[:2]}/") for k in out):
-        out.pop(f"{g}/objects/{oid[:2]}", None)
+    refs = actor.git("for-each-ref", "--format=%(refname)", "refs/agent-id", "refs/agent-base",
+                     cwd=repo).split()
+    objects = set(actor.git("rev-list", "--objects", "--no-object-names", *refs,
+                            cwd=repo).split()) if refs else set()
+    objects |= {actor.git("rev-parse", r, cwd=repo).strip() for r in refs}
+    drop = {f"{g}/{r}" for r in refs} | {f"{g}/logs/{r}" for r in refs}
+    drop |= {f"{g}/objects/{o[:2]}/{o[2:]}" for o in objects}
+    out = {k: v for k, v in digest.items() if k not in drop or k in before}  # new ones only
+    for fan in {f"{g}/objects/{o[:2]}" for o in objects} - set(before):
+        if not any(k.startswith(fan + "/") for k in out):
+            out.pop(fan, None)
+    for d in (f"{g}/refs/agent-base", f"{g}/logs/refs/agent-base", f"{g}/logs/refs"):
+        if d not in before and not any(k.startswith(d + "/") for k in out):
+            out.pop(d, None)
     return out
 
 
@@ -69,7 +80,7 @@ def test_writes_land_in_upper_and_worktree_is_unchanged(actor: Actor) -> None:
     assert "SECRET=1" in p.stdout  # the agent sees uncommitted, untracked files
     # the sandbox wrote nothing: worktree and .git byte for byte, but for the repository's id
     # that git agent itself writes once (refs/agent-id, one blob: security.md)
-    assert _without_repo_id(tree_digest(repo), actor, repo) == before
+    assert _without_repo_id(tree_digest(repo), actor, repo, before) == before
     upper = upper_of(actor, repo, "s1")
     assert (upper / "README.md").read_text() == "changed\n"
     assert (upper / "new.txt").read_text() == "new\n"
@@ -256,7 +267,7 @@ def test_linked_worktree(actor: Actor) -> None:
     )
     assert p.returncode == 0, p.stderr
     assert "inside" in p.stdout  # git works inside, committing into the overlaid common dir
-    assert _without_repo_id(tree_digest(repo), actor, repo) == before_main
+    assert _without_repo_id(tree_digest(repo), actor, repo, before_main) == before_main
     assert tree_digest(linked) == before_linked
     # captured, the agent's commit lands on agent/lw (the common dir's own overlay is read)
     p = actor.agent("run", "-s", "lw", "--", "true", cwd=linked)

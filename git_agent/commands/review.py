@@ -13,6 +13,7 @@ from git_agent.mergeback.view import (
     View,
     changes,
     diff_argv,
+    find_session,
     open_view,
     pathspecs,
 )
@@ -79,18 +80,22 @@ def render(view: View, files: Sequence[FileChange], specs: Sequence[str], *, col
 def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequence[str],
          net: bool = False) -> int:
     worktree = find_worktree()
+    if net:  # the network record: one line per connection, whether files changed or not
+        s = find_session(worktree, session_name)
+        lines = network.review_lines(s.dir, full=True)
+        if not lines:
+            ui.say(f"session {s.name!r} has no network record (its runs used --net host or "
+                   "none, where nothing goes through git agent's proxy)")
+            return 0
+        ui.write_stdout(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+        return 0
     try:
         view = open_view(worktree, session_name)
     except NothingCaptured as e:
         ui.say(str(e))
-        return 0
-    if net:  # the network record: one line per connection, allowed or denied
-        lines = network.review_lines(view.session.dir, full=True)
-        if not lines:
-            ui.say(f"session {view.session.name!r} has no network record (its runs used "
-                   "--net host or none, where nothing goes through git agent's proxy)")
-            return 0
-        ui.write_stdout(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+        lines = network.review_lines(find_session(worktree, session_name).dir)
+        if lines:  # a session that only reached out is not one to overlook
+            ui.say(f"{lines[0]} (git agent review --net lists it)")
         return 0
     files = changes(view, paths=paths)
     if json_out:
@@ -98,6 +103,8 @@ def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequenc
         return 0
     if not files:
         ui.say(f"session {view.session.name!r} has no changes")
+        for line in network.review_lines(view.session.dir):
+            ui.say(f"{line} (git agent review --net lists it)")
         return 0
     color = ui.use_color(cwd=worktree.root)
     specs = pathspecs(worktree, paths)

@@ -516,6 +516,15 @@ def test_every_decision_is_recorded_and_shown_by_review_with_names_quoted(actor:
     got = json.loads(actor.agent("review", "rec", "--json", cwd=repo).stdout)
     assert sorted(e["host"] for e in got["net"]) == sorted(["plain.test", evil.lower()])  # as is
     assert {e["verdict"] for e in got["net"]} == {"denied"}
+    # a session that changed no file but reached out is not one to overlook
+    quiet = actor.agent("run", "-s", "quiet", "--allow-host", "api.test", "--", PY, "-c",
+                        CONNECT_EVIL.replace('open("done.txt", "w").write("done\\n")', ""),
+                        "quiet.test", cwd=repo, env=hosts_file(actor, ""))
+    assert quiet.returncode == 0, quiet.stderr
+    said = actor.agent("review", "quiet", cwd=repo)
+    assert "network: reached 0 hosts; denied 1: quiet.test" in said.stderr, said.stderr
+    listed = actor.agent("review", "quiet", "--net", cwd=repo)
+    assert "quiet.test:443" in listed.stdout, listed.stderr
     host_run = actor.agent("run", "-s", "plain", "--", "sh", "-c", "echo x > y", cwd=repo)
     assert host_run.returncode == 0, host_run.stderr
     none = actor.agent("review", "plain", "--net", cwd=repo)

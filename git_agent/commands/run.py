@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -239,6 +240,10 @@ def _prepare(
     if session.read_meta().repo_id is None:  # made before ids were recorded, and found ours
         session.update_meta(repo_id=repo_id)
     s.agent_home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.lstat(s.agent_home)  # resolved before: a link here now was put in our way
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise SandboxUnavailable(f"the agent home {s.agent_home} changed under git agent (it "
+                                 "is now a link, or another user's); not started")
     welcome.seed_agent_home(s.agent_home, worktree_root=wt.root)
     opts = sandbox.Options(
         worktree=wt,

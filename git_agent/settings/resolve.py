@@ -122,6 +122,10 @@ def resolve(
     agent_home = mountspec.expand_home(flags.home or cfg.get_str("agent.home") or "~/aihome", home)
     if not agent_home.is_absolute():
         raise UsageError(f"agent home {agent_home} must be an absolute path")
+    # resolved once, here: every later step (the owner check, the mount, the seeding, the
+    # carry-back) uses this path, so a symlink on the way that someone swaps meanwhile is
+    # never followed again
+    agent_home = Path(os.path.realpath(agent_home))
     sockets = [Path(os.path.abspath(os.path.expanduser(s)))
                for s in [*cfg.get_all("agent.allowSocket"), *flags.allow_sockets]]
     set_env = {k: v for k, v in chosen.default_env.items() if k not in environ}

@@ -103,3 +103,33 @@ def test_a_user_is_refused_an_agent_home_of_roots(root_actor: Actor, user_actor:
     assert p.stderr == (f"git agent: agent home {roots}: {roots} is owned by uid 0; use a home "
                         "of your own (--home, git config agent.home)\n"), p.stderr
     assert os.listdir(roots) == []
+
+
+def test_a_swapped_agent_home_link_is_never_followed(root_actor: Actor, user_actor: Actor
+                                                     ) -> None:
+    """security.md, "Another user's repository or agent home": --home through a link another
+    user owns, re-pointed by them while root's agent runs: the agent home is the directory the
+    link led to at the start (checked, mounted, carried back into), never theirs."""
+    repo = root_actor.make_repo()
+    mine = root_actor.base / "roothome"
+    mine.mkdir()
+    theirs = user_actor.base / "theirhome"
+    theirs.mkdir()
+    user_actor.own(theirs)
+    link = user_actor.base / "homelink"
+    os.symlink(mine, link)
+    os.lchown(link, user_actor.uid, user_actor.gid)
+    argv = root_actor._argv(["git", "-c", "agent.homeKeep=tok", "agent", "run", "--home",
+                             str(link), "--", "sh", "-c",
+                             "echo ready; read go; echo token > ~/tok; echo hi > a.txt"])
+    proc = subprocess.Popen(argv, cwd=repo, env=root_actor.env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline() == "ready\n"
+    os.unlink(link)  # their swap, while root's agent runs
+    os.symlink(theirs, link)
+    os.lchown(link, user_actor.uid, user_actor.gid)
+    out, err = proc.communicate("go\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert (mine / "tok").read_text() == "token\n"  # carried back where the run began
+    assert list(theirs.iterdir()) == []  # nothing of root's reached their directory

@@ -26,6 +26,9 @@ DENIED: dict[str, dict[str, int]] = {
     # Lets a process stall the kernel mid-copy: the usual tool for winning kernel races.
     # Needs: CRIU, QEMU post-copy migration.
     "userfaultfd": {"x86_64": 323, "aarch64": 282},
+    # Takes a copy of another process's file descriptor: pid 1's (bwrap's status pipe) would let
+    # the agent write its own exit status. Needs: debuggers of fd passing, rare.
+    "pidfd_getfd": {"x86_64": 438, "aarch64": 438},
     # Hardware counters leak side channels and have had many kernel bugs. Needs: perf(1).
     "perf_event_open": {"x86_64": 298, "aarch64": 241},
     # Loading kernels and modules, time, accounting, swap and reboot change the host itself; they
@@ -87,6 +90,9 @@ MODE_CHECKED: dict[str, tuple[dict[str, int], int, int | None]] = {
 # kernel truncates it); tracing any other process (gdb, strace on the agent's own children)
 # stays allowed.
 PTRACE_NR = {"x86_64": 101, "aarch64": 117}
+# process_vm_writev writes another process's memory as /proc/PID/mem does (masked for pid 1
+# by sandbox/system.py): pid 1 (its first argument) gets EPERM, other pids stay allowed.
+VM_WRITEV_NR = {"x86_64": 311, "aarch64": 271}
 INIT_PID = 1
 # openat2 takes its flags and mode in a struct the filter cannot read: ENOSYS, on which libc
 # and language runtimes fall back to openat (which the filter checks).
@@ -142,6 +148,7 @@ def build_filter(*, arch: str | None = None) -> bytes:
         prog.append((_JSET_K, "eperm", None, _X32_SYSCALL_BIT))
     prog.append((_JEQ_K, "ioctl", None, IOCTL_NR[arch]))
     prog.append((_JEQ_K, "ptrace", None, PTRACE_NR[arch]))
+    prog.append((_JEQ_K, "vm_writev", None, VM_WRITEV_NR[arch]))
     for numbers in DENIED.values():
         prog.append((_JEQ_K, "eperm", None, numbers[arch]))
     for numbers in ENOSYS_CALLS.values():
@@ -160,6 +167,9 @@ def build_filter(*, arch: str | None = None) -> bytes:
         (_RET_K, None, None, RET_ALLOW),
         "ptrace",
         (_LD_W_ABS, None, None, _arg_low(1)),
+        (_JEQ_K, "eperm", "allow", INIT_PID),
+        "vm_writev",
+        (_LD_W_ABS, None, None, _arg_low(0)),
         (_JEQ_K, "eperm", "allow", INIT_PID),
     ]
     for mode_arg, flags_arg in sorted(checks, key=lambda c: (c[0], c[1] or -1)):

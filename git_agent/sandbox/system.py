@@ -38,7 +38,13 @@ PROC_READONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs", "/
 # Masked (Docker's masked paths): kernel memory, the keys of the caller's keyrings, timers and
 # scheduler state of the whole host, firmware and SCSI control files.
 PROC_MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
-               "/proc/latency_stats", "/proc/acpi", "/proc/scsi")
+               "/proc/latency_stats", "/proc/acpi", "/proc/scsi",
+               # physical memory and kernel allocator state (root-readable): side channels
+               "/proc/kpageflags", "/proc/kpagecount", "/proc/kpagecgroup", "/proc/slabinfo",
+               "/proc/pagetypeinfo", "/proc/vmallocinfo",
+               # the memory of pid 1, the sandbox's init (bwrap): written, it could be made to
+               # spin for ever, and git agent would wait for it (process_vm_writev: seccomp)
+               "/proc/1/mem", "/proc/1/task/1/mem")
 
 
 def system_mounts(empty_file: Path | None) -> list[Mount]:

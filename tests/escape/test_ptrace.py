@@ -36,6 +36,26 @@ out["child stopped"] = os.WIFSTOPPED(status)
 out["detach child"] = call(PTRACE_DETACH, child)
 os.kill(child, signal.SIGKILL)
 os.waitpid(child, 0)
+# pid 1's memory, the way round ptrace (attack round 2): /proc/1/mem, process_vm_writev,
+# and a copy of one of its fds (its status pipe)
+for path in ("/proc/1/mem", "/proc/1/task/1/mem"):
+    try:
+        os.close(os.open(path, os.O_RDWR))
+        out[path] = "ok"
+    except OSError as e:
+        out[path] = errno.errorcode[e.errno]
+class IOV(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(2)
+local = IOV(ctypes.cast(buf, ctypes.c_void_p), 2)
+remote = IOV(0x400000, 2)
+libc.syscall.restype = ctypes.c_long
+nr = {"x86_64": 311, "aarch64": 271}[os.uname().machine]
+r = libc.syscall(nr, 1, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+out["process_vm_writev 1"] = "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()]
+pidfd = os.pidfd_open(1)
+r = libc.syscall(438, pidfd, 0, 0)
+out["pidfd_getfd 1"] = "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()]
 open("traced.txt", "w").write("done\n")
 print(json.dumps(out), flush=True)
 """
@@ -54,6 +74,9 @@ def test_the_agent_cannot_stop_the_sandboxs_init(actor: Actor) -> None:
     assert out["seize 1"] == "EPERM", out
     assert out["interrupt 1"] == "EPERM", out
     assert out["attach 1 (high word)"] != "ok", out  # pid is an int: the same pid 1
+    for way in ("/proc/1/mem", "/proc/1/task/1/mem"):
+        assert out[way] in ("EROFS", "EACCES"), out
+    assert out["process_vm_writev 1"] == "EPERM" and out["pidfd_getfd 1"] == "EPERM", out
     # the agent's own tools still trace its children
     assert out["attach child"] == "ok" and out["child stopped"], out
     assert out["detach child"] == "ok", out

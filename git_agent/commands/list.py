@@ -104,7 +104,8 @@ def main(*, json_out: bool, all_worktrees: bool = False) -> int:
         state = "stale" if r["stale"] else _STATE.get(r["busy"] or "", "idle")
         cells = (r["name"], r["branch"], state,
                  "-" if r["files"] is None else str(r["files"]), human_size(r["size"]),
-                 _last_run_text(r["last_run"]))
+                 "running now (first run)" if r["running"] and not r["last_run"]
+                 else _last_run_text(r["last_run"]))
         table.append((ui.quote_path(r["worktree"]), *cells) if all_worktrees else cells)
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]

@@ -3,6 +3,7 @@ variables (agent.preset.<name>.<var>)."""
 
 from __future__ import annotations
 
+from git_agent.egress.policy import MODES
 from git_agent.record import Record
 
 # The toolchain dirs of the real home mounted by default when they exist (read-only).
@@ -35,7 +36,7 @@ DEFAULT_MOUNTS = (
 DEFAULT_PROTECT: tuple[str, ...] = ()
 # (an entry ending in "/" is a directory: created empty in the agent home when missing)
 
-NET_MODES = ("host", "none", "isolated", "filtered")  # sandbox/network.py says what each is
+NET_MODES = MODES  # the one list (egress/policy.py); sandbox/network.py says what each is
 
 
 class Key(Record):

@@ -41,9 +41,9 @@ def open_root(path: bytes | str | os.PathLike[str]) -> int:
 
 
 def open_dir(dir_fd: int, rel: bytes | Sequence[bytes], *,
-             made: Callable[[int], None] | None = None) -> int:
+             made: Callable[[int], None] | None = None, mode: int = 0o777) -> int:
     """An fd on the directory rel beneath dir_fd (dir_fd itself, dup'ed, for b''). With made,
-    missing directories are created (0777 less the umask) and made(i) hears of each: the
+    missing directories are created (mode less the umask) and made(i) hears of each: the
     number of components of rel that lead to it."""
     comps = parts(rel) if isinstance(rel, bytes) else list(rel)
     fd = os.dup(dir_fd)
@@ -54,7 +54,7 @@ def open_dir(dir_fd: int, rel: bytes | Sequence[bytes], *,
             except FileNotFoundError:
                 if made is None:
                     raise
-                os.mkdir(name, 0o777, dir_fd=fd)
+                os.mkdir(name, mode, dir_fd=fd)
                 made(i)
                 nfd = os.open(name, DIR_FLAGS, dir_fd=fd)
             os.close(fd)

@@ -263,20 +263,8 @@ def _write(hfd: int, comps: list[bytes], data: bytes, warnings: list[str]) -> bo
 
 
 def _open_dirs(root: int, comps: list[bytes]) -> int:
-    fd = os.dup(root)
-    try:
-        for name in comps:
-            try:
-                nfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                os.mkdir(name, 0o700, dir_fd=fd)
-                nfd = os.open(name, beneath.DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    """An fd on comps beneath root, made (0700) where missing, no link followed."""
+    return beneath.open_dir(root, comps, made=lambda _: None, mode=0o700)
 
 
 def _merge_json(fd: int, name: bytes, hfd: int, comps: list[bytes], keys: tuple[str, ...],

@@ -139,6 +139,47 @@ def included_config_risk(path: bytes, files: Sequence[bytes]) -> str | None:
     return CONFIG_INCLUDED if _at_or_around(path, files) else None
 
 
+NAMED = "a program or file your git config names ({keys}): git runs or reads it"
+
+
+class ConfigNamed:
+    """The worktree's paths that values of the user's git config name, indexed by path so that
+    each change costs one look-up per directory level (apply checks every path).
+
+    A whole value names its path, what is under it (a directory git reads, init.templateDir)
+    and the directories above it (a file or link there replaces the way to it); a word of a
+    command names its path and the directories above it only."""
+
+    def __init__(self, names: Sequence[tuple[bytes, str, bool]] = ()) -> None:
+        """names: (path from the worktree root, the key, whether it is the whole value)."""
+        self._at: dict[bytes, list[str]] = {}  # the path and every directory above it
+        self._under: dict[bytes, list[str]] = {}  # whole values: everything under them too
+        for path, key, whole in names:
+            p = path.lower()
+            parts = p.split(b"/")
+            for i in range(1, len(parts) + 1):
+                keys = self._at.setdefault(b"/".join(parts[:i]), [])
+                if key not in keys:
+                    keys.append(key)
+            if whole and key not in self._under.setdefault(p, []):
+                self._under[p].append(key)
+
+    def keys(self, path: bytes) -> list[str]:
+        """The keys whose values name this path (as a path from the worktree root)."""
+        p = path.lower()
+        out = list(self._at.get(p, ()))
+        parts = p.split(b"/")
+        for i in range(1, len(parts)):
+            out.extend(k for k in self._under.get(b"/".join(parts[:i]), ()) if k not in out)
+        return out
+
+
+def config_named_risk(path: bytes, named: ConfigNamed) -> str | None:
+    """NAMED, with the keys, for a path that a value of the user's git config names."""
+    keys = named.keys(path)
+    return NAMED.format(keys=", ".join(keys)) if keys else None
+
+
 def _at_or_around(path: bytes, places: Sequence[bytes]) -> bool:
     """path is one of places, under one, or above one (b"" is the worktree root itself)."""
     p = path.lower()
@@ -177,13 +218,14 @@ def assess(
     new_data: bytes | None = None,
     hooks: Sequence[bytes] = (),
     configs: Sequence[bytes] = (),
+    named: ConfigNamed | None = None,
 ) -> list[str]:
     """Every reason this change is risky, most specific first; [] for a plain edit.
 
     `old_mode`/`new_mode` are git modes (0 when absent); `*_data` the blob contents (a link's
     target for mode 120000), None when absent or not loaded; `hooks` the worktree's hooks dirs
-    (view.hooks_dirs); `configs` the files of it that its git config includes
-    (view.included_configs).
+    (view.read_config: core.hooksPath); `configs` the files of it that its git config
+    includes; `named` the paths that the other values of its git config name.
     """
     out: list[str] = []
     name = path.rsplit("/", 1)[-1]
@@ -196,6 +238,9 @@ def assess(
     included = included_config_risk(os.fsencode(path), configs)
     if included:
         out.append(included)
+    by_value = config_named_risk(os.fsencode(path), named) if named is not None else None
+    if by_value:
+        out.append(by_value)
     if new_mode == gittree.LINK and new_data is not None:
         r = symlink_risk(path, new_data)
         if r:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
+import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from git_agent import beneath, gittree, proc, session, ui
@@ -66,6 +67,15 @@ class NothingCaptured(GitAgentError):
 
 
 @dataclass(frozen=True)
+class GitConfig:
+    """What the user's effective git config says about the worktree's own files."""
+
+    hooks: tuple[bytes, ...] = ()  # the hooks dir git uses, if in the worktree (b"" the root)
+    configs: tuple[bytes, ...] = ()  # files git reads as config (include.path, includeIf)
+    named: risks.ConfigNamed = field(default_factory=risks.ConfigNamed)  # any other value
+
+
+@dataclass(frozen=True)
 class View:
     """A session with its base and head commits resolved."""
 
@@ -73,8 +83,7 @@ class View:
     session: session.Session
     base: str
     head: str
-    hooks: tuple[bytes, ...] = ()  # hooks_dirs(worktree), read once per review/apply
-    configs: tuple[bytes, ...] = ()  # included_configs(worktree), read once too
+    config: GitConfig = field(default_factory=GitConfig)  # read once per review/apply
 
 
 # --- sessions --------------------------------------------------------------------------------
@@ -133,34 +142,79 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     if head is None:
         raise GitAgentError(f"session {s.name!r} has no captured changes (no branch "
                             f"{s.branch_name})")
-    return View(worktree=worktree, session=s, base=base, head=head, hooks=hooks_dirs(worktree),
-                configs=included_configs(worktree))
+    return View(worktree=worktree, session=s, base=base, head=head,
+                config=read_config(worktree))
 
 
-def hooks_dirs(worktree: Worktree) -> tuple[bytes, ...]:
-    """The hooks dir git uses for this worktree, as paths from the worktree root (as git names
-    it, and with symlinks resolved; b"" for the root); () when it is outside the worktree.
+def read_config(worktree: Worktree) -> GitConfig:
+    """The user's git config (every scope, as git reads it: `git config --list --show-origin`,
+    one call), turned into the worktree paths it names; paths under the git dir are left out
+    (no branch holds them).
 
-    git itself answers (`rev-parse --git-path hooks`: core.hooksPath from every config scope,
-    `~` expanded, relative to the worktree root); the default is under .git, which no branch
-    holds."""
-    out = proc.git("rev-parse", "--git-path", "hooks", cwd=worktree.root, check=False)
-    value = out[:-1] if out.endswith(b"\n") else out
-    return _in_worktree(worktree, [value] if value else [])
-
-
-def included_configs(worktree: Worktree) -> tuple[bytes, ...]:
-    """The worktree's files that git reads as config for it (an `include.path` or a matching
-    `includeIf` of the user's config naming a file in the worktree), as paths from its root.
-    git itself answers (`config --list --show-origin`); files under the git dir are left out
-    (no branch holds them)."""
+    core.hooksPath: the hooks dir (`~` expanded, relative to the worktree root; the default is
+    under .git). include.path / includeIf.*.path, and every file git read config from: config.
+    Every other value, whatever its key, is taken as a path (relative to the worktree root,
+    `~` expanded), and so is each word of it (a command: `!tools/x.sh`, `sh tools/c.sh %f`),
+    save the worktree root itself: a value that only looks like a path adds a risk line, a key
+    missing from some list never hides one."""
     out = proc.git("config", "--list", "--show-origin", "-z", cwd=worktree.root, check=False)
-    origins = {rec[len(b"file:"):] for rec in out.split(b"\0")[::2] if rec.startswith(b"file:")}
+    fields = out.split(b"\0")
+    root = os.fsencode(worktree.root)
+    hooks: list[bytes] = []
+    configs: list[bytes] = []
+    named: list[tuple[bytes, str, bool]] = []
+    for origin, entry in zip(fields[::2], fields[1::2], strict=False):
+        key_b, _, value = entry.partition(b"\n")
+        key = key_b.decode(errors="replace")
+        where = origin[len(b"file:"):] if origin.startswith(b"file:") else None
+        if where is not None:
+            configs.append(where)
+        low = key.lower()
+        if low == "core.hookspath":
+            hooks = [_expand(value)] if value else []  # the last one wins, as in git
+        elif low == "include.path" or (low.startswith("includeif.") and low.endswith(".path")):
+            here = os.path.dirname(os.path.join(root, where)) if where is not None else root
+            configs.append(os.path.join(here, _expand(value)))  # as git: from the file's dir
+        elif value:
+            named.append((_expand(value), key, True))
+            named.extend((_expand(w), key, False) for w in _words(value))
     git_dirs = {os.path.realpath(os.fsencode(d)) for d in (worktree.git_dir, worktree.common_dir)}
-    inside = [o for o in sorted(origins)
-              if not any(os.path.realpath(os.path.join(os.fsencode(worktree.root), o))
-                         .startswith(g + b"/") for g in git_dirs)]
-    return _in_worktree(worktree, inside)
+
+    def kept(paths: Sequence[bytes]) -> list[bytes]:
+        return [p for p in _in_worktree(worktree, paths)
+                if not any(os.path.realpath(os.path.join(root, p)).startswith(g + b"/")
+                           or os.path.realpath(os.path.join(root, p)) == g for g in git_dirs)]
+
+    found: list[tuple[bytes, str, bool]] = []
+    for path, key, whole in named:
+        found.extend((p, key, whole) for p in kept([path]) if p)
+    return GitConfig(hooks=_in_worktree(worktree, hooks), configs=tuple(kept(configs)),
+                     named=risks.ConfigNamed(found))
+
+
+def _expand(value: bytes) -> bytes:
+    """`~` and `~user` expanded, as git does for paths."""
+    return os.path.expanduser(value) if value.startswith(b"~") else value
+
+
+def _words(value: bytes) -> list[bytes]:
+    """The words of a value read as a shell command (an alias's leading `!` dropped), and what
+    follows `=` in one (`--file=PATH`)."""
+    text = os.fsdecode(value[1:] if value.startswith(b"!") else value)
+    try:
+        words = shlex.split(text, comments=False, posix=True)
+        lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words += list(lexer)
+    except ValueError:  # unbalanced quotes: plain words
+        words = text.split()
+    out: list[bytes] = []
+    for w in words:
+        for part in (w, w.rpartition("=")[2]):
+            b = os.fsencode(part)
+            if b and b not in out:
+                out.append(b)
+    return out
 
 
 def _in_worktree(worktree: Worktree, paths: Sequence[bytes]) -> tuple[bytes, ...]:
@@ -226,13 +280,13 @@ UNTRACKED = ("deletes a file of yours that is in no commit (untracked or uncommi
 
 
 def _with_risks(repo: pygit2.Repository, c: FileChange, first: str | None,
-                untracked: bool, hooks: Sequence[bytes],
-                configs: Sequence[bytes] = ()) -> FileChange:
+                untracked: bool, config: GitConfig) -> FileChange:
     new = blob(repo, c.new_oid, c.new_mode)
     name = c.path.rsplit(b"/", 1)[-1].lower()
     old = blob(repo, c.old_oid, c.old_mode) if name == b"package.json" else None
     found = risks.assess(path=os.fsdecode(c.path), old_mode=c.old_mode, new_mode=c.new_mode,
-                         old_data=old, new_data=new, hooks=hooks, configs=configs)
+                         old_data=old, new_data=new, hooks=config.hooks,
+                         configs=config.configs, named=config.named)
     if first is not None:
         found.insert(0, first)
     if untracked:
@@ -325,8 +379,7 @@ def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
     finally:
         os.close(root_fd)
     untracked = _uncommitted(view.worktree, repo, deleted)
-    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked, view.hooks,
-                        view.configs)
+    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked, view.config)
             for c in picked]
 
 

@@ -229,13 +229,15 @@ def _prepare(
     sandbox.check_layout(worktree=wt, home=home, agent_home=s.agent_home, state_root=state_root)
     session = sessions.get(wt, s.session_name)
     fresh = not session.exists()
-    identity.check(wt, session)  # a session of a repository that was here before: never reused
+    known_id = identity.current(wt)  # read once: the stale check and the record use it
+    if identity.is_stale(wt, session, known_id):  # of a repository that was here before
+        raise identity.StaleSession(identity.stale_message(session))
     if session.meta_path.exists() and not session.upper.is_dir():
         say(
             f"warning: session {s.session_name!r} lost its upper dir; it starts empty "
             f"(agent/{s.session_name} keeps its last capture)"
         )
-    repo_id = identity.ensure(wt)
+    repo_id = known_id or identity.ensure(wt)
     sessions.create(wt, session, repo_id=repo_id)
     if session.read_meta().repo_id is None:  # made before ids were recorded, and found ours
         session.update_meta(repo_id=repo_id)

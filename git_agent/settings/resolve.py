@@ -167,21 +167,6 @@ def default_command(cfg: gitconfig.GitConfig, environ: Mapping[str, str]) -> lis
     return [environ.get("SHELL") or "/bin/sh"]
 
 
-def parse_ports(values: Sequence[str]) -> list[int]:
-    """agent.allowPort values, each once (policy.choose reads them for a run)."""
-    out: list[int] = []
-    for v in values:
-        try:
-            p = int(v)
-        except ValueError:
-            raise UsageError(f"agent.allowPort: {v!r} is not a port number") from None
-        if not 1 <= p <= 65535:
-            raise UsageError(f"agent.allowPort: {p} is not between 1 and 65535")
-        if p not in out:
-            out.append(p)
-    return out
-
-
 def hide_paths(
     wt: Worktree, from_config: Sequence[str], from_flags: Sequence[str], warnings: list[str]
 ) -> list[Path]:

@@ -9,7 +9,7 @@ import pytest
 from git_agent.errors import UsageError
 from git_agent.repo import Worktree
 from git_agent.settings import gitconfig, keys
-from git_agent.settings.resolve import RunFlags, RunSettings, parse_ports, resolve
+from git_agent.settings.resolve import RunFlags, RunSettings, resolve
 
 
 def cfg(**values: str | list[str]) -> gitconfig.GitConfig:
@@ -67,9 +67,9 @@ def test_ports_belong_to_the_isolated_mode(wt: Worktree) -> None:
 
 
 @pytest.mark.parametrize("bad", ["x", "0", "65536", "-1"])
-def test_bad_ports(bad: str) -> None:
+def test_bad_ports(wt: Worktree, bad: str) -> None:
     with pytest.raises(UsageError, match="agent.allowPort"):
-        parse_ports([bad])
+        settle(wt, c=cfg(net="isolated", allowPort=bad))
 
 
 def test_bad_net_mode(wt: Worktree) -> None:

@@ -139,7 +139,7 @@ def main(*, no_capture: bool = False, **options: Any) -> int:
         if _stderr_is_tty():  # one line that says where the agent runs, and how to leave
             say(welcome.banner(session=session.name, net=settings.net, ports=settings.ports,
                                hidden=hidden))
-        hooks, notes = hardening.hooks(net=settings.net, allow_ports=settings.ports)
+        hooks, notes = hardening.hooks(net=settings.net)
         for n in notes:
             _warn_once(state_root, n)
         _warn_stale(session, wt)

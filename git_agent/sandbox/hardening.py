@@ -4,13 +4,11 @@ The isolated and filtered networks need no launch hook: see sandbox/network.py."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from git_agent.errors import SandboxUnavailable
 from git_agent.sandbox.launch import Hooks
 
 
-def hooks(*, net: str, allow_ports: Sequence[int]) -> tuple[Hooks, list[str]]:
+def hooks(*, net: str) -> tuple[Hooks, list[str]]:
     """The launch hooks for this network mode, and warnings for default protections missing here."""
     from git_agent.sandbox import landlock, seccomp
 

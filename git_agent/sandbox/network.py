@@ -61,9 +61,8 @@ def with_network(plan: MountPlan, egress: Egress, sockets: dict[str, Path]) -> M
     pairs += [f"{p}={inside[f'port-{p}']}" for p in egress.ports]
     command = [os.fspath(INNER_PYTHON), "-I", "-S", os.fspath(INSIDE / "forward.py"), *pairs, "--",
                *plan.command]
-    return MountPlan(mounts=mounts, env=environment(plan.env, egress), chdir=plan.chdir,
-                command=command, share_net=False, disable_userns=plan.disable_userns,
-                extra=list(plan.extra))
+    return plan.but(mounts=mounts, env=environment(plan.env, egress), command=command,
+                    share_net=False)
 
 
 def environment(env: dict[str, str], egress: Egress) -> dict[str, str]:

@@ -79,9 +79,8 @@ def with_shim(plan: MountPlan, shim_file: Path, *, session: str) -> MountPlan:
     env = dict(plan.env)
     env["PATH"] = f"{SHIM_DIR}:{env.get('PATH', '/usr/local/bin:/usr/bin:/bin')}"
     env["debian_chroot"] = f"{MARK}{session}"
-    return MountPlan(mounts=[*plan.mounts, Bind(shim_file, SHIM_DIR / "git-agent", ro=True)],
-                env=env, chdir=plan.chdir, command=list(plan.command), share_net=plan.share_net,
-                disable_userns=plan.disable_userns, extra=list(plan.extra))
+    return plan.but(mounts=[*plan.mounts, Bind(shim_file, SHIM_DIR / "git-agent", ro=True)],
+                    env=env)
 
 
 _ALIASES = """\

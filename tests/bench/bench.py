@@ -58,14 +58,15 @@ def rel_path(i: int) -> str:
 
 
 # The network client of the proxied-mode rows: N requests (connect, one request, the whole
-# answer) to a loopback server, through git agent's proxy or directly; prints JSON timings.
+# answer) to a loopback server, through git agent's proxy or directly; prints JSON timings and
+# its own CPU time per request.
 NET_CLIENT = r"""
 import json, socket, sys, time
 how, host, port, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 buf = bytearray(1 << 20)
-times, sizes = [], []
+times, sizes, cpu = [], [], []
 for _ in range(n):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     if how == "proxy":
         s = socket.create_connection(("127.0.0.1", 3128))
         s.sendall(b"GET http://%s:%d%s HTTP/1.1\r\n\r\n" % (host.encode(), port, path.encode()))
@@ -77,8 +78,9 @@ for _ in range(n):
         got += k
     s.close()
     times.append(time.perf_counter() - t)
+    cpu.append(time.process_time() - c)
     sizes.append(got)
-print(json.dumps({"times": times, "sizes": sizes}))
+print(json.dumps({"times": times, "sizes": sizes, "cpu": cpu}))
 """
 
 
@@ -294,12 +296,13 @@ def m_launch(b: Bench, sizes: Sequence[int]) -> None:
           got[hi])
 
 
-PACED = 500_000_000
+PACED = {b"/paced": 500_000_000, b"/paced8": 1_000_000_000}  # bytes/s: 4 and 8 Gbit/s
 
 
-def _loopback_server(big: int) -> tuple[int, Callable[[], None]]:
+def _loopback_server(big: int, cpu: list[float]) -> tuple[int, Callable[[], None]]:
     """An HTTP server on 127.0.0.1: /small answers 2 bytes, /big answers `big` bytes as fast
-    as loopback goes, /paced the same at PACED bytes/s (what a fast link would give)."""
+    as loopback goes, /paced and /paced8 the same at PACED bytes/s (what a fast link would
+    give). The CPU time of each big answer (its thread's) is appended to cpu."""
     import socket
     import threading
 
@@ -316,12 +319,15 @@ def _loopback_server(big: int) -> tuple[int, Callable[[], None]]:
                 if not chunk:
                     return
                 head += chunk
-            line = head.split(b"\r\n")[0] + b" "
-            body = payload if b" /big " in line or b" /paced " in line else b"ok"
-            if b" /paced " in line:  # a 4 Gbit/s link: TCP paces what it sends
-                c.setsockopt(socket.SOL_SOCKET, 47, PACED)  # SO_MAX_PACING_RATE, bytes/s
+            path = (head.split(b"\r\n")[0].split(b" ") + [b"", b""])[1]
+            body = payload if path == b"/big" or path in PACED else b"ok"
+            if path in PACED:  # a fast link: TCP paces what it sends
+                c.setsockopt(socket.SOL_SOCKET, 47, PACED[path])  # SO_MAX_PACING_RATE, bytes/s
+            t = time.thread_time()
             c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
             c.sendall(body)
+            if body is payload:
+                cpu.append(time.thread_time() - t)
 
     def serve() -> None:
         while True:
@@ -335,8 +341,9 @@ def _loopback_server(big: int) -> tuple[int, Callable[[], None]]:
     return srv.getsockname()[1], srv.close
 
 
-def m_network(b: Bench, n: int) -> None:
-    """The proxied modes beside the direct path, in the same run."""
+def m_network(b: Bench, n: int, download_only: bool = False) -> None:
+    """The proxied modes beside the direct path, in the same run (download_only: just the
+    100 MB downloads)."""
     import json as _json
 
     print("network (proxied modes vs the default host mode, a loopback server):")
@@ -346,24 +353,27 @@ def m_network(b: Bench, n: int) -> None:
     saved = dict(b.env)
     b.env["GIT_AGENT_NET_HOSTS"] = str(hosts)  # the proxy resolves bench.test to loopback only
     size = 100 << 20
-    port, stop = _loopback_server(size)
+    served: list[float] = []
+    port, stop = _loopback_server(size, served)
     allow = ["--allow-host", f"bench.test:{port}", "--allow-host", f"127.0.0.1:{port}"]
     try:
-        self_cost = median([stamp_delay(b, STAMP, b.root) for _ in range(b.rounds * 4)])
-        xs: dict[str, list[float]] = {"host": [], "isolated": [], "filtered": []}
-        for r in range(b.rounds):
-            for mode in xs if r % 2 == 0 else list(reversed(list(xs))):
-                s = b.name("net")
-                argv = ["git", "agent", "run", "-s", s, "--net", mode, "--", *STAMP]
-                xs[mode].append(stamp_delay(b, argv, repo) - self_cost)
-                b.drop(repo, s)
-                b.settle()
-        host = median(xs["host"])
-        b.row("launch, --net host (default)", host, "", None)
-        for mode in ("isolated", "filtered"):
-            b.row(f"launch, --net {mode}", median(xs[mode]), "--net host", host, "<= +100 ms")
+        if not download_only:
+            self_cost = median([stamp_delay(b, STAMP, b.root) for _ in range(b.rounds * 4)])
+            xs: dict[str, list[float]] = {"host": [], "isolated": [], "filtered": []}
+            for r in range(b.rounds):
+                for mode in xs if r % 2 == 0 else list(reversed(list(xs))):
+                    s = b.name("net")
+                    argv = ["git", "agent", "run", "-s", s, "--net", mode, "--", *STAMP]
+                    xs[mode].append(stamp_delay(b, argv, repo) - self_cost)
+                    b.drop(repo, s)
+                    b.settle()
+            host = median(xs["host"])
+            b.row("launch, --net host (default)", host, "", None)
+            for mode in ("isolated", "filtered"):
+                b.row(f"launch, --net {mode}", median(xs[mode]), "--net host", host,
+                      "<= +100 ms")
 
-        def client(mode: str, how: str, path: str, count: int) -> list[float]:
+        def client(mode: str, how: str, path: str, count: int) -> tuple[list[float], list[float]]:
             s = b.name("net")
             argv = ["git", "agent", "run", "-s", s, "--no-capture", "--net", mode,
                     *(allow if mode == "filtered" else []), "--", "/usr/bin/python3", "-c",
@@ -372,25 +382,36 @@ def m_network(b: Bench, n: int) -> None:
             b.drop(repo, s)
             if path != "/small":
                 assert all(x > size for x in out["sizes"]), out["sizes"]
-            times: list[float] = out["times"]
-            return times
+            return out["times"], out["cpu"]
 
-        direct, proxied = [], []
-        for _ in range(b.rounds):
-            direct += client("host", "direct", "/small", 50)
-            proxied += client("filtered", "proxy", "/small", 50)
-        d, p = median(direct), median(proxied)
-        b.row("connection + request, direct", d, "", None)
-        b.row("connection + request, through the proxy", p, "direct", d, "<= +5 ms")
-        for path, what in (("/big", "loopback, unpaced"), ("/paced", "paced at 4 Gbit/s")):
+        if not download_only:
             direct, proxied = [], []
             for _ in range(b.rounds):
-                direct += client("host", "direct", path, 1)
-                proxied += client("filtered", "proxy", path, 1)
+                direct += client("host", "direct", "/small", 50)[0]
+                proxied += client("filtered", "proxy", "/small", 50)[0]
             d, p = median(direct), median(proxied)
+            b.row("connection + request, direct", d, "", None)
+            b.row("connection + request, through the proxy", p, "direct", d, "<= +5 ms")
+        for path, what in (("/big", "loopback, unpaced"), ("/paced8", "paced at 8 Gbit/s"),
+                           ("/paced", "paced at 4 Gbit/s")):
+            got: dict[str, list[float]] = {}
+            for r in range(b.rounds):  # alternating, the order swapped every round
+                order = [("direct", "host"), ("proxy", "filtered")]
+                for how, mode in order if r % 2 == 0 else order[::-1]:
+                    times, cpu = client(mode, how, path, 1)
+                    got.setdefault(how, []).extend(times)
+                    got.setdefault(how + " client", []).extend(cpu)
+                    got.setdefault(how + " server", []).append(served[-1])
+            d, p = median(got["direct"]), median(got["proxy"])
             mb = size / (1 << 20)
+            pairs = zip(got["direct"], got["proxy"], strict=True)
+            spread = "/".join(f"{d_ / p_:.0%}" for d_, p_ in pairs)
             print(f"  100 MB download ({what}): direct {mb / d:.0f} MB/s, through the proxy "
-                  f"{mb / p:.0f} MB/s = {d / p:.0%} of direct (target >= 80%)", flush=True)
+                  f"{mb / p:.0f} MB/s = {d / p:.0%} of direct (target >= 80%; by round: "
+                  f"{spread}); CPU ms, client {1e3 * median(got['direct client']):.0f} / "
+                  f"{1e3 * median(got['proxy client']):.0f}, server "
+                  f"{1e3 * median(got['direct server']):.0f} / "
+                  f"{1e3 * median(got['proxy server']):.0f} (direct / proxy)", flush=True)
             b.row(f"100 MB download, {what}, proxy", p, "direct", d, ">= 80% throughput")
     finally:
         stop()
@@ -677,7 +698,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer rounds, 1k/10k-file repos")
     ap.add_argument("--only",
                     default="launch,toolchain,whole,capture,ignore,apply,parallel,peer,network",
-                    help="comma-separated measurements")
+                    help="comma-separated measurements (download: only the network "
+                         "section's 100 MB downloads)")
     ap.add_argument("--dir", help="scratch dir (default: a new one under $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch dir")
     args = ap.parse_args(argv)
@@ -721,8 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             m_parallel(b, 10_000)
         if "peer" in only:
             m_peer(b, 10_000, 2_000 if args.quick else 20_000)
-        if "network" in only:
-            m_network(b, 1_000)
+        if "network" in only or "download" in only:
+            m_network(b, 1_000, download_only="network" not in only)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

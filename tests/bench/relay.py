@@ -86,7 +86,11 @@ def _relay(ls: socket.socket, upstream: int, out: int, variant: str) -> None:
         up = socket.create_connection(("127.0.0.1", upstream))
         up.sendall(c.recv(4096))
         calls = [0]
-        move(up, c, lambda n, calls=calls: calls.__setitem__(0, calls[0] + 1))
+
+        def one(n: int, calls: list[int] = calls) -> None:
+            calls[0] += 1
+
+        move(up, c, one)
         up.close()
         c.close()
         os.write(out, b"%f %d\n" % (_cpu() - start, calls[0]))

@@ -4,11 +4,11 @@ directly and through git agent's relay (forward.pump, as the proxy runs it for p
 alternating, without bwrap or git agent around it. Three processes (server, relay, client),
 each one's CPU time measured; prints medians.
 
-    python tests/bench/relay.py [--rounds 9] [--variant pump|copy|split]
+    python tests/bench/relay.py [--rounds 9] [--variant pump|copy|split|c]
 
 `copy` moves the bytes through user space (recv_into + sendall), `split` splices with a
-reader and a writer thread: both are baselines for the splice loop, not used by git agent.
-Loopback only.
+reader and a writer thread, `c` is pump's loop in C (crelay.c, built with `cc -O2`): all
+baselines for the splice loop, not used by git agent. Loopback only.
 """
 
 from __future__ import annotations
@@ -113,8 +113,16 @@ def _client(port: int) -> tuple[float, float, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--variant", default="pump", choices=["pump", "copy", "split"])
+    ap.add_argument("--variant", default="pump", choices=["pump", "copy", "split", "c"])
     args = ap.parse_args()
+    crelay = ""
+    if args.variant == "c":
+        import subprocess
+        import tempfile
+
+        crelay = os.path.join(tempfile.mkdtemp(prefix="crelay-"), "crelay")
+        subprocess.run(["cc", "-O2", "-o", crelay, str(Path(__file__).with_name("crelay.c"))],
+                       check=True)
     ls = socket.create_server(("127.0.0.1", 0))
     rl = socket.create_server(("127.0.0.1", 0))
     r, w = os.pipe()
@@ -124,6 +132,10 @@ def main() -> int:
         _server(ls)
     relay = os.fork()
     if relay == 0:
+        if crelay:
+            os.set_inheritable(rl.fileno(), True)
+            os.set_inheritable(w, True)
+            os.execv(crelay, [crelay, str(rl.fileno()), str(ls.getsockname()[1]), str(w)])
         _relay(rl, ls.getsockname()[1], w, args.variant)
     ls_port, rl_port = ls.getsockname()[1], rl.getsockname()[1]
     ls.close()

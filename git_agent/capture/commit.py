@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from git_agent import beneath, proc, ui
+from git_agent.capture import rewrite
 from git_agent.capture.sandboxgit import (
     Importer,
     SandboxObjects,
@@ -178,6 +179,24 @@ def _parent(repo: pygit2.Repository, *, prev: bytes | None, same_base: bool, bas
     return agent.tip
 
 
+def _after_apply(c: _Capture, agent: AgentHistory, parent: bytes) -> bytes:
+    """Once an apply rewrote agent/S to the pending work (refs/agent-history/S keeps what it
+    was), the agent's commits that record holds are not brought back as pending; the ones it
+    made since are copied onto the branch (author and message kept)."""
+    if agent.tip is None:
+        return parent
+    hist = c.worktree.resolve(rewrite.history_ref(c.session.name))
+    if hist is None:
+        return parent
+    onto = c.prev if c.prev is not None and c.same_base() else c.base_raw
+    if rewrite.reachable(c.repo, agent.tip.hex(), [hist, onto.hex()]):
+        return onto
+    new = rewrite.unrecorded(c.worktree, agent.tip.hex(), [hist, onto.hex(), c.base_oid])
+    tip, _ = rewrite.replay(c.odb, onto=onto, commits=new, who=rewrite.committer(c.worktree))
+    c.odb.out.finish()  # the commit on top reads its parent back
+    return tip
+
+
 class _Capture:
     """One capture of a session: the steps, in order, in `run`."""
 
@@ -279,6 +298,7 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
                               "final state as one commit")
         parent = _parent(c.repo, prev=c.prev, same_base=c.same_base(), base=c.base_raw,
                          agent=agent)
+        parent = _after_apply(c, agent, parent)
         new_tip, changes = c.commit(tree=tree, parent=parent, note=note, command=command,
                                     exit_status=exit_status, reason=reason)
         c.odb.out.finish()  # every new object is in the repository before a ref points at it

@@ -184,6 +184,8 @@ Examples:
   git agent apply -i                file by file: y n r d Y N R q ?
   git agent apply --merge           write conflict markers instead of refusing
   git agent apply --yes             write risky files without asking (scripts)
+  git agent apply --commit          as commits on your branch (the agent's own kept)
+  git agent apply --commit -- src/  only src/: each commit keeps its src/ changes
 """
     ),
 )
@@ -198,9 +200,15 @@ Examples:
     "-y", "--yes", is_flag=True,
     help="Write risky files without asking (needed without a terminal).",
 )
+@click.option(
+    "--commit", is_flag=True,
+    help="Land the session as commits on your branch (its own commits, messages and authors "
+    "kept; index and HEAD moved as cherry-pick would).",
+)
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def apply(
-    session_name: str | None, interactive: bool, merge: bool, yes: bool, paths: tuple[str, ...]
+    session_name: str | None, interactive: bool, merge: bool, yes: bool, commit: bool,
+    paths: tuple[str, ...]
 ) -> None:
     """Apply the session's changes onto the working tree (index and HEAD untouched).
 
@@ -213,7 +221,7 @@ def apply(
     sys.exit(
         apply_mod.main(
             session_name=session_name, interactive=interactive, merge=merge, paths=list(paths),
-            yes=yes,
+            yes=yes, commit=commit,
         )
     )
 

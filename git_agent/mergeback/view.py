@@ -95,6 +95,15 @@ def _captured_base(worktree: Worktree, head: str) -> str | None:
     return out.decode().strip() or None
 
 
+def _recorded(s: session.Session, base: str | None, head: str) -> bool:
+    """Is head the branch as git agent left it for this base (a capture, or an apply that
+    left agent/S at its base or at an agent's commit)?"""
+    if head == base:
+        return True
+    m = s.read_meta()
+    return m.capture_tip == head and m.capture_base == base
+
+
 def find_session(worktree: Worktree, name: str | None) -> session.Session:
     """The named (default: current branch's) session; one clear error when it does not exist."""
     s = session.get(worktree, name or session.default_name(worktree))
@@ -121,7 +130,8 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
     running = s.is_running()
     # a run that was killed before its capture leaves the base ref ahead of the branch
-    stale = head is not None and not running and _captured_base(worktree, head) != base
+    stale = head is not None and not running and not _recorded(s, base, head) and (
+        _captured_base(worktree, head) != base)
     if live and base is not None and (running or head is None or stale) and s.upper.is_dir():
         if running:
             ui.say(f"session {s.name!r} is running: capturing its current state first")

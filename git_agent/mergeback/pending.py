@@ -48,9 +48,9 @@ def settle(view: View, before: str, *, gone: dict[bytes, Entry | None] | None = 
             chain = rewrite.unrecorded(wt, before, [view.base])
             tip, tree = rewrite.replay(
                 odb, onto=base, commits=chain, who=who, keep=pending.__contains__,
-                note=lambda n: (f"(git agent: {n} path{'s' if n != 1 else ''} of this commit "
-                                "were applied or rejected; only the pending ones are left "
-                                "here)").encode())
+                note=lambda n: (f"(git agent: {n} of this commit's paths "
+                                f"{'were' if n != 1 else 'was'} applied or rejected; only the "
+                                "pending ones are left here)").encode())
             if tree != target:  # the session holds more than its commits said: one on top
                 msg = (f"git agent: pending work of session {s.name}\n\n"
                        f"Agent-Session: {s.name}\nAgent-Base: {view.base}\n").encode()
@@ -67,10 +67,13 @@ def settle(view: View, before: str, *, gone: dict[bytes, Entry | None] | None = 
     except BaseException:
         odb.out.abort()
         raise
-    # both refs or neither; compare-and-swap from what was read
+    # all refs or none; compare-and-swap from what was read. A session known by its branch
+    # alone gets the base ref its trailer named (open_view found it)
+    base_line = (f"create {s.base_ref} {view.base}\n" if wt.resolve(s.base_ref) is None
+                 else "")
     proc.git("update-ref", "--stdin", "-m", f"git agent: apply {s.name}: pending work only",
              input=(f"start\nupdate {rewrite.history_ref(s.name)} {record.hex()} "
-                    f"{hist or ZERO_OID}\nupdate {s.branch} {tip.hex()} {now}\n"
+                    f"{hist or ZERO_OID}\nupdate {s.branch} {tip.hex()} {now}\n{base_line}"
                     "prepare\ncommit\n").encode(), cwd=wt.root)
     if s.meta_path.exists():
         s.update_meta(capture_base=view.base, capture_tip=tip.hex())

@@ -326,13 +326,18 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
 
 def _summary(session: Session, r: CaptureResult) -> str:
     if r.commit is None:
-        return f"agent/{session.name}: no changes"
-    parts = [f"{r.added} added, {r.modified} modified, {r.deleted} deleted"]
+        return f"agent/{session.name}: nothing to capture (the session holds no changes)"
+    holds = f"{r.added} added, {r.modified} modified, {r.deleted} deleted"
+    if r.added + r.modified + r.deleted == 0:
+        holds = "no changes against its base"
+    parts = [holds]
     if r.imported:
         parts.append(f"{r.imported} agent commit{'s' if r.imported != 1 else ''} kept")
     if r.squashed:
         parts.append("agent history squashed")
     if r.ignored:
         parts.append(f"{r.ignored} ignored path{'s' if r.ignored != 1 else ''} left out")
-    state = "unchanged" if r.unchanged else r.commit[:12]
-    return f"agent/{session.name} {state}: " + ", ".join(parts)
+    if r.unchanged:  # the counts are what the branch holds, not what this capture added
+        return (f"agent/{session.name} already up to date (nothing new since its last "
+                "capture); it holds " + ", ".join(parts))
+    return f"agent/{session.name} {r.commit[:12]}: " + ", ".join(parts)

@@ -50,8 +50,9 @@ def main(*, session_name: str, force: bool) -> int:
                                 "on; pass --force")
         n = files_changed(worktree, base, head)
         what = f"{n} changed file{'s' if n != 1 else ''}" if n is not None else "its overlay"
-        answer = ui.ask(f"drop session {s.name!r} ({what}; branch "
-                        f"{s.branch_name})? [y/N] ")
+        # the branch named only when it exists (a first run not captured yet has none)
+        branch = f"branch {s.branch_name}" if head is not None else "no branch yet"
+        answer = ui.ask(f"drop session {s.name!r} ({what}; {branch})? [y/N] ")
         if answer.lower() not in ("y", "yes"):
             ui.echo("not dropped")
             return 1

@@ -95,6 +95,15 @@ def _captured_base(worktree: Worktree, head: str) -> str | None:
     return out.decode().strip() or None
 
 
+def _trailer_base(worktree: Worktree, head: str) -> str | None:
+    """The base the Agent-Base trailer of head (or of the last capture below it) names, when
+    this repository has that commit."""
+    out = proc.git("log", "-1", "--format=%(trailers:key=Agent-Base,valueonly)",
+                   "--grep=^Agent-Base: ", head, cwd=worktree.root, check=False)
+    named = out.decode().strip()
+    return worktree.resolve(named) if named else None
+
+
 def _recorded(s: session.Session, base: str | None, head: str) -> bool:
     """Is head the branch as git agent left it for this base (a capture, or an apply that
     left agent/S at its base or at an agent's commit)?"""
@@ -128,6 +137,8 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     """Resolve a session to base and head, capturing first when it runs (a live view)."""
     s = find_session(worktree, name)
     base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
+    if base is None and head is not None and not s.exists():
+        base = _trailer_base(worktree, head)  # a branch fetched without its base ref
     running = s.is_running()
     # a run that was killed before its capture leaves the base ref ahead of the branch
     stale = head is not None and not running and not _recorded(s, base, head) and (
@@ -144,6 +155,11 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     if base is None and running:
         raise GitAgentError(f"session {s.name!r} is in its first run and its base is recorded "
                             "when that ends; review or apply it then")
+    if base is None and not s.exists():
+        raise GitAgentError(
+            f"session {s.name!r} is known only by its branch {s.branch_name}, and its base is "
+            f"missing ({s.base_ref}; no Agent-Base trailer names a commit here): fetch that "
+            f"ref too, or `git agent drop {s.name}`")
     if base is None:
         raise GitAgentError(
             f"session {s.name!r} has no base ({s.base_ref} is missing); "

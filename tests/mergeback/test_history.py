@@ -121,3 +121,17 @@ def test_plain_apply_leaves_only_the_pending_work_and_no_applied_commit_comes_ba
     assert "agent: readme" not in got and "agent: more" in got
     assert work.git("diff", "--name-only", "refs/agent-base/s", "agent/s") \
         == "more.txt\nsrc/util.py\n"
+
+
+def test_apply_commit_asks_about_risky_files_as_apply_does(work: Work) -> None:
+    work.run(f"echo '* filter=x' > .gitattributes && git add .gitattributes && "
+             f"{AGENT} commit -qm 'agent: attributes'")
+    state, tip = work.index_and_head(), work.git("rev-parse", "agent/s")
+    p = work.agent("apply", "--commit", "s")  # no terminal to ask on: refused
+    assert p.returncode == 1 and ".gitattributes" in p.stderr and "--yes" in p.stderr
+    assert work.index_and_head() == state and work.git("rev-parse", "agent/s") == tip
+    p = work.agent("apply", "--commit", "-i", "s")
+    assert p.returncode == 2 and "no -i or --merge" in p.stderr
+    work.ok("apply", "--commit", "--yes", "s")
+    assert log(work, "-1", "%an|%s") == ["Agent|agent: attributes"]
+    assert work.git("status", "--porcelain") == ""

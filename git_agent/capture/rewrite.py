@@ -56,6 +56,16 @@ def read_commit(odb: Odb, oid: bytes) -> Raw:
     return Raw(tree, parents, author, encoding, message)
 
 
+def user_work(odb: Odb, base: bytes) -> dict[bytes, Entry | None]:
+    """The paths a base snapshot holds that its HEAD does not (your uncommitted work when the
+    run started), with the snapshot's entry; {} for a base that is a plain commit."""
+    c = read_commit(odb, base)
+    if not c.message.startswith(b"git agent: base snapshot") or not c.parents:
+        return {}
+    head_tree = read_commit(odb, c.parents[0]).tree
+    return {p: odb.lookup(c.tree, p) for _, p in diff_trees(odb, head_tree, c.tree)}
+
+
 def committer(worktree: Worktree) -> bytes:
     """Who commits (name, email, date), as git itself would say it: `git var`, which reads
     GIT_COMMITTER_* and user.* as `git commit` does; a fallback identity when none is set."""

@@ -14,6 +14,7 @@ other branch moves. The landed paths then leave the session, as with any apply.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import pygit2
@@ -64,17 +65,22 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
     tip = bytes.fromhex(head)
     tip_tree = rewrite.read_commit(odb, tip).tree
     landed: list[tuple[bytes, bytes]] = []
+    # your uncommitted work the base snapshot held: never landed as the agent's; each commit's
+    # change is taken against its parent with that work in it
+    yours = rewrite.user_work(odb, bytes.fromhex(view.base))
     for oid in rewrite.unrecorded(wt, view.head, [view.base]):
         c = rewrite.read_commit(odb, oid)
-        before = (rewrite.read_commit(odb, c.parents[0]).tree if c.parents
+        parent = (rewrite.read_commit(odb, c.parents[0]).tree if c.parents
                   else odb.write_tree({}))
-        touched = [p for _, p in diff_trees(odb, before, c.tree)]
+        touched = [p for _, p in diff_trees(odb, parent, c.tree)
+                   if p not in yours or odb.lookup(c.tree, p) != yours[p]]
         kept = touched if every else [p for p in touched if p in wanted]
         if not kept:
             continue
-        theirs = c.tree if len(kept) == len(touched) else (
-            rewrite.edit_tree(odb, before, rewrite.tree_entries(odb, c.tree, kept))
-            or odb.write_tree({}))
+        before = (rewrite.edit_tree(odb, parent, yours) or odb.write_tree({})) if yours \
+            else parent
+        theirs = (rewrite.edit_tree(odb, before, rewrite.tree_entries(odb, c.tree, kept))
+                  or odb.write_tree({}))
         merged = _merge(repo, odb, before, tip_tree, theirs,
                         f"commit {oid.hex()[:12]} ({_subject(c.message)!r})")
         if merged == tip_tree:
@@ -104,7 +110,8 @@ def _move(wt: Worktree, old: str, new: bytes, name: str) -> None:
                      cwd=wt.root, check=False)
         if r.returncode != 0:
             err = r.stderr.decode("utf-8", "replace")
-            paths = [x.strip() for x in err.splitlines() if x.startswith("\t")]
+            paths = [x.strip() for x in err.splitlines() if x.startswith("\t")] + [
+                m.group(1) for m in re.finditer(r"Entry '(.*)' not uptodate", err)]
             if paths:
                 raise GitAgentError(
                     "your worktree has changes (or files git does not track) at paths the "

@@ -135,3 +135,16 @@ def test_apply_commit_asks_about_risky_files_as_apply_does(work: Work) -> None:
     work.ok("apply", "--commit", "--yes", "s")
     assert log(work, "-1", "%an|%s") == ["Agent|agent: attributes"]
     assert work.git("status", "--porcelain") == ""
+
+
+def test_apply_commit_never_lands_your_uncommitted_work_from_the_base(work: Work) -> None:
+    """You had uncommitted work when the run started (the base is a snapshot of it): the
+    agent's commits land, yours stays uncommitted in the worktree, as it was."""
+    work.sh("echo mine >> docs/c.md")
+    work.run(f"echo u2 >> src/util.py && {AGENT} commit -qam 'agent: util' && "
+             "echo loose > loose.txt")
+    head = work.git("rev-parse", "HEAD").strip()
+    work.ok("apply", "--commit", "s")
+    assert work.git("diff", "--name-only", head, "HEAD") == "loose.txt\nsrc/util.py\n"
+    assert work.git("status", "--porcelain") == " M docs/c.md\n"
+    assert (work.root / "docs/c.md").read_text() == "c\nmine\n"

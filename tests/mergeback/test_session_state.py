@@ -129,3 +129,11 @@ def test_a_branch_fetched_without_its_base_ref(work: Work) -> None:
     assert "known only by its branch agent/s" in p.stderr and "refs/agent-base/s" in p.stderr
     p = work.agent("apply", "s")
     assert p.returncode == 1 and len(p.stderr.splitlines()) == 1
+
+
+def test_capture_of_a_session_known_only_by_its_refs_is_one_line(work: Work) -> None:
+    work.run("echo one > one.txt")
+    shutil.rmtree(store_folder(work))
+    p = work.agent("capture", "s")
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1
+    assert "known only by its refs" in p.stderr

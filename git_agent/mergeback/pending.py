@@ -45,7 +45,9 @@ def settle(view: View, before: str, *, gone: dict[bytes, Entry | None] | None = 
             tip = base
         else:
             pending = {p for _, p in diff_trees(odb, base_tree, target)}
-            chain = rewrite.unrecorded(wt, before, [view.base])
+            # (a branch not above its base: no commit of it is copied, one holds the rest)
+            chain = (rewrite.unrecorded(wt, before, [view.base])
+                     if rewrite.reachable(repo, view.base, [before]) else [])
             tip, tree = rewrite.replay(
                 odb, onto=base, commits=chain, who=who, keep=pending.__contains__,
                 note=lambda n: (f"(git agent: {n} of this commit's paths "

@@ -66,6 +66,16 @@ def user_work(odb: Odb, base: bytes) -> dict[bytes, Entry | None]:
     return {p: odb.lookup(c.tree, p) for _, p in diff_trees(odb, head_tree, c.tree)}
 
 
+def above_base(repo: pygit2.Repository, odb: Odb, base: str, tip: str) -> bool:
+    """Does tip descend from base, or from the HEAD a base snapshot was made on (the agent's
+    own commits start there)?"""
+    c = read_commit(odb, bytes.fromhex(base))
+    starts = [base]
+    if c.message.startswith(b"git agent: base snapshot") and c.parents:
+        starts.append(c.parents[0].hex())
+    return any(reachable(repo, b, [tip]) for b in starts)
+
+
 def committer(worktree: Worktree) -> bytes:
     """Who commits (name, email, date), as git itself would say it: `git var`, which reads
     GIT_COMMITTER_* and user.* as `git commit` does; a fallback identity when none is set."""

@@ -61,7 +61,7 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
     wanted = {c.path for c in picked}
     every = len(picked) == len(everything)
     repo, odb = rewrite.new_odb(wt, loose=True)
-    if not rewrite.reachable(repo, view.base, [view.head]):
+    if not rewrite.above_base(repo, odb, view.base, view.head):
         raise GitAgentError(f"{view.session.branch_name} does not descend from its base "
                             f"{view.base[:12]}: no commits to land; apply it without --commit")
     who = rewrite.committer(wt)

@@ -47,7 +47,7 @@ def settle(view: View, before: str, *, gone: dict[bytes, Entry | None] | None = 
             pending = {p for _, p in diff_trees(odb, base_tree, target)}
             # (a branch not above its base: no commit of it is copied, one holds the rest)
             chain = (rewrite.unrecorded(wt, before, [view.base])
-                     if rewrite.reachable(repo, view.base, [before]) else [])
+                     if rewrite.above_base(repo, odb, view.base, before) else [])
             tip, tree = rewrite.replay(
                 odb, onto=base, commits=chain, who=who, keep=pending.__contains__,
                 note=lambda n: (f"(git agent: {n} of this commit's paths "

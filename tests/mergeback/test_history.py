@@ -148,3 +148,15 @@ def test_apply_commit_never_lands_your_uncommitted_work_from_the_base(work: Work
     assert work.git("diff", "--name-only", head, "HEAD") == "loose.txt\nsrc/util.py\n"
     assert work.git("status", "--porcelain") == " M docs/c.md\n"
     assert (work.root / "docs/c.md").read_text() == "c\nmine\n"
+
+
+def test_apply_commit_of_a_branch_not_above_its_base_is_refused(work: Work) -> None:
+    work.run("echo one > one.txt")
+    orphan = work.actor.run(["git", "commit-tree", "-m", "elsewhere",
+                             work.git("rev-parse", "agent/s^{tree}").strip()],
+                            cwd=work.root, check=True).stdout.strip()
+    work.git("update-ref", "refs/heads/agent/s", orphan)
+    state = work.index_and_head()
+    p = work.agent("apply", "--commit", "s")
+    assert p.returncode == 1 and "does not descend from its base" in p.stderr
+    assert len(p.stderr.splitlines()) == 1 and work.index_and_head() == state

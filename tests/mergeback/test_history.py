@@ -151,7 +151,12 @@ def test_apply_commit_never_lands_your_uncommitted_work_from_the_base(work: Work
 
 
 def test_apply_commit_of_a_branch_not_above_its_base_is_refused(work: Work) -> None:
+    import shutil
+
+    from tests.mergeback.test_session_state import store_folder
+
     work.run("echo one > one.txt")
+    shutil.rmtree(store_folder(work))  # known by its refs alone (else review catches it up)
     orphan = work.actor.run(["git", "commit-tree", "-m", "elsewhere",
                              work.git("rev-parse", "agent/s^{tree}").strip()],
                             cwd=work.root, check=True).stdout.strip()

@@ -48,13 +48,19 @@ def _merge(repo: pygit2.Repository, odb: Odb, ancestor: bytes, ours: bytes, thei
     return oid
 
 
+def _safe(text: str) -> str:
+    """text with what could drive a terminal (escapes, control characters) written out."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _subject(message: bytes) -> str:
-    return message.split(b"\n", 1)[0].decode("utf-8", "replace")[:72]
+    """A commit's subject, for a terminal (the agent wrote it)."""
+    return _safe(message.split(b"\n", 1)[0].decode("utf-8", "replace")[:72])
 
 
 def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChange]
-         ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """(new tip, [(agent commit, its landed copy)]); objects written, no ref moved."""
+         ) -> tuple[bytes, list[tuple[bytes, str]]]:
+    """(new tip, [(its landed copy, its subject)]); objects written, no ref moved."""
     wt = view.worktree
     head = wt.head_oid()
     assert head is not None
@@ -67,7 +73,7 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
     who = rewrite.committer(wt)
     tip = bytes.fromhex(head)
     tip_tree = rewrite.read_commit(odb, tip).tree
-    landed: list[tuple[bytes, bytes]] = []
+    landed: list[tuple[bytes, str]] = []
     # your uncommitted work the base snapshot held: never landed as the agent's; each commit's
     # change is taken against its parent with that work in it
     yours = rewrite.user_work(odb, bytes.fromhex(view.base))
@@ -85,13 +91,13 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
         theirs = (rewrite.edit_tree(odb, before, rewrite.tree_entries(odb, c.tree, kept))
                   or odb.write_tree({}))
         merged = _merge(repo, odb, before, tip_tree, theirs,
-                        f"commit {oid.hex()[:12]} ({_subject(c.message)!r})")
+                        f"commit {oid.hex()[:12]} ('{_subject(c.message)}')")
         if merged == tip_tree:
             continue  # your branch has it already (cherry-pick leaves such a commit out)
         tip = rewrite.write_commit(odb, tree=merged, parents=[tip], author=c.author,
                                    committer=who, message=c.message, encoding=c.encoding)
         tip_tree = merged
-        landed.append((oid, tip))
+        landed.append((tip, _subject(c.message)))
     return tip, landed
 
 
@@ -113,15 +119,17 @@ def _move(wt: Worktree, old: str, new: bytes, name: str) -> None:
                      cwd=wt.root, check=False)
         if r.returncode != 0:
             err = r.stderr.decode("utf-8", "replace")
-            paths = [x.strip() for x in err.splitlines() if x.startswith("\t")] + [
-                m.group(1) for m in re.finditer(r"Entry '(.*)' not uptodate", err)]
+            paths = [ui.quote_path(x.strip()) for x in err.splitlines() if x.startswith("\t")]
+            paths += [ui.quote_path(m.group(1))
+                      for m in re.finditer(r"Entry '(.*)' not uptodate", err)]
             if paths:
                 raise GitAgentError(
                     "your worktree has changes (or files git does not track) at paths the "
                     f"commits write: {', '.join(paths[:10])}"
                     f"{f' and {len(paths) - 10} more' if len(paths) > 10 else ''}; commit, "
                     "stash or move them first; nothing was landed")
-            raise GitAgentError(f"git read-tree refused: {err.strip()}; nothing was landed")
+            raise GitAgentError(f"git read-tree refused: {_safe(err.strip())}; nothing was "
+                                "landed")
     r = proc.run(["git", "update-ref", "-m", f"git agent: apply --commit {name}", "HEAD",
                   new.hex(), old], cwd=wt.root, check=False)
     if r.returncode != 0:  # HEAD moved meanwhile: the worktree goes back
@@ -167,9 +175,8 @@ def main(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
         n = len(landed)
         ui.echo(f"landed {n} commit{'s' if n != 1 else ''} on "
                 f"{where or 'the detached HEAD'} ({head[:12]}..{tip.hex()[:12]}):")
-        log = proc.git("log", "--format=  %h %s", "--reverse", f"{head}..{tip.hex()}",
-                       cwd=wt.root)
-        ui.echo(log.decode("utf-8", "replace").rstrip())
+        for new, subject in landed:  # the agent's subjects, made safe for a terminal
+            ui.echo(f"  {new.hex()[:7]} {subject}")
         if where is None:
             ui.say("note: HEAD is detached; the commits are on HEAD only: `git switch -c "
                    "NAME` keeps them on a branch")

@@ -165,3 +165,12 @@ def test_apply_commit_of_a_branch_not_above_its_base_is_refused(work: Work) -> N
     p = work.agent("apply", "--commit", "s")
     assert p.returncode == 1 and "does not descend from its base" in p.stderr
     assert len(p.stderr.splitlines()) == 1 and work.index_and_head() == state
+
+
+def test_apply_commit_writes_no_terminal_escape_of_the_agent(work: Work) -> None:
+    """A subject the agent wrote cannot drive your terminal when --commit lists what landed."""
+    work.run(f"echo x >> README.md && {AGENT} commit -qam \"$(printf 'ok\\033[2K\\rno')\"")
+    p = work.ok("apply", "--commit", "s")
+    assert "\x1b" not in p.stderr and "\r" not in p.stderr
+    assert "ok\\x1b[2K\\rno" in p.stderr
+    assert work.git("log", "-1", "--format=%s") == "ok\x1b[2K\rno\n"  # kept as written

@@ -197,6 +197,20 @@ def _after_apply(c: _Capture, agent: AgentHistory, parent: bytes) -> bytes:
     return tip
 
 
+def _recorded_head(c: _Capture) -> bool:
+    """Does the record of an earlier apply (refs/agent-history/S) hold the agent's HEAD
+    inside? Then its history is taken already (after `apply --commit` your branch has copies,
+    which the agent's own line does not descend from): nothing to import, nothing squashed."""
+    hist = c.worktree.resolve(rewrite.history_ref(c.session.name))
+    head = agent_head(worktree=c.worktree, session=c.session) if hist is not None else None
+    if head is None or hist is None:
+        return False
+    try:
+        return rewrite.reachable(c.repo, head, [hist])
+    except (KeyError, ValueError, pygit2.GitError):
+        return False  # not in this repository: never imported
+
+
 class _Capture:
     """One capture of a session: the steps, in order, in `run`."""
 
@@ -292,6 +306,8 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
         agent = import_agent_commits(c.repo, worktree=worktree, session=session,
                                      anchor=c.anchor)
         note = None
+        if agent.squashed is not None and _recorded_head(c):
+            agent = AgentHistory()  # its commits were taken by an apply already: not squashed
         if agent.squashed is not None:
             note = f"The agent's own commits were not kept ({agent.squashed}): one commit."
             c.warnings.append(f"agent's history not imported ({agent.squashed}); captured its "

@@ -174,3 +174,16 @@ def test_apply_commit_writes_no_terminal_escape_of_the_agent(work: Work) -> None
     assert "\x1b" not in p.stderr and "\r" not in p.stderr
     assert "ok\\x1b[2K\\rno" in p.stderr
     assert work.git("log", "-1", "--format=%s") == "ok\x1b[2K\rno\n"  # kept as written
+
+
+def test_the_next_run_after_apply_commit_squashes_nothing_and_brings_back_nothing(
+        work: Work) -> None:
+    """After --commit your branch has copies of the agent's commits; the agent's git inside
+    still has its own line. The next run neither warns that it squashed that history nor
+    brings it back as pending."""
+    work.run(WORK)
+    work.ok("apply", "--commit", "s")
+    p = work.ok("run", "-s", "s", "--", "sh", "-c", "echo again > again.txt")
+    assert "not imported" not in p.stderr and "squashed" not in p.stderr
+    assert work.git("diff", "--name-only", "refs/agent-base/s", "agent/s") == "again.txt\n"
+    assert not any(s.startswith("agent: ") for s in pending(work))

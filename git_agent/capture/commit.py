@@ -140,9 +140,10 @@ class AgentHistory:
 
 
 def import_agent_commits(repo: pygit2.Repository, *, worktree: Worktree, session: Session,
-                         anchor: str | None) -> AgentHistory:
-    """Step 3: the agent's own commits, imported when they descend from the base's HEAD;
-    otherwise (rewritten history, a store or tree git would refuse) the reason to squash."""
+                         anchor: str | None, recorded: str | None = None) -> AgentHistory:
+    """Step 3: the agent's own commits, imported when they descend from the base's HEAD, or
+    from commits an apply took already (`recorded`: refs/agent-history/S); otherwise
+    (rewritten history, a store or tree git would refuse) the reason to squash."""
     head = agent_head(worktree=worktree, session=session)
     if head is None or head == anchor:
         return AgentHistory()
@@ -154,7 +155,8 @@ def import_agent_commits(repo: pygit2.Repository, *, worktree: Worktree, session
         imp = Importer(repo, sandbox)
         new, boundary = imp.commits(bytes.fromhex(head))
         if anchor is not None and not any(
-                b.hex() == anchor or repo.descendant_of(b.hex(), anchor) for b in boundary):
+                b.hex() == anchor or repo.descendant_of(b.hex(), anchor)
+                or rewrite.reachable(repo, b.hex(), [recorded]) for b in boundary):
             return AgentHistory(squashed="does not descend from the base")
         for c in reversed(new):
             imp.queue(pygit2.GIT_OBJECT_COMMIT, c)
@@ -185,7 +187,7 @@ def _after_apply(c: _Capture, agent: AgentHistory, parent: bytes) -> bytes:
     made since are copied onto the branch (author and message kept)."""
     if agent.tip is None:
         return parent
-    hist = c.worktree.resolve(rewrite.history_ref(c.session.name))
+    hist = c.recorded
     if hist is None:
         return parent
     onto = c.prev if c.prev is not None and c.same_base() else c.base_raw
@@ -201,7 +203,7 @@ def _recorded_head(c: _Capture) -> bool:
     """Does the record of an earlier apply (refs/agent-history/S) hold the agent's HEAD
     inside? Then its history is taken already (after `apply --commit` your branch has copies,
     which the agent's own line does not descend from): nothing to import, nothing squashed."""
-    hist = c.worktree.resolve(rewrite.history_ref(c.session.name))
+    hist = c.recorded
     head = agent_head(worktree=c.worktree, session=c.session) if hist is not None else None
     if head is None or hist is None:
         return False
@@ -225,6 +227,9 @@ class _Capture:
         self.warnings: list[str] = list(base.warnings) if isinstance(base, Base) else []
         ref = self.repo.references.get(session.branch)
         self.prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
+        rec = self.repo.references.get(rewrite.history_ref(session.name))
+        # what agent/S was before each apply (pending.py): the agent's commits it holds are taken
+        self.recorded = str(rec.resolve().target) if rec is not None else None
         self.odb = Odb(self.repo, worktree.common_dir / "objects")
 
     def build_tree(self) -> tuple[bytes, int]:
@@ -304,7 +309,7 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
     try:
         tree, ignored = c.build_tree()
         agent = import_agent_commits(c.repo, worktree=worktree, session=session,
-                                     anchor=c.anchor)
+                                     anchor=c.anchor, recorded=c.recorded)
         note = None
         if agent.squashed is not None and _recorded_head(c):
             agent = AgentHistory()  # its commits were taken by an apply already: not squashed

@@ -187,3 +187,18 @@ def test_the_next_run_after_apply_commit_squashes_nothing_and_brings_back_nothin
     assert "not imported" not in p.stderr and "squashed" not in p.stderr
     assert work.git("diff", "--name-only", "refs/agent-base/s", "agent/s") == "again.txt\n"
     assert not any(s.startswith("agent: ") for s in pending(work))
+
+
+def test_the_agent_commits_on_its_old_line_after_apply_commit(work: Work) -> None:
+    """The agent's git inside still has its own line after --commit; its new commits on it
+    are kept (copied onto the pending branch, author and message kept), not squashed."""
+    work.run(WORK)
+    work.ok("apply", "--commit", "s")
+    p = work.ok("run", "-s", "s", "--", "sh", "-c",
+                f"echo again > again.txt && git add again.txt && {AGENT} commit -qm 'agent: again'")
+    assert "not imported" not in p.stderr and "squashed" not in p.stderr
+    assert log(work, "refs/agent-base/s..agent/s", "%an|%s") == ["Agent|agent: again"]
+    assert work.git("diff", "--name-only", "refs/agent-base/s", "agent/s") == "again.txt\n"
+    head = work.git("rev-parse", "HEAD").strip()
+    work.ok("apply", "--commit", "s")
+    assert log(work, f"{head}..HEAD", "%an|%s") == ["Agent|agent: again"]

@@ -172,7 +172,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
     engine.refuse_split_rejection(rejected, to_apply, everything)
     asked = interactive or patch
     p = engine.plan(view, to_apply, merge=merge or asked)
-    left = step_around(p, marked, partial, asked=asked, merge=merge,
+    left = step_around(p, marked, sel.hunked, asked=asked, merge=merge,
                        skip_conflicts=skip_conflicts)
     if p.conflicts and not (merge or asked):
         lines = "\n".join(f"  {a.change.shown}: {a.conflict}" for a in p.conflicts)
@@ -241,7 +241,7 @@ def hunk_changes(view: View, sel: Selection) -> list[FileChange]:
             for q in sel.partial if q.taken is not None]
 
 
-def step_around(p: ApplyPlan, marked: dict[bytes, Mark], partial: dict[bytes, Partial], *,
+def step_around(p: ApplyPlan, marked: dict[bytes, Mark], hunked: set[bytes], *,
                 asked: bool, merge: bool, skip_conflicts: bool) -> dict[bytes, str]:
     """Take out of the plan the conflicts that stay in the session: with --skip-conflicts all
     of them; at a prompt those the user did not see as conflicts (the worktree changed
@@ -254,7 +254,7 @@ def step_around(p: ApplyPlan, marked: dict[bytes, Mark], partial: dict[bytes, Pa
             out.append(a)
         elif not asked and skip_conflicts and not merge:
             left[path] = f"conflicts: {a.conflict}"
-        elif asked and not merge and path in partial:
+        elif asked and not merge and path in hunked:
             left[path] = (f"the hunks you took do not apply onto your file ({a.conflict}); "
                           "none of its hunks were applied or discarded")
         elif asked and not merge and not (marked.get(path) and marked[path].conflict):

@@ -50,6 +50,7 @@ class Selection:
     whole: list[FileChange] = field(default_factory=list)  # apply as it is
     reject: list[FileChange] = field(default_factory=list)  # drop from the session
     partial: list[Partial] = field(default_factory=list)
+    hunked: set[bytes] = field(default_factory=set)  # the files asked hunk by hunk
 
 
 class _Quit(Exception):
@@ -99,14 +100,21 @@ def choose(view: View, picked: Sequence[FileChange],
     repo = repo_of(view.worktree)
     try:
         for c in picked:
-            mark = marks.get(c.path)
-            ui.echo(f"[{TAG[c.status]}] {c.shown}" + (f" ({mark.text})" if mark else ""))
-            for r in c.risks:
-                ui.echo(f"  ! {r}")
             plain, colored = asker.diff(c)
             diff = H.parse(plain, colored)
             base = blob(repo, c.old_oid, c.old_mode)
-            if _text_change(c) and diff.hunks and base is not None:
+            hunked = _text_change(c) and bool(diff.hunks) and base is not None
+            mark = marks.get(c.path)
+            said = "" if mark is None else f" ({mark.text})"
+            if mark is not None and mark.conflict and hunked:
+                said = (f" (conflicts: {mark.why}; a hunk you take that overlaps your changes "
+                        "is not applied: it stays in the session, unless --merge)")
+            ui.echo(f"[{TAG[c.status]}] {c.shown}{said}")
+            for r in c.risks:
+                ui.echo(f"  ! {r}")
+            if hunked:
+                assert base is not None
+                sel.hunked.add(c.path)
                 _ask_hunks(asker, c, diff, base, sel)
             else:
                 _ask_whole(asker, c, diff, plain, colored, sel)

@@ -19,6 +19,7 @@ CLEAN, BOTH, THERE, CONFLICT = "clean", "both", "there", "conflict"
 class Mark:
     kind: str
     text: str
+    why: str = ""  # a conflict's reason alone
 
     @property
     def conflict(self) -> bool:
@@ -33,7 +34,7 @@ def of_action(a: engine.Action, base: Entry | None) -> Mark:
             then = "y writes the agent's file over your deletion, n leaves it"
         else:
             then = "apply keeps yours; it stays"
-        return Mark(CONFLICT, f"conflicts: {a.conflict}; {then} in the session")
+        return Mark(CONFLICT, f"conflicts: {a.conflict}; {then} in the session", a.conflict)
     if a.noop:
         return Mark(THERE, "already in your worktree")
     if a.before == base:

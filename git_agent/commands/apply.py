@@ -12,7 +12,14 @@ from collections.abc import Sequence
 
 from git_agent import proc, session, ui
 from git_agent.errors import Conflict, GitAgentError, SessionBusy
-from git_agent.mergeback import engine, hunk_prompt, keep_hunks, ledger, marks
+from git_agent.mergeback import (
+    engine,
+    hunk_prompt,
+    keep_hunks,
+    ledger,
+    marks,
+    partial_base,
+)
 from git_agent.mergeback.engine import Action, ApplyPlan
 from git_agent.mergeback.hunk_prompt import Partial, Selection
 from git_agent.mergeback.marks import Mark
@@ -200,10 +207,13 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
                 try:
                     covered = take()
                     for q in kept.values():
-                        assert q.kept is not None
-                        keep_hunks.keep_in_upper(view.session.upper, q.change.path, q.kept,
+                        assert q.upper is not None
+                        keep_hunks.keep_in_upper(view.session.upper, q.change.path, q.upper,
                                                  q.change.new_mode)
-                    capture_now(view.worktree, view.session, base=view.base, reason=(
+                    base = partial_base.advance(view, {
+                        path: (hunked[path].new_mode, hunked[path].new_oid or "")
+                        for path in kept if path in hunked})
+                    capture_now(view.worktree, view.session, base=base, reason=(
                         "what is left after apply (applied and rejected paths removed)"))
                     ledger.note(view.session, [c.path for c in done],
                                 [c.path for c in rejected])

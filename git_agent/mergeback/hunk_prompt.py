@@ -38,11 +38,13 @@ d - do not apply it; discard it from the session (your worktree keeps its versio
 @dataclass
 class Partial:
     """A text file some of whose hunks were answered: the base with the hunks taken (None:
-    none taken) and the base with the hunks kept in the session (None: none kept)."""
+    none taken), the base with the hunks kept in the session (None: none kept), and what the
+    session's file then holds: the base with both (partial_base.py says why)."""
 
     change: FileChange
     taken: bytes | None
     kept: bytes | None
+    upper: bytes | None = None
 
 
 @dataclass
@@ -107,8 +109,9 @@ def choose(view: View, picked: Sequence[FileChange],
             mark = marks.get(c.path)
             said = "" if mark is None else f" ({mark.text})"
             if mark is not None and mark.conflict and hunked:
-                said = (f" (conflicts: {mark.why}; a hunk you take that overlaps your changes "
-                        "is not applied: it stays in the session, unless --merge)")
+                said = (f" (conflicts: {mark.why}; if the hunks you take overlap your "
+                        "changes, none is applied and the file stays in the session as it is, "
+                        "unless --merge)")
             ui.echo(f"[{TAG[c.status]}] {c.shown}{said}")
             for r in c.risks:
                 ui.echo(f"  ! {r}")
@@ -201,7 +204,8 @@ def _ask_hunks(asker: _Asker, c: FileChange, diff: H.FileDiff, base: bytes,
     elif taken or dropped:
         try:
             sel.partial.append(Partial(c, H.compose(base, taken) if taken else None,
-                                       H.compose(base, kept) if kept else None))
+                                       H.compose(base, kept) if kept else None,
+                                       H.compose(base, taken + kept) if kept else None))
         except H.EditRejected as e:
             raise GitAgentError(f"{c.shown}: edited hunks overlap ({e}); nothing was "
                                 "applied") from e

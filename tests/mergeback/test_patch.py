@@ -10,6 +10,8 @@ from tests.mergeback.conftest import Work
 BASE = "".join(f"line {i}\n" for i in range(1, 21))
 # hunk 1 (lines 1 and 3: one hunk that splits in two) and hunk 2 (line 20)
 AGENT = "sed -i 's/^line 1$/ONE/; s/^line 3$/THREE/; s/^line 20$/TEN/' src/app.py"
+AGENT_APP = BASE.replace("line 1\n", "ONE\n").replace("line 3\n", "THREE\n").replace(
+    "line 20\n", "TEN\n")
 
 
 def long_app(work: Work) -> None:
@@ -36,6 +38,7 @@ def test_split_take_some_keep_the_rest(work: Work) -> None:
     long_app(work)
     work.run(AGENT)
     before = work.index_and_head()
+    old_base = work.git("rev-parse", "refs/agent-base/s").strip()
     p = work.ok("apply", "-p", "s", input="s\ny\nn\ny\n")
     assert "Split into 2 hunks." in p.stderr
     assert "(1/2) Apply this hunk to your worktree [y,n,q,a,d,s,e,?]? " in p.stderr
@@ -46,9 +49,14 @@ def test_split_take_some_keep_the_rest(work: Work) -> None:
     # the session holds exactly the hunk not taken, and it applies onto the worktree
     assert changed_lines(session_diff(work)) == ["-line 3", "+THREE"]
     assert work.review_paths() == ["src/app.py"]
+    # the base moved onto what was taken (the old base its parent): review shows the rest
+    assert work.git("rev-parse", "refs/agent-base/s^").strip() == old_base
+    # the next run: the agent sees its whole file, and the session still holds just THREE
+    seen = work.ok("run", "-s", "s", "--", "cat", "src/app.py").stdout
+    assert seen == AGENT_APP
+    assert changed_lines(session_diff(work)) == ["-line 3", "+THREE"]
     work.ok("apply", "s")  # the rest, later: the agent's file whole
-    assert app(work) == BASE.replace("line 1\n", "ONE\n").replace(
-        "line 3\n", "THREE\n").replace("line 20\n", "TEN\n")
+    assert app(work) == AGENT_APP
     assert work.review_paths() == []
 
 
@@ -136,7 +144,8 @@ def test_your_edits_too_and_hunks_that_no_longer_apply(work: Work) -> None:
     work.sh("sed -i 's/^line 20$/mine 10/' src/app.py")
     snap = work.snapshot()
     p = work.ok("apply", "-p", "s", input="y\n")
-    assert "(conflicts: changed by both, overlapping; a hunk you take that overlaps" in p.stderr
+    assert ("(conflicts: changed by both, overlapping; if the hunks you take overlap your "
+            "changes, none is applied and the file stays in the session as it is") in p.stderr
     assert "left in the session: src/app.py (the hunks you took do not apply" in p.stderr
     assert work.snapshot() == snap
     assert changed_lines(session_diff(work)) == ["-line 20", "+TEN"]

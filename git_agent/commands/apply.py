@@ -14,6 +14,7 @@ from git_agent import proc, session, ui
 from git_agent.errors import Conflict, GitAgentError, SessionBusy
 from git_agent.mergeback import (
     engine,
+    hunk_fit,
     hunk_prompt,
     keep_hunks,
     ledger,
@@ -179,6 +180,10 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
     engine.refuse_split_rejection(rejected, to_apply, everything)
     asked = interactive or patch
     p = engine.plan(view, to_apply, merge=merge or asked)
+    if patch and not merge:  # hunks taken that no longer apply onto your file stay
+        hunk_fit.refit(view, p, sel)
+        partial = {q.change.path: q for q in sel.partial}
+        hunked = {a.change.path: a.change for a in p.actions if a.change.path in partial}
     left = step_around(p, marked, sel.hunked, asked=asked, merge=merge,
                        skip_conflicts=skip_conflicts)
     if p.conflicts and not (merge or asked):

@@ -47,12 +47,17 @@ class Partial:
     upper: bytes | None = None
 
 
+Answered = tuple[bytes, list[H.Block], list[H.Block], list[H.Block]]
+
+
 @dataclass
 class Selection:
     whole: list[FileChange] = field(default_factory=list)  # apply as it is
     reject: list[FileChange] = field(default_factory=list)  # drop from the session
     partial: list[Partial] = field(default_factory=list)
     hunked: set[bytes] = field(default_factory=set)  # the files asked hunk by hunk
+    # of each file some hunks of which were taken: (base, taken, kept, discarded blocks)
+    blocks: dict[bytes, Answered] = field(default_factory=dict)
 
 
 class _Quit(Exception):
@@ -196,7 +201,11 @@ def _ask_hunks(asker: _Asker, c: FileChange, diff: H.FileDiff, base: bytes,
     taken = [b for h, ans in zip(todo, answers, strict=True) if ans == "y" for b in h.blocks()]
     kept = [b for h, ans in zip(todo, answers, strict=True) if ans in (None, "n")
             for b in h.blocks()]
+    discarded = [b for h, ans in zip(todo, answers, strict=True) if ans == "d"
+                 for b in h.blocks()]
     dropped = any(ans == "d" for ans in answers)
+    if taken:
+        sel.blocks[c.path] = (base, taken, kept, discarded)
     if taken and not kept and not dropped:
         sel.whole.append(c)
     elif not taken and not kept and dropped:

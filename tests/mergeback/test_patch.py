@@ -140,6 +140,15 @@ def test_your_edits_too_and_hunks_that_no_longer_apply(work: Work) -> None:
     assert app(work) == BASE.replace("line 1\n", "ONE\n").replace(
         "line 3\n", "THREE\n").replace("line 5\n", "mine 5\n")
     assert changed_lines(session_diff(work)) == ["-line 20", "+TEN"]
+    # two hunks taken, one of them on a line you changed too: the other is applied
+    work.run("sed -i 's/^line 14$/FOURTEEN/; s/^mine 5$/FIVE/' src/app.py", session="t")
+    work.sh("sed -i 's/^mine 5$/yours 5/' src/app.py")
+    p = work.ok("apply", "-p", "t", "--", "src/app.py", input="y\ny\n")
+    assert ("src/app.py: 1 of the 2 hunks you took no longer applies onto your file (you "
+            "changed those lines); left in the session") in p.stderr
+    assert "yours 5\n" in app(work) and "FOURTEEN\n" in app(work)
+    diff = work.git("diff", "refs/agent-base/t", "agent/t", "--", "src/app.py")
+    assert changed_lines(diff) == ["-mine 5", "+FIVE"]
     # your own change on the hunk's line: it does not apply, it is said, it stays
     work.sh("sed -i 's/^line 20$/mine 10/' src/app.py")
     snap = work.snapshot()

@@ -116,13 +116,14 @@ def test_e_edits_the_hunk_in_the_editor(work: Work) -> None:
 def test_whole_files_are_asked_whole(work: Work) -> None:
     long_app(work)
     work.run("rm docs/c.md; echo new > new.txt; chmod +x tool.sh; printf '\\0bin' > b.bin;"
-             " ln -s README.md link")
-    p = work.ok("apply", "-p", "--yes", "s", input="y\nn\nd\ny\ny\n")
+             " ln -s README.md link; printf '\\0now binary' > README.md")
+    p = work.ok("apply", "-p", "--yes", "s", input="y\ny\nn\nd\ny\ny\n")
     err = p.stderr
-    for q in ("Apply addition", "Apply deletion", "Apply mode change"):
+    for q in ("Apply change", "Apply addition", "Apply deletion", "Apply mode change"):
         assert f"(1/1) {q} to your worktree [y,n,q,a,d,?]? " in err
     assert "Apply this hunk" not in err
-    # git's order: b.bin, docs/c.md, link, new.txt, tool.sh
+    # git's order: README.md, b.bin, docs/c.md, link, new.txt, tool.sh
+    assert (work.root / "README.md").read_bytes() == b"\0now binary"
     assert (work.root / "b.bin").read_bytes() == b"\0bin"
     assert (work.root / "docs/c.md").exists()  # n: kept in the session
     assert not os.path.lexists(work.root / "link")  # d: discarded

@@ -180,8 +180,9 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
     engine.refuse_split_rejection(rejected, to_apply, everything)
     asked = interactive or patch
     p = engine.plan(view, to_apply, merge=merge or asked)
+    refitted = 0
     if patch and not merge:  # hunks taken that no longer apply onto your file stay
-        hunk_fit.refit(view, p, sel)
+        refitted = hunk_fit.refit(view, p, sel)
         partial = {q.change.path: q for q in sel.partial}
         hunked = {a.change.path: a.change for a in p.actions if a.change.path in partial}
     left = step_around(p, marked, sel.hunked, asked=asked, merge=merge,
@@ -246,7 +247,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
     if held:
         ui.say("interrupted, after apply finished (it does not stop halfway)")
         ui.act_on(held)
-    return 1 if p.conflicts or (left and not asked) else 0
+    return 1 if p.conflicts or left or refitted else 0  # not all you asked for is there
 
 
 def hunk_changes(view: View, sel: Selection) -> list[FileChange]:

@@ -12,10 +12,12 @@ from git_agent.mergeback.hunk_prompt import Partial, Selection
 from git_agent.mergeback.view import View, repo_of
 
 
-def refit(view: View, p: engine.ApplyPlan, sel: Selection) -> None:
+def refit(view: View, p: engine.ApplyPlan, sel: Selection) -> int:
     """For each conflicting file some of whose hunks were taken: keep taking, one by one, the
     hunks that merge cleanly onto your file; the plan's action and the selection are changed
-    to that, and it is said which stay. A file none of whose hunks fit is left as it is."""
+    to that, and it is said which stay. A file none of whose hunks fit is left as it is.
+    Returns how many files keep hunks that were taken."""
+    refitted = 0
     repo = repo_of(view.worktree)
     labels = ("worktree", "base", view.session.branch_name)
     for i, a in enumerate(p.actions):
@@ -46,3 +48,5 @@ def refit(view: View, p: engine.ApplyPlan, sel: Selection) -> None:
         ui.echo(f"{change.shown}: {len(left)} of the {len(taken)} hunks you took no longer "
                 f"appl{'ies' if len(left) == 1 else 'y'} onto your file (you changed those "
                 "lines); left in the session")
+        refitted += 1
+    return refitted

@@ -144,16 +144,18 @@ def test_your_edits_too_and_hunks_that_no_longer_apply(work: Work) -> None:
     # two hunks taken, one of them on a line you changed too: the other is applied
     work.run("sed -i 's/^line 14$/FOURTEEN/; s/^mine 5$/FIVE/' src/app.py", session="t")
     work.sh("sed -i 's/^mine 5$/yours 5/' src/app.py")
-    p = work.ok("apply", "-p", "t", "--", "src/app.py", input="y\ny\n")
+    p = work.agent("apply", "-p", "t", "--", "src/app.py", input="y\ny\n")
+    assert p.returncode == 1, p.stderr  # not all you took is applied: the exit status says so
     assert ("src/app.py: 1 of the 2 hunks you took no longer applies onto your file (you "
             "changed those lines); left in the session") in p.stderr
     assert "yours 5\n" in app(work) and "FOURTEEN\n" in app(work)
     diff = work.git("diff", "refs/agent-base/t", "agent/t", "--", "src/app.py")
     assert changed_lines(diff) == ["-mine 5", "+FIVE"]
     # your own change on the hunk's line: it does not apply, it is said, it stays
-    work.sh("sed -i 's/^line 20$/mine 10/' src/app.py")
+    work.sh("sed -i 's/^line 20$/mine 20/' src/app.py")
     snap = work.snapshot()
-    p = work.ok("apply", "-p", "s", input="y\n")
+    p = work.agent("apply", "-p", "s", input="y\n")
+    assert p.returncode == 1, p.stderr
     assert ("(conflicts: changed by both, overlapping; if the hunks you take overlap your "
             "changes, none is applied and the file stays in the session as it is") in p.stderr
     assert "left in the session: src/app.py (the hunks you took do not apply" in p.stderr

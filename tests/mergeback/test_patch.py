@@ -40,7 +40,7 @@ def test_split_take_some_keep_the_rest(work: Work) -> None:
     before = work.index_and_head()
     old_base = work.git("rev-parse", "refs/agent-base/s").strip()
     p = work.ok("apply", "-p", "s", input="s\ny\nn\ny\n")
-    assert "Split into 2 hunks." in p.stderr
+    assert "Split into 2 hunks." in p.stderr and "warning" not in p.stderr
     assert "(1/2) Apply this hunk to your worktree [y,n,q,a,d,s,e,?]? " in p.stderr
     assert "(1/3) Apply this hunk to your worktree [y,n,q,a,d,e,?]? " in p.stderr
     assert "@@ -1,2 +1,2 @@\n-line 1\n+ONE\n line 2\n" in p.stdout  # the first split hunk

@@ -6,6 +6,7 @@ is said at the end. Deciding and writing is the engine's (mergeback/engine.py).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -281,6 +282,12 @@ def step_around(p: ApplyPlan, marked: dict[bytes, Mark], hunked: set[bytes], *,
     return left
 
 
+def _below_any(known: list[bytes], top: bytes) -> bool:
+    """Is some path of the sorted known below the directory top? (They sort together.)"""
+    j = bisect.bisect_left(known, top + b"/")
+    return j < len(known) and known[j].startswith(top + b"/")
+
+
 def already_done(view: View, everything: Sequence[FileChange],
                  paths: Sequence[str]) -> list[str] | None:
     """The paths given that the session still changes; one no longer there that apply took
@@ -288,9 +295,11 @@ def already_done(view: View, everything: Sequence[FileChange],
     if not paths:
         return list(paths)
     out: list[str] = []
+    known = sorted(c.path for c in everything)
+    exact = set(known)
     for raw, spec in zip(paths, to_repo_paths(view.worktree, paths), strict=True):
-        if any(not spec or c.path == spec or c.path.startswith(spec.rstrip(b"/") + b"/")
-               for c in everything):
+        top = spec.rstrip(b"/")
+        if not spec or top in exact or _below_any(known, top):
             out.append(raw)
             continue
         what = ledger.done_at(view.session, spec)

@@ -87,7 +87,8 @@ class _Asker:
 
     def diff(self, c: FileChange) -> tuple[bytes, bytes | None]:
         spec = ":(top,literal)" + c.path.decode("utf-8", "surrogateescape")
-        argv = ["git", "diff", "--no-ext-diff", "--no-textconv", "--no-renames"]
+        argv = ["git", "-c", "diff.suppressBlankEmpty=false", "diff", "--no-ext-diff",
+                "--no-textconv", "--no-renames"]
         plain = proc.run([*argv, "--color=never", self.view.base, self.view.head, "--", spec],
                          cwd=self.cwd).stdout
         colored = (proc.run([*argv, "--color=always", self.view.base, self.view.head, "--",
@@ -114,9 +115,8 @@ def choose(view: View, picked: Sequence[FileChange],
             mark = marks.get(c.path)
             said = "" if mark is None else f" ({mark.text})"
             if mark is not None and mark.conflict and hunked:
-                said = (f" (conflicts: {mark.why}; if the hunks you take overlap your "
-                        "changes, none is applied and the file stays in the session as it is, "
-                        "unless --merge)")
+                said = (f" (conflicts: {mark.why}; a hunk you take that overlaps your "
+                        "changes is not applied: it stays in the session, unless --merge)")
             ui.echo(f"[{TAG[c.status]}] {c.shown}{said}")
             for r in c.risks:
                 ui.echo(f"  ! {r}")

@@ -156,8 +156,8 @@ def test_your_edits_too_and_hunks_that_no_longer_apply(work: Work) -> None:
     snap = work.snapshot()
     p = work.agent("apply", "-p", "s", input="y\n")
     assert p.returncode == 1, p.stderr
-    assert ("(conflicts: changed by both, overlapping; if the hunks you take overlap your "
-            "changes, none is applied and the file stays in the session as it is") in p.stderr
+    assert ("(conflicts: changed by both, overlapping; a hunk you take that overlaps your "
+            "changes is not applied: it stays in the session, unless --merge)") in p.stderr
     assert "left in the session: src/app.py (the hunks you took do not apply" in p.stderr
     assert work.snapshot() == snap
     assert changed_lines(session_diff(work)) == ["-line 20", "+TEN"]
@@ -179,3 +179,15 @@ def test_end_of_input_and_colours(work: Work) -> None:
     assert "\x1b[36m@@ -1,2 +1,2 @@\x1b[m" in p.stdout  # a split hunk's header as git paints it
     assert "\x1b[1;34m(1/2) Apply this hunk" in p.stderr  # color.interactive.prompt
     assert "\x1b[1;31my - apply this hunk to your worktree" in p.stderr  # .help
+
+
+def test_git_settings_that_change_the_diff_text_do_not_confuse_it(work: Work) -> None:
+    """diff.suppressBlankEmpty prints an empty context line as nothing at all."""
+    (work.root / "docs/blank.md").write_text("a\n\nb\n\nc\n")
+    work.git("add", "docs/blank.md")
+    work.git("commit", "-qm", "blank lines")
+    work.git("config", "diff.suppressBlankEmpty", "true")
+    work.run("sed -i 's/^b$/B/' docs/blank.md")
+    work.ok("apply", "-p", "s", input="y\n")
+    assert (work.root / "docs/blank.md").read_text() == "a\n\nB\n\nc\n"
+    assert work.review_paths() == []

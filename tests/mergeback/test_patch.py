@@ -183,11 +183,12 @@ def test_end_of_input_and_colours(work: Work) -> None:
 
 def test_git_settings_that_change_the_diff_text_do_not_confuse_it(work: Work) -> None:
     """diff.suppressBlankEmpty prints an empty context line as nothing at all."""
-    (work.root / "docs/blank.md").write_text("a\n\nb\n\nc\n")
+    text = "a\n\nb\n\nc\n" + "".join(f"{i}\n" for i in range(10)) + "z\n"
+    (work.root / "docs/blank.md").write_text(text)
     work.git("add", "docs/blank.md")
     work.git("commit", "-qm", "blank lines")
     work.git("config", "diff.suppressBlankEmpty", "true")
-    work.run("sed -i 's/^b$/B/' docs/blank.md")
-    work.ok("apply", "-p", "s", input="y\n")
-    assert (work.root / "docs/blank.md").read_text() == "a\n\nB\n\nc\n"
-    assert work.review_paths() == []
+    work.run("sed -i 's/^b$/B/; s/^z$/Z/' docs/blank.md")
+    work.ok("apply", "-p", "s", input="y\nn\n")  # the first hunk, laid on the base
+    assert (work.root / "docs/blank.md").read_text() == text.replace("b", "B")
+    assert work.review_paths() == ["docs/blank.md"]

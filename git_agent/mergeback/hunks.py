@@ -158,8 +158,8 @@ def parse(plain: bytes, colored: bytes | None = None) -> FileDiff:
             if hunk is not None and hunk.lines:
                 last = hunk.lines[-1]
                 hunk.lines[-1] = Line(last.tag, last.text[:-1], last.shown, last.old, last.new)
-        elif hunk is not None and raw[:1] in (b" ", b"-", b"+"):
-            tag = raw[:1]
+        elif hunk is not None and raw[:1] in (b" ", b"-", b"+", b""):
+            tag = raw[:1] or b" "  # an empty context line (diff.suppressBlankEmpty)
             hunk.lines.append(Line(tag, raw[1:] + b"\n", c_lines[i], old, new))
             old += tag != b"+"
             new += tag != b"-"

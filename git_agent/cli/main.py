@@ -182,7 +182,10 @@ Examples:
   git agent apply                   all of it (three-way merge where you edited too)
   git agent apply -- src/ README.md only these paths
   git agent apply -i                file by file: y n r d Y N R q ?
-  git agent apply --merge           write conflict markers instead of refusing
+  git agent apply -p                hunk by hunk, as git add -p: y n q a d s e ?
+  git agent apply -p -- src/app.py  the hunks of one file
+  git agent apply --merge           write conflict markers (with the base section)
+  git agent apply --skip-conflicts  apply what merges; conflicting files stay in the session
   git agent apply --yes             write risky files without asking (scripts)
   git agent apply --commit          as commits on your branch (the agent's own kept)
   git agent apply --commit -- src/  only src/: each commit keeps its src/ changes
@@ -192,9 +195,19 @@ Examples:
 @click.argument(
     "session_name", required=False, metavar="[SESSION]", shell_complete=_complete_sessions
 )
-@click.option("-i", "--interactive", is_flag=True, help="Ask file by file.")
+@click.option("-i", "--interactive", is_flag=True,
+              help="Ask file by file; each file is marked clean, changed by you too, or "
+                   "conflicting.")
+@click.option("-p", "--patch", is_flag=True,
+              help="Ask hunk by hunk (git add -p's keys; d discards from the session); "
+                   "what is not taken stays in the session.")
 @click.option(
-    "--merge", is_flag=True, help="On conflict, write conflict markers instead of refusing."
+    "--merge", is_flag=True,
+    help="On conflict, write conflict markers (diff3 style) instead of refusing.",
+)
+@click.option(
+    "--skip-conflicts", is_flag=True,
+    help="Apply what merges, leave conflicting files in the session (exit status 1).",
 )
 @click.option(
     "-y", "--yes", is_flag=True,
@@ -207,24 +220,30 @@ Examples:
 )
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def apply(
-    session_name: str | None, interactive: bool, merge: bool, yes: bool, commit: bool,
-    paths: tuple[str, ...]
+    session_name: str | None, interactive: bool, patch: bool, merge: bool, skip_conflicts: bool,
+    yes: bool, commit: bool, paths: tuple[str, ...]
 ) -> None:
     """Apply the session's changes onto the working tree (index and HEAD untouched but with
     --commit).
 
     All or nothing: a conflict, a failed write (taken back) or a ^C (which waits for the end)
-    leaves the worktree as it was or gives it the whole change. Risky files are listed first
-    and asked about once (without a terminal: refused unless --yes); a change that would make
-    git find another repository is always refused. --commit lands the session as commits on
-    your branch instead (index and HEAD move, as cherry-pick). After any apply agent/SESSION
-    holds only the work still pending; what it was stays at refs/agent-history/SESSION."""
+    leaves the worktree as it was or gives it the whole change (--skip-conflicts: all of what
+    merges). With -i or -p a conflicting file is asked like any other: y writes it with
+    markers, n leaves it in the session. Risky files are listed first and asked about once
+    (without a terminal: refused unless --yes); a change that would make git find another
+    repository is always refused. --commit lands the session as commits on your branch
+    instead (index and HEAD move, as cherry-pick). After any apply agent/SESSION holds only
+    the work still pending; what it was stays at refs/agent-history/SESSION."""
     from git_agent.commands import apply as apply_mod
 
+    if interactive and patch:
+        raise click.UsageError("-i and -p: choose one")
+    if skip_conflicts and merge:
+        raise click.UsageError("--merge and --skip-conflicts: choose one")
     sys.exit(
         apply_mod.main(
             session_name=session_name, interactive=interactive, merge=merge, paths=list(paths),
-            yes=yes, commit=commit,
+            yes=yes, patch=patch, skip_conflicts=skip_conflicts, commit=commit,
         )
     )
 

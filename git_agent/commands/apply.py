@@ -6,13 +6,27 @@ is said at the end. Deciding and writing is the engine's (mergeback/engine.py).
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import sys
 from collections.abc import Sequence
 
 from git_agent import proc, session, ui
 from git_agent.errors import Conflict, GitAgentError, SessionBusy, UsageError
-from git_agent.mergeback import engine, landing, pending
-from git_agent.mergeback.engine import ApplyPlan
+from git_agent.mergeback import (
+    engine,
+    hunk_fit,
+    hunk_prompt,
+    keep_hunks,
+    landing,
+    ledger,
+    marks,
+    partial_base,
+    pending,
+)
+from git_agent.mergeback.engine import Action, ApplyPlan
+from git_agent.mergeback.hunk_prompt import Partial, Selection
+from git_agent.mergeback.marks import Mark
 from git_agent.mergeback.risks import FOREIGN_GIT
 from git_agent.mergeback.view import (
     TAG,
@@ -23,6 +37,8 @@ from git_agent.mergeback.view import (
     changes,
     diff_argv,
     open_view,
+    repo_of,
+    to_repo_paths,
 )
 from git_agent.repo import find_worktree
 
@@ -37,15 +53,18 @@ q - stop asking; apply what was chosen so far (the rest stays)
 """
 
 
-def choose(view: View, picked: Sequence[FileChange]) -> tuple[list[FileChange], list[FileChange]]:
+def choose(view: View, picked: Sequence[FileChange], marked: dict[bytes, Mark] | None = None,
+           ) -> tuple[list[FileChange], list[FileChange]]:
     """Ask file by file; returns (to apply, to reject). EOF raises Aborted."""
+    marked = marked or {}
     apply_: list[FileChange] = []
     reject: list[FileChange] = []
     bulk: str | None = None
     for i, c in enumerate(picked):
         answer = bulk
         verb = {"y": ": apply", "n": ": skip", "r": ": reject"}.get(answer or "", "")
-        ui.echo(f"[{TAG[c.status]}] {c.shown}{verb}")
+        mark = marked.get(c.path)
+        ui.echo(f"[{TAG[c.status]}] {c.shown}{f' ({mark.text})' if mark else ''}{verb}")
         for r in c.risks:
             ui.echo(f"  ! {r}")
         while answer is None:
@@ -73,10 +92,11 @@ def choose(view: View, picked: Sequence[FileChange]) -> tuple[list[FileChange], 
 
 
 def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Sequence[str],
-         yes: bool = False, commit: bool = False) -> int:
-    if commit and (interactive or merge):
-        raise UsageError("--commit lands whole commits: it takes no -i or --merge (limit it "
-                         "with -- PATHS)")
+         yes: bool = False, patch: bool = False, skip_conflicts: bool = False,
+         commit: bool = False) -> int:
+    if commit and (interactive or patch or merge or skip_conflicts):
+        raise UsageError("--commit lands whole commits: it takes no -i, -p, --merge or "
+                         "--skip-conflicts (limit it with -- PATHS)")
     worktree = find_worktree()
     engine.refuse_busy_worktree(worktree)
     engine.warn_unfinished(worktree)
@@ -86,7 +106,10 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
         ui.say(f"{e}; nothing to apply")
         return 0
     everything = changes(view)
-    picked = changes(view, paths=paths) if paths else everything
+    wanted = already_done(view, everything, paths)
+    if wanted is None:
+        return 0
+    picked = changes(view, paths=wanted) if wanted else everything
     if not picked:
         ui.say(f"session {view.session.name!r} has no changes to apply")
         return 0
@@ -109,7 +132,7 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
 
             return landing.main(view, picked, everything, running=running, confirm=confirm)
         return _apply(view, picked, everything, interactive=interactive, merge=merge,
-                      running=running, yes=yes)
+                      running=running, yes=yes, patch=patch, skip_conflicts=skip_conflicts)
     finally:
         lock.__exit__(None, None, None)
 
@@ -146,47 +169,83 @@ def confirm_risky(p: ApplyPlan, *, merge: bool, yes: bool) -> bool:
 
 
 def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileChange], *,
-           interactive: bool, merge: bool, running: bool, yes: bool) -> int:
+           interactive: bool, merge: bool, running: bool, yes: bool, patch: bool = False,
+           skip_conflicts: bool = False) -> int:
     worktree = view.worktree
     refs_only = not view.session.dir.is_dir()
     if not running and not refs_only:
         engine.check_upper(view)
-    if interactive:
-        to_apply, to_reject = choose(view, picked)
+    if patch and refs_only:
+        raise GitAgentError(f"session {view.session.name!r} is known only by its refs (its "
+                            "folder is gone): apply -p keeps the hunks left in its overlay, "
+                            "which it no longer has; apply whole files (-i, or -- PATHS)")
+    marked = marks.marks(view, picked) if (interactive or patch) else {}
+    sel = Selection()
+    if patch:
+        sel = hunk_prompt.choose(view, picked, marked)
+        to_apply, to_reject = sel.whole + hunk_changes(view, sel), sel.reject
+    elif interactive:
+        to_apply, to_reject = choose(view, picked, marked)
     else:
         to_apply, to_reject = list(picked), []
-    if not to_apply and not to_reject:
+    if not to_apply and not to_reject and not sel.partial:
         ui.say("nothing chosen; nothing changed")
         return 0
-    to_apply = engine.closure(to_apply, everything)
+    partial = {q.change.path: q for q in sel.partial}
+    hunked = {c.path: c for c in to_apply if c.path in partial}
+    to_apply = [hunked.get(c.path, c) for c in engine.closure(to_apply, everything)]
     refuse_foreign_git(to_apply)
     rejected = [c for c in to_reject if c.path not in {a.path for a in to_apply}]
     engine.refuse_split_rejection(rejected, to_apply, everything)
-    p = engine.plan(view, to_apply, merge=merge)
-    if p.conflicts and not merge:
+    asked = interactive or patch
+    p = engine.plan(view, to_apply, merge=merge or asked)
+    refitted = 0
+    if patch and not merge:  # hunks taken that no longer apply onto your file stay
+        refitted = hunk_fit.refit(view, p, sel)
+        partial = {q.change.path: q for q in sel.partial}
+        hunked = {a.change.path: a.change for a in p.actions if a.change.path in partial}
+    left = step_around(p, marked, sel.hunked, asked=asked, merge=merge,
+                       skip_conflicts=skip_conflicts)
+    if p.conflicts and not (merge or asked):
         lines = "\n".join(f"  {a.change.shown}: {a.conflict}" for a in p.conflicts)
         raise Conflict(f"{len(p.conflicts)} path(s) conflict; nothing was applied "
-                       f"(--merge writes conflict markers):\n{lines}")
-    if not confirm_risky(p, merge=merge, yes=yes):
+                       f"(--merge writes conflict markers, --skip-conflicts applies the "
+                       f"rest):\n{lines}")
+    if not confirm_risky(p, merge=True, yes=yes):
         ui.echo("not applied; nothing was written")
         return 1
-    # what was written, or was already there; a conflict that kept yours stays in the session
-    done = [a.change for a in p.actions if not (a.conflict and a.noop)]
+    # what was written, or was already there; a conflict that kept yours stays in the session,
+    # and so does a file of which some hunks stay (its upper file then holds just those)
+    done = [a.change for a in p.actions if not (a.conflict and a.noop)
+            and not (a.change.path in partial and partial[a.change.path].kept is not None)]
+    kept = {q.change.path: q for q in sel.partial if q.kept is not None
+            and q.change.path not in left}
     take = (None if running else pending.refs_only_take(view, [*done, *rejected]) if refs_only
             else engine.consumption(view, done, everything, rejected))
     # ^C cannot stop it halfway: the worktree written, the session giving the paths up and its
     # branch recaptured, all of it or (^C before this point) none
     held: list[int] = []
+    covered: list[bytes] = []
     try:
         with ui.uninterrupted() as held:
-            engine.execute(worktree, p, merge=merge)
+            engine.execute(worktree, p, merge=True)
             if take is not None:
                 try:
-                    left = take()
+                    covered = take()
                     if not refs_only:
-                        capture_now(view.worktree, view.session, base=view.base, reason=(
+                        for q in kept.values():
+                            assert q.upper is not None
+                            keep_hunks.keep_in_upper(view.session.upper, q.change.path,
+                                                     q.upper, q.change.new_mode)
+                        base = partial_base.advance(view, {
+                            path: (hunked[path].new_mode, hunked[path].new_oid or "")
+                            for path in kept if path in hunked})
+                        capture_now(view.worktree, view.session, base=base, reason=(
                             "what is left after apply (applied and rejected paths removed)"))
-                        pending.settle(view, view.head)  # agent/S: the pending work only
+                        # agent/S: the pending work only (on the base -p may have moved)
+                        pending.settle(dataclasses.replace(view, base=base), view.head)
+                    ledger.note(view.session, [c.path for c in done],
+                                [c.path for c in rejected])
                 except Exception as e:  # noqa: BLE001 - said whatever it is: the worktree is done
                     why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
                     raise GitAgentError(
@@ -198,28 +257,109 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
             ui.say(str(e))
             ui.act_on(held)
         raise
-    report(p, rejected)
+    report(p, rejected, partial)
+    for path, why in left.items():
+        ui.echo(f"left in the session: {ui.quote_path(path)} ({why})")
     if take is None:
         ui.say(f"session {view.session.name!r} is running: its files were left alone; "
                "apply again after it ends to drop what was applied from it")
     else:
-        for path in left:
+        for path in covered:
             ui.say(f"note: {ui.quote_path(path)} stays in review: the agent deleted or replaced "
                    "its directory whole; that is released once all of it is applied or rejected")
     if held:
         ui.say("interrupted, after apply finished (it does not stop halfway)")
         ui.act_on(held)
-    return 1 if p.conflicts else 0
+    return 1 if p.conflicts or left or refitted else 0  # not all you asked for is there
 
 
-def report(p: ApplyPlan, rejected: Sequence[FileChange]) -> None:
+def hunk_changes(view: View, sel: Selection) -> list[FileChange]:
+    """The files of which some hunks were taken, as changes to the base with just those."""
+    repo = repo_of(view.worktree)
+    return [dataclasses.replace(q.change, new_oid=str(repo.create_blob(q.taken)))
+            for q in sel.partial if q.taken is not None]
+
+
+def step_around(p: ApplyPlan, marked: dict[bytes, Mark], hunked: set[bytes], *,
+                asked: bool, merge: bool, skip_conflicts: bool) -> dict[bytes, str]:
+    """Take out of the plan the conflicts that stay in the session: with --skip-conflicts all
+    of them; at a prompt those the user did not see as conflicts (the worktree changed
+    since) and the hunks that no longer apply (unless --merge). Returns path -> why."""
+    left: dict[bytes, str] = {}
+    out: list[Action] = []
+    for a in p.actions:
+        path = a.change.path
+        if not a.conflict:
+            out.append(a)
+        elif not asked and skip_conflicts and not merge:
+            left[path] = f"conflicts: {a.conflict}"
+        elif asked and not merge and path in hunked:
+            left[path] = (f"the hunks you took do not apply onto your file ({a.conflict}); "
+                          "none of its hunks were applied or discarded")
+        elif asked and not merge and not (marked.get(path) and marked[path].conflict):
+            left[path] = f"now conflicts with your file, changed since asked: {a.conflict}"
+        else:
+            out.append(a)
+    p.actions = out
+    return left
+
+
+def _below_any(known: list[bytes], top: bytes) -> bool:
+    """Is some path of the sorted known below the directory top? (They sort together.)"""
+    j = bisect.bisect_left(known, top + b"/")
+    return j < len(known) and known[j].startswith(top + b"/")
+
+
+def already_done(view: View, everything: Sequence[FileChange],
+                 paths: Sequence[str]) -> list[str] | None:
+    """The paths given that the session still changes; one no longer there that apply took
+    out of it is said so ("already applied", "discarded"). None: nothing is left to do."""
+    if not paths:
+        return list(paths)
+    out: list[str] = []
+    known = sorted(c.path for c in everything)
+    exact = set(known)
+    for raw, spec in zip(paths, to_repo_paths(view.worktree, paths), strict=True):
+        top = spec.rstrip(b"/")
+        if not spec or top in exact or _below_any(known, top):
+            out.append(raw)
+            continue
+        what = ledger.done_at(view.session, spec)
+        if what is None:
+            out.append(raw)  # changes() says it is not among them
+        elif what == ledger.APPLIED:
+            ui.say(f"{raw}: already applied (session {view.session.name!r} no longer holds it)")
+        else:
+            ui.say(f"{raw}: already discarded from session {view.session.name!r} (your "
+                   "worktree kept its version)")
+    return out or None
+
+
+def report(p: ApplyPlan, rejected: Sequence[FileChange], partial: dict[bytes, Partial]) -> None:
     applied = [a for a in p.actions if not a.conflict]
-    if applied:
-        ui.echo(f"applied {len(applied)} file{'s' if len(applied) != 1 else ''}")
+    whole = [a for a in applied if a.change.path not in partial]
+    if whole:
+        ui.echo(f"applied {len(whole)} file{'s' if len(whole) != 1 else ''}")
+    for a in applied:
+        if a.change.path in partial:
+            rest = ("the rest stay in the session" if partial[a.change.path].kept is not None
+                    else "the rest were discarded from the session")
+            ui.echo(f"applied the hunks you took of {a.change.shown}; {rest}")
+    for path, q in partial.items():
+        if q.taken is None:
+            ui.echo(f"discarded hunks of {ui.quote_path(path)} from the session; the rest "
+                    "stay in it")
     for a in p.conflicts:
         if a.markers:
-            ui.echo(f"conflict markers written in {a.change.shown} ({a.conflict})")
+            ui.echo(f"conflict markers written in {a.change.shown} ({a.conflict}); it left "
+                    "the session")
+        elif not a.noop:
+            ui.echo(f"CONFLICT (modify/delete): {a.change.shown} was deleted in your worktree "
+                    "and changed by the agent; the agent's version was written back over your "
+                    "deletion (delete it again to keep it deleted)")
         else:
-            ui.echo(f"conflict in {a.change.shown}: {a.conflict}")
+            ui.echo(f"conflict in {a.change.shown}: {a.conflict}; your version was kept and "
+                    "the change stays in the session")
     if rejected:
-        ui.echo(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''}")
+        ui.echo(f"rejected {len(rejected)} file{'s' if len(rejected) != 1 else ''} "
+                "(discarded from the session; your worktree kept its version)")

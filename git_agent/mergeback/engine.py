@@ -71,7 +71,11 @@ def merge_text(base: bytes, ours: bytes, theirs: bytes, *, labels: tuple[str, st
             with open(p, "wb") as f:
                 f.write(data)
             names.append(p)
-        r = proc.run(["git", "merge-file", "-p", "-L", labels[0], "-L", labels[1],
+        # markers with the base section (merge.conflictStyle=diff3; zdiff3 if you set it)
+        style = proc.git("config", "merge.conflictStyle", cwd=cwd, check=False).strip()
+        r = proc.run(["git", "merge-file", "-p",
+                      "--zdiff3" if style == b"zdiff3" else "--diff3",
+                      "-L", labels[0], "-L", labels[1],
                       "-L", labels[2], *names], cwd=cwd, check=False)
     if r.returncode > 127 or r.returncode < 0:
         return b"", -1

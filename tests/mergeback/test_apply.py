@@ -34,7 +34,9 @@ def test_apply_only_the_given_paths(work: Work) -> None:
     work.ok("apply", "s", "--", "docs", "README.md")
     assert work.git("status", "--porcelain") == " M README.md\n M docs/c.md\n"
     assert work.review_paths() == ["src/app.py"]
-    p = work.agent("apply", "s", "--", "docs/c.md")
+    p = work.agent("apply", "s", "--", "docs/c.md")  # 13.7: said as it is, not an error
+    assert p.returncode == 0 and "docs/c.md: already applied" in p.stderr
+    p = work.agent("apply", "s", "--", "tool.sh")  # never changed by the agent
     assert p.returncode == 2 and "not among the changes" in p.stderr
 
 
@@ -142,7 +144,8 @@ def test_merge_writes_conflict_markers(work: Work) -> None:
     p = work.agent("apply", "--merge", "s")
     assert p.returncode == 1 and "conflict markers written in src/app.py" in p.stderr
     text = (work.root / "src/app.py").read_text()
-    assert "<<<<<<< worktree\nuser 5\n=======\nagent 5\n>>>>>>> agent/s\n" in text
+    assert ("<<<<<<< worktree\nuser 5\n||||||| base\nline 5\n=======\nagent 5\n"
+            ">>>>>>> agent/s\n") in text  # the base section, as merge.conflictStyle=diff3
     assert (work.root / "README.md").read_text() == "hello\nother\n"
 
 

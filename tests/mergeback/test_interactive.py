@@ -53,8 +53,8 @@ def test_end_of_input_aborts_with_nothing_changed(work: Work) -> None:
 def test_risks_and_tags_are_shown(work: Work) -> None:
     work.run("echo x > .envrc; rm docs/c.md")
     p = work.ok("apply", "-i", "s", input="N\n")
-    assert "[NEW] .envrc\n  ! direnv: runs when you cd into the directory" in p.stderr
-    assert "[DELETED] docs/c.md: skip" in p.stderr
+    assert "[NEW] .envrc (clean)\n  ! direnv: runs when you cd into the directory" in p.stderr
+    assert "[DELETED] docs/c.md (clean): skip" in p.stderr
 
 
 def test_no_run_of_the_session_starts_while_apply_asks(work: Work) -> None:

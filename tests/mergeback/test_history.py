@@ -131,7 +131,7 @@ def test_apply_commit_asks_about_risky_files_as_apply_does(work: Work) -> None:
     assert p.returncode == 1 and ".gitattributes" in p.stderr and "--yes" in p.stderr
     assert work.index_and_head() == state and work.git("rev-parse", "agent/s") == tip
     p = work.agent("apply", "--commit", "-i", "s")
-    assert p.returncode == 2 and "no -i or --merge" in p.stderr
+    assert p.returncode == 2 and "takes no -i, -p, --merge" in p.stderr
     work.ok("apply", "--commit", "--yes", "s")
     assert log(work, "-1", "%an|%s") == ["Agent|agent: attributes"]
     assert work.git("status", "--porcelain") == ""

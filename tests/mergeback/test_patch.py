@@ -39,6 +39,7 @@ def test_split_take_some_keep_the_rest(work: Work) -> None:
     work.run(AGENT)
     before = work.index_and_head()
     old_base = work.git("rev-parse", "refs/agent-base/s").strip()
+    old_tip = work.git("rev-parse", "agent/s").strip()
     p = work.ok("apply", "-p", "s", input="s\ny\nn\ny\n")
     assert "Split into 2 hunks." in p.stderr and "warning" not in p.stderr
     assert "(1/2) Apply this hunk to your worktree [y,n,q,a,d,s,e,?]? " in p.stderr
@@ -51,6 +52,10 @@ def test_split_take_some_keep_the_rest(work: Work) -> None:
     assert work.review_paths() == ["src/app.py"]
     # the base moved onto what was taken (the old base its parent): review shows the rest
     assert work.git("rev-parse", "refs/agent-base/s^").strip() == old_base
+    # agent/S is the pending work alone, one commit on the new base (no pile of "what is
+    # left" commits); what it was is on record
+    assert work.git("rev-list", "--count", "refs/agent-base/s..agent/s").strip() == "1"
+    assert work.git("rev-parse", "refs/agent-history/s^1").strip() == old_tip
     # the next run: the agent sees its whole file, and the session still holds just THREE
     seen = work.ok("run", "-s", "s", "--", "cat", "src/app.py").stdout
     assert seen == AGENT_APP

@@ -166,7 +166,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
     # branch recaptured, all of it or (^C before this point) none
     held: list[int] = []
     try:
-        with ui.uninterrupted() as held:
+        with ui.uninterrupted(notice=engine.FINISHING) as held:
             engine.execute(worktree, p, merge=merge)
             if take is not None:
                 try:

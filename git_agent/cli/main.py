@@ -151,6 +151,7 @@ Examples:
   git agent review fix-42 --stat
   git agent review --json | jq '.files[].path'
   git agent review --net            what the agent reached and what was denied
+  git agent review --ignored        build outputs left out of the branch, with sizes
 """
     ),
 )
@@ -163,10 +164,16 @@ Examples:
 @click.option("--net", is_flag=True,
               help="The session's network record instead: one line per connection, allowed or "
                    "denied and why (--net isolated / filtered runs).")
+@click.option("--ignored", is_flag=True,
+              help="List the session's ignored files (left out of its branch) with sizes.")
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def review(session_name: str | None, stat: bool, json_out: bool, net: bool,
-           paths: tuple[str, ...]) -> None:
+           paths: tuple[str, ...], ignored: bool = False) -> None:
     """Show what the session changed: summary, risks, diff of base..agent/SESSION."""
+    if ignored:
+        from git_agent.commands import ignored as ignored_mod
+
+        sys.exit(ignored_mod.review_main(session_name=session_name, paths=list(paths)))
     from git_agent.commands import review as review_mod
 
     sys.exit(review_mod.main(session_name=session_name, stat=stat, json_out=json_out,
@@ -184,6 +191,8 @@ Examples:
   git agent apply -i                file by file: y n r d Y N R q ?
   git agent apply --merge           write conflict markers instead of refusing
   git agent apply --yes             write risky files without asking (scripts)
+  git agent apply --ignored -- dist/ .venv/
+                                    copy ignored build outputs out (never over yours)
 """
     ),
 )
@@ -198,9 +207,13 @@ Examples:
     "-y", "--yes", is_flag=True,
     help="Write risky files without asking (needed without a terminal).",
 )
+@click.option("--ignored", is_flag=True,
+              help="Copy the named ignored files of the session (see review --ignored) into "
+                   "the worktree; never over a file of yours.")
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def apply(
-    session_name: str | None, interactive: bool, merge: bool, yes: bool, paths: tuple[str, ...]
+    session_name: str | None, interactive: bool, merge: bool, yes: bool, paths: tuple[str, ...],
+    ignored: bool = False,
 ) -> None:
     """Apply the session's changes onto the working tree (index and HEAD untouched).
 
@@ -208,6 +221,10 @@ def apply(
     leaves the worktree as it was or gives it the whole change. Risky files are listed first
     and asked about once (without a terminal: refused unless --yes); a change that would make
     git find another repository is always refused."""
+    if ignored:
+        from git_agent.commands import ignored as ignored_mod
+
+        sys.exit(ignored_mod.apply_main(session_name=session_name, paths=list(paths), yes=yes))
     from git_agent.commands import apply as apply_mod
 
     sys.exit(

@@ -95,6 +95,13 @@ def _rest_filter() -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{a})" for a in alts) or "(?!)", re.S)
 
 
+@functools.cache
+def _dir_filter() -> re.Pattern[str]:
+    """One regex for every literal `**/DIR/**` rule (as "/DIR/"): most paths are in none."""
+    dirs = _table()[1]
+    return re.compile("|".join(re.escape(d) for _, d in dirs) or "(?!)")
+
+
 def path_risks(path: str) -> list[str]:
     """Reasons the path itself is sensitive, from the table (whatever its content)."""
     names, dirs, rest = _table()
@@ -102,7 +109,8 @@ def path_risks(path: str) -> list[str]:
     parent, _, name = low.rpartition("/")
     above = "/" + parent + "/"
     maybe = _rest_filter().match(low) is not None
-    hits = [*names.get(name, ()), *(i for i, d in dirs if d in above),
+    in_dir = _dir_filter().search(above) is not None
+    hits = [*names.get(name, ()), *(i for i, d in dirs if in_dir and d in above),
             *(i for i, pattern in rest if maybe and _match(pattern, path))]
     out: list[str] = []
     for i in sorted(hits):

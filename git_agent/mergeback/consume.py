@@ -154,17 +154,30 @@ def _remove(root: int, rel: bytes) -> None:
 
 
 def _prune_all(root: int, emptied: set[bytes]) -> None:
-    """_prune_parents for each dir noted by _remove, deepest first, each tried once."""
+    """_prune_parents for each dir noted, each tried once: the deepest level first, the dirs of
+    a level by a few threads at once (an rmdir waits on the filesystem's journal, as an unlink
+    does), then the parents of those removed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from git_agent.mergeback.unlinker import THREADS
+
     tried: set[bytes] = set()
-    for d in sorted(emptied, key=lambda d: -d.count(b"/")):
-        while d and d not in tried:
-            tried.add(d)
-            if not _prune_one(root, d):
-                break
-            d = d.rpartition(b"/")[0]
+    todo = {d for d in emptied if d}
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="prune") as pool:
+        while todo:
+            depth = max(d.count(b"/") for d in todo)
+            level = sorted(d for d in todo if d.count(b"/") == depth)
+            todo -= set(level)
+            tried.update(level)
+            for d, gone in zip(level, pool.map(lambda d: _prune_one(root, d, forget=False),
+                                               level), strict=True):
+                parent = d.rpartition(b"/")[0]
+                if gone and parent and parent not in tried:
+                    todo.add(parent)
+    wt_paths.forget()  # once, here: no thread may close the cached fds under another
 
 
-def _prune_one(root: int, rel: bytes) -> bool:
+def _prune_one(root: int, rel: bytes, *, forget: bool = True) -> bool:
     """rmdir rel when it is a plain dir left empty (an opaque or redirected one hides lower)."""
     try:
         with beneath.parent(root, rel) as (fd, name):
@@ -173,7 +186,8 @@ def _prune_one(root: int, rel: bytes) -> bool:
             beneath.rmdir(fd, name)
     except OSError:
         return False
-    wt_paths.forget()
+    if forget:
+        wt_paths.forget()
     return True
 
 

@@ -34,6 +34,7 @@ class Odb:
     `out.finish()`; the trees written are kept here to be read back meanwhile."""
 
     def __init__(self, repo: pygit2.Repository, objects_dir: Path):
+        self.repo = repo
         self.odb = repo.odb
         self._trees: dict[bytes, dict[bytes, Entry]] = {}
         self.out = pack.Writer(objects_dir, self._write_loose)
@@ -358,7 +359,38 @@ def _diff_key(item: tuple[str, bytes]) -> list[tuple[bytes, int]]:
 
 def diff_trees(odb: Odb, old: bytes | None, new: bytes | None
                ) -> list[tuple[str, bytes]]:
-    """(A|M|D, path) for every file that differs; equal subtrees are skipped by oid."""
+    """(A|M|D, path) for every file that differs; equal subtrees are skipped by oid. By
+    libgit2 when both trees are in the repository already (a recapture after apply: the
+    base's), in Python otherwise (a tree just built is only in the pack being written)."""
+    if old is not None and new is not None and old != new and new not in odb._trees \
+            and old not in odb._trees:
+        try:
+            return _diff_in_repo(odb.repo, old, new)
+        except (KeyError, ValueError, pygit2.GitError):
+            pass
+    return _diff_py(odb, old, new)
+
+
+_STATUS = {pygit2.enums.DeltaStatus.ADDED: "A", pygit2.enums.DeltaStatus.DELETED: "D",
+           pygit2.enums.DeltaStatus.MODIFIED: "M", pygit2.enums.DeltaStatus.TYPECHANGE: "M"}
+
+
+def _diff_in_repo(repo: pygit2.Repository, old: bytes, new: bytes) -> list[tuple[str, bytes]]:
+    a, b = repo[pygit2.Oid(raw=old)], repo[pygit2.Oid(raw=new)]
+    if not (isinstance(a, pygit2.Tree) and isinstance(b, pygit2.Tree)):
+        raise ValueError("not trees")
+    out = []
+    for d in a.diff_to_tree(b, flags=pygit2.enums.DiffOption.INCLUDE_TYPECHANGE).deltas:
+        status = _STATUS.get(d.status)
+        if status is None:
+            raise ValueError(f"unexpected delta {d.status}")
+        f = d.old_file if status == "D" else d.new_file
+        out.append((status, f.raw_path))
+    out.sort(key=_diff_key)
+    return out
+
+
+def _diff_py(odb: Odb, old: bytes | None, new: bytes | None) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     stack: list[tuple[bytes | None, bytes | None, bytes]] = [(old, new, b"")]
     while stack:

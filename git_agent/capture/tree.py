@@ -54,6 +54,10 @@ class Odb:
             self.out.write(typ, data, oid)
         return oid
 
+    def has(self, oid: bytes) -> bool:
+        """Is the object in the repository already (not only in the pack being written)?"""
+        return pygit2.Oid(raw=oid) in self.odb
+
     def tree(self, oid: bytes) -> dict[bytes, Entry]:
         got = self._trees.get(oid)
         if got is None:
@@ -362,8 +366,7 @@ def diff_trees(odb: Odb, old: bytes | None, new: bytes | None
     """(A|M|D, path) for every file that differs; equal subtrees are skipped by oid. By
     libgit2 when both trees are in the repository already (a recapture after apply: the
     base's), in Python otherwise (a tree just built is only in the pack being written)."""
-    if old is not None and new is not None and old != new and new not in odb._trees \
-            and old not in odb._trees:
+    if old is not None and new is not None and old != new and odb.has(old) and odb.has(new):
         try:
             return _diff_in_repo(odb.repo, old, new)
         except (KeyError, ValueError, pygit2.GitError):

@@ -540,6 +540,14 @@ def m_apply(b: Bench, n: int, count: int = 1000) -> None:
         b.drop(repo, s)
     b.row(f"git agent apply, {count:,} files", median(ours), "git checkout agent/x -- .",
           median(theirs), "<= 1.5x")
+    noise(ours, theirs)
+
+
+def noise(ours: list[float], theirs: list[float]) -> None:
+    """Each round's ratio, and the range of each side: the noise behind a median."""
+    ratios = ", ".join(f"{o / t:.2f}x" for o, t in zip(ours, theirs, strict=False) if t)
+    print(f"    rounds: {ratios} (ours {min(ours) * 1000:.0f}-{max(ours) * 1000:.0f} ms, "
+          f"baseline {min(theirs) * 1000:.0f}-{max(theirs) * 1000:.0f} ms)", flush=True)
 
 
 def upper_of(b: Bench, repo: Path, session: str) -> Path:
@@ -586,8 +594,10 @@ def m_review_drop(b: Bench, n: int, count: int) -> None:
                     raise SystemExit(f"bench: drop left agent/{s}")
     b.row(f"git agent review --stat, {count:,} files", median(rev), "git diff --stat",
           median(diff), "<= 1.5x")
+    noise(rev, diff)
     b.row(f"git agent drop, {count:,}-file session", median(drop), "rm -rf of its upper",
           median(rm), "<= 1.5x")
+    noise(drop, rm)
 
 
 def m_parallel(b: Bench, n: int, sessions: int = 8, count: int = 1000) -> None:

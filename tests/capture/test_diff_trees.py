@@ -9,6 +9,7 @@ from pathlib import Path
 import pygit2
 
 from git_agent.capture import tree as tree_mod
+from git_agent.capture import treediff
 
 
 def _git(cwd: Path, *args: str, input: bytes | None = None) -> str:
@@ -48,9 +49,9 @@ def test_libgit2_and_the_python_walk_agree(tmp_path: Path) -> None:
     repo = pygit2.Repository(str(tmp_path))
     odb = tree_mod.Odb(repo, tmp_path / ".git" / "objects")
     o, n = bytes.fromhex(old), bytes.fromhex(new)
-    fast = tree_mod._diff_in_repo(repo, o, n)
-    assert fast == tree_mod._diff_py(odb, o, n)
-    assert fast == tree_mod.diff_trees(odb, o, n)
+    fast = treediff._diff_in_repo(repo, o, n)
+    assert fast == treediff._diff_py(odb, o, n)
+    assert fast == treediff.diff_trees(odb, o, n)
     assert ("M", b"link") in fast and ("D", b"dir/deep/y") in fast and ("A", b"t/u") in fast
-    assert tree_mod._diff_in_repo(repo, n, o) == tree_mod._diff_py(odb, n, o)
+    assert treediff._diff_in_repo(repo, n, o) == treediff._diff_py(odb, n, o)
     odb.out.abort()

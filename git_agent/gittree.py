@@ -100,11 +100,15 @@ def _ntfs_dot_generic(name: bytes, dotted: bytes, shortname: bytes) -> bool:
 
 def is_dotgit(name: bytes) -> bool:
     """Would git refuse the path component name as a spelling of `.git`?"""
+    if name.isascii() and b"git" not in name.lower():
+        return False  # every spelling holds it (.git, git~1; HFS's ignored points are not ASCII)
     return any(_ntfs_dotgit(n) for n in _after_backslashes(name)) or _hfs(name, ".git")
 
 
 def is_dotgitmodules(name: bytes) -> bool:
     """Is name a spelling of `.gitmodules` (which git refuses as a symlink)?"""
+    if name.isascii() and b"~" not in name and b"gitmodules" not in name.lower():
+        return False  # every spelling holds one of them (short names: a ~)
     return any(_ntfs_dot_generic(n, b"gitmodules", b"gi7eba") for n in _after_backslashes(name)) \
         or _hfs(name, ".gitmodules")
 

@@ -139,6 +139,9 @@ def ask(question: str) -> str:
     return line.strip()
 
 
+_drawing = False  # a progress line is on the terminal, with no newline yet
+
+
 class Progress:
     """`what: n/total` redrawn on a terminal's stderr (10 times a second at most) for long
     steps; silent when stderr is not a terminal or the step is short."""
@@ -166,6 +169,8 @@ class Progress:
             self._show("\r\033[K")
 
     def _show(self, text: str) -> None:
+        global _drawing
+        _drawing = not text.endswith("\033[K")
         try:
             sys.stderr.write(text)
             sys.stderr.flush()
@@ -182,11 +187,13 @@ HELD_SIGNALS = tuple(getattr(signal, name) for name in (
 
 
 @contextlib.contextmanager
-def uninterrupted() -> Iterator[list[int]]:
+def uninterrupted(notice: str | None = None) -> Iterator[list[int]]:
     """^C, ^\\, hang-up, SIGTERM (every HELD_SIGNALS) wait until the block is done: what it
     writes is written whole (a kill -9 or a power cut still can stop it). Yields the list of
     the signals that came meanwhile: the caller says what was done, then hands them to act_on.
-    A signal ignored when the block starts (nohup's SIGHUP) stays ignored. Main thread only.
+    notice: said (`git agent: NOTICE`) at once when the first of them comes, so that a ^C
+    during a long write is answered. A signal ignored when the block starts (nohup's SIGHUP)
+    stays ignored. Main thread only.
 
     The signals are noted by handlers, not blocked, so that programs started meanwhile (git,
     its hooks) do not inherit a blocked mask; they run in a process group of their own, where
@@ -194,6 +201,10 @@ def uninterrupted() -> Iterator[list[int]]:
     got: list[int] = []
 
     def note(signum: int, _frame: object) -> None:
+        if notice is not None and not got:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(("\n" if _drawing else "") + PREFIX + notice + "\n")
+                sys.stderr.flush()
         got.append(signum)
 
     with _handled(HELD_SIGNALS, note), proc.own_process_groups():

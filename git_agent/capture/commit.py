@@ -27,7 +27,8 @@ from git_agent.capture.sandboxgit import (
 )
 from git_agent.capture.snapshot import FALLBACK_EMAIL, FALLBACK_NAME, ZERO_OID, Base, keep
 from git_agent.capture.snapshot import read as base_ref
-from git_agent.capture.tree import Odb, TreeBuilder, diff_trees, read_upper
+from git_agent.capture.tree import Odb, TreeBuilder, read_upper
+from git_agent.capture.treediff import diff_trees
 from git_agent.errors import GitAgentError
 from git_agent.repo import Worktree
 from git_agent.session import Session

@@ -12,7 +12,8 @@ import pygit2
 
 from git_agent import proc
 from git_agent.capture.snapshot import FALLBACK_EMAIL, FALLBACK_NAME
-from git_agent.capture.tree import Odb, diff_trees
+from git_agent.capture.tree import Odb
+from git_agent.capture.treediff import diff_trees
 from git_agent.gittree import TREE, Entry
 from git_agent.repo import Worktree
 

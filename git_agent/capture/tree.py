@@ -34,6 +34,7 @@ class Odb:
     `out.finish()`; the trees written are kept here to be read back meanwhile."""
 
     def __init__(self, repo: pygit2.Repository, objects_dir: Path):
+        self.repo = repo
         self.odb = repo.odb
         self._trees: dict[bytes, dict[bytes, Entry]] = {}
         self.out = pack.Writer(objects_dir, self._write_loose)
@@ -52,6 +53,10 @@ class Odb:
         if oid not in known:
             self.out.write(typ, data, oid)
         return oid
+
+    def has(self, oid: bytes) -> bool:
+        """Is the object in the repository already (not only in the pack being written)?"""
+        return pygit2.Oid(raw=oid) in self.odb
 
     def tree(self, oid: bytes) -> dict[bytes, Entry]:
         got = self._trees.get(oid)
@@ -348,40 +353,6 @@ class TreeBuilder:
             return None
         here = (TREE, frame.base) if frame.base is not None else None
         return self.odb.write_tree(frame.entries, self._known(frame.path, here))
-
-
-def _diff_key(item: tuple[str, bytes]) -> list[tuple[bytes, int]]:
-    """A directory's files before the file of the same name, siblings by name."""
-    parts = item[1].split(b"/")
-    return [(p, 0) for p in parts[:-1]] + [(parts[-1], 1)]
-
-
-def diff_trees(odb: Odb, old: bytes | None, new: bytes | None
-               ) -> list[tuple[str, bytes]]:
-    """(A|M|D, path) for every file that differs; equal subtrees are skipped by oid."""
-    out: list[tuple[str, bytes]] = []
-    stack: list[tuple[bytes | None, bytes | None, bytes]] = [(old, new, b"")]
-    while stack:
-        old_t, new_t, prefix = stack.pop()
-        if old_t == new_t:
-            continue
-        a = odb.tree(old_t) if old_t else {}
-        b = odb.tree(new_t) if new_t else {}
-        for name in {n for n, _ in a.items() ^ b.items()}:
-            ea, eb = a.get(name), b.get(name)
-            p = _join(prefix, name)
-            ta = ea[1] if ea and ea[0] == TREE else None
-            tb = eb[1] if eb and eb[0] == TREE else None
-            if ta or tb:
-                stack.append((ta, tb, p))
-            if ea and eb and ea[0] != TREE and eb[0] != TREE:
-                out.append(("M", p))
-            elif ea and ea[0] != TREE:
-                out.append(("D", p))
-            elif eb and eb[0] != TREE:
-                out.append(("A", p))
-    out.sort(key=_diff_key)
-    return out
 
 
 # -- commits and refs

@@ -151,6 +151,7 @@ Examples:
   git agent review fix-42 --stat
   git agent review --json | jq '.files[].path'
   git agent review --net            what the agent reached and what was denied
+  git agent review --ignored        build outputs left out of the branch, with sizes
 """
     ),
 )
@@ -163,10 +164,16 @@ Examples:
 @click.option("--net", is_flag=True,
               help="The session's network record instead: one line per connection, allowed or "
                    "denied and why (--net isolated / filtered runs).")
+@click.option("--ignored", is_flag=True,
+              help="List the session's ignored files (left out of its branch) with sizes.")
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def review(session_name: str | None, stat: bool, json_out: bool, net: bool,
-           paths: tuple[str, ...]) -> None:
+           paths: tuple[str, ...], ignored: bool = False) -> None:
     """Show what the session changed: summary, risks, diff of base..agent/SESSION."""
+    if ignored:
+        from git_agent.commands import ignored as ignored_mod
+
+        sys.exit(ignored_mod.review_main(session_name=session_name, paths=list(paths)))
     from git_agent.commands import review as review_mod
 
     sys.exit(review_mod.main(session_name=session_name, stat=stat, json_out=json_out,
@@ -189,6 +196,8 @@ Examples:
   git agent apply --yes             write risky files without asking (scripts)
   git agent apply --commit          as commits on your branch (the agent's own kept)
   git agent apply --commit -- src/  only src/: each commit keeps its src/ changes
+  git agent apply --ignored -- dist/ .venv/
+                                    copy ignored build outputs out (never over yours)
 """
     ),
 )
@@ -213,6 +222,9 @@ Examples:
     "-y", "--yes", is_flag=True,
     help="Write risky files without asking (needed without a terminal).",
 )
+@click.option("--ignored", is_flag=True,
+              help="Copy the named ignored files of the session (see review --ignored) into "
+                   "the worktree; never over a file of yours.")
 @click.option(
     "--commit", is_flag=True,
     help="Land the session as commits on your branch (its own commits, messages and authors "
@@ -221,7 +233,7 @@ Examples:
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def apply(
     session_name: str | None, interactive: bool, patch: bool, merge: bool, skip_conflicts: bool,
-    yes: bool, commit: bool, paths: tuple[str, ...]
+    yes: bool, commit: bool, ignored: bool, paths: tuple[str, ...]
 ) -> None:
     """Apply the session's changes onto the working tree (index and HEAD untouched but with
     --commit).
@@ -234,6 +246,13 @@ def apply(
     repository is always refused. --commit lands the session as commits on your branch
     instead (index and HEAD move, as cherry-pick). After any apply agent/SESSION holds only
     the work still pending; what it was stays at refs/agent-history/SESSION."""
+    if ignored:
+        if interactive or patch or merge or skip_conflicts or commit:
+            raise click.UsageError("--ignored copies named files whole: it takes no -i, -p, "
+                                   "--merge, --skip-conflicts or --commit")
+        from git_agent.commands import ignored as ignored_mod
+
+        sys.exit(ignored_mod.apply_main(session_name=session_name, paths=list(paths), yes=yes))
     from git_agent.commands import apply as apply_mod
 
     if interactive and patch:

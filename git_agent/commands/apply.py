@@ -227,7 +227,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
     held: list[int] = []
     covered: list[bytes] = []
     try:
-        with ui.uninterrupted() as held:
+        with ui.uninterrupted(notice=engine.FINISHING) as held:
             engine.execute(worktree, p, merge=True)
             if take is not None:
                 try:

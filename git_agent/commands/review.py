@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from git_agent import proc, ui
@@ -44,11 +46,19 @@ def _numstat(view: View, specs: Sequence[str]) -> tuple[int, int]:
     return plus, minus
 
 
+def _from_stat(out: bytes) -> tuple[int, int]:
+    """The lines added and removed, from the last line of git's --stat (colours left out)."""
+    last = re.sub(rb"\x1b\[[0-9;]*m", b"", out.rstrip(b"\n").rpartition(b"\n")[2])
+    plus = re.search(rb"(\d+) insertions?\(\+\)", last)
+    minus = re.search(rb"(\d+) deletions?\(-\)", last)
+    return int(plus[1]) if plus else 0, int(minus[1]) if minus else 0
+
+
 def summary(view: View, files: Sequence[FileChange], specs: Sequence[str], *,
-            color: bool) -> str:
+            color: bool, counts: tuple[int, int] | None = None) -> str:
     """Counts, then every risk with its one-line reason."""
     n = {s: sum(c.status == s for c in files) for s in ("added", "modified", "deleted")}
-    plus, minus = _numstat(view, specs)
+    plus, minus = counts if counts is not None else _numstat(view, specs)
     lines = [
         ui.paint(f"session {view.session.name} ({view.session.branch_name}"
                  f", base {view.base[:12]}, head {view.head[:12]})", ui.BOLD, color=color),
@@ -72,10 +82,44 @@ def summary(view: View, files: Sequence[FileChange], specs: Sequence[str], *,
 
 
 def render(view: View, files: Sequence[FileChange], specs: Sequence[str], *, color: bool,
-           stat: bool) -> bytes:
-    text = summary(view, files, specs, color=color).encode("utf-8", "surrogateescape")
-    return text + proc.run(diff_argv(view, specs, color=color, stat=stat),
-                           cwd=view.worktree.root, env=proc.no_git_env()).stdout
+           stat: bool, diff: bytes | None = None) -> bytes:
+    """diff: the output of diff_argv, when it was started already (see _diff_meanwhile)."""
+    if diff is None:
+        diff = _diff(view, specs, color=color, stat=stat)
+    counts = _from_stat(diff) if stat else None  # git counted them already
+    text = summary(view, files, specs, color=color, counts=counts)
+    return text.encode("utf-8", "surrogateescape") + diff
+
+
+def _diff(view: View, specs: Sequence[str], *, color: bool, stat: bool) -> bytes:
+    return proc.run(diff_argv(view, specs, color=color, stat=stat), cwd=view.worktree.root,
+                    env=proc.no_git_env()).stdout
+
+
+def _diff_meanwhile(view: View, specs: Sequence[str], *, color: bool
+                    ) -> Callable[[], bytes]:
+    """git diff --stat started now, in a thread: it runs on the other core while the risks
+    of every file are assessed (as long as git's own run, at 20,000 files). Its result (or
+    error) comes from the function returned."""
+    got: list[bytes] = []
+    err: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            got.append(_diff(view, specs, color=color, stat=True))
+        except BaseException as e:  # noqa: BLE001 - raised again in the main thread
+            err.append(e)
+
+    t = threading.Thread(target=work, name="diff-stat", daemon=True)
+    t.start()
+
+    def result() -> bytes:
+        t.join()
+        if err:
+            raise err[0]
+        return got[0]
+
+    return result
 
 
 def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequence[str],
@@ -98,6 +142,10 @@ def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequenc
         if lines:  # a session that only reached out is not one to overlook
             ui.say(f"{lines[0]} (git agent review --net lists it)")
         return 0
+    early = None
+    color = ui.use_color(cwd=worktree.root)
+    if stat and not json_out:
+        early = _diff_meanwhile(view, pathspecs(worktree, paths), color=color)
     files = changes(view, paths=paths)
     behind = (ahead.hint(view.session)
               if not view.session.is_running() and ahead.uncaptured(view.session) else None)
@@ -113,7 +161,7 @@ def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequenc
         for line in network.review_lines(view.session.dir):
             ui.say(f"{line} (git agent review --net lists it)")
         return 0
-    color = ui.use_color(cwd=worktree.root)
     specs = pathspecs(worktree, paths)
-    ui.page(render(view, files, specs, color=color, stat=stat), cwd=worktree.root)
+    ui.page(render(view, files, specs, color=color, stat=stat,
+                   diff=early() if early is not None else None), cwd=worktree.root)
     return 0

@@ -21,10 +21,12 @@ import os
 import stat
 from collections.abc import Callable, Mapping, Sequence, Set
 
-from git_agent import beneath, gittree
+from git_agent import beneath, gittree, ui
 from git_agent.capture import overlay
 from git_agent.errors import GitAgentError
+from git_agent.mergeback import wt_paths
 from git_agent.mergeback.reach import Reach
+from git_agent.mergeback.unlinker import Unlinker
 from git_agent.session import Session
 
 _COVERS = (overlay.Kind.WHITEOUT, overlay.Kind.OPAQUE_DIR, overlay.Kind.FILE,
@@ -59,25 +61,35 @@ def _kind_at(dir_fd: int, name: bytes) -> overlay.Kind | None:
 
 def _kind(root: int, rel: bytes) -> overlay.Kind | None:
     """What the upper holds at rel (None: nothing, or a parent is no longer a dir)."""
+    comps = beneath.parts(rel)
+    fd, _, err = wt_paths.reach(root, comps[:-1])  # from the nearest cached dir, no link followed
     try:
-        with beneath.parent(root, rel) as (fd, name):
-            return _kind_at(fd, name)
-    except OSError as e:
-        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-            return None
-        raise
+        if err is not None:
+            if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return None
+            raise err
+        return _kind_at(fd, comps[-1])
+    finally:
+        os.close(fd)
 
 
 def _lexists(root: int, rel: bytes) -> bool:
     return _kind(root, rel) is not None  # every entry has a kind (SKIP for the odd ones)
 
 
-def _cover(root: int, path: bytes) -> tuple[bytes | None, overlay.Kind | None]:
-    """The topmost parent entry of path that covers it, and the kind of path's own entry."""
+def _cover(root: int, path: bytes, dirs: dict[bytes, overlay.Kind | None] | None = None,
+           ) -> tuple[bytes | None, overlay.Kind | None]:
+    """The topmost parent entry of path that covers it, and the kind of path's own entry.
+    dirs: the kinds of parents found so far (while nothing but files is removed)."""
     parts = path.split(b"/")
     for i in range(1, len(parts) + 1):
         prefix = b"/".join(parts[:i])
-        kind = _kind(root, prefix)
+        if dirs is not None and i < len(parts) and prefix in dirs:
+            kind = dirs[prefix]
+        else:
+            kind = _kind(root, prefix)
+            if dirs is not None and i < len(parts):
+                dirs[prefix] = kind
         if kind is None:
             return None, None
         if i == len(parts):
@@ -121,27 +133,68 @@ def _leaves(root: int, top: bytes) -> set[bytes]:
 
 
 def _remove(root: int, rel: bytes) -> None:
+    """Remove rel (a dir with its content), then its parents left empty."""
+    comps = beneath.parts(rel)
+    fd, _, err = wt_paths.reach(root, comps[:-1])
+    try:
+        if err is not None:
+            if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                raise err
+            return  # a parent changed meanwhile (a running sandbox): nothing of ours there now
+        try:
+            beneath.rmtree(fd, comps[-1])  # a dir's content too; no link followed
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                raise
+            return
+    finally:
+        os.close(fd)
+    wt_paths.forget()  # it may have been a dir, with cached dirs below
+    _prune_parents(root, rel)
+
+
+def _prune_all(root: int, emptied: set[bytes]) -> None:
+    """_prune_parents for each dir noted, each tried once: the deepest level first, the dirs of
+    a level by a few threads at once (an rmdir waits on the filesystem's journal, as an unlink
+    does), then the parents of those removed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from git_agent.mergeback.unlinker import THREADS
+
+    tried: set[bytes] = set()
+    todo = {d for d in emptied if d}
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="prune") as pool:
+        while todo:
+            depth = max(d.count(b"/") for d in todo)
+            level = sorted(d for d in todo if d.count(b"/") == depth)
+            todo -= set(level)
+            tried.update(level)
+            for d, gone in zip(level, pool.map(lambda d: _prune_one(root, d, forget=False),
+                                               level), strict=True):
+                parent = d.rpartition(b"/")[0]
+                if gone and parent and parent not in tried:
+                    todo.add(parent)
+    wt_paths.forget()  # once, here: no thread may close the cached fds under another
+
+
+def _prune_one(root: int, rel: bytes, *, forget: bool = True) -> bool:
+    """rmdir rel when it is a plain dir left empty (an opaque or redirected one hides lower)."""
     try:
         with beneath.parent(root, rel) as (fd, name):
-            beneath.rmtree(fd, name)  # a dir's content too; no link followed
-    except OSError as e:
-        if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-            raise
-        return  # a parent changed meanwhile (a running sandbox): nothing of ours there now
-    _prune_parents(root, rel)
+            if _kind_at(fd, name) is not overlay.Kind.DIR:
+                return False
+            beneath.rmdir(fd, name)
+    except OSError:
+        return False
+    if forget:
+        wt_paths.forget()
+    return True
 
 
 def _prune_parents(root: int, rel: bytes) -> None:
     """Remove parent dirs left empty, unless they are opaque or redirected (they hide lower)."""
     parent = rel.rpartition(b"/")[0]
-    while parent:
-        try:
-            with beneath.parent(root, parent) as (fd, name):
-                if _kind_at(fd, name) is not overlay.Kind.DIR:
-                    return
-                beneath.rmdir(fd, name)
-        except OSError:
-            return
+    while parent and _prune_one(root, parent):
         parent = parent.rpartition(b"/")[0]
 
 
@@ -210,11 +263,11 @@ def consume_paths(upper: os.PathLike[str] | str, done: Set[bytes], changed: Set[
 
     Returns the done paths that had to stay because a cover above them is still needed.
     """
-    root = beneath.open_root(upper)
+    root = wt_paths.open_root(upper)  # the dirs reached are kept open while it works
     try:
         return _consume(root, done, changed, settled, same_as_worktree, rejected or {})
     finally:
-        os.close(root)
+        wt_paths.close_root(root)
 
 
 def _same(root: int, rel: bytes, same_as_worktree: Callable[[bytes, bytes], bool]) -> bool:
@@ -227,25 +280,53 @@ def _same(root: int, rel: bytes, same_as_worktree: Callable[[bytes, bytes], bool
         return False
 
 
+def _take(root: int, path: bytes, dirs: dict[bytes, overlay.Kind | None],
+          changed_sorted: Sequence[bytes], covers: dict[bytes, overlay.Kind],
+          unlinker: Unlinker, last: bytes | None) -> bytes | None:
+    """The first pass over one done path: a cover above it is noted in covers, an entry that
+    is no dir goes to unlinker; returns the parent dir last handed to unlinker."""
+    if not path or gittree.is_dotgit(path.split(b"/")[0]) or b".." in path.split(b"/"):
+        raise GitAgentError(f"refusing to touch {path!r} in the session")
+    cover, kind = _cover(root, path, dirs)
+    if cover is not None:
+        covers.setdefault(cover, kind)  # type: ignore[arg-type]
+    elif kind is overlay.Kind.OPAQUE_DIR or (
+            kind in (overlay.Kind.FILE, overlay.Kind.SYMLINK)
+            and _below(changed_sorted, path) - {path}):
+        covers.setdefault(path, kind)  # a dir replacing a file, or a file replacing a dir
+    elif kind is not None and kind is not overlay.Kind.DIR:
+        # not a dir (the parents' kinds stay as found): unlinked by fd on its parent
+        comps = beneath.parts(path)
+        fd, _, err = wt_paths.reach(root, comps[:-1])
+        try:
+            if err is None:
+                parent = path.rpartition(b"/")[0]
+                unlinker.add(fd, comps[-1], same_dir=parent == last)
+                return parent
+        finally:
+            os.close(fd)
+    # a plain dir standing at a file's path (merged with a lower dir): left, it holds others
+    return None
+
+
 def _consume(root: int, done: Set[bytes], changed: Set[bytes], settled: Set[bytes],
              same_as_worktree: Callable[[bytes, bytes], bool],
              rejected: Mapping[bytes, BaseEntry]) -> list[bytes]:
     covers: dict[bytes, overlay.Kind] = {}
     kept: list[bytes] = []
     changed_sorted, done_sorted = sorted(changed), sorted(done)
-    for path in done_sorted:
-        if not path or gittree.is_dotgit(path.split(b"/")[0]) or b".." in path.split(b"/"):
-            raise GitAgentError(f"refusing to touch {path!r} in the session")
-        cover, kind = _cover(root, path)
-        if cover is not None:
-            covers.setdefault(cover, kind)  # type: ignore[arg-type]
-        elif kind is overlay.Kind.OPAQUE_DIR or (
-                kind in (overlay.Kind.FILE, overlay.Kind.SYMLINK)
-                and _below(changed_sorted, path) - {path}):
-            covers.setdefault(path, kind)  # a dir replacing a file, or a file replacing a dir
-        elif kind is not None and kind is not overlay.Kind.DIR:
-            _remove(root, path)
-        # a plain dir standing at a file's path (merged with a lower dir): left, it holds others
+    dirs: dict[bytes, overlay.Kind | None] = {}  # the parents' kinds, while only files go
+    progress = ui.Progress("taking them out of the session", len(done_sorted))
+    emptied: set[bytes] = set()  # the dirs files were unlinked from
+    with Unlinker() as unlinker:
+        last = None
+        for path in done_sorted:
+            progress.step()
+            last = _take(root, path, dirs, changed_sorted, covers, unlinker, last)
+            if last is not None:
+                emptied.add(last)
+    progress.done()
+    _prune_all(root, emptied)
     for cover in sorted(covers, key=len):
         if not _lexists(root, cover):
             continue  # removed with an outer cover

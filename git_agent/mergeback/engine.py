@@ -26,6 +26,10 @@ from git_agent.mergeback.view import FileChange, View, repo_of
 from git_agent.mergeback.worktree_files import Entry
 from git_agent.repo import Worktree
 
+# said at once on ^C (or SIGTERM...) while apply writes: it ends only after the write
+FINISHING = ("interrupted: finishing the write first (apply never stops halfway); it ends "
+             "when the worktree and the session are done")
+
 
 @dataclass
 class Action:
@@ -121,6 +125,7 @@ def plan(view: View, picked: Sequence[FileChange], *, merge: bool) -> ApplyPlan:
                                 "update the submodule yourself, or reject it with -i (r)")
     decided: dict[bytes, Action] = {}
     root_fd = wtf.open_root(view.worktree.root)
+    reading = ui.Progress("reading your worktree", len(picked))
     try:
         deleting: set[bytes] = set()
         for c in sorted(picked, key=lambda c: c.new_oid is not None):
@@ -149,8 +154,10 @@ def plan(view: View, picked: Sequence[FileChange], *, merge: bool) -> ApplyPlan:
                     assert work_sig is not None
                     a.keep_perms = stat.S_IMODE(work_sig[0])  # its lstat, taken as it was read
             decided[c.path] = a
+            reading.step()
     finally:
-        os.close(root_fd)
+        wtf.close_root(root_fd)
+        reading.done()
     return ApplyPlan([decided[c.path] for c in picked])
 
 
@@ -214,7 +221,7 @@ def execute(worktree: Worktree, p: ApplyPlan, *, merge: bool) -> None:
         raise ApplyFailed(f"apply failed{where}: {why}; nothing was applied (your "
                           "worktree is as it was) and the session keeps every file") from e
     finally:
-        os.close(root_fd)
+        wtf.close_root(root_fd)
         progress.done()
 
 
@@ -275,7 +282,7 @@ def settled(view: View, rest: Sequence[FileChange]) -> set[bytes]:
                 if wtf.read(root_fd, c.path)[0] == side(repo, c.new_oid, c.new_mode):
                     out.add(c.path)
     finally:
-        os.close(root_fd)
+        wtf.close_root(root_fd)
     return out
 
 
@@ -325,6 +332,6 @@ def consumption(view: View, done: Sequence[FileChange], everything: Sequence[Fil
                 view.session.upper, done_paths, {c.path for c in everything}, pending_settled,
                 lambda full, path: _same_as_worktree(root_fd, full, path), rejected=bases)
         finally:
-            os.close(root_fd)
+            wtf.close_root(root_fd)
 
     return take

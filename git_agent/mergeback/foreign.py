@@ -10,6 +10,7 @@ below that directory is the highest risk, and apply refuses it."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,18 +22,46 @@ if TYPE_CHECKING:
     import pygit2
 
 
-def _subtree(repo: pygit2.Repository, tree: pygit2.Tree | None,
-             name: bytes) -> pygit2.Tree | None:
-    """The tree entry name of tree, when it is a tree."""
-    import pygit2
+class _Trees:
+    """The branch's trees by directory, each read once and parsed only when needed: a dir's
+    names are looked at only when its raw tree may name a HEAD (most never do)."""
 
-    if tree is None:
-        return None
-    entry = next((e for e in tree if e.raw_name == name), None)
-    if entry is None or entry.filemode != gittree.TREE:
-        return None
-    obj = repo.get(entry.id)
-    return obj if isinstance(obj, pygit2.Tree) else None
+    def __init__(self, repo: pygit2.Repository, root: bytes):
+        self.repo = repo
+        self.raw: dict[bytes, bytes | None] = {b"": self._read(root)}
+        self.parsed: dict[bytes, dict[bytes, gittree.Entry] | None] = {}
+
+    def _read(self, oid: bytes) -> bytes | None:
+        import pygit2
+
+        typ, data = self.repo.odb.read(pygit2.Oid(raw=oid))
+        return bytes(data) if typ == pygit2.GIT_OBJECT_TREE else None
+
+    def entries(self, d: bytes) -> dict[bytes, gittree.Entry] | None:
+        if d not in self.parsed:
+            raw = self.get(d)
+            self.parsed[d] = gittree.parse_tree(raw) if raw is not None else None
+        return self.parsed[d]
+
+    def get(self, d: bytes) -> bytes | None:
+        """The raw tree at d (None: no tree there)."""
+        if d not in self.raw:
+            parent, _, name = d.rpartition(b"/")
+            up = self.entries(parent)
+            e = None if up is None else up.get(name)
+            self.raw[d] = self._read(e[1]) if e is not None and e[0] == gittree.TREE else None
+        return self.raw[d]
+
+    def names(self, d: bytes) -> set[bytes]:
+        raw = self.get(d)
+        if raw is None or not _MAY_NAME_HEAD.search(raw):
+            return set()  # none of them is HEAD: they cannot make a git dir with the worktree's
+        return set(self.entries(d) or ())
+
+
+# " HEAD\0" in a raw tree, any ASCII case: the name of an entry (an oid may match by chance:
+# then the tree is parsed, no harm)
+_MAY_NAME_HEAD = re.compile(rb"(?i) head\0")
 
 
 def _worktree_names(reach: Reach, parts: Sequence[bytes]) -> set[bytes]:
@@ -55,19 +84,18 @@ def shaped_dirs(root_fd: int, repo: pygit2.Repository, head: str,
 
     commit = repo.revparse_single(head)
     assert isinstance(commit, pygit2.Commit)
-    tree = commit.tree
+    trees = _Trees(repo, commit.tree_id.raw)
     dirs = {b"/".join(p.split(b"/")[:i]) for p in paths for i in range(p.count(b"/") + 1)}
     out: dict[bytes, str] = {}
-    trees: dict[bytes, pygit2.Tree | None] = {b"": tree}
     with Reach(root_fd) as reach:
         for d in sorted(dirs):  # parents first (a prefix sorts first), neighbours together
             if not d:
                 continue  # the top has your .git, which git's discovery finds first
-            parts = d.split(b"/")
-            trees[d] = _subtree(repo, trees.get(b"/".join(parts[:-1])), parts[-1])
-            here = trees[d]
-            names = ({e.raw_name for e in here} if here is not None else set()) \
-                | _worktree_names(reach, parts)
+            mine = _worktree_names(reach, d.split(b"/"))
+            if any(n.lower() == b"head" for n in mine):
+                names = set(trees.entries(d) or ()) | mine
+            else:
+                names = trees.names(d) | mine  # the tree's: only when it may name a HEAD
             if gittree.makes_gitdir(names):
                 out[d] = (f"{FOREIGN_GIT}: {ui.quote_path(d + b'/')} would hold HEAD beside "
                           "objects/refs, a git dir whose config git reads")

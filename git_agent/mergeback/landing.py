@@ -21,7 +21,8 @@ import pygit2
 
 from git_agent import proc, ui
 from git_agent.capture import rewrite
-from git_agent.capture.tree import Odb, diff_trees
+from git_agent.capture.tree import Odb
+from git_agent.capture.treediff import diff_trees
 from git_agent.errors import Conflict, GitAgentError
 from git_agent.mergeback import engine, pending
 from git_agent.mergeback.engine import Action, ApplyPlan

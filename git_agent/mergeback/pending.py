@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from git_agent import proc
 from git_agent.capture import rewrite
 from git_agent.capture.snapshot import ZERO_OID
-from git_agent.capture.tree import diff_trees
+from git_agent.capture.treediff import diff_trees
 from git_agent.gittree import Entry
 from git_agent.mergeback.view import FileChange, View
 

@@ -7,10 +7,12 @@ refuses it always."""
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import os
 import posixpath
+import re
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
@@ -75,14 +77,41 @@ def _table() -> tuple[dict[str, list[int]], list[tuple[int, str]], list[tuple[in
     return names, dirs, rest
 
 
+@functools.cache
+def _rest_filter() -> re.Pattern[str]:
+    """One regex that matches (the lowered path) wherever one of the table's other rules may
+    match: most paths match none, and one search is cheaper than a rule at a time."""
+    alts = []
+    for _, pattern in _table()[2]:
+        p = pattern.lower()
+        if p.startswith("**/") and p.endswith("/**"):
+            alts.append(".*")  # matched rule by rule
+        elif p.endswith("/**"):
+            alts.append(re.escape(p[:-2]) + ".*")
+        elif "/" in p:
+            alts.append(fnmatch.translate(p))
+        else:
+            alts.append("(?:.*/)?" + fnmatch.translate(p))
+    return re.compile("|".join(f"(?:{a})" for a in alts) or "(?!)", re.S)
+
+
+@functools.cache
+def _dir_filter() -> re.Pattern[str]:
+    """One regex for every literal `**/DIR/**` rule (as "/DIR/"): most paths are in none."""
+    dirs = _table()[1]
+    return re.compile("|".join(re.escape(d) for _, d in dirs) or "(?!)")
+
+
 def path_risks(path: str) -> list[str]:
     """Reasons the path itself is sensitive, from the table (whatever its content)."""
     names, dirs, rest = _table()
     low = path.lower()
     parent, _, name = low.rpartition("/")
     above = "/" + parent + "/"
-    hits = [*names.get(name, ()), *(i for i, d in dirs if d in above),
-            *(i for i, pattern in rest if _match(pattern, path))]
+    maybe = _rest_filter().match(low) is not None
+    in_dir = _dir_filter().search(above) is not None
+    hits = [*names.get(name, ()), *(i for i, d in dirs if in_dir and d in above),
+            *(i for i, pattern in rest if maybe and _match(pattern, path))]
     out: list[str] = []
     for i in sorted(hits):
         if RULES[i].reason not in out:
@@ -108,13 +137,17 @@ def symlink_risk(path: str, target: bytes) -> str | None:
     return None
 
 
+_dotgit = functools.lru_cache(maxsize=1 << 14)(gittree.is_dotgit)  # dir names recur
+_dotgitmodules = functools.lru_cache(maxsize=1 << 14)(gittree.is_dotgitmodules)
+
+
 def foreign_name(path: bytes) -> str | None:
     """FOREIGN_GIT for a path holding a spelling of .git (a repository or gitfile git would
     follow: .GIT, git~1, NTFS/HFS spellings) or of .gitmodules, at any depth."""
     parts = path.split(b"/")
-    if any(gittree.is_dotgit(p) for p in parts):
+    if any(_dotgit(p) for p in parts):
         return f"{FOREIGN_GIT}: a .git entry (a nested repository or gitfile git follows)"
-    if any(gittree.is_dotgitmodules(p) for p in parts):
+    if any(_dotgitmodules(p) for p in parts):
         return f"{FOREIGN_GIT}: .gitmodules (submodules git clones, fetches and enters)"
     return None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from git_agent import beneath
 from git_agent.mergeback.reach import Reach
+from git_agent.mergeback.unlinker import Unlinker
 
 
 def _open_parent(path: Path) -> tuple[int, bytes]:
@@ -29,7 +30,8 @@ def _let_in(fd: int, name: bytes) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove path and everything below it (nothing when it is gone)."""
+    """Remove path and everything below it (nothing when it is gone): the files first, a few
+    threads at a time (unlinker), then the directories, deepest first."""
     parent_fd, name = _open_parent(path)
     try:
         try:
@@ -39,28 +41,35 @@ def remove_tree(path: Path) -> None:
         if not stat.S_ISDIR(st.st_mode):
             beneath.unlink(parent_fd, name)
             return
-        stack: list[tuple[list[bytes], bool]] = [([name], False)]
-        with Reach(parent_fd) as reach:
+        dirs: list[list[bytes]] = []  # parents before children
+        stack: list[list[bytes]] = [[name]]
+        with Reach(parent_fd) as reach, Unlinker() as unlinker:
             while stack:
-                rel, emptied = stack.pop()
+                rel = stack.pop()
                 pfd = reach.open(rel[:-1])
                 try:
-                    if emptied:  # its content is gone: remove it from its parent
-                        beneath.rmdir(pfd, rel[-1])
-                        continue
                     _let_in(pfd, rel[-1])
                     fd = beneath.open_dir(pfd, rel[-1:])
                 finally:
                     os.close(pfd)
-                stack.append((rel, True))
+                dirs.append(rel)
                 try:
+                    first = True
                     for n, est in beneath.scan(fd):
                         if stat.S_ISDIR(est.st_mode):
-                            stack.append(([*rel, n], False))
+                            stack.append([*rel, n])
                         else:
-                            beneath.unlink(fd, n)
+                            unlinker.add(fd, n, same_dir=not first)
+                            first = False
                 finally:
                     os.close(fd)
+        with Reach(parent_fd) as reach:
+            for rel in reversed(dirs):  # its content is gone: remove it from its parent
+                pfd = reach.open(rel[:-1])
+                try:
+                    beneath.rmdir(pfd, rel[-1])
+                finally:
+                    os.close(pfd)
     finally:
         os.close(parent_fd)
 

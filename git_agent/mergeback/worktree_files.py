@@ -1,12 +1,7 @@
 """The worktree's files, read and written by fd: no symlink is ever followed, nothing outside
 the worktree or under .git is written, each file lands with one atomic rename, and a Journal
-notes every change so that a failure halfway puts the worktree back as it was.
-
-What a change replaces or removes is kept aside, not copied: hard-linked (a file written
-over) or moved (a file deleted, a directory emptied) into a directory of git's own, so that
-undoing is a rename back, which needs no free space and gives back the very inode (owner,
-bits, links, extended attributes). Where that cannot be (another filesystem), the bytes apply
-read are written back instead."""
+(journal.py) notes every change so that a failure halfway puts the worktree back as it was.
+Where the journal cannot keep what a change replaces, the bytes apply read are written back."""
 
 from __future__ import annotations
 
@@ -18,11 +13,12 @@ import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from git_agent import beneath, gittree, ui
 from git_agent.errors import GitAgentError
 from git_agent.gittree import BLOB, EXEC, LINK, TREE
+from git_agent.mergeback import wt_paths
+from git_agent.mergeback.journal import Journal as Journal
 from git_agent.mergeback.reach import Reach
 
 OTHER = 1  # not a git mode: a fifo, socket or device in the worktree
@@ -40,34 +36,10 @@ class Entry:
         return self.mode in (BLOB, EXEC)
 
 
-def components(path: bytes) -> list[bytes]:
-    """beneath.parts of a worktree path, never empty; a spelling of .git is refused."""
-    try:
-        parts = beneath.parts(path)
-    except ValueError:
-        parts = []
-    if not parts:
-        raise GitAgentError(f"refusing the path {path!r}: not a plain relative path")
-    if any(gittree.is_dotgit(p) for p in parts):  # .git, and .GIT, git~1, .git. ...
-        raise GitAgentError(
-            f"refusing to write {ui.quote_path(path)}: paths under .git are never applied; "
-            "reject it with `git agent apply -i` (r)")
-    return parts
-
-
-open_root = beneath.open_root
-
-
-def _open_dir(root_fd: int, parts: Sequence[bytes]) -> tuple[int | None, bytes | None]:
-    """An fd on the dir holding the last part, or (None, the first parent that is not a dir;
-    None when one is missing). PermissionError: a dir of yours apply may not enter."""
-    fd, n, err = beneath.reach(root_fd, parts[:-1])
-    if err is None:
-        return fd, None
-    os.close(fd)
-    if isinstance(err, PermissionError):  # not absent: yours, unreadable
-        raise err
-    return None, None if isinstance(err, FileNotFoundError) else b"/".join(parts[: n + 1])
+components = wt_paths.components
+open_root = wt_paths.open_root
+close_root = wt_paths.close_root
+_open_dir = wt_paths.open_parent
 
 
 Sig = tuple[int, int, int, int]  # what lstat says of an entry: type and bits, inode, size, mtime
@@ -169,109 +141,17 @@ class Changed(GitAgentError):
     """The worktree changed at a path between apply's reading and its writing."""
 
 
-class Journal:
-    """How to undo each change made so far; undo() takes them back, newest first. What the
-    changes replace is kept in `spare` (a directory to create, on the worktree's filesystem
-    if it can be) until done() or undo()."""
-
-    def __init__(self, root_fd: int, spare: Path | None):
-        self.root_fd = root_fd
-        self._undo: list[tuple[bytes, Callable[[], None]]] = []
-        self._spare_path = spare
-        self._spare_fd: int | None = None
-        self._kept: list[bytes] = []
-        self._elsewhere = False  # the spare dir is on another filesystem than the worktree
-
-    def note(self, path: bytes, undo: Callable[[], None]) -> None:
-        self._undo.append((path, undo))
-
-    def _spare(self) -> int | None:
-        if self._spare_fd is None and self._spare_path is not None:
-            try:
-                os.mkdir(self._spare_path, 0o700)
-                self._spare_fd = os.open(self._spare_path, beneath.DIR_FLAGS)
-            except OSError:
-                self._spare_path = None  # keep nothing aside: bytes are written back instead
-        return self._spare_fd
-
-    def keep(self, fd: int, name: bytes, path: bytes, *, move: bool) -> bool:
-        """Keep the entry `name` of dir fd (the worktree's `path`) aside before it is written
-        over (move=False: a hard link) or removed (move=True: moved there; it is gone from
-        the worktree), and note how to put it back. False: it could not be kept this way."""
-        spare = self._spare()
-        if spare is None or self._elsewhere:
-            return False
-        kept = str(len(self._kept)).encode()
-        try:
-            if move:
-                os.rename(name, kept, src_dir_fd=fd, dst_dir_fd=spare)
-            else:
-                os.link(name, kept, src_dir_fd=fd, dst_dir_fd=spare, follow_symlinks=False)
-        except OSError as e:  # a link the kernel refuses (protected_hardlinks), ...
-            if e.errno == errno.EXDEV:  # the spare dir is on another filesystem: no more
-                self._elsewhere = True
-            return False
-        self._kept.append(kept)
-        self.note(path, partial(self._bring_back, path, kept))
-        return True
-
-    def _bring_back(self, path: bytes, kept: bytes) -> None:
-        assert self._spare_fd is not None
-        fd = _walk_create(self.root_fd, components(path), None)
-        try:
-            os.rename(kept, path.rsplit(b"/", 1)[-1], src_dir_fd=self._spare_fd, dst_dir_fd=fd)
-        finally:
-            os.close(fd)
-
-    def undo(self) -> list[str]:
-        """Take every change back; returns what could not be (a line per path)."""
-        failed = []
-        while self._undo:
-            path, step = self._undo.pop()
-            try:
-                step()
-            except Exception as e:  # noqa: BLE001 - each step is tried whatever the last did
-                why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-                failed.append(f"{ui.quote_path(path)}: {why}")
-        if failed and self._kept and self._spare_path is not None:
-            failed.append(f"(what could not be put back is kept in {self._spare_path})")
-        else:
-            self._drop_spare()
-        return failed
-
-    def done(self) -> None:
-        """All written: drop what was kept aside."""
-        self._undo.clear()
-        self._drop_spare()
-
-    def _drop_spare(self) -> None:
-        if self._spare_fd is None:
-            return
-        for kept in self._kept:
-            with contextlib.suppress(OSError):
-                try:
-                    os.unlink(kept, dir_fd=self._spare_fd)
-                except IsADirectoryError:
-                    os.rmdir(kept, dir_fd=self._spare_fd)
-        os.close(self._spare_fd)
-        self._spare_fd = None
-        if self._spare_path is not None:
-            with contextlib.suppress(OSError):
-                os.rmdir(self._spare_path)
-
-
 def _walk_create(root_fd: int, parts: Sequence[bytes], journal: Journal | None) -> int:
     """An fd on the parent dir of the last part, creating directories (never following links)."""
-
-    def made(depth: int) -> None:
-        if journal is not None:
-            path = b"/".join(parts[:depth])
-            journal.note(path, partial(_rmdir, root_fd, path))
-
-    return beneath.open_dir(root_fd, parts[:-1], made=made)
+    if journal is None:
+        return wt_paths.walk_create(root_fd, parts)
+    root = journal.root_fd
+    return wt_paths.walk_create(root_fd, parts,
+                                lambda path: journal.note(path, partial(_rmdir, root, path)))
 
 
 def _rmdir(root_fd: int, path: bytes) -> None:
+    wt_paths.forget()
     fd, _ = _open_dir(root_fd, components(path))
     if fd is not None:
         try:
@@ -385,6 +265,7 @@ def _remove_dir(fd: int, name: bytes, path: bytes, journal: Journal | None) -> N
     """Remove the directory name of dir fd (the worktree's path), with the empty directories
     it may hold, journaled. One that holds anything else (a file of yours apply did not
     count) is refused: it is never moved away."""
+    wt_paths.forget()  # it, or what it holds, may be cached
     if not _only_dirs(fd, name):
         raise Changed(f"{ui.quote_path(path)} is a directory in your worktree that holds more "
                       "than apply read there; apply again")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The git-agent benchmark: launch, whole run, capture, ignore patterns, apply, parallel
-sessions, a peer, network.
+"""The git-agent benchmark: launch, whole run, capture, ignore patterns, apply, review and
+drop, parallel sessions, a peer, network.
 
 Not a test (pytest never collects tests/bench): a script that builds synthetic repos in a
 scratch dir (the session store lives there too, so both are on one filesystem), runs each
@@ -545,20 +545,80 @@ def m_apply(b: Bench, n: int, count: int = 1000) -> None:
     repo = b.repo(n)
     start, step = spread(count, n)
     ours, theirs = [], []
-    for _ in range(b.rounds):
+    for r in range(b.rounds):
         s = b.name("apply")
         b.run(agent_run(s, edit_cmd(start, step, count, s, n)), cwd=repo)
         tip = b.git("rev-parse", f"agent/{s}", cwd=repo).strip()  # apply moves the branch
-        theirs.append(timed(lambda tip=tip: b.git("checkout", tip, "--", ".", cwd=repo)))
-        b.reset(repo)
-        ours.append(timed(lambda s=s: b.run(["git", "agent", "apply", s], cwd=repo)))
-        changed = b.git("diff", "--name-only", cwd=repo).split()
-        if len(changed) != count or b.git("diff", tip, "--", ".", cwd=repo):
-            raise SystemExit(f"bench: apply of {s} left the worktree unlike agent/{s}")
-        b.reset(repo)
+        for what in ("git", "ours") if r % 2 == 0 else ("ours", "git"):
+            if what == "git":
+                theirs.append(timed(lambda tip=tip: b.git("checkout", tip, "--", ".", cwd=repo)))
+            else:
+                ours.append(timed(lambda s=s: b.run(["git", "agent", "apply", s], cwd=repo)))
+                changed = b.git("diff", "--name-only", cwd=repo).split()
+                if len(changed) != count or b.git("diff", tip, "--", ".", cwd=repo):
+                    raise SystemExit(f"bench: apply of {s} left the worktree unlike agent/{s}")
+            b.reset(repo)
         b.drop(repo, s)
     b.row(f"git agent apply, {count:,} files", median(ours), "git checkout agent/x -- .",
-          median(theirs))
+          median(theirs), "<= 1.5x")
+    noise(ours, theirs)
+
+
+def noise(ours: list[float], theirs: list[float]) -> None:
+    """Each round's ratio, and the range of each side: the noise behind a median."""
+    ratios = ", ".join(f"{o / t:.2f}x" for o, t in zip(ours, theirs, strict=False) if t)
+    print(f"    rounds: {ratios} (ours {min(ours) * 1000:.0f}-{max(ours) * 1000:.0f} ms, "
+          f"baseline {min(theirs) * 1000:.0f}-{max(theirs) * 1000:.0f} ms)", flush=True)
+
+
+def upper_of(b: Bench, repo: Path, session: str) -> Path:
+    """The session's overlay upper dir, from its store (under XDG_STATE_HOME)."""
+    found = list((Path(b.env["XDG_STATE_HOME"]) / "git-agent").glob(f"*/sessions/{session}/upper"))
+    if len(found) != 1:
+        raise SystemExit(f"bench: no single upper dir for {session}: {found}")
+    return found[0]
+
+
+def m_review_drop(b: Bench, n: int, count: int) -> None:
+    """review --stat beside git diff --stat of the same two commits, and drop of the session
+    beside rm -rf of a copy of its upper (on the same filesystem, made just before)."""
+    print(f"review --stat and drop ({count:,} changed files, {n:,}-file repo):")
+    repo = b.repo(n)
+    start, step = spread(count, n)
+    rev, diff, drop, rm = [], [], [], []
+    for r in range(b.rounds):
+        s = b.name("rd")
+        b.run(agent_run(s, edit_cmd(start, step, count, s, n)), cwd=repo)
+        base = b.git("rev-parse", f"refs/agent-base/{s}", cwd=repo).strip()
+        want = b.git("diff", "--stat", base, f"agent/{s}", cwd=repo).splitlines()[-1]
+        for what in ("git", "ours") if r % 2 == 0 else ("ours", "git"):
+            if what == "git":
+                diff.append(timed(lambda base=base, s=s: b.git(
+                    "diff", "--stat", base, f"agent/{s}", cwd=repo)))
+            else:
+                t = time.perf_counter()
+                got = b.run(["git", "agent", "review", "--stat", s], cwd=repo).stdout.decode()
+                rev.append(time.perf_counter() - t)
+                if want not in got:
+                    raise SystemExit(f"bench: review --stat of {s} lacks {want!r}")
+        copy = b.root / f"upper-copy-{s}"
+        b.run(["cp", "-a", str(upper_of(b, repo, s)), str(copy)])
+        b.run(["sync"])
+        for what in ("rm", "drop") if r % 2 == 0 else ("drop", "rm"):
+            if what == "rm":
+                rm.append(timed(lambda copy=copy: b.run(["rm", "-rf", str(copy)])))
+            else:
+                drop.append(timed(lambda s=s: b.run(["git", "agent", "drop", "-f", s],
+                                                    cwd=repo)))
+                if b.run(["git", "rev-parse", "-q", "--verify", f"agent/{s}"], cwd=repo,
+                         check=False).returncode == 0:
+                    raise SystemExit(f"bench: drop left agent/{s}")
+    b.row(f"git agent review --stat, {count:,} files", median(rev), "git diff --stat",
+          median(diff), "<= 1.5x")
+    noise(rev, diff)
+    b.row(f"git agent drop, {count:,}-file session", median(drop), "rm -rf of its upper",
+          median(rm), "<= 1.5x")
+    noise(drop, rm)
 
 
 def m_parallel(b: Bench, n: int, sessions: int = 8, count: int = 1000) -> None:
@@ -697,7 +757,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, help="rounds per measurement (default 5, --quick 3)")
     ap.add_argument("--quick", action="store_true", help="fewer rounds, 1k/10k-file repos")
     ap.add_argument("--only",
-                    default="launch,toolchain,whole,capture,ignore,apply,parallel,peer,network",
+                    default="launch,toolchain,whole,capture,ignore,apply,review,parallel,peer,"
+                            "network",
                     help="comma-separated measurements (download: only the network "
                          "section's 100 MB downloads)")
     ap.add_argument("--dir", help="scratch dir (default: a new one under $TMPDIR)")
@@ -739,6 +800,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             m_ignore(b)
         if "apply" in only:
             m_apply(b, big)
+            m_apply(b, big, min(20_000, big))
+        if "review" in only or "drop" in only:
+            m_review_drop(b, big, min(20_000, big))
         if "parallel" in only:
             m_parallel(b, 10_000)
         if "peer" in only:

@@ -307,6 +307,9 @@ def test_interrupted_apply_writes_all_or_nothing(work: Work) -> None:
             assert held == []
             if p.returncode != 0:  # the ^C came while it wrote: said, then acted on
                 assert b"interrupted, after apply finished" in err
+                # and said at once, before the end: that it finishes the write first
+                assert err.index(b"interrupted: finishing the write first") < err.index(
+                    b"interrupted, after apply finished")
                 assert p.returncode == -signal.SIGINT
         work.sh("rm -rf many")
         work.ok("drop", "-f", "s")

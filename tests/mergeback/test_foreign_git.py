@@ -183,3 +183,15 @@ def test_after_an_apply_git_finds_only_your_repository(work: Work) -> None:
     for d in every_dir(work.root):
         work.actor.run(["git", "status"], cwd=d, check=True)
     assert not marker.exists()
+
+
+def test_your_own_head_completes_the_shape(work: Work) -> None:
+    """The mirror case: HEAD is yours, objects/ and refs/ come from the session (the branch's
+    tree names no HEAD there: your worktree's names are read for it)."""
+    work.run("echo x > plain.txt")
+    work.sh("mkdir -p data && echo 'ref: refs/heads/main' > data/HEAD")
+    craft(work, {"data/objects/a": b"1\n", "data/refs/b": b"2\n"})
+    assert risks_of(work)["data/objects/a"][0].startswith(FOREIGN_GIT + ": data/")
+    p = work.agent("apply", "--yes", "s")
+    assert p.returncode != 0 and "data/objects/a" in p.stderr
+    assert not (work.root / "data/objects").exists()

@@ -227,8 +227,8 @@ def test_consume_never_deletes_through_a_swapped_parent(
     real: Callable[..., Any] = consume._cover
     swapped: list[bytes] = []
 
-    def cover(root: Any, path: bytes) -> Any:
-        got = real(root, path)
+    def cover(root: Any, path: bytes, *rest: Any) -> Any:
+        got = real(root, path, *rest)
         if not swapped:
             swap_for_link(up / "d", host)
             swapped.append(path)

@@ -102,3 +102,31 @@ def test_names_made_of_the_pieces_agree_with_git(index: Path) -> None:
     differ = [n for n in names
               if (gittree.is_dotgit(n) or gittree.is_dotgitmodules(n)) != (n in refused)]
     assert [n for n in differ if not (n.startswith(b"\\") and n not in refused)] == []
+
+
+def test_the_quick_no_of_dotgit_checks_agrees_with_the_full_rules() -> None:
+    """is_dotgit / is_dotgitmodules answer no at once for an ASCII name without "git" (or
+    "gitmodules" and "~"): never where git's full rules would say yes."""
+    import itertools
+    import random
+
+    from git_agent import gittree as g
+
+    def slow_git(n: bytes) -> bool:
+        return any(g._ntfs_dotgit(x) for x in g._after_backslashes(n)) or g._hfs(n, ".git")
+
+    def slow_mod(n: bytes) -> bool:
+        return any(g._ntfs_dot_generic(x, b"gitmodules", b"gi7eba")
+                   for x in g._after_backslashes(n)) or g._hfs(n, ".gitmodules")
+
+    rnd = random.Random(7)
+    alphabet = b"gitGIT.~1234 \\modulesMODULES7ebax:"
+    names = {bytes(rnd.choice(alphabet) for _ in range(rnd.randint(1, 14)))
+             for _ in range(40_000)}
+    names |= {b"".join(p) for p in itertools.product([b".", b"", b"\\"], [b"git", b"GiT", b"gi"],
+                                                     [b"", b"~1", b"modules", b". ", b"::$x"])}
+    names |= {b".GitModules", b"gitmod~1", b"GI7EBA~1", b"gi7eb~12", b"x\\.gitmodules . "}
+    for n in names:
+        assert g.is_dotgit(n) == slow_git(n), n
+        assert g.is_dotgitmodules(n) == slow_mod(n), n
+    assert sum(map(slow_git, names)) > 5 and sum(map(slow_mod, names)) > 3  # it tries some

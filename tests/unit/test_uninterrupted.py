@@ -68,3 +68,19 @@ def test_a_signal_ignored_before_stays_ignored() -> None:
         "signal.SIGINT", "signal.SIGHUP")
     p = run(script)
     assert "held []" in p.stdout and "not reached" in p.stdout and p.returncode == 0
+
+
+def test_the_notice_is_said_at_once_and_once() -> None:
+    script = r"""
+import os, signal, sys
+from git_agent import ui
+with ui.uninterrupted(notice="finishing the write first") as held:
+    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGTERM)
+    sys.stderr.write("after the signals\n")
+ui.act_on(held)
+"""
+    p = run(script)
+    assert p.stderr.startswith("git agent: finishing the write first\nafter the signals\n"), \
+        p.stderr
+    assert p.stderr.count("finishing") == 1 and p.returncode == -signal.SIGINT

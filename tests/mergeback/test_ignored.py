@@ -1,0 +1,74 @@
+"""`review --ignored` / `apply --ignored`: the build outputs capture leaves out of the branch,
+listed with sizes and copied out as safely as any apply (git as the oracle: they stay ignored,
+the index and HEAD never change)."""
+
+from __future__ import annotations
+
+import os
+
+from tests.mergeback.conftest import Work
+
+BUILD = ("printf 'dist/\\n.venv/\\n*.log\\n' > .gitignore; mkdir -p dist .venv/bin .venv/lib; "
+         "printf wheel > dist/p.whl; printf '#!/bin/sh\\n' > .venv/bin/act; "
+         "chmod +x .venv/bin/act; printf lib > .venv/lib/x.py; printf new > new.log; "
+         "echo more >> README.md")
+
+
+def test_review_ignored_lists_them_with_sizes_a_new_dir_as_one_line(work: Work) -> None:
+    work.run(BUILD)
+    assert work.review_paths() == [".gitignore", "README.md"]  # captured: not the ignored ones
+    out = work.ok("review", "--ignored", "s").stdout.splitlines()
+    assert out[0].startswith("session s: 4 ignored files, 21 B, left out of agent/s")
+    rows = [line.split() for line in out[1:]]
+    assert rows == [[".venv/", "13", "B", "(2", "files,", "a", "new", "directory)"],
+                    ["dist/", "5", "B", "(1", "file,", "a", "new", "directory)"],
+                    ["new.log", "3", "B"]]
+    only = work.ok("review", "--ignored", "s", "--", "dist").stdout
+    assert "dist/" in only and ".venv" not in only
+
+
+def test_apply_ignored_copies_the_named_paths_only_and_keeps_them_ignored(work: Work) -> None:
+    work.run(BUILD)
+    before = work.index_and_head()
+    p = work.agent("apply", "--ignored", "s")
+    assert p.returncode == 2 and "name the paths" not in p.stderr and "PATH" in p.stderr
+    p = work.agent("apply", "--ignored", "s", "--", "nothere")
+    assert p.returncode != 0 and "not among the session's ignored files" in p.stderr
+    p = work.agent("apply", "--ignored", "s", "--", ".venv")  # an executable: asked, no tty
+    assert p.returncode != 0 and "new executable file" in p.stderr
+    assert not (work.root / ".venv").exists()
+    work.ok("apply", "--ignored", "--yes", "s", "--", ".venv", "dist/p.whl")
+    assert (work.root / "dist/p.whl").read_bytes() == b"wheel"
+    assert os.access(work.root / ".venv/bin/act", os.X_OK)
+    assert (work.root / ".venv/lib/x.py").read_bytes() == b"lib"
+    assert not (work.root / "new.log").exists()
+    assert work.index_and_head() == before
+    assert work.git("status", "--porcelain", "--", "dist", ".venv").split() == [
+        "??", ".venv/", "??", "dist/"]  # untracked: nothing was added to the index
+    assert work.review_paths() == [".gitignore", "README.md"]  # the branch is untouched
+    work.ok("apply", "s", "--", ".gitignore")  # with the agent's .gitignore, git ignores them
+    assert work.git("status", "--porcelain", "--ignored", "--", "dist", ".venv").split() == [
+        "!!", ".venv/", "!!", "dist/"]
+    again = work.ok("apply", "--ignored", "--yes", "s", "--", ".venv")
+    assert "already has them all" in again.stderr
+
+
+def test_apply_ignored_never_writes_over_a_file_of_yours(work: Work) -> None:
+    work.run(BUILD)
+    work.sh("printf mine > new.log")
+    snap = work.snapshot()
+    p = work.agent("apply", "--ignored", "--yes", "s", "--", "new.log", "dist")
+    assert p.returncode != 0 and "new.log: your worktree has another file there" in p.stderr
+    assert work.snapshot() == snap  # all or nothing: dist/ was not copied either
+
+
+def test_apply_ignored_refuses_a_link_leading_out_and_a_git_dir_shape(work: Work) -> None:
+    work.run("printf 'out/\\n' > .gitignore; mkdir -p out/repo/objects out/repo/refs; "
+             "ln -s /etc/passwd out/pw; printf 'ref: x\\n' > out/repo/HEAD; "
+             "printf x > out/repo/objects/o")
+    snap = work.snapshot()
+    p = work.agent("apply", "--ignored", "--yes", "s", "--", "out/pw")
+    assert p.returncode != 0 and "symlink to an absolute path" in p.stderr
+    p = work.agent("apply", "--ignored", "--yes", "s", "--", "out/repo")
+    assert p.returncode != 0 and "makes git find another repository" in p.stderr
+    assert work.snapshot() == snap

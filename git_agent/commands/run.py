@@ -42,8 +42,7 @@ def real_home() -> Path:
 
 
 class _Background(threading.Thread):
-    """The base snapshot (then the capture's imports) runs while the agent does; nothing
-    waits for it until capture."""
+    """The base snapshot runs while the agent does; nothing waits for it until capture."""
 
     def __init__(self, worktree: repo.Worktree, session: sessions.Session,
                  hide: Sequence[Path] = ()):
@@ -53,22 +52,28 @@ class _Background(threading.Thread):
         self.hide = hide
         self.result: Any = None
         self.error: BaseException | None = None
-        self.stopping = False
+
+    def start(self) -> None:
+        """Import in the calling (main) thread what both threads need, then start. Two threads
+        importing at once can deadlock on module locks, which Python breaks by handing one of
+        them a partially initialised module ("partially initialized module 'typing'"): so
+        this thread imports nothing, and the capture's imports (pygit2: ~50 ms) are done here
+        while its git runs and the agent does."""
+        from git_agent.capture import snapshot  # noqa: F401
+
+        super().start()
+        from git_agent.capture import commit  # noqa: F401
 
     def run(self) -> None:
-        try:
-            from git_agent.capture import snapshot as base
+        from git_agent.capture import snapshot as base  # imported by start(): a lookup
 
+        try:
             self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir,
                                         hide=self.hide)
             # recorded now, so `review` of the running session can capture a live view
             base.keep(worktree=self.worktree, session=self.session, base=self.result)
         except BaseException as e:  # noqa: BLE001 - reported by the capture step
             self.error = e
-            return
-        if not self.stopping:
-            # while the agent still runs: the capture's imports (pygit2: ~50 ms) are then ready
-            from git_agent.capture import commit as capture  # noqa: F401
 
     def stop(self) -> None:
         """Nobody needs the snapshot: kill its git, and wait for the thread to end. It must
@@ -76,7 +81,6 @@ class _Background(threading.Thread):
         called meanwhile) can crash it."""
         if not self.is_alive():
             return  # never started, or done
-        self.stopping = True
         proc.stop_background()
         self.join()
 

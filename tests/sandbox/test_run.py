@@ -426,3 +426,27 @@ def test_run_returns_only_once_its_background_work_is_over(actor: Actor, script:
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "0 []", p.stdout
     assert not list((repo / ".git").rglob("*.lock"))  # no git of it killed with a lock held
+
+
+AUDIT = """
+import sys, threading
+def hook(event, args):
+    if event == "import" and threading.current_thread() is not threading.main_thread():
+        sys.__stderr__.write(f"import in a thread: {args[0]}\\n")
+sys.addaudithook(hook)
+from git_agent.__main__ import main
+sys.argv = ["git-agent", *sys.argv[1:]]
+main()
+"""
+
+
+def test_run_imports_nothing_in_its_background_thread(actor: Actor) -> None:
+    """Two threads importing at once can deadlock on module locks, which Python breaks by
+    handing one a partially initialised module (a run once failed with "partially initialized
+    module 'typing'"): the base snapshot's thread imports nothing, whether the agent wrote
+    something (capture follows) or not."""
+    repo = actor.make_repo()
+    for script in ("echo x > new.txt", "true"):
+        p = actor.run([sys.executable, "-c", AUDIT, "run", "--", "sh", "-c", script], cwd=repo)
+        assert p.returncode == 0, p.stderr
+        assert "import in a thread" not in p.stderr, p.stderr

@@ -1,0 +1,1 @@
+"""Sessions beyond one machine: bundles in and out (bundle), remotes (config), the worker."""

@@ -184,6 +184,10 @@ def _check_objects(worktree: Worktree, repo: pygit2.Repository, qdir: Path, obje
         raise BundleRefused(f"the bundle lacks object {e.args[0]} its branch needs") from e
     except Unimportable as e:
         raise BundleRefused(f"the bundle's branch: {e}") from e
+    data = (quarantine.read(bytes.fromhex(tip)) if new else repo.odb.read(tip))[1]
+    if not re.search(rb"^Agent-Base: *" + base.encode() + rb"$", bytes(data), re.M):
+        raise BundleRefused(f"the bundle's branch is not a capture of the session's base {base} "
+                            "(no Agent-Base trailer naming it)")
     if not (tip == base or any(b.hex() == base or repo.descendant_of(b.hex(), base)
                                for b in boundary)):
         raise BundleRefused(f"the bundle's branch does not descend from the session's base {base}")
@@ -226,7 +230,9 @@ def make_base_bundle(worktree: Worktree, session: Session, out: Path,
         raise GitAgentError(f"session {session.name!r} has no base")
     if base in have:
         return False
-    nots = [h for h in have if worktree.resolve(h) is not None]
+    # a base is HEAD plus the user's work, a sibling of the previous base, not its child: its
+    # tree named as well, so files unchanged since (untracked ones too) are not sent again
+    nots = [x for h in have if worktree.resolve(h) is not None for x in (h, h + "^{tree}")]
     proc.git("bundle", "create", "--quiet", str(out), session.base_ref,
              *(["--not", *nots] if nots else []), cwd=worktree.root)
     with contextlib.suppress(OSError):

@@ -30,7 +30,10 @@ class Remote:
     def git(self, *args: str, input: bytes | None = None) -> str:
         return run_git(*args, cwd=self.dir, input=input)
 
-    def commit_tree(self, tree: str, parent: str | None = None, msg: str = "agent") -> str:
+    def commit_tree(self, tree: str, parent: str | None = None, msg: str = "agent",
+                    trailer: bool = True) -> str:
+        """A commit as the remote's capture makes it (its Agent-Base trailer names the base)."""
+        msg += f"\n\nAgent-Base: {self.base}" if trailer else ""
         return self.git("commit-tree", tree, "-p", parent or self.base, "-m", msg).strip()
 
     def raw_tree(self, entries: list[tuple[str, bytes, str]], order: bool = True) -> str:
@@ -127,10 +130,17 @@ def test_a_bundle_needing_a_commit_we_lack_is_refused(remote: Remote) -> None:
     refused(remote, path, mid, "lacks", absent=[tip, blob])
 
 
+def test_a_tip_that_is_no_capture_of_the_base_is_refused(remote: Remote) -> None:
+    blob = remote.blob(b"x\n")
+    tip = remote.commit_tree(remote.raw_tree(remote.base_entries() + [("100644", b"x", blob)]),
+                             trailer=False)
+    refused(remote, remote.make(tip), "Agent-Base", absent=[tip, blob])
+
+
 def test_a_tip_not_above_the_base_is_refused(remote: Remote) -> None:
     blob = remote.blob(b"unrelated\n")
     tree = remote.raw_tree([("100644", b"f", blob)])
-    tip = remote.git("commit-tree", tree, "-m", "root").strip()
+    tip = remote.git("commit-tree", tree, "-m", f"root\n\nAgent-Base: {remote.base}").strip()
     refused(remote, remote.make(tip), "does not descend", absent=[tip, blob])
 
 

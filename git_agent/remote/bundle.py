@@ -157,6 +157,11 @@ def _check_header(repo: pygit2.Repository, session: Session, head: Header) -> No
             raise BundleRefused(f"the bundle needs commit {oid}, which this repository lacks")
 
 
+def _printable(text: str) -> str:
+    """git's words about the remote's data, without a control character (one line, no escape)."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def _env(qdir: Path, objects: Path) -> dict[str, str]:
     return {"GIT_OBJECT_DIRECTORY": str(qdir), "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
 
@@ -171,7 +176,7 @@ def _index(worktree: Worktree, qdir: Path, objects: Path, fd: int) -> None:
     except proc.CalledProcessError as e:
         err = e.stderr.decode(errors="replace").strip().splitlines()
         raise BundleRefused("the bundle's pack fails git's checks: "
-                            + (err[-1] if err else f"exit status {e.returncode}")) from e
+                            + _printable(err[-1] if err else f"exit status {e.returncode}")) from e
 
 
 def _check_objects(worktree: Worktree, repo: pygit2.Repository, qdir: Path, objects: Path,
@@ -207,8 +212,9 @@ def _check_objects(worktree: Worktree, repo: pygit2.Repository, qdir: Path, obje
         proc.git("rev-list", "--objects", "--quiet", tip, "--not", base, cwd=worktree.root,
                  env=_env(qdir, objects))
     except proc.CalledProcessError as e:
+        err = e.stderr.decode(errors="replace").strip().splitlines()
         raise BundleRefused("the bundle's branch is not complete: "
-                            + e.stderr.decode(errors="replace").strip()[-200:]) from e
+                            + _printable(err[-1][-200:] if err else "")) from e
 
 
 def _migrate(qdir: Path, objects: Path) -> None:

@@ -170,7 +170,7 @@ def _index(worktree: Worktree, qdir: Path, objects: Path, fd: int) -> None:
     """index-pack --strict: every object well formed (fsck's checks, .gitmodules included), the
     thin pack completed from the repository's own objects."""
     try:
-        proc.run(["git", "-c", "transfer.fsckObjects=true", "index-pack", "--strict",
+        proc.run(["git", "index-pack", "--strict",
                   "--fix-thin", "--stdin"], cwd=worktree.root,
                  env=proc.no_git_env(_env(qdir, objects)), stdin_fd=fd)
     except proc.CalledProcessError as e:

@@ -326,6 +326,7 @@ def config_cmd(key: str | None, json_out: bool) -> None:
 
 @cli.group(
     "remote",
+    invoke_without_command=True,
     context_settings=CONTEXT,
     epilog=_examples(
         """
@@ -338,11 +339,17 @@ Examples:
 """
     ),
 )
-def remote() -> None:
-    """Machines that sessions may run on (git config agent.remote.NAME.url).
+@click.pass_context
+def remote(ctx: click.Context) -> None:
+    """Machines that sessions may run on (git config agent.remote.NAME.url); alone, as
+    `git remote` does, it lists them.
 
     Only the setup exists yet: `run --on` is not built (docs/remote.md).
     """
+    if ctx.invoked_subcommand is None:
+        from git_agent.commands import remote as remote_mod
+
+        sys.exit(remote_mod.list_())
 
 
 @remote.command("add", context_settings=CONTEXT)

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
+import git_agent
 from tests.conftest import Actor
 
 SSHD = "/usr/sbin/sshd"
 REMOTE_USER = os.environ.get("GIT_AGENT_REMOTE_USER", "git-agent-remote")
-CHECKOUT = Path(__file__).resolve().parents[2]
+# where the tests' own git_agent comes from: the checkout (editable install) or the venv's wheel
+SOURCE = Path(git_agent.__file__).resolve().parents[1]
 
 
 def _remote_user() -> pwd.struct_passwd:
@@ -39,8 +41,9 @@ def _remote_user() -> pwd.struct_passwd:
 
 
 def _install_git_agent(pw: pwd.struct_passwd) -> Path:
-    """~/.local/bin/git-agent of the remote user: this checkout, run by a venv of
-    /usr/bin/python3 whose dependencies are the test venv's (no network in tests)."""
+    """~/.local/bin/git-agent of the remote user: the git_agent under test (this checkout, or
+    the wheel the test venv installed from it), run by a venv of /usr/bin/python3 whose
+    dependencies are the test venv's (no network in tests)."""
     home = Path(pw.pw_dir)
     venv = home / "venv"
     shutil.rmtree(venv, ignore_errors=True)
@@ -49,7 +52,7 @@ def _install_git_agent(pw: pwd.struct_passwd) -> Path:
                                 "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
     (site / "git_agent_checkout.pth").write_text(
-        f"{CHECKOUT}\n{sysconfig.get_paths()['purelib']}\n")
+        f"{SOURCE}\n{sysconfig.get_paths()['purelib']}\n")
     bindir = home / ".local/bin"
     bindir.mkdir(parents=True, exist_ok=True)
     exe = bindir / "git-agent"

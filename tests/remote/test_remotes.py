@@ -69,6 +69,7 @@ def test_remotes_are_added_listed_and_removed(actor: Actor) -> None:
         "ssh://me@gpu-box:2222"
     rc, out, _ = agent("remote", "list")
     assert rc == 0 and out == "box\tssh://me@gpu-box:2222\tlocal\n"
+    assert agent("remote")[:2] == (0, out)  # alone, as `git remote`: the list
     rc, out, err = agent("config", "agent.remote.box.url")
     assert rc == 0 and out == "ssh://me@gpu-box:2222\n" and "unknown" not in err
     rc, _, err = agent("remote", "add", "box", "ssh://other")

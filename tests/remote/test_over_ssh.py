@@ -98,3 +98,28 @@ def test_remote_doctor_refuses_a_worker_that_answers_garbage(actor: Actor, sshd:
         p = doctor(actor, repo)
     assert p.returncode != 0 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and "gave no answer" in p.stderr
+
+
+def test_ssh_never_forwards_your_ssh_agent(actor: Actor, sshd: Sshd) -> None:
+    """Promise (docs/remote.md): a remote never gets your ssh agent, even when your ssh config
+    asks to forward it for every host."""
+    repo = setup(actor, sshd)
+    conf = actor.base / "ssh" / "config"
+    conf.write_text(conf.read_text().replace("  IdentityAgent none\n", "")
+                    + "  ForwardAgent yes\n")
+    sock = actor.base / "ssh" / "agent.sock"
+    started = actor.run(["ssh-agent", "-s", "-a", str(sock)], check=True)
+    pid = int(started.stdout.split("SSH_AGENT_PID=")[1].split(";")[0])
+    seen = Path(f"~{sshd.user}").expanduser() / "seen-auth-sock"
+    seen.unlink(missing_ok=True)
+    answer = ('{"protocol": 1, "version": "x", "ok": true, '
+              '"checks": [{"name": "a", "status": "ok"}]}')
+    try:
+        with remote_git_agent(sshd, f"#!/bin/sh\ncat >/dev/null\n"
+                              f"printf %s \"$SSH_AUTH_SOCK\" > {seen}\necho '{answer}'\n"):
+            p = actor.agent("remote", "doctor", "box", cwd=repo,
+                            env={"SSH_AUTH_SOCK": str(sock)})
+    finally:
+        actor.run(["kill", str(pid)])
+    assert p.returncode == 0, p.stderr
+    assert seen.exists() and seen.read_text() == ""

@@ -110,3 +110,20 @@ def test_the_worker_never_runs_the_request(actor: Actor) -> None:
     assert not mark.exists()
     rc, answer = worker(actor, b'{"protocol": 99, "op": "doctor"}\n')
     assert rc == 1 and "protocol" in str(answer["error"])
+
+
+def test_the_worker_reads_one_request_of_bounded_size() -> None:
+    from git_agent.remote import worker
+
+    seen: list[dict[str, object]] = []
+
+    def op(req: dict[str, object]) -> dict[str, object]:
+        seen.append(req)
+        return {"ok": True}
+
+    ops = {"doctor": op}
+    two = b'{"protocol": 1, "op": "doctor"}\n{"protocol": 1, "op": "doctor", "x": 1}\n'
+    assert worker.answer(two, ops)["ok"] is True and seen == [{"protocol": 1, "op": "doctor"}]
+    big = b'{"protocol": 1, "op": "doctor", "pad": "' + b"x" * worker.MAX_REQUEST + b'"}\n'
+    assert "over" in str(worker.answer(big, ops)["error"]) and len(seen) == 1
+    assert "not a JSON object" in str(worker.answer(b"[1]\n", ops)["error"])

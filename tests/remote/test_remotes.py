@@ -127,3 +127,11 @@ def test_the_worker_reads_one_request_of_bounded_size() -> None:
     big = b'{"protocol": 1, "op": "doctor", "pad": "' + b"x" * worker.MAX_REQUEST + b'"}\n'
     assert "over" in str(worker.answer(big, ops)["error"]) and len(seen) == 1
     assert "not a JSON object" in str(worker.answer(b"[1]\n", ops)["error"])
+
+
+def test_the_remote_keys_are_known_and_typos_get_a_hint() -> None:
+    from git_agent.settings import keys
+
+    assert keys.is_known("agent.remote.box.url") and keys.is_known("agent.sshconfig")
+    assert not keys.is_known("agent.remote.box.urll") and not keys.is_known("agent.remote.url")
+    assert keys.nearest("agent.remote.box.urll") == "agent.remote.box.url"

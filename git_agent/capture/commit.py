@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from git_agent import beneath, proc, ui
+from git_agent.capture import rewrite
 from git_agent.capture.sandboxgit import (
     Importer,
     SandboxObjects,
@@ -139,9 +140,10 @@ class AgentHistory:
 
 
 def import_agent_commits(repo: pygit2.Repository, *, worktree: Worktree, session: Session,
-                         anchor: str | None) -> AgentHistory:
-    """Step 3: the agent's own commits, imported when they descend from the base's HEAD;
-    otherwise (rewritten history, a store or tree git would refuse) the reason to squash."""
+                         anchor: str | None, recorded: str | None = None) -> AgentHistory:
+    """Step 3: the agent's own commits, imported when they descend from the base's HEAD, or
+    from commits an apply took already (`recorded`: refs/agent-history/S); otherwise
+    (rewritten history, a store or tree git would refuse) the reason to squash."""
     head = agent_head(worktree=worktree, session=session)
     if head is None or head == anchor:
         return AgentHistory()
@@ -153,7 +155,8 @@ def import_agent_commits(repo: pygit2.Repository, *, worktree: Worktree, session
         imp = Importer(repo, sandbox)
         new, boundary = imp.commits(bytes.fromhex(head))
         if anchor is not None and not any(
-                b.hex() == anchor or repo.descendant_of(b.hex(), anchor) for b in boundary):
+                b.hex() == anchor or repo.descendant_of(b.hex(), anchor)
+                or rewrite.reachable(repo, b.hex(), [recorded]) for b in boundary):
             return AgentHistory(squashed="does not descend from the base")
         for c in reversed(new):
             imp.queue(pygit2.GIT_OBJECT_COMMIT, c)
@@ -178,6 +181,38 @@ def _parent(repo: pygit2.Repository, *, prev: bytes | None, same_base: bool, bas
     return agent.tip
 
 
+def _after_apply(c: _Capture, agent: AgentHistory, parent: bytes) -> bytes:
+    """Once an apply rewrote agent/S to the pending work (refs/agent-history/S keeps what it
+    was), the agent's commits that record holds are not brought back as pending; the ones it
+    made since are copied onto the branch (author and message kept)."""
+    if agent.tip is None:
+        return parent
+    hist = c.recorded
+    if hist is None:
+        return parent
+    onto = c.prev if c.prev is not None and c.same_base() else c.base_raw
+    if rewrite.reachable(c.repo, agent.tip.hex(), [hist, onto.hex()]):
+        return onto
+    new = rewrite.unrecorded(c.worktree, agent.tip.hex(), [hist, onto.hex(), c.base_oid])
+    tip, _ = rewrite.replay(c.odb, onto=onto, commits=new, who=rewrite.committer(c.worktree))
+    c.odb.out.finish()  # the commit on top reads its parent back
+    return tip
+
+
+def _recorded_head(c: _Capture) -> bool:
+    """Does the record of an earlier apply (refs/agent-history/S) hold the agent's HEAD
+    inside? Then its history is taken already (after `apply --commit` your branch has copies,
+    which the agent's own line does not descend from): nothing to import, nothing squashed."""
+    hist = c.recorded
+    head = agent_head(worktree=c.worktree, session=c.session) if hist is not None else None
+    if head is None or hist is None:
+        return False
+    try:
+        return rewrite.reachable(c.repo, head, [hist])
+    except (KeyError, ValueError, pygit2.GitError):
+        return False  # not in this repository: never imported
+
+
 class _Capture:
     """One capture of a session: the steps, in order, in `run`."""
 
@@ -192,6 +227,9 @@ class _Capture:
         self.warnings: list[str] = list(base.warnings) if isinstance(base, Base) else []
         ref = self.repo.references.get(session.branch)
         self.prev = bytes.fromhex(str(ref.resolve().target)) if ref is not None else None
+        rec = self.repo.references.get(rewrite.history_ref(session.name))
+        # what agent/S was before each apply (pending.py): the agent's commits it holds are taken
+        self.recorded = str(rec.resolve().target) if rec is not None else None
         self.odb = Odb(self.repo, worktree.common_dir / "objects")
 
     def build_tree(self) -> tuple[bytes, int]:
@@ -271,14 +309,17 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
     try:
         tree, ignored = c.build_tree()
         agent = import_agent_commits(c.repo, worktree=worktree, session=session,
-                                     anchor=c.anchor)
+                                     anchor=c.anchor, recorded=c.recorded)
         note = None
+        if agent.squashed is not None and _recorded_head(c):
+            agent = AgentHistory()  # its commits were taken by an apply already: not squashed
         if agent.squashed is not None:
             note = f"The agent's own commits were not kept ({agent.squashed}): one commit."
             c.warnings.append(f"agent's history not imported ({agent.squashed}); captured its "
                               "final state as one commit")
         parent = _parent(c.repo, prev=c.prev, same_base=c.same_base(), base=c.base_raw,
                          agent=agent)
+        parent = _after_apply(c, agent, parent)
         new_tip, changes = c.commit(tree=tree, parent=parent, note=note, command=command,
                                     exit_status=exit_status, reason=reason)
         c.odb.out.finish()  # every new object is in the repository before a ref points at it
@@ -306,13 +347,18 @@ def capture(*, worktree: Worktree, session: Session, base: Base | str,
 
 def _summary(session: Session, r: CaptureResult) -> str:
     if r.commit is None:
-        return f"agent/{session.name}: no changes"
-    parts = [f"{r.added} added, {r.modified} modified, {r.deleted} deleted"]
+        return f"agent/{session.name}: nothing to capture (the session holds no changes)"
+    holds = f"{r.added} added, {r.modified} modified, {r.deleted} deleted"
+    if r.added + r.modified + r.deleted == 0:
+        holds = "no changes against its base"
+    parts = [holds]
     if r.imported:
         parts.append(f"{r.imported} agent commit{'s' if r.imported != 1 else ''} kept")
     if r.squashed:
         parts.append("agent history squashed")
     if r.ignored:
         parts.append(f"{r.ignored} ignored path{'s' if r.ignored != 1 else ''} left out")
-    state = "unchanged" if r.unchanged else r.commit[:12]
-    return f"agent/{session.name} {state}: " + ", ".join(parts)
+    if r.unchanged:  # the counts are what the branch holds, not what this capture added
+        return (f"agent/{session.name} already up to date (nothing new since its last "
+                "capture); it holds " + ", ".join(parts))
+    return f"agent/{session.name} {r.commit[:12]}: " + ", ".join(parts)

@@ -184,6 +184,8 @@ Examples:
   git agent apply -i                file by file: y n r d Y N R q ?
   git agent apply --merge           write conflict markers instead of refusing
   git agent apply --yes             write risky files without asking (scripts)
+  git agent apply --commit          as commits on your branch (the agent's own kept)
+  git agent apply --commit -- src/  only src/: each commit keeps its src/ changes
 """
     ),
 )
@@ -198,22 +200,31 @@ Examples:
     "-y", "--yes", is_flag=True,
     help="Write risky files without asking (needed without a terminal).",
 )
+@click.option(
+    "--commit", is_flag=True,
+    help="Land the session as commits on your branch (its own commits, messages and authors "
+    "kept; index and HEAD moved as cherry-pick would).",
+)
 @click.argument("paths", nargs=-1, metavar="[-- PATH...]")
 def apply(
-    session_name: str | None, interactive: bool, merge: bool, yes: bool, paths: tuple[str, ...]
+    session_name: str | None, interactive: bool, merge: bool, yes: bool, commit: bool,
+    paths: tuple[str, ...]
 ) -> None:
-    """Apply the session's changes onto the working tree (index and HEAD untouched).
+    """Apply the session's changes onto the working tree (index and HEAD untouched but with
+    --commit).
 
     All or nothing: a conflict, a failed write (taken back) or a ^C (which waits for the end)
     leaves the worktree as it was or gives it the whole change. Risky files are listed first
     and asked about once (without a terminal: refused unless --yes); a change that would make
-    git find another repository is always refused."""
+    git find another repository is always refused. --commit lands the session as commits on
+    your branch instead (index and HEAD move, as cherry-pick). After any apply agent/SESSION
+    holds only the work still pending; what it was stays at refs/agent-history/SESSION."""
     from git_agent.commands import apply as apply_mod
 
     sys.exit(
         apply_mod.main(
             session_name=session_name, interactive=interactive, merge=merge, paths=list(paths),
-            yes=yes,
+            yes=yes, commit=commit,
         )
     )
 
@@ -274,7 +285,8 @@ Examples:
 @click.argument("session_name", metavar="SESSION", shell_complete=_complete_sessions)
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
-    """Delete a session: its overlay, metadata, base ref and branch agent/SESSION."""
+    """Delete a session: its overlay, metadata, base ref, branch agent/SESSION and its record
+    refs/agent-history/SESSION."""
     from git_agent.commands import drop as drop_mod
 
     sys.exit(drop_mod.main(session_name=session_name, force=force))

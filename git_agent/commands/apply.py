@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from git_agent import proc, session, ui
-from git_agent.errors import Conflict, GitAgentError, SessionBusy
-from git_agent.mergeback import engine
+from git_agent.errors import Conflict, GitAgentError, SessionBusy, UsageError
+from git_agent.mergeback import engine, landing, pending
 from git_agent.mergeback.engine import ApplyPlan
 from git_agent.mergeback.risks import FOREIGN_GIT
 from git_agent.mergeback.view import (
@@ -73,7 +73,10 @@ def choose(view: View, picked: Sequence[FileChange]) -> tuple[list[FileChange], 
 
 
 def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Sequence[str],
-         yes: bool = False) -> int:
+         yes: bool = False, commit: bool = False) -> int:
+    if commit and (interactive or merge):
+        raise UsageError("--commit lands whole commits: it takes no -i or --merge (limit it "
+                         "with -- PATHS)")
     worktree = find_worktree()
     engine.refuse_busy_worktree(worktree)
     engine.warn_unfinished(worktree)
@@ -91,13 +94,20 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
     # the upper) while we ask, write and take applied paths out of the session.
     lock = session.Lock(view.session, "apply")
     try:
-        lock.__enter__()
+        if view.session.dir.is_dir():  # else known by its refs alone: nothing to lock
+            lock.__enter__()
         running = False
     except SessionBusy as e:
         if e.doing != "run":
             raise  # another apply, a drop, or a holder that did not say: wait for it
         running = True
     try:
+        if commit:
+            def confirm(p: ApplyPlan) -> bool:
+                refuse_foreign_git([a.change for a in p.actions])
+                return confirm_risky(p, merge=False, yes=yes)
+
+            return landing.main(view, picked, everything, running=running, confirm=confirm)
         return _apply(view, picked, everything, interactive=interactive, merge=merge,
                       running=running, yes=yes)
     finally:
@@ -138,7 +148,8 @@ def confirm_risky(p: ApplyPlan, *, merge: bool, yes: bool) -> bool:
 def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileChange], *,
            interactive: bool, merge: bool, running: bool, yes: bool) -> int:
     worktree = view.worktree
-    if not running:
+    refs_only = not view.session.dir.is_dir()
+    if not running and not refs_only:
         engine.check_upper(view)
     if interactive:
         to_apply, to_reject = choose(view, picked)
@@ -161,7 +172,8 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
         return 1
     # what was written, or was already there; a conflict that kept yours stays in the session
     done = [a.change for a in p.actions if not (a.conflict and a.noop)]
-    take = None if running else engine.consumption(view, done, everything, rejected)
+    take = (None if running else pending.refs_only_take(view, [*done, *rejected]) if refs_only
+            else engine.consumption(view, done, everything, rejected))
     # ^C cannot stop it halfway: the worktree written, the session giving the paths up and its
     # branch recaptured, all of it or (^C before this point) none
     held: list[int] = []
@@ -171,8 +183,10 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
             if take is not None:
                 try:
                     left = take()
-                    capture_now(view.worktree, view.session, base=view.base, reason=(
-                        "what is left after apply (applied and rejected paths removed)"))
+                    if not refs_only:
+                        capture_now(view.worktree, view.session, base=view.base, reason=(
+                            "what is left after apply (applied and rejected paths removed)"))
+                        pending.settle(view, view.head)  # agent/S: the pending work only
                 except Exception as e:  # noqa: BLE001 - said whatever it is: the worktree is done
                     why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
                     raise GitAgentError(

@@ -18,6 +18,9 @@ def main(*, session_name: str | None) -> int:
     if holder in ("apply", "drop"):
         raise GitAgentError(f"session {s.name!r} is being {holder}ed by another git agent; "
                             "capture it when that is done")
+    if not s.dir.is_dir():
+        raise GitAgentError(f"session {s.name!r} has no folder here (known only by its "
+                            f"refs): nothing to capture; {s.branch_name} is all there is")
     base = worktree.resolve(s.base_ref)
     if base is None:
         raise GitAgentError(

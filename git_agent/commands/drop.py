@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 
 from git_agent import proc, session, ui
+from git_agent.capture import rewrite
 from git_agent.errors import GitAgentError, SessionBusy
 from git_agent.mergeback import store_walk
 from git_agent.mergeback.view import files_changed
@@ -32,7 +33,8 @@ def main(*, session_name: str, force: bool) -> int:
     stale = identity.is_stale(worktree, s)
     base, head = (None, None) if stale else (worktree.resolve(s.base_ref),
                                              worktree.resolve(s.branch))
-    if not s.dir.exists() and base is None and head is None:
+    record = None if stale else worktree.resolve(rewrite.history_ref(s.name))
+    if not s.dir.exists() and base is None and head is None and record is None:
         raise GitAgentError(f"no session {s.name!r} in this worktree")
     doing = s.holder()
     if doing == "run":
@@ -48,15 +50,17 @@ def main(*, session_name: str, force: bool) -> int:
                                 "on; pass --force")
         n = files_changed(worktree, base, head)
         what = f"{n} changed file{'s' if n != 1 else ''}" if n is not None else "its overlay"
-        answer = ui.ask(f"drop session {s.name!r} ({what}; branch "
-                        f"{s.branch_name})? [y/N] ")
+        # the branch named only when it exists (a first run not captured yet has none)
+        branch = f"branch {s.branch_name}" if head is not None else "no branch yet"
+        answer = ui.ask(f"drop session {s.name!r} ({what}; {branch})? [y/N] ")
         if answer.lower() not in ("y", "yes"):
             ui.echo("not dropped")
             return 1
     with _locked(s):
         store_walk.remove_tree(s.dir)  # however deep the agent made its overlay
         session.remove(s)
-        for ref, old in ((s.branch, head), (s.base_ref, base)):
+        for ref, old in ((s.branch, head), (s.base_ref, base),
+                         (rewrite.history_ref(s.name), record)):
             if old is not None:
                 proc.git("update-ref", "-m", f"git agent: drop {s.name}", "-d", ref, old,
                          cwd=worktree.root)

@@ -19,6 +19,7 @@ from git_agent.mergeback.view import (
 )
 from git_agent.repo import find_worktree
 from git_agent.sandbox import network
+from git_agent.session import ahead
 
 
 def to_json(view: View, files: Sequence[FileChange]) -> dict[str, Any]:
@@ -98,11 +99,17 @@ def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequenc
             ui.say(f"{lines[0]} (git agent review --net lists it)")
         return 0
     files = changes(view, paths=paths)
+    behind = (ahead.hint(view.session)
+              if not view.session.is_running() and ahead.uncaptured(view.session) else None)
     if json_out:
-        ui.write_stdout((json.dumps(to_json(view, files), indent=2) + "\n").encode())
+        out = {**to_json(view, files), "uncaptured": behind is not None}
+        ui.write_stdout((json.dumps(out, indent=2) + "\n").encode())
         return 0
+    if behind is not None:  # said first: what follows is the branch, not the upper dir
+        ui.say(behind)
     if not files:
-        ui.say(f"session {view.session.name!r} has no changes")
+        ui.say(f"session {view.session.name!r} has no changes"
+               + (" captured" if behind is not None else ""))
         for line in network.review_lines(view.session.dir):
             ui.say(f"{line} (git agent review --net lists it)")
         return 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.mergeback import foreign, risks
+from git_agent.mergeback import branch_state, foreign, risks
 from git_agent.repo import Worktree
 from git_agent.session import identity
 
@@ -89,12 +89,6 @@ class View:
 # --- sessions --------------------------------------------------------------------------------
 
 
-def _captured_base(worktree: Worktree, head: str) -> str | None:
-    out = proc.git("log", "-1", "--format=%(trailers:key=Agent-Base,valueonly)", head,
-                   cwd=worktree.root, check=False)
-    return out.decode().strip() or None
-
-
 def find_session(worktree: Worktree, name: str | None) -> session.Session:
     """The named (default: current branch's) session; one clear error when it does not exist."""
     s = session.get(worktree, name or session.default_name(worktree))
@@ -119,9 +113,11 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
     """Resolve a session to base and head, capturing first when it runs (a live view)."""
     s = find_session(worktree, name)
     base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
+    if base is None and head is not None and not s.exists():
+        base = branch_state.trailer_base(worktree, head)  # fetched without its base ref
     running = s.is_running()
     # a run that was killed before its capture leaves the base ref ahead of the branch
-    stale = head is not None and not running and _captured_base(worktree, head) != base
+    stale = head is not None and not running and branch_state.cut_short(worktree, s, base, head)
     if live and base is not None and (running or head is None or stale) and s.upper.is_dir():
         if running:
             ui.say(f"session {s.name!r} is running: capturing its current state first")
@@ -131,14 +127,8 @@ def open_view(worktree: Worktree, name: str | None, *, live: bool = True) -> Vie
         head = worktree.resolve(s.branch)
     if head is None and not running and s.exists():
         raise NothingCaptured(f"session {s.name!r} has no changes")
-    if base is None and running:
-        raise GitAgentError(f"session {s.name!r} is in its first run and its base is recorded "
-                            "when that ends; review or apply it then")
     if base is None:
-        raise GitAgentError(
-            f"session {s.name!r} has no base ({s.base_ref} is missing); "
-            f"`git agent drop {s.name}` and run again"
-        )
+        raise GitAgentError(branch_state.no_base(s, running=running))
     if head is None:
         raise GitAgentError(f"session {s.name!r} has no captured changes (no branch "
                             f"{s.branch_name})")

@@ -84,9 +84,9 @@ def test_a_very_deep_session_is_applied(work: Work, deep: Path) -> None:
     # git is the oracle: your worktree has the file, as untracked work
     status = work.git("status", "--porcelain", "-uall", "-z").split("\0")
     assert f"?? {DEEP}" in status and "?? f" in status
-    # the branch's tip is what is left (nothing); the commit before it still has the file
+    # the branch is what is left (nothing: its base); its record before apply has the file
     assert DEEP not in work.git("ls-tree", "-r", "--name-only", "agent/s").splitlines()
-    assert work.git("cat-file", "blob", f"agent/s~1:{DEEP}") == "deep\n"
+    assert work.git("cat-file", "blob", f"refs/agent-history/s^1:{DEEP}") == "deep\n"
     # applied paths left the session, however deep: its upper holds no file any more
     assert json.loads(work.ok("review", "s", "--json").stdout)["files"] == []
     leaves = subprocess.run(["find", str(deep / "upper"), "-type", "f"], capture_output=True,

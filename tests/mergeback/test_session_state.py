@@ -1,0 +1,139 @@
+"""What list, review, capture and drop say of a session's state, and sessions known only by
+their refs (no store folder): through the real CLI, git as the oracle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from tests.mergeback.conftest import Work
+from tests.mergeback.test_risky_apply import on_tty
+
+
+def store_folder(work: Work, name: str = "s") -> Path:
+    found = list((work.actor.home / ".local/state/git-agent").glob(f"*/sessions/{name}"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def row(work: Work, name: str = "s") -> dict[str, object]:
+    rows = json.loads(work.ok("list", "--json").stdout)
+    return next(r for r in rows if r["name"] == name)
+
+
+def test_list_and_review_say_when_the_upper_is_ahead_of_the_branch(work: Work) -> None:
+    work.run("echo a > a.txt")
+    assert row(work)["uncaptured"] is False
+    assert "git agent capture" not in work.ok("list").stderr
+    work.ok("run", "-s", "s", "--no-capture", "--", "sh", "-c", "echo b >> README.md")
+    assert row(work)["uncaptured"] is True
+    p = work.ok("list")
+    assert "idle, not captured" in p.stdout and "`git agent capture s`" in p.stderr
+    p = work.ok("review", "s")
+    assert "holds changes agent/s does not have" in p.stderr
+    assert "`git agent capture s`" in p.stderr
+    assert json.loads(work.ok("review", "s", "--json").stdout)["uncaptured"] is True
+    assert work.review_paths() == ["a.txt"]  # review shows the branch, and said so
+    work.ok("capture", "s")
+    assert row(work)["uncaptured"] is False
+    assert "git agent capture" not in work.ok("review", "s").stderr
+    assert work.review_paths() == ["README.md", "a.txt"]
+
+
+def test_a_running_session_is_listed_as_running(work: Work) -> None:
+    work.run("echo first > first.txt")
+    door = work.actor.home / "door"
+    door.mkdir()
+    work.actor.own(door)
+    argv = work.actor._argv(["git", "agent", "run", "-s", "s", "--mount", "door:rw", "--",
+                             "sh", "-c", "echo live > live.txt; : > ~/door/wrote; "
+                             "while [ ! -e ~/door/gate ]; do sleep 0.05; done"])
+    bg = subprocess.Popen(argv, cwd=work.root, env=work.actor.env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 30
+        while not (door / "wrote").exists():
+            assert time.time() < deadline and bg.poll() is None, "the agent did not start"
+            time.sleep(0.05)
+        p = work.ok("list")
+        line = next(x for x in p.stdout.splitlines() if x.startswith("s "))
+        assert " running " in line and "running now; before:" in line and "never" not in line
+        assert "is running: FILES counts what was captured last" in p.stderr
+    finally:
+        (door / "gate").write_text("")
+        work.actor.own(door / "gate")
+        bg.wait(timeout=60)
+
+
+def test_capture_says_what_unchanged_means(work: Work) -> None:
+    work.run("echo more >> README.md")
+    p = work.ok("capture", "s")
+    assert "unchanged" not in p.stderr
+    assert "agent/s already up to date (nothing new since its last capture); it holds " \
+           "0 added, 1 modified, 0 deleted" in p.stderr
+
+
+def test_the_drop_prompt_names_no_branch_that_does_not_exist(work: Work) -> None:
+    work.ok("run", "-s", "s", "--no-capture", "--", "sh", "-c", "echo b >> README.md")
+    assert work.git("for-each-ref", "refs/heads/agent/") == ""
+    code, err = on_tty(work, ["drop", "s"], b"n\n")
+    assert code == 1 and "no branch yet" in err and "agent/s" not in err
+
+
+def test_review_of_an_empty_session_says_so(work: Work) -> None:
+    work.run("true")
+    p = work.ok("review", "s")
+    assert p.stdout == "" and "session 's' has no changes" in p.stderr
+
+
+def test_a_session_known_only_by_its_refs(work: Work) -> None:
+    """Its store folder gone: review, apply (plain and --commit) and drop from the refs."""
+    work.run("echo one > one.txt && echo two >> README.md")
+    shutil.rmtree(store_folder(work))
+    assert row(work)["refs_only"] is True
+    assert "refs only" in work.ok("list").stdout
+    assert work.review_paths() == ["README.md", "one.txt"]
+    work.ok("apply", "s", "--", "one.txt")
+    assert work.git("status", "--porcelain") == "?? one.txt\n"
+    assert work.git("diff", "--name-only", "refs/agent-base/s", "agent/s") == "README.md\n"
+    work.sh("rm one.txt")
+    head = work.git("rev-parse", "HEAD").strip()
+    work.ok("apply", "--commit", "s")
+    assert work.git("diff", "--name-only", head, "HEAD") == "README.md\n"
+    assert work.git("status", "--porcelain") == ""
+    assert work.review_paths() == []
+    work.ok("drop", "-f", "s")
+    assert work.git("for-each-ref", "refs/heads/agent/", "refs/agent-base/",
+                    "refs/agent-history/") == ""
+
+
+def test_a_branch_fetched_without_its_base_ref(work: Work) -> None:
+    """Only agent/s came (fetched, or its base ref lost): the base is the one its capture's
+    Agent-Base trailer names; with neither, one line says what is missing."""
+    work.run("echo two >> README.md")
+    shutil.rmtree(store_folder(work))
+    work.git("update-ref", "-d", "refs/agent-base/s")
+    assert work.review_paths() == ["README.md"]
+    work.ok("apply", "s")
+    assert work.git("status", "--porcelain") == " M README.md\n"
+    assert work.git("rev-parse", "agent/s") == work.git("rev-parse", "refs/agent-base/s")
+    # a branch whose commits name no base here
+    work.sh("git checkout -q README.md")
+    work.git("update-ref", "-d", "refs/agent-base/s")
+    work.git("update-ref", "refs/heads/agent/s", "HEAD")
+    p = work.agent("review", "s")
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1
+    assert "known only by its branch agent/s" in p.stderr and "refs/agent-base/s" in p.stderr
+    p = work.agent("apply", "s")
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1
+
+
+def test_capture_of_a_session_known_only_by_its_refs_is_one_line(work: Work) -> None:
+    work.run("echo one > one.txt")
+    shutil.rmtree(store_folder(work))
+    p = work.agent("capture", "s")
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1
+    assert "known only by its refs" in p.stderr

@@ -96,7 +96,7 @@ Examples:
   git agent doctor              can this machine sandbox? what is missing?
   git agent config              every agent.* setting, its value and where it came from
 
-Commands: run, review, apply, list, drop, doctor, config, remote, completion.
+Commands: run, review, apply, list, drop, doctor, config, remote, fetch, completion.
 `git agent --help` (or `git help agent`) opens the manual; `git agent VERB -h` for a verb.
 """
     ),
@@ -336,6 +336,28 @@ def config_cmd(key: str | None, json_out: bool) -> None:
     sys.exit(config.main(key=key, json_out=json_out))
 
 
+@cli.command(
+    context_settings=CONTEXT,
+    epilog=_examples(
+        """
+Examples:
+  git agent fetch                   the current branch's session, from where it ran
+  git agent fetch fix-42
+  git agent fetch --all             every session of this worktree that ran on a remote
+"""
+    ),
+)
+@click.argument(
+    "session_name", required=False, metavar="[SESSION]", shell_complete=_complete_sessions
+)
+@click.option("--all", "all_", is_flag=True, help="Every session that ran on a remote.")
+def fetch(session_name: str | None, all_: bool) -> None:
+    """Bring back agent/SESSION from the remote it ran on (`run --on`), checked as untrusted."""
+    from git_agent.commands import fetch as fetch_mod
+
+    sys.exit(fetch_mod.main(session_name, all_=all_))
+
+
 @cli.group(
     "remote",
     invoke_without_command=True,
@@ -356,7 +378,7 @@ def remote(ctx: click.Context) -> None:
     """Machines that sessions may run on (git config agent.remote.NAME.url); alone, as
     `git remote` does, it lists them.
 
-    Only the setup exists yet: `run --on` is not built (docs/remote.md).
+    `git agent run --on NAME` runs a session there; `fetch` brings it back (docs/remote.md).
     """
     if ctx.invoked_subcommand is None:
         from git_agent.commands import remote as remote_mod
@@ -403,7 +425,8 @@ def remote_doctor(name: str) -> None:
 
 
 @cli.command("worker", hidden=True, context_settings=CONTEXT)
-def worker_cmd() -> None:
+@click.option("--ticket", default=None, help="Run the prepared session with this ticket.")
+def worker_cmd(ticket: str | None) -> None:
     """The remote side: one JSON request on stdin, one JSON answer on stdout."""
     from git_agent.commands import doctor as doctor_mod
     from git_agent.commands import worker
@@ -414,7 +437,12 @@ def worker_cmd() -> None:
                 "checks": [{"name": c.name, "status": c.status, "detail": c.detail,
                             "fix": c.fix} for c in checks]}
 
-    sys.exit(worker.main({"doctor": doctor_op}))
+    def sound() -> bool:
+        return all(c.status != "FAIL" for c in doctor_mod.checks())
+
+    if ticket is not None:
+        sys.exit(guarded(lambda: worker.run_ticket(ticket), debug=_debug))
+    sys.exit(worker.main({"doctor": doctor_op}, sound=sound))
 
 
 @cli.command(

@@ -97,12 +97,16 @@ def lookup(cfg: gitconfig.GitConfig, name: str) -> Target:
     return parse_url(found.value)
 
 
-def ssh_argv(target: Target, cfg: gitconfig.GitConfig) -> list[str]:
+def ssh_argv(target: Target, cfg: gitconfig.GitConfig, *, tty: bool = False,
+             ticket: str | None = None) -> list[str]:
     """ssh to the worker: no agent or port forwarding, no local shell; the command there is
-    fixed (the request goes on stdin, never in argv)."""
+    fixed (the request goes on stdin, never in argv), or the prepared run's ticket (random hex
+    the worker made: no user data), with a pty when tty."""
     if target.engine != "ssh":
         raise GitAgentError(f"{target.engine}:// remotes are not yet supported (ssh:// only)")
-    argv = ["ssh", "-T", "-o", "ForwardAgent=no", "-o", "ClearAllForwardings=yes",
+    if ticket is not None and not re.match(r"^[0-9a-f]{32}$", ticket):
+        raise GitAgentError("the worker answered a malformed ticket")
+    argv = ["ssh", "-t" if tty else "-T", "-o", "ForwardAgent=no", "-o", "ClearAllForwardings=yes",
             "-o", "ForwardX11=no", "-o", "PermitLocalCommand=no"]
     conf = cfg.get_str("agent.sshConfig")
     if conf:
@@ -111,7 +115,8 @@ def ssh_argv(target: Target, cfg: gitconfig.GitConfig) -> list[str]:
         argv += ["-p", str(target.port)]
     if target.user:
         argv += ["-l", target.user]
-    return [*argv, "--", target.host.strip("[]"), "git-agent", "worker"]
+    tail = ["--ticket", ticket] if ticket is not None else []
+    return [*argv, "--", target.host.strip("[]"), "git-agent", "worker", *tail]
 
 
 def printable(text: str) -> str:

@@ -4,12 +4,16 @@ the remote's bwrap sandbox, agent/S comes back checked, and review / apply work 
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 from tests.conftest import Actor
 from tests.remote.conftest import Sshd
-from tests.remote.test_over_ssh import setup
+from tests.remote.test_over_ssh import remote_git_agent, setup
 
 
 def run_on(actor: Actor, repo: Path, *cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -35,6 +39,8 @@ def test_run_on_round_trip_with_an_untracked_file(actor: Actor, sshd: Sshd) -> N
     a = actor.agent("apply", "s", cwd=repo)
     assert a.returncode == 0, a.stderr
     assert (repo / "untracked.txt").read_text() == "mine\nx\n"
+    row = [ln.split() for ln in actor.agent("list", cwd=repo).stdout.splitlines()][1]
+    assert row[:5] == ["s", "agent/s", "idle", "remote", "box"], row
 
 
 def test_run_on_an_incremental_run(actor: Actor, sshd: Sshd) -> None:
@@ -52,3 +58,139 @@ def test_run_on_an_incremental_run(actor: Actor, sshd: Sshd) -> None:
     p = run_on(actor, repo, "true")
     assert p.returncode == 0 and "nothing new" in p.stderr, p.stderr
     assert actor.git("rev-parse", "agent/s", cwd=repo).strip() == tip
+
+
+def test_list_says_local_for_a_local_session(actor: Actor) -> None:
+    repo = actor.make_repo("repo")
+    assert actor.agent("run", "-s", "here", "--", "true", cwd=repo).returncode == 0
+    row = [ln.split() for ln in actor.agent("list", cwd=repo).stdout.splitlines()][1]
+    assert row[:4] == ["here", "agent/here", "idle", "local"], row
+
+
+def test_fetch_brings_back_the_remote_session(actor: Actor, sshd: Sshd) -> None:
+    repo = setup(actor, sshd)
+    assert run_on(actor, repo, "sh", "-c", "echo remote > r.txt").returncode == 0
+    tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
+    actor.git("update-ref", "-d", "refs/heads/agent/s", cwd=repo)  # lost here
+    p = actor.agent("fetch", "s", cwd=repo)
+    assert p.returncode == 0 and "fetched from box" in p.stderr, p.stderr
+    assert actor.git("rev-parse", "agent/s", cwd=repo).strip() == tip
+    p = actor.agent("fetch", "--all", cwd=repo)
+    assert p.returncode == 0 and "nothing new from box" in p.stderr, p.stderr
+    actor.agent("run", "-s", "here", "--", "true", cwd=repo)
+    p = actor.agent("fetch", "here", cwd=repo)
+    assert p.returncode != 0 and p.stderr.count("\n") == 1 and "did not run on a remote" in p.stderr
+
+
+def _crafted(actor: Actor, repo: Path, base: str, kind: str) -> Path:
+    """A bundle a hostile worker sends back: agent/s with a `.git` dir (or a second ref)."""
+    d = Path(tempfile.mkdtemp(prefix="git-agent-hostile-"))
+    os.chmod(d, 0o755)
+    actor.own(d)
+    r = d / "r"
+    actor.git("clone", "-q", "--no-local", str(repo), str(r), cwd=d)
+    actor.git("fetch", "-q", str(repo), f"{base}:refs/b", cwd=r)
+
+    def git(*a: str, input: bytes | None = None) -> str:
+        return actor.git(*a, cwd=r, input=input).strip()
+
+    blob = git("hash-object", "-w", "--stdin", input=b"[core]\n\thooksPath = /tmp\n")
+    inner = git("mktree", input=f"100644 blob {blob}\tconfig\n".encode())
+    entries = git("ls-tree", base).splitlines()
+    top = [*entries, f"040000 tree {inner}\t.git"] if kind == "dotgit" else entries
+    tree = actor.run(["git", "mktree"], cwd=r,
+                     input="\n".join(top).encode() + b"\n").stdout.strip()
+    if not tree:  # mktree refuses `.git`: write the tree as is
+        data = b""
+        for line in sorted(top, key=lambda t: t.split("\t")[1]):
+            meta, name = line.split("\t")
+            mode, _, oid = meta.split()
+            data += f"{mode.lstrip('0')} ".encode() + name.encode() + b"\0" + bytes.fromhex(oid)
+        tree = git("hash-object", "-w", "-t", "tree", "--literally", "--stdin", input=data)
+    tip = git("commit-tree", tree, "-p", base, "-m", f"agent\n\nAgent-Base: {base}")
+    git("update-ref", "refs/heads/agent/s", tip)
+    # a second branch beside ours: `main`, moved onto a commit of the remote's
+    git("update-ref", "refs/heads/main", git("commit-tree", tree, "-p", base, "-m", "evil"))
+    refs = ["agent/s", "main"] if kind == "tworefs" else ["agent/s"]
+    out = d / "b.bundle"
+    git("bundle", "create", "-q", str(out), *refs, "--not", base)
+    out.chmod(0o644)
+    (d / "tip").write_text(tip)
+    return out
+
+
+def test_a_crafted_bundle_from_a_hostile_worker_is_refused(actor: Actor, sshd: Sshd) -> None:
+    """Promise (docs/security.md, docs/remote.md): the remote is as untrusted as the agent; a
+    bundle that fails a check is refused with the reason, and nothing of it is imported."""
+    repo = setup(actor, sshd)
+    assert run_on(actor, repo, "sh", "-c", "echo honest > h.txt").returncode == 0
+    before = actor.git("rev-parse", "agent/s", cwd=repo).strip()
+    base = actor.git("rev-parse", "refs/agent-base/s", cwd=repo).strip()
+    main = actor.git("rev-parse", "main", cwd=repo).strip()
+    for kind, why in (("dotgit", "fails git's checks"), ("tworefs", "2 refs")):
+        path = _crafted(actor, repo, base, kind)
+        tip = (path.parent / "tip").read_text()
+        script = (f"#!/bin/sh\nhead -n 1 >/dev/null\n"
+                  f"printf '{{\"bytes\": %d}}\\n' $(wc -c < {path})\n"
+                  f"cat {path}\necho '{{\"protocol\": 1, \"ok\": true}}'\n")
+        try:
+            with remote_git_agent(sshd, script):
+                p = actor.agent("fetch", "s", cwd=repo)
+        finally:
+            shutil.rmtree(path.parent)
+        assert p.returncode != 0 and "Traceback" not in p.stderr
+        assert p.stderr.count("\n") == 1 and why in p.stderr, p.stderr
+        assert actor.git("rev-parse", "agent/s", cwd=repo).strip() == before
+        probe = actor.run(["git", "cat-file", "-e", tip], cwd=repo)
+        assert probe.returncode != 0, f"{kind}: the crafted commit arrived"
+        assert actor.git("rev-parse", "main", cwd=repo).strip() == main
+
+
+def test_no_secret_of_yours_in_any_remote_cmdline(actor: Actor, sshd: Sshd) -> None:
+    """Promise (docs/remote.md): API keys travel in the request, never in argv: while the
+    agent runs on the remote, no process's /proc/PID/cmdline holds the key's value."""
+    repo = setup(actor, sshd)
+    secret = "sk-" + os.urandom(12).hex()
+    env = {"GA_TEST_KEY": secret}
+    argv = ["git", "agent", "run", "--on", "box", "-s", "s", "--pass-env", "GA_TEST_KEY", "--",
+            "sh", "-c", 'printf %s "$GA_TEST_KEY" > got.txt; read line']
+    p = subprocess.Popen(actor._with_env(argv, env), cwd=repo, env={**actor.env, **env},
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        running = False
+        while not running:
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "the agent never started on the remote"
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    cmd = (Path("/proc") / pid / "cmdline").read_bytes()
+                    owner = (Path("/proc") / pid).stat().st_uid
+                except OSError:
+                    continue
+                if cmd.startswith(b"sh\0-c\0printf") and owner == pwd_uid(sshd.user):
+                    running = True
+            time.sleep(0.02)
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    cmd = (Path("/proc") / pid / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if secret.encode() in cmd:
+                    seen.append(cmd.decode(errors="replace"))
+    finally:
+        out, err = p.communicate(b"\n", timeout=120)
+    assert p.returncode == 0, err
+    assert seen == []
+    tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
+    assert actor.git("show", f"{tip}:got.txt", cwd=repo) == secret  # it did travel
+
+
+def pwd_uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid

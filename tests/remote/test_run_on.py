@@ -194,3 +194,38 @@ def pwd_uid(user: str) -> int:
     import pwd
 
     return pwd.getpwnam(user).pw_uid
+
+
+def test_a_remote_that_cannot_sandbox_never_runs_the_agent(actor: Actor, sshd: Sshd) -> None:
+    """Fail closed: a remote whose git agent cannot set up the sandbox (here its bwrap is
+    configured to a missing file) refuses the run; the agent never runs there, unsandboxed or
+    not, and nothing comes back."""
+    repo = setup(actor, sshd)
+    gitconfig = Path(f"~{sshd.user}").expanduser() / ".gitconfig"
+    gitconfig.write_text("[agent]\n\tbwrap = /nonexistent/bwrap\n")
+    try:
+        p = run_on(actor, repo, "sh", "-c", "echo ran > ran.txt; echo ran > /tmp/ga-ran-$$")
+    finally:
+        gitconfig.unlink()
+    assert p.returncode != 0
+    assert "bwrap" in p.stderr and "nothing new from box" in p.stderr, p.stderr
+    assert actor.run(["git", "rev-parse", "-q", "--verify", "agent/s"], cwd=repo).returncode != 0
+    store = Path(f"~{sshd.user}").expanduser() / ".local/share/git-agent/remote"
+    assert not list(store.glob("worktrees/*/s/ran.txt")) and not list(Path("/tmp").glob("ga-ran-*"))
+
+
+def test_run_on_gives_the_agent_a_terminal_when_you_have_one(actor: Actor, sshd: Sshd) -> None:
+    """Interactive: on a terminal the run goes through `ssh -t` (the agent sees a tty), while the
+    bundles travel on their own connections, where the agent's output cannot reach them."""
+    repo = setup(actor, sshd)
+    probe = "if [ -t 0 ]; then echo tty; else echo none; fi > tty.txt"
+    cmd = f"git agent run --on box -s s -- sh -c '{probe}; printf \"\\033[2Jgarbage\\n\"'"
+    p = actor.run(["script", "-qec", cmd, "/dev/null"], cwd=repo)
+    assert p.returncode == 0, p.stdout + p.stderr
+    tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
+    assert actor.git("show", f"{tip}:tty.txt", cwd=repo) == "tty\n"
+    assert "garbage" in p.stdout
+    # without a terminal: no pty (ssh -T), the agent's stdin is ours
+    assert run_on(actor, repo, "sh", "-c", probe).returncode == 0
+    tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
+    assert actor.git("show", f"{tip}:tty.txt", cwd=repo) == "none\n"

@@ -206,11 +206,25 @@ def prepare(req: dict[str, object], chan: Channel, *, sound: bool) -> dict[str, 
     ticket = secrets.token_hex(16)
     tickets = data_root() / "tickets"
     tickets.mkdir(exist_ok=True, mode=0o700)
+    _expire(tickets)
     fd = os.open(tickets / ticket, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({"cwd": str(where), "session": session, "command": command, "flags": flags,
                    "env": env}, f)
     return {"ok": True, "ticket": ticket, "path": str(wt)}
+
+
+TICKET_TTL = 600  # seconds: a prepared run whose connection never came is forgotten
+
+
+def _expire(tickets: Path) -> None:
+    """Tickets hold the request's environment (API keys): none outlives its use for long."""
+    import time
+
+    for t in tickets.iterdir():
+        with contextlib.suppress(OSError):
+            if t.stat().st_mtime < time.time() - TICKET_TTL:
+                t.unlink()
 
 
 def run_ticket(ticket: str) -> int:

@@ -199,6 +199,7 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
     if identity.is_stale(wt, session, known_id):
         raise identity.StaleSession(identity.stale_message(session))
     repo_id = known_id or identity.ensure(wt)
+    fresh = not session.exists()
     sessions.create(wt, session, repo_id=repo_id)
     # API keys and the like: values in the request (never argv, never the bundle)
     env = {n: os.environ[n] for n in settings.pass_env if n in os.environ}
@@ -207,12 +208,23 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
         "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
         "pass_env": sorted(env), "no_capture": no_capture}
     with sessions.Lock(session):
+        old = snapshot.read(worktree=wt, session=session)
         base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
         snapshot.keep(worktree=wt, session=session, base=base)
-        answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
-                                request={"cwd": os.path.relpath(wt.cwd, wt.root),
-                                         "command": list(settings.command),
-                                         "flags": forwarded, "env": env})
+        try:
+            answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
+                                    request={"cwd": os.path.relpath(wt.cwd, wt.root),
+                                             "command": list(settings.command),
+                                             "flags": forwarded, "env": env})
+        except BaseException:  # the agent never ran: a new session is not kept, an old one's
+            if fresh:          # base is what it was
+                proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
+                         check=False)
+                sessions.remove(session)
+            elif old is not None and old != base.oid:
+                snapshot.keep(worktree=wt, session=session, base=snapshot.Base(
+                    oid=old, head=None, clean=False), old=base.oid)
+            raise
         ticket, where = answer.get("ticket"), answer.get("path")
         if not isinstance(ticket, str) or not isinstance(where, str):
             raise GitAgentError(f"the worker on {target.host} gave a malformed answer")

@@ -229,3 +229,37 @@ def test_run_on_gives_the_agent_a_terminal_when_you_have_one(actor: Actor, sshd:
     assert run_on(actor, repo, "sh", "-c", probe).returncode == 0
     tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
     assert actor.git("show", f"{tip}:tty.txt", cwd=repo) == "none\n"
+
+
+def test_parallel_remote_sessions_of_one_repository_all_succeed(actor: Actor,
+                                                                 sshd: Sshd) -> None:
+    """Four sessions started at once: the base of each is received under the repository's lock
+    on the remote (one object store), each gets its own worktree, each comes back."""
+    repo = setup(actor, sshd)
+    (repo / "untracked.txt").write_text("shared\n")
+    actor.own(repo)
+    names = [f"p{i}" for i in range(4)]
+    procs = [subprocess.Popen(
+        actor._argv(["git", "agent", "run", "--on", "box", "-s", n, "--", "sh", "-c",
+                     f"cat untracked.txt > {n}.txt; echo {n} >> {n}.txt"]),
+        cwd=repo, env=actor.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE) for n in names]
+    for n, p in zip(names, procs, strict=True):
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, (n, err.decode())
+        assert actor.git("show", f"agent/{n}:{n}.txt", cwd=repo) == f"shared\n{n}\n"
+
+
+def test_run_on_bad_input_is_one_line_and_creates_nothing(actor: Actor) -> None:
+    repo = actor.make_repo("repo")
+    p = actor.agent("run", "--on", "nope", "--", "true", cwd=repo)
+    assert p.returncode != 0 and p.stderr == "git agent: no remote 'nope' (remotes: none; " \
+        "`git agent remote add NAME URL`)\n", p.stderr
+    actor.git("config", "agent.remote.box.url", "ssh://127.0.0.1:1", cwd=repo)
+    p = actor.agent("run", "--on", "box", "--mount", "~/.cache", "--", "true", cwd=repo)
+    assert p.returncode != 0 and p.stderr.count("\n") == 1 and "not with --on" in p.stderr
+    p = actor.agent("run", "--on", "box", "--", "true", cwd=repo)  # nobody listens there
+    assert p.returncode != 0 and p.stderr.count("\n") == 1, p.stderr
+    assert "cannot reach 127.0.0.1 over ssh" in p.stderr
+    assert actor.git("for-each-ref", "refs/agent-base/", "refs/heads/agent/", cwd=repo) == ""
+    assert "no sessions" in actor.agent("list", cwd=repo).stderr

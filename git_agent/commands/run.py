@@ -207,15 +207,19 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
         "preset": flags.preset, "net": flags.net, "allow_hosts": list(flags.allow_hosts),
         "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
         "pass_env": sorted(env), "no_capture": no_capture}
-    with sessions.Lock(session):
+    with sessions.Lock(session), contextlib.ExitStack() as stack:
+        mux = client.Master(target, cfg)  # its handshake while the snapshot is taken
+        stack.callback(mux.close)
         old = snapshot.read(worktree=wt, session=session)
         base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
         snapshot.keep(worktree=wt, session=session, base=base)
+        mux.wait()
         try:
             answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
                                     request={"cwd": os.path.relpath(wt.cwd, wt.root),
                                              "command": list(settings.command),
-                                             "flags": forwarded, "env": env})
+                                             "flags": forwarded, "env": env},
+                                    control=mux.path)
         except BaseException:  # the agent never ran: a new session is not kept, an old one's
             if fresh:          # base is what it was
                 proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
@@ -233,14 +237,15 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
                 f"({wt.root} is taken or not writable there)")
         session.update_meta(remote=name)
         start = time.time()
-        status = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1))
+        status = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1),
+                            control=mux.path)
         session.update_meta(last_run=sessions.RunRecord(
             command=list(settings.command), start=start, end=time.time(), exit_status=status,
             net=settings.net))
         if status == 255:
             say(f"warning: the ssh connection to {name} failed; `git agent fetch "
                 f"{session.name}` brings back what the remote captured")
-        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id)
+        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=mux.path)
     say(f"session {session.name!r}: {session.branch_name} fetched from {name} ({tip[:12]})"
         if tip else f"session {session.name!r}: nothing new from {name}")
     return status

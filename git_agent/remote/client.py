@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from git_agent.errors import GitAgentError
@@ -19,13 +21,44 @@ from git_agent.settings import gitconfig
 MAX_LINE = remotes.MAX_ANSWER
 
 
+class Master:
+    """One ssh connection that run --on's three share (ssh's ControlMaster, its socket in a
+    private temporary dir): one handshake instead of three. Ours to end; a master that is not
+    up in time (or cannot log in without a prompt) is not waited for: each connection then
+    makes its own, as ssh does when the control socket is missing."""
+
+    def __init__(self, target: remotes.Target, cfg: gitconfig.GitConfig):
+        self.dir = tempfile.mkdtemp(prefix="ga-ssh-")  # short: a socket path has 108 bytes
+        self.path = os.path.join(self.dir, "c")
+        self.p = subprocess.Popen(remotes.ssh_argv(target, cfg, control=self.path, master=True),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+
+    def wait(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (not os.path.exists(self.path) and self.p.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Conversation:
     """One ssh connection to the worker (no pty): JSON lines and counted bytes both ways."""
 
     def __init__(self, target: remotes.Target, cfg: gitconfig.GitConfig,
-                 request: dict[str, object]):
+                 request: dict[str, object], control: str | None = None):
         self.target = target
-        self.p = subprocess.Popen(remotes.ssh_argv(target, cfg), stdin=subprocess.PIPE,
+        self.p = subprocess.Popen(remotes.ssh_argv(target, cfg, control=control),
+                                  stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.send({"protocol": remotes.PROTOCOL, **request})
 
@@ -90,11 +123,13 @@ class Conversation:
 
 
 def prepare(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
-            *, repo_id: str, base: str, request: dict[str, object]) -> dict[str, object]:
+            *, repo_id: str, base: str, request: dict[str, object],
+            control: str | None = None) -> dict[str, object]:
     """Send the base (a thin bundle of what the remote lacks); the worker's answer names the
     ticket of the prepared run and the path of its worktree."""
     c = Conversation(target, cfg, {"op": "prepare", "repo_id": repo_id, "base": base,
-                                   "session": session.name, "path": str(wt.root), **request})
+                                   "session": session.name, "path": str(wt.root), **request},
+                     control)
     have = c.line().get("have")
     if not isinstance(have, list) or not all(isinstance(h, str) for h in have):
         c.close()
@@ -111,14 +146,17 @@ def prepare(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sess
     return answer
 
 
-def run(target: remotes.Target, cfg: gitconfig.GitConfig, ticket: str, *, tty: bool) -> int:
-    """The prepared run over its own connection, the terminal's (or our) stdio passed through;
-    the agent's exit status (255: ssh failed)."""
-    return subprocess.run(remotes.ssh_argv(target, cfg, tty=tty, ticket=ticket)).returncode
+def run(target: remotes.Target, cfg: gitconfig.GitConfig, ticket: str, *, tty: bool,
+        control: str | None = None) -> int:
+    """The prepared run over its own connection (or channel), the terminal's (or our) stdio
+    passed through; the agent's exit status (255: ssh failed)."""
+    return subprocess.run(remotes.ssh_argv(target, cfg, tty=tty, ticket=ticket,
+                                           control=control)).returncode
 
 
 def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
-          *, repo_id: str, max_bytes: int = bundle.MAX_BUNDLE) -> str | None:
+          *, repo_id: str, max_bytes: int = bundle.MAX_BUNDLE,
+          control: str | None = None) -> str | None:
     """Bring agent/S back: the remote's bundle imported with every check (import_session);
     its tip, or None when the remote has nothing new. The caller holds the session's lock."""
     base = wt.resolve(session.base_ref)
@@ -126,7 +164,8 @@ def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sessio
         raise GitAgentError(f"session {session.name!r} has no base here")
     tip = wt.resolve(session.branch)
     c = Conversation(target, cfg, {"op": "fetch", "repo_id": repo_id, "base": base,
-                                   "session": session.name, "have": [tip] if tip else []})
+                                   "session": session.name, "have": [tip] if tip else []},
+                     control)
     n = c.line().get("bytes")
     if not isinstance(n, int) or n < 0:
         c.close()

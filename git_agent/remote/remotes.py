@@ -98,7 +98,8 @@ def lookup(cfg: gitconfig.GitConfig, name: str) -> Target:
 
 
 def ssh_argv(target: Target, cfg: gitconfig.GitConfig, *, tty: bool = False,
-             ticket: str | None = None) -> list[str]:
+             ticket: str | None = None, control: str | None = None,
+             master: bool = False) -> list[str]:
     """ssh to the worker: no agent or port forwarding, no local shell; the command there is
     fixed (the request goes on stdin, never in argv), or the prepared run's ticket (random hex
     the worker made: no user data), with a pty when tty."""
@@ -115,6 +116,11 @@ def ssh_argv(target: Target, cfg: gitconfig.GitConfig, *, tty: bool = False,
         argv += ["-p", str(target.port)]
     if target.user:
         argv += ["-l", target.user]
+    if control is not None:  # one connection shared (client.Master): ssh's own channels
+        argv += ["-o", f"ControlPath={control}", "-o", "ControlPersist=no",
+                 "-o", "ControlMaster=" + ("yes" if master else "no")]
+    if master:  # no command, no prompt: a master that cannot log in alone is not used
+        return [*argv, "-N", "-o", "BatchMode=yes", "--", target.host.strip("[]")]
     tail = ["--ticket", ticket] if ticket is not None else []
     return [*argv, "--", target.host.strip("[]"), "git-agent", "worker", *tail]
 

@@ -263,3 +263,23 @@ def test_run_on_bad_input_is_one_line_and_creates_nothing(actor: Actor) -> None:
     assert "cannot reach 127.0.0.1 over ssh" in p.stderr
     assert actor.git("for-each-ref", "refs/agent-base/", "refs/heads/agent/", cwd=repo) == ""
     assert "no sessions" in actor.agent("list", cwd=repo).stderr
+
+
+def test_run_on_logs_in_once_and_leaves_no_master_behind(actor: Actor, sshd: Sshd) -> None:
+    """The three connections share one ssh login (ControlMaster, in a private dir), and the
+    master git agent started is gone when run --on returns."""
+    repo = setup(actor, sshd)
+    log = sshd.dir / "log"
+    before = log.read_text().count("Accepted publickey")
+    assert run_on(actor, repo, "sh", "-c", "echo x > x.txt").returncode == 0
+    assert log.read_text().count("Accepted publickey") - before == 1
+    left = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = (Path("/proc") / pid / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"ControlMaster=yes" in cmd:
+                left.append(cmd)
+    assert left == [] and not list(Path("/tmp").glob("ga-ssh-*/c"))

@@ -11,7 +11,7 @@ from git_agent.remote import host, worker
 
 def main(ops: dict[str, worker.Op], *, sound: Callable[[], bool]) -> int:
     streams: dict[str, worker.StreamOp] = {
-        "prepare": lambda req, chan: host.prepare(req, chan, sound=sound()),
+        "prepare": lambda req, chan: host.prepare(req, chan, sound=sound),
         "fetch": host.fetch,
     }
     return worker.serve(ops, streams)

@@ -28,6 +28,7 @@ class Master:
     makes its own, as ssh does when the control socket is missing."""
 
     def __init__(self, target: remotes.Target, cfg: gitconfig.GitConfig):
+        self.host = target.host.strip("[]")
         self.dir = tempfile.mkdtemp(prefix="ga-ssh-")  # short: a socket path has 108 bytes
         self.path = os.path.join(self.dir, "c")
         self.p = subprocess.Popen(remotes.ssh_argv(target, cfg, control=self.path, master=True),
@@ -41,13 +42,21 @@ class Master:
             time.sleep(0.005)
 
     def close(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-        try:
-            self.p.wait(10)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+        """`ssh -O exit` (a SIGTERM can leave the master waiting on a channel a client just
+        closed); a master that still lives after that is killed: every session it carried
+        has ended."""
+        if self.p.poll() is None and os.path.exists(self.path):
+            subprocess.run(["ssh", "-o", f"ControlPath={self.path}", "-O", "exit", "--",
+                            self.host],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+        for stop in (self.p.terminate, self.p.kill):
+            try:
+                self.p.wait(2)
+                break
+            except subprocess.TimeoutExpired:
+                stop()
+        self.p.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

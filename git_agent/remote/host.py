@@ -12,7 +12,8 @@ import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -184,9 +185,11 @@ def _env(req: dict[str, object]) -> dict[str, str]:
     return {str(k): str(v) for k, v in env.items()}
 
 
-def prepare(req: dict[str, object], chan: Channel, *, sound: bool) -> dict[str, object]:
-    """Op prepare: doctor must pass (sound); receive the base, check out the session's
-    worktree, leave a ticket for the run. The answer names the ticket and the path."""
+def prepare(req: dict[str, object], chan: Channel, *,
+            sound: Callable[[], bool]) -> dict[str, object]:
+    """Op prepare: receive the base, check out the session's worktree, and, only when doctor
+    passes here (sound(), run meanwhile), leave a ticket for the run. The answer names the
+    ticket and the path."""
     repo_id = _field(req, "repo_id", _OID)
     base = _field(req, "base", _OID)
     session = _session(req)
@@ -196,12 +199,16 @@ def prepare(req: dict[str, object], chan: Channel, *, sound: bool) -> dict[str, 
             os.path.isabs(cwd) or ".." in Path(cwd).parts:
         raise GitAgentError("bad 'path' or 'cwd' in the request")
     command, flags, env = _command(req), _flags(req), _env(req)
-    if not sound:
-        raise GitAgentError("git agent doctor fails here: no session runs on this remote "
-                            "(`git agent remote doctor` says why)")
+    verdict: list[bool] = []
+    doctor = threading.Thread(target=lambda: verdict.append(sound()), daemon=True)
+    doctor.start()  # its probes while the base comes in
     with repo_lock(repo_id) as store:
         _receive(store, chan, session, base)
         wt = _worktree(store, repo_id, session, Path(path), base)
+    doctor.join()
+    if verdict != [True]:
+        raise GitAgentError("git agent doctor fails here: no session runs on this remote "
+                            "(`git agent remote doctor` says why)")
     where = wt / cwd if (wt / cwd).is_dir() else wt
     ticket = secrets.token_hex(16)
     tickets = data_root() / "tickets"

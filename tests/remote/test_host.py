@@ -47,3 +47,32 @@ def test_the_worktree_moves_under_the_store_when_the_path_is_taken(repo: Path,
     assert run_git("rev-parse", "HEAD", cwd=got).strip() == base
     assert run_git("rev-parse", "HEAD", cwd=repo).strip() == base  # untouched
     assert not os.path.exists(repo / ".git" / "worktrees")
+
+
+def _prepare(repo: Path, sound: bool) -> dict[str, object]:
+    from git_agent.remote.worker import Channel
+
+    _store, repo_id, base = _store_with(repo)
+    r_in, w_in = os.pipe()
+    r_out, w_out = os.pipe()
+    os.write(w_in, b'{"bytes": 0}\n')  # the client's side: the remote has the base already
+    req: dict[str, object] = {"repo_id": repo_id, "base": base, "session": "s",
+                              "path": str(repo), "command": ["true"]}
+    try:
+        return host.prepare(req, Channel(r_in, w_out), sound=lambda: sound)
+    finally:
+        for fd in (r_in, w_in, r_out, w_out):
+            os.close(fd)
+
+
+def test_prepare_refuses_when_doctor_fails_there(repo: Path, data: Path) -> None:
+    """Fail closed: a remote whose doctor fails gets no ticket, so no run can start there."""
+    from git_agent.errors import GitAgentError
+
+    with pytest.raises(GitAgentError, match="doctor fails here"):
+        _prepare(repo, sound=False)
+    tickets = host.data_root() / "tickets"
+    assert not tickets.exists() or not list(tickets.iterdir())
+    got = _prepare(repo, sound=True)
+    assert (tickets / str(got["ticket"])).exists()
+    assert oct((tickets / str(got["ticket"])).stat().st_mode & 0o777) == "0o600"

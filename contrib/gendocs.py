@@ -32,7 +32,7 @@ def roff(text: str) -> str:
 
 def man_keys() -> str:
     lines = []
-    for k in keys.KEYS:
+    for k in keys.KEYS + keys.NAMED_KEYS:
         lines += [".TP", f".B {k.name}" + (" \\fR(multi\\-valued)" if k.multi else "")]
         bits = [f"Default: {roff(k.default) if k.default else 'none'}."]
         if k.flag:
@@ -74,7 +74,7 @@ def _md(text: str) -> str:
 
 def md_keys() -> str:
     rows = ["| Key | Default | Flag | Meaning |", "|---|---|---|---|"]
-    for k in keys.KEYS:
+    for k in keys.KEYS + keys.NAMED_KEYS:
         default = " ".join(f"`{d}`" for d in k.default.split()) if k.multi and k.default \
             else (f"`{k.default}`" if k.default else "(none)")
         name = f"`{k.name}`" + (" (multi)" if k.multi else "")

@@ -85,12 +85,17 @@ def run(
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
     check: bool = True,
+    stdin_fd: int | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run argv, capturing output; raise CalledProcessError (a GitAgentError) on failure."""
-    proc = start(argv, cwd=cwd, env=env, input=input)()
+    """Run argv, capturing output; raise CalledProcessError (a GitAgentError) on failure.
+    stdin_fd: an open file to read instead of input (read from its current offset)."""
+    at = os.lseek(stdin_fd, 0, os.SEEK_CUR) if stdin_fd is not None else 0
+    proc = start(argv, cwd=cwd, env=env, input=input, stdin_fd=stdin_fd)()
     if proc.returncode in _TERMINAL_DEATHS and _own_group():
         # killed by a ^C sent to our group in the instant before it left it: once more
-        proc = start(argv, cwd=cwd, env=env, input=input)()
+        if stdin_fd is not None:
+            os.lseek(stdin_fd, at, os.SEEK_SET)
+        proc = start(argv, cwd=cwd, env=env, input=input, stdin_fd=stdin_fd)()
     if check and proc.returncode != 0:
         raise CalledProcessError(proc.args, proc.returncode, proc.stdout, proc.stderr)
     return proc
@@ -116,6 +121,7 @@ def start(
     cwd: Path | str | None = None,
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
+    stdin_fd: int | None = None,
 ) -> Callable[[], subprocess.CompletedProcess[bytes]]:
     """Start argv now, capturing its output; the function returned feeds it input, waits for
     it and returns its result (not checked). Started apart, commands need not wait for each
@@ -133,7 +139,8 @@ def start(
                 process_group=0 if _own_group() else None,
                 cwd=cwd,
                 env=dict(env) if env is not None else no_git_env(),
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdin=(stdin_fd if stdin_fd is not None
+                       else subprocess.PIPE if input is not None else subprocess.DEVNULL),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )

@@ -15,6 +15,7 @@ import stat
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Protocol
 
 import pygit2
 
@@ -259,10 +260,16 @@ def commit_parents(data: bytes) -> tuple[bytes, list[bytes]]:
     return tree, parents
 
 
+class ObjectReader(Protocol):
+    """Where Importer reads untrusted objects: the sandbox's store, or a remote's bundle."""
+
+    def read(self, oid: bytes) -> tuple[int, bytes]: ...
+
+
 class Importer:
     """Copy the agent's commits (and their trees and blobs) from the sandbox store."""
 
-    def __init__(self, repo: pygit2.Repository, sandbox: SandboxObjects):
+    def __init__(self, repo: pygit2.Repository, sandbox: ObjectReader):
         self.repo = repo
         self.sandbox = sandbox
         self.pending: list[tuple[int, bytes, bytes]] = []  # (type, data, oid) in write order

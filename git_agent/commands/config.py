@@ -84,6 +84,7 @@ def explain() -> str:
     lines += [f"  {k.name:<{width}}  {k.doc}" for k in keys.KEYS]
     lines += [
         f"  {'agent.preset.NAME.VAR':<{width}}  a preset's {', '.join(keys.PRESET_VARS.values())}",
+        *[f"  {k.name:<{width}}  {k.doc}" for k in keys.NAMED_KEYS],
         "",
         "Mount modes (agent.mount, --mount PATH[:MODE]):",
         "  ro   read-only (the default)",

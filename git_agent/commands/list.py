@@ -38,6 +38,7 @@ def describe(worktree: Worktree, s: session.Session, repo_id: str | None = None,
     base, head = (None, None) if stale else (worktree.resolve(s.base_ref),
                                              worktree.resolve(s.branch))
     busy = s.holder()
+    meta = s.read_meta()
     return {
         "name": s.name,
         "stale": stale,  # made for another repository that was at this path: drop it
@@ -49,7 +50,8 @@ def describe(worktree: Worktree, s: session.Session, repo_id: str | None = None,
         "head": head,
         "files": files_changed(worktree, base, head),
         "size": disk_usage(s.dir),
-        "last_run": (last.as_dict() if (last := s.read_meta().last_run) else None),
+        "last_run": (last.as_dict() if (last := meta.last_run) else None),
+        "remote": meta.remote,  # the remote its last run ran on (run --on); None: here
         # a run ended after the last capture: the branch lacks what it left (ahead.py)
         "uncaptured": not stale and busy != "run" and ahead.uncaptured(s),
     }
@@ -127,14 +129,15 @@ def main(*, json_out: bool, all_worktrees: bool = False) -> int:
         if elsewhere:
             ui.say(f"{elsewhere} in other worktrees of this repository: git agent list --all")
         return 0
-    head = ("SESSION", "BRANCH", "STATE", "FILES", "SIZE", "LAST RUN")
+    head = ("SESSION", "BRANCH", "STATE", "WHERE", "FILES", "SIZE", "LAST RUN")
     table = [("WORKTREE", *head) if all_worktrees else head]
     for r in rows:
         state = ("stale" if r["stale"] else "refs only" if r["refs_only"]
                  else _STATE.get(r["busy"] or "", "idle"))
         if r["uncaptured"]:
             state += ", not captured"
-        cells = (r["name"], r["branch"], state,
+        where = "local" if not r["remote"] else "remote " + ui.quote_path(r["remote"])
+        cells = (r["name"], r["branch"], state, where,
                  "-" if r["files"] is None else str(r["files"]), human_size(r["size"]),
                  _last_run_cell(r))
         table.append((ui.quote_path(r["worktree"]), *cells) if all_worktrees else cells)

@@ -107,9 +107,11 @@ def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]
     return sorted(out)
 
 
-def main(*, no_capture: bool = False, **options: Any) -> int:
+def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> int:
     """`git agent run`: options are RunFlags' fields, as the command line gives them."""
     flags = RunFlags(**options)
+    if on is not None:
+        return _run_on(on, flags=flags, no_capture=no_capture)
     if os.geteuid() == 0:
         system.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
@@ -168,7 +170,7 @@ def main(*, no_capture: bool = False, **options: Any) -> int:
                     say(f"warning: {w}")
                 session.update_meta(last_run=sessions.RunRecord(
                     command=opts.command, start=start, end=end,
-                    exit_status=outcome.exit_status, net=settings.net))
+                    exit_status=outcome.exit_status, net=settings.net), remote=None)
                 if no_capture:  # the base is recorded all the same: `capture` can follow
                     snap.join()
                     say(f"changes kept in the session (not captured): `git agent capture "
@@ -180,6 +182,77 @@ def main(*, no_capture: bool = False, **options: Any) -> int:
             return outcome.exit_status
         finally:
             snap.stop()  # a no-op once capture joined it; else ended before we are
+
+
+def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
+    """`run --on NAME`: the base taken here, sent as a bundle; the agent run there by the
+    worker in the same sandbox (`git agent run` on the remote, which refuses when its doctor
+    fails); agent/S brought back with every check of remote/bundle.py (docs/remote.md)."""
+    from git_agent.capture import snapshot
+    from git_agent.remote import client, remotes
+
+    if flags.mounts or flags.home or flags.allow_sockets:
+        raise UsageError("--mount, --home and --allow-socket name paths of this machine: not "
+                         "with --on (the remote has its own agent home)")
+    wt, cfg = _find_worktree_and_config()
+    target = remotes.lookup(cfg, name)
+    settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=real_home(),
+                       default_session=sessions.default_name(wt), environ=os.environ)
+    session = sessions.get(wt, settings.session_name)
+    known_id = identity.current(wt)
+    if identity.is_stale(wt, session, known_id):
+        raise identity.StaleSession(identity.stale_message(session))
+    repo_id = known_id or identity.ensure(wt)
+    fresh = not session.exists()
+    sessions.create(wt, session, repo_id=repo_id)
+    # API keys and the like: values in the request (never argv, never the bundle)
+    env = {n: os.environ[n] for n in settings.pass_env if n in os.environ}
+    forwarded: dict[str, object] = {
+        "preset": flags.preset, "net": flags.net, "allow_hosts": list(flags.allow_hosts),
+        "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
+        "pass_env": sorted(env), "no_capture": no_capture}
+    with sessions.Lock(session), contextlib.ExitStack() as stack:
+        mux = client.Master(target, cfg)  # its handshake while the snapshot is taken
+        stack.callback(mux.close)
+        old = snapshot.read(worktree=wt, session=session)
+        base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
+        snapshot.keep(worktree=wt, session=session, base=base)
+        mux.wait()
+        try:
+            answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
+                                    request={"cwd": os.path.relpath(wt.cwd, wt.root),
+                                             "command": list(settings.command),
+                                             "flags": forwarded, "env": env},
+                                    control=mux.path)
+        except BaseException:  # the agent never ran: a new session is not kept, an old one's
+            if fresh:          # base is what it was
+                proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
+                         check=False)
+                sessions.remove(session)
+            elif old is not None and old != base.oid:
+                snapshot.keep(worktree=wt, session=session, base=snapshot.Base(
+                    oid=old, head=None, clean=False), old=base.oid)
+            raise
+        ticket, where = answer.get("ticket"), answer.get("path")
+        if not isinstance(ticket, str) or not isinstance(where, str):
+            raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
+        if where != str(wt.root):
+            say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
+                f"({wt.root} is taken or not writable there)")
+        session.update_meta(remote=name)
+        start = time.time()
+        status = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1),
+                            control=mux.path)
+        session.update_meta(last_run=sessions.RunRecord(
+            command=list(settings.command), start=start, end=time.time(), exit_status=status,
+            net=settings.net))
+        if status == 255:
+            say(f"warning: the ssh connection to {name} failed; `git agent fetch "
+                f"{session.name}` brings back what the remote captured")
+        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=mux.path)
+    say(f"session {session.name!r}: {session.branch_name} fetched from {name} ({tip[:12]})"
+        if tip else f"session {session.name!r}: nothing new from {name}")
+    return status
 
 
 def _find_worktree_and_config() -> tuple[repo.Worktree, gitconfig.GitConfig]:

@@ -19,6 +19,7 @@ _DOING = {
     "run": "is already running; pick another name with -s NAME, or wait for it to end",
     "apply": "is being applied by another git agent; wait for it to finish",
     "drop": "is being dropped",
+    "fetch": "is being fetched from its remote; wait for it to finish",
     "busy": "is busy (another git agent holds it); try again in a moment",
 }
 

@@ -79,7 +79,7 @@ def effective(cfg: GitConfig, home: Path | None = None) -> tuple[list[Row], list
     for e in cfg.entries:
         if e.key in KEY_BY_LOWER:
             continue
-        if e.key.startswith("agent.preset.") and e.key.count(".") >= 3:
+        if e.key.startswith(("agent.preset.", "agent.remote.")) and e.key.count(".") >= 3:
             rows.append(
                 Row(display_key(e.key), "true" if e.value is None else e.value, e.scope, e.origin)
             )

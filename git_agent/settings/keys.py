@@ -109,6 +109,8 @@ KEYS: tuple[Key, ...] = (
     Key("agent.preset", "", False, "--preset", "preset to use when the command's name has none"),
     Key("agent.authorName", "", False, None, "author of capture commits (default: user.name)"),
     Key("agent.authorEmail", "", False, None, "email of capture commits (default: user.email)"),
+    Key("agent.sshConfig", "", False, None,
+        "ssh config file for remotes (`ssh -F`; default: ssh's own)"),
 )
 KEY_BY_LOWER = {k.name.lower(): k for k in KEYS}
 # Multi-valued keys whose values add to the default list (the others replace it when set).
@@ -116,6 +118,15 @@ ADDS_TO_DEFAULT = frozenset({"agent.mount"})
 # What git config may say about a preset: agent.preset.<name>.<var> (git lower-cases <var>).
 PRESET_VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "command": "command",
                "allowhost": "allowHost"}
+
+# What git config may say about a remote: agent.remote.<name>.<var> (`git agent remote add`).
+REMOTE_VARS = {"url": "url"}
+# Keys with a name in them, as documented (the docs and `git agent config -h` list them).
+NAMED_KEYS: tuple[Key, ...] = (
+    Key("agent.remote.NAME.url", "", False, None,
+        "where remote NAME is: ssh://[user@]host[:port] (`git agent remote add`; podman:// is "
+        "parsed but not yet supported)"),
+)
 
 
 def display_key(key: str) -> str:
@@ -132,7 +143,9 @@ def is_known(key: str) -> bool:
     if key in KEY_BY_LOWER:
         return True
     return (key.startswith("agent.preset.") and key.count(".") >= 3
-            and key.rpartition(".")[2] in PRESET_VARS)
+            and key.rpartition(".")[2] in PRESET_VARS) or (
+        key.startswith("agent.remote.") and key.count(".") >= 3
+        and key.rpartition(".")[2] in REMOTE_VARS)
 
 
 def nearest(key: str) -> str | None:
@@ -144,5 +157,9 @@ def nearest(key: str) -> str | None:
         head, _, var = key.rpartition(".")
         hit = difflib.get_close_matches(var.lower(), list(PRESET_VARS), n=1, cutoff=0.6)
         return f"{head}.{PRESET_VARS[hit[0]]}" if hit else None
+    if lower.startswith("agent.remote.") and lower.count(".") >= 3:
+        head, _, var = key.rpartition(".")
+        hit = difflib.get_close_matches(var.lower(), list(REMOTE_VARS), n=1, cutoff=0.6)
+        return f"{head}.{REMOTE_VARS[hit[0]]}" if hit else None
     hit = difflib.get_close_matches(lower, list(KEY_BY_LOWER), n=1, cutoff=0.6)
     return KEY_BY_LOWER[hit[0]].name if hit else None

@@ -174,7 +174,7 @@ def test_git_agent_tab_completes_verbs_options_and_sessions(actor: Actor) -> Non
     if not GIT_BASH_COMPLETION.exists():
         pytest.skip("git's bash completion is not installed")
     repo = actor.make_repo()
-    assert _bash_complete(actor, repo, "git", "agent", "r") == ["review", "run"]
+    assert _bash_complete(actor, repo, "git", "agent", "r") == ["remote", "review", "run"]
     assert _bash_complete(actor, repo, "git", "agent", "run", "--net", "") == [
         "host", "none", "isolated", "filtered"]
     assert _bash_complete(actor, repo, "git", "-C", ".", "agent", "dr") == ["drop"]
@@ -447,7 +447,7 @@ def test_bash_completion_works_after_the_readmes_one_line(actor: Actor) -> None:
         'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}\n'
         '__git_wrap__git_main; printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
-    for words, expected in ((["git", "agent", "r"], ["review", "run"]),
+    for words, expected in ((["git", "agent", "r"], ["remote", "review", "run"]),
                             (["git", "agent", "config", "--j"], ["--json"])):
         p = actor.run(["bash", "-c", script, "bash", *words], cwd=repo)
         assert p.returncode == 0, p.stderr

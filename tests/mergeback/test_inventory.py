@@ -20,8 +20,8 @@ def test_list(work: Work) -> None:
     assert rows[1]["last_run"]["command"] == ["sh", "-c", "echo z > z; exit 3"]
     assert rows[0]["size"] > 0
     text = work.ok("list").stdout
-    assert text.splitlines()[0].split() == ["SESSION", "BRANCH", "STATE", "FILES", "SIZE", "LAST",
-                                            "RUN"]
+    assert text.splitlines()[0].split() == ["SESSION", "BRANCH", "STATE", "WHERE", "FILES",
+                                            "SIZE", "LAST", "RUN"]
     assert "exit 3" in text and "idle" in text
 
 

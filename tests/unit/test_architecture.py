@@ -19,6 +19,7 @@ RANK = {
     "sandbox": 3,  # the mount plan, bwrap, launch, network modes
     "capture": 3,  # the upper dir -> a commit
     "mergeback": 4,  # review's view, risks, apply's engine
+    "remote": 4,  # session bundles in and out, remotes, the worker's requests
     "commands": 5,  # one module per verb
     "cli": 6,  # click
     "main": 7,  # the entry point

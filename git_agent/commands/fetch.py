@@ -1,0 +1,45 @@
+"""`git agent fetch [SESSION | --all]`: bring back agent/S of sessions that ran on a remote,
+imported with every check of remote/bundle.py, under the session's lock."""
+
+from __future__ import annotations
+
+from git_agent import repo, ui
+from git_agent import session as sessions
+from git_agent.errors import GitAgentError, UsageError
+from git_agent.remote import client, remotes
+from git_agent.settings import gitconfig
+
+
+def main(name: str | None, *, all_: bool = False) -> int:
+    wt = repo.find_worktree()
+    cfg = gitconfig.read(wt.root)
+    if all_:
+        if name:
+            raise UsageError("give a SESSION or --all, not both")
+        chosen = [s for s in sessions.list_sessions(wt) if s.read_meta().remote]
+        if not chosen:
+            ui.say("no session of this worktree ran on a remote")
+            return 0
+    else:
+        s = sessions.get(wt, name or sessions.default_name(wt))
+        if not s.exists():
+            raise UsageError(f"no session {s.name!r}")
+        chosen = [s]
+    failed = 0
+    for s in chosen:
+        meta = s.read_meta()
+        if not meta.remote or not meta.repo_id:
+            raise UsageError(f"session {s.name!r} did not run on a remote (nothing to fetch)")
+        target = remotes.lookup(cfg, meta.remote)
+        try:
+            with sessions.Lock(s, "fetch"):
+                tip = client.fetch(target, cfg, wt, s, repo_id=meta.repo_id)
+        except GitAgentError as e:
+            if not all_:
+                raise
+            ui.say(f"git agent: {s.name}: {e}")
+            failed = 1
+            continue
+        ui.say(f"session {s.name!r}: {s.branch_name} fetched from {meta.remote} ({tip[:12]})"
+               if tip else f"session {s.name!r}: nothing new from {meta.remote}")
+    return failed

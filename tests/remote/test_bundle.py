@@ -1,0 +1,219 @@
+"""The "Back" path of docs/remote.md: a session bundle from an untrusted remote is imported only
+when every check passes, and a refused one leaves no object behind (git cat-file is the oracle)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from git_agent import session as sessions
+from git_agent.remote import bundle
+from git_agent.repo import find_worktree
+from tests.conftest import run_git
+
+
+class Remote:
+    """The local repository with a session `s` (its base at HEAD) and a remote clone of it
+    where hostile bundles are made."""
+
+    def __init__(self, local: Path, tmp: Path):
+        self.local = local
+        run_git("update-ref", "refs/agent-base/s", "HEAD", cwd=local)
+        self.base = run_git("rev-parse", "HEAD", cwd=local).strip()
+        self.dir = tmp / "remote"
+        run_git("clone", "-q", str(local), str(self.dir), cwd=tmp)
+        self.wt = find_worktree(local)
+        self.session = sessions.get(self.wt, "s")
+
+    def git(self, *args: str, input: bytes | None = None) -> str:
+        return run_git(*args, cwd=self.dir, input=input)
+
+    def commit_tree(self, tree: str, parent: str | None = None, msg: str = "agent",
+                    trailer: bool = True) -> str:
+        """A commit as the remote's capture makes it (its Agent-Base trailer names the base)."""
+        msg += f"\n\nAgent-Base: {self.base}" if trailer else ""
+        return self.git("commit-tree", tree, "-p", parent or self.base, "-m", msg).strip()
+
+    def raw_tree(self, entries: list[tuple[str, bytes, str]], order: bool = True) -> str:
+        """A tree object written as is (git mktree would refuse some names)."""
+        data = b"".join(f"{mode} ".encode() + name + b"\0" + bytes.fromhex(oid)
+                        for mode, name, oid in (sorted(entries, key=lambda e: e[1])
+                                                if order else entries))
+        return self.git("hash-object", "-w", "-t", "tree", "--literally", "--stdin",
+                        input=data).strip()
+
+    def blob(self, text: bytes) -> str:
+        return self.git("hash-object", "-w", "--stdin", input=text).strip()
+
+    def base_entries(self) -> list[tuple[str, bytes, str]]:
+        out = []
+        for line in self.git("ls-tree", self.base).splitlines():
+            meta, name = line.split("\t", 1)
+            mode, _, oid = meta.split()
+            out.append((mode, name.encode(), oid))
+        return out
+
+    def make(self, tip: str, *refspecs: str, name: str = "b.bundle") -> Path:
+        """A bundle of tip as refs/heads/agent/s (or the refs given), minus the base."""
+        self.git("update-ref", "refs/heads/agent/s", tip)
+        path = self.dir.parent / name
+        self.git("bundle", "create", "-q", str(path), *(refspecs or ("agent/s",)),
+                 "--not", self.base)
+        return path
+
+    def has(self, oid: str) -> bool:
+        p = subprocess.run(["git", "cat-file", "-e", oid], cwd=self.local, capture_output=True)
+        return p.returncode == 0
+
+    def import_(self, path: Path, **kw: int) -> str:
+        return bundle.import_session(self.wt, self.session, path, **kw)
+
+
+@pytest.fixture
+def remote(repo: Path, tmp_path: Path) -> Remote:
+    return Remote(repo, tmp_path)
+
+
+def good_tip(r: Remote) -> tuple[str, str]:
+    blob = r.blob(b"from the remote\n")
+    tree = r.raw_tree(r.base_entries() + [("100644", b"new.txt", blob)])
+    return r.commit_tree(tree), blob
+
+
+def test_a_good_bundle_is_imported(remote: Remote) -> None:
+    tip, blob = good_tip(remote)
+    assert not remote.has(blob)
+    assert remote.import_(remote.make(tip)) == tip
+    assert run_git("rev-parse", "agent/s", cwd=remote.local).strip() == tip
+    assert remote.has(blob)
+    run_git("fsck", "--strict", cwd=remote.local)
+    assert not [p for p in (remote.local / ".git/objects").iterdir()
+                if p.name.startswith("incoming")]
+
+
+def refused(remote: Remote, path: Path, *needle: str, absent: list[str], **kw: int) -> str:
+    with pytest.raises(bundle.BundleRefused) as e:
+        remote.import_(path, **kw)
+    msg = str(e.value)
+    assert "\n" not in msg and all(n in msg for n in needle), msg
+    for oid in absent:
+        assert not remote.has(oid), f"{oid} arrived although the bundle was refused"
+    assert run_git("for-each-ref", "refs/heads/agent/", cwd=remote.local) == ""
+    assert not [p for p in (remote.local / ".git/objects").iterdir()
+                if p.name.startswith("incoming")]
+    return msg
+
+
+def test_a_bundle_with_an_extra_ref_is_refused(remote: Remote) -> None:
+    tip, blob = good_tip(remote)
+    remote.git("update-ref", "refs/heads/other", tip)
+    refused(remote, remote.make(tip, "agent/s", "other"), "2 refs", absent=[tip, blob])
+
+
+def test_a_bundle_of_another_ref_is_refused(remote: Remote) -> None:
+    tip, blob = good_tip(remote)
+    remote.git("update-ref", "refs/heads/agent/t", tip)
+    refused(remote, remote.make(tip, "agent/t"), "refs/heads/agent/t", absent=[tip, blob])
+
+
+def test_a_bundle_needing_a_commit_we_lack_is_refused(remote: Remote) -> None:
+    mid = remote.commit_tree(remote.git("rev-parse", f"{remote.base}^{{tree}}").strip(),
+                             msg="only on the remote")
+    blob = remote.blob(b"x\n")
+    tip = remote.commit_tree(remote.raw_tree(remote.base_entries() + [("100644", b"x", blob)]),
+                             parent=mid)
+    remote.git("update-ref", "refs/heads/agent/s", tip)
+    path = remote.dir.parent / "b.bundle"
+    remote.git("bundle", "create", "-q", str(path), "agent/s", "--not", mid)
+    refused(remote, path, mid, "lacks", absent=[tip, blob])
+
+
+def test_a_tip_that_is_no_capture_of_the_base_is_refused(remote: Remote) -> None:
+    blob = remote.blob(b"x\n")
+    tip = remote.commit_tree(remote.raw_tree(remote.base_entries() + [("100644", b"x", blob)]),
+                             trailer=False)
+    refused(remote, remote.make(tip), "Agent-Base", absent=[tip, blob])
+
+
+def test_a_tip_not_above_the_base_is_refused(remote: Remote) -> None:
+    blob = remote.blob(b"unrelated\n")
+    tree = remote.raw_tree([("100644", b"f", blob)])
+    tip = remote.git("commit-tree", tree, "-m", f"root\n\nAgent-Base: {remote.base}").strip()
+    refused(remote, remote.make(tip), "does not descend", absent=[tip, blob])
+
+
+@pytest.mark.parametrize("name", [b".git", b".GIT", b"git~1", b".git."])
+def test_a_tree_with_a_dotgit_is_refused(remote: Remote, name: bytes) -> None:
+    hook = remote.blob(b"#!/bin/sh\necho owned\n")
+    inner = remote.raw_tree([("100755", b"post-checkout", hook)])
+    sub = remote.raw_tree([("40000", name, inner)])
+    tip = remote.commit_tree(remote.raw_tree(remote.base_entries() + [("40000", b"sub", sub)]))
+    refused(remote, remote.make(tip), absent=[tip, hook, sub])
+
+
+def test_a_tree_of_a_repository_shape_is_refused(remote: Remote) -> None:
+    head = remote.blob(b"ref: refs/heads/main\n")
+    cfg = remote.blob(b"[core]\n\tfsmonitor = echo owned\n")
+    empty = remote.raw_tree([("100644", b"keep", remote.blob(b""))])
+    gitdir = remote.raw_tree([("100644", b"HEAD", head), ("100644", b"config", cfg),
+                              ("40000", b"objects", empty), ("40000", b"refs", empty)])
+    tip = remote.commit_tree(remote.raw_tree(remote.base_entries() + [("40000", b"g", gitdir)]))
+    refused(remote, remote.make(tip), "shape of a repository", absent=[tip, cfg, gitdir])
+
+
+def test_a_new_gitmodules_is_refused(remote: Remote) -> None:
+    mods = remote.blob(b'[submodule "x"]\n\tpath = x\n\turl = https://example.invalid/x\n')
+    tip = remote.commit_tree(remote.raw_tree(remote.base_entries()
+                                             + [("100644", b".gitmodules", mods)]))
+    refused(remote, remote.make(tip), ".gitmodules", absent=[tip, mods])
+
+
+def test_an_oversize_bundle_is_refused(remote: Remote) -> None:
+    tip, blob = good_tip(remote)
+    path = remote.make(tip)
+    refused(remote, path, "over the cap", absent=[tip, blob], max_bytes=path.stat().st_size - 1)
+
+
+def test_a_corrupt_pack_is_refused(remote: Remote) -> None:
+    tip, blob = good_tip(remote)
+    path = remote.make(tip)
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF  # inside the last object / the trailer checksum
+    path.write_bytes(bytes(data))
+    refused(remote, path, "fails git's checks", absent=[tip, blob])
+
+
+def test_a_bundle_with_unreachable_objects_is_refused(remote: Remote) -> None:
+    tip, blob = good_tip(remote)
+    stray = remote.blob(b"not reachable from agent/s\n")
+    stray_tree = remote.raw_tree([("100644", b"stray", stray)])
+    remote.git("tag", "stray", stray_tree)
+    path = remote.dir.parent / "b.bundle"
+    remote.git("update-ref", "refs/heads/agent/s", tip)
+    # a pack of more objects than the one ref reaches, under a header naming only agent/s
+    pack = remote.git("bundle", "create", "-q", str(path), "agent/s", "stray", "--not",
+                      remote.base)
+    del pack
+    raw = path.read_bytes()
+    head, _, body = raw.partition(b"\n\n")
+    lines = [ln for ln in head.split(b"\n") if not ln.endswith(b" refs/tags/stray")]
+    path.write_bytes(b"\n".join(lines) + b"\n\n" + body)
+    refused(remote, path, "objects its branch does not reach",
+            absent=[tip, blob, stray, stray_tree])
+
+
+def test_a_malformed_object_is_refused(remote: Remote) -> None:
+    """index-pack --strict runs fsck's checks on every object: here a tree out of order."""
+    blob = remote.blob(b"z\n")
+    tree = remote.raw_tree(list(reversed(sorted(remote.base_entries() + [("100644", b"zz", blob)],
+                                                key=lambda e: e[1]))), order=False)
+    tip = remote.commit_tree(tree)
+    refused(remote, remote.make(tip), "fails git's checks", absent=[tip, blob, tree])
+
+
+def test_not_a_bundle_is_refused(remote: Remote, tmp_path: Path) -> None:
+    path = tmp_path / "x"
+    path.write_bytes(b"hello\n")
+    refused(remote, path, "not a git bundle", absent=[])

@@ -1,0 +1,137 @@
+"""`git agent remote add|list|remove` and the worker's protocol, without a network: URLs checked
+in one line, git config as the store, one JSON request that never reaches a shell."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from git_agent.errors import UsageError
+from git_agent.remote import remotes
+from git_agent.settings import gitconfig
+from tests.conftest import Actor
+
+GIT_AGENT = str(Path(sys.executable).parent / "git-agent")
+
+
+@pytest.mark.parametrize("url,user,host,port", [
+    ("ssh://gpu-box", None, "gpu-box", None),
+    ("ssh://me@gpu-box", "me", "gpu-box", None),
+    ("ssh://me@10.0.0.7:2222/", "me", "10.0.0.7", 2222),
+    ("ssh://[::1]:22", None, "[::1]", 22),
+])
+def test_ssh_urls_are_parsed(url: str, user: str | None, host: str, port: int | None) -> None:
+    t = remotes.parse_url(url)
+    assert (t.engine, t.user, t.host, t.port) == ("ssh", user, host, port)
+
+
+@pytest.mark.parametrize("url,needle", [
+    ("gpu-box", "expected ssh://"),
+    ("http://gpu-box", "unsupported remote URL scheme"),
+    ("ssh://-oProxyCommand=touch${IFS}x", "bad host"),
+    ("ssh://-oProxyUseFdpass", "bad host"),
+    ("ssh://-lroot@box", "bad user"),
+    ("ssh://box:0", "bad port"),
+    ("ssh://box:99999", "bad port"),
+    ("ssh://box/srv/repo", "no path"),
+    ("ssh://a b", "bad host"),
+    ("podman://-x", "bad podman URL"),
+])
+def test_bad_urls_are_refused_in_one_line(url: str, needle: str) -> None:
+    with pytest.raises(UsageError) as e:
+        remotes.parse_url(url)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_ssh_command_forwards_nothing_and_takes_no_request() -> None:
+    t = remotes.parse_url("ssh://me@box:2200")
+    argv = remotes.ssh_argv(t, gitconfig.GitConfig())
+    assert argv[:2] == ["ssh", "-T"]
+    for opt in ("ForwardAgent=no", "ClearAllForwardings=yes"):
+        assert argv[argv.index(opt) - 1] == "-o"
+    assert argv[argv.index("-p") + 1] == "2200" and argv[argv.index("-l") + 1] == "me"
+    assert argv[-4:] == ["--", "box", "git-agent", "worker"]
+
+
+def test_remotes_are_added_listed_and_removed(actor: Actor) -> None:
+    repo = actor.make_repo("repo")
+
+    def agent(*args: str) -> tuple[int, str, str]:
+        p = actor.agent(*args, cwd=repo)
+        assert "Traceback" not in p.stderr, p.stderr
+        return p.returncode, p.stdout, p.stderr
+
+    assert agent("remote", "add", "box", "ssh://me@gpu-box:2222")[0] == 0
+    assert actor.git("config", "--local", "agent.remote.box.url", cwd=repo).strip() == \
+        "ssh://me@gpu-box:2222"
+    rc, out, _ = agent("remote", "list")
+    assert rc == 0 and out == "box\tssh://me@gpu-box:2222\tlocal\n"
+    assert agent("remote")[:2] == (0, out)  # alone, as `git remote`: the list
+    rc, out, err = agent("config", "agent.remote.box.url")
+    assert rc == 0 and out == "ssh://me@gpu-box:2222\n" and "unknown" not in err
+    rc, _, err = agent("remote", "add", "box", "ssh://other")
+    assert rc != 0 and err.count("\n") == 1 and "exists already" in err
+    rc, _, err = agent("remote", "add", "pod", "podman://myconn")
+    assert rc != 0 and err.count("\n") == 1 and "not yet supported" in err
+    rc, _, err = agent("remote", "add", "x", "ssh://-oProxyCommand=id")
+    assert rc != 0 and err.count("\n") == 1 and "bad host" in err
+    rc, _, err = agent("remote", "doctor", "nobox")
+    assert rc != 0 and err.count("\n") == 1 and "no remote 'nobox'" in err
+    assert agent("remote", "remove", "box")[0] == 0
+    assert agent("remote", "list")[1] == ""
+    rc, _, err = agent("remote", "remove", "box")
+    assert rc != 0 and err.count("\n") == 1 and "no remote" in err
+
+
+def worker(actor: Actor, request: bytes) -> tuple[int, dict[str, object]]:
+    p = actor.run([GIT_AGENT, "worker"], cwd=actor.base, input=request)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+def test_the_worker_answers_doctor_in_json(actor: Actor) -> None:
+    rc, answer = worker(actor, b'{"protocol": 1, "op": "doctor"}\n')
+    assert rc == 0 and answer["ok"] is True and answer["protocol"] == 1
+    checks = answer["checks"]
+    assert isinstance(checks, list)
+    assert {c["name"] for c in checks} >= {"bwrap", "user namespaces"}
+
+
+def test_the_worker_never_runs_the_request(actor: Actor) -> None:
+    mark = actor.base / "ran"
+    for req in (b"$(touch %s)\n" % bytes(mark),
+                b'{"protocol": 1, "op": "doctor; touch %s"}\n' % bytes(mark),
+                b'{"protocol": 1, "op": "$(touch %s)"}\n' % bytes(mark)):
+        rc, answer = worker(actor, req)
+        assert rc == 1 and "error" in answer
+    assert not mark.exists()
+    rc, answer = worker(actor, b'{"protocol": 99, "op": "doctor"}\n')
+    assert rc == 1 and "protocol" in str(answer["error"])
+
+
+def test_the_worker_reads_one_request_of_bounded_size() -> None:
+    from git_agent.remote import worker
+
+    seen: list[dict[str, object]] = []
+
+    def op(req: dict[str, object]) -> dict[str, object]:
+        seen.append(req)
+        return {"ok": True}
+
+    ops = {"doctor": op}
+    two = b'{"protocol": 1, "op": "doctor"}\n{"protocol": 1, "op": "doctor", "x": 1}\n'
+    assert worker.answer(two, ops)["ok"] is True and seen == [{"protocol": 1, "op": "doctor"}]
+    big = b'{"protocol": 1, "op": "doctor", "pad": "' + b"x" * worker.MAX_REQUEST + b'"}\n'
+    assert "over" in str(worker.answer(big, ops)["error"]) and len(seen) == 1
+    assert "not a JSON object" in str(worker.answer(b"[1]\n", ops)["error"])
+
+
+def test_the_remote_keys_are_known_and_typos_get_a_hint() -> None:
+    from git_agent.settings import keys
+
+    assert keys.is_known("agent.remote.box.url") and keys.is_known("agent.sshconfig")
+    assert not keys.is_known("agent.remote.box.urll") and not keys.is_known("agent.remote.url")
+    assert keys.nearest("agent.remote.box.urll") == "agent.remote.box.url"

@@ -10,33 +10,15 @@ from typing import Any
 import click
 
 from git_agent import __version__, ui
+from git_agent.cli import remote_verbs
+from git_agent.cli.shared import (
+    CONTEXT,
+    SessionThenPaths,
+    State,
+    complete_sessions,
+    examples,
+)
 from git_agent.errors import guarded
-
-# `git agent --help` never reaches us (git opens the manual); `git agent VERB --help` does
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-_debug = False
-
-
-class _Group(click.Group):
-    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        if self.epilog:
-            formatter.write_paragraph()
-            for line in self.epilog.splitlines():
-                formatter.write_text(line) if line.strip() else formatter.write_paragraph()
-
-
-class _SessionThenPaths(click.Command):
-    """`VERB [SESSION] [-- PATH...]`: a word after `--` is a path, never the session, as in
-    git (`git agent apply -- src/` is the default session's src/)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        before = args[: args.index("--")] if "--" in args else args
-        named = any(not a.startswith("-") for a in before)
-        rest = super().parse_args(ctx, args)
-        if not named and ctx.params.get("session_name") is not None:
-            ctx.params["paths"] = (ctx.params["session_name"], *ctx.params.get("paths", ()))
-            ctx.params["session_name"] = None
-        return rest
 
 
 def _run_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -56,11 +38,6 @@ def _run_options(f: Callable[..., None]) -> Callable[..., None]:
     return f
 
 
-def _examples(text: str) -> str:
-    """An epilog kept as written (click would rewrap it)."""
-    return "\b\n" + text.strip("\n")
-
-
 def _config_explained() -> str:
     """Each key's meaning and the mount modes, kept as written (the config verb's epilog)."""
     from git_agent.commands.config import explain
@@ -68,25 +45,9 @@ def _config_explained() -> str:
     return "".join(f"\n\n\b\n{para}" for para in explain().split("\n\n"))
 
 
-def _complete_sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    """Session names of this worktree, for shell completion (nothing when not in a repo, or
-    after `--`: what follows is paths)."""
-    words = os.environ.get("COMP_WORDS", "").split()
-    cword = os.environ.get("COMP_CWORD", "")
-    if "--" in words[: int(cword) if cword.isdigit() else len(words)]:
-        return []
-    try:
-        from git_agent import repo, session
-
-        names = [s.name for s in session.list_sessions(repo.find_worktree())]
-    except Exception:  # noqa: BLE001 - completion must never print a traceback
-        return []
-    return [n for n in names if n.startswith(incomplete)]
-
-
 @click.group(
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent run claude          start claude in a sandbox over this worktree
@@ -108,15 +69,14 @@ def cli(debug: bool) -> None:
 
     Its writes become a commit on the branch agent/SESSION; review and apply bring them back.
     """
-    global _debug
-    _debug = debug or _debug
+    State.debug = debug or State.debug
 
 
 @cli.command(
     # options end at the command's name: what follows is the command's own (`claude --resume`);
     # an unknown option before it is a typo, refused, never run as the command
     context_settings={**CONTEXT, "allow_interspersed_args": False},
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent run claude                 session named after the current branch
@@ -142,9 +102,9 @@ def run(**kwargs: object) -> None:
 
 
 @cli.command(
-    cls=_SessionThenPaths,
+    cls=SessionThenPaths,
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent review                  summary, risks, then the diff (in your pager)
@@ -156,7 +116,7 @@ Examples:
     ),
 )
 @click.argument(
-    "session_name", required=False, metavar="[SESSION]", shell_complete=_complete_sessions
+    "session_name", required=False, metavar="[SESSION]", shell_complete=complete_sessions
 )
 @click.option("--stat", is_flag=True, help="Summary and risks only, with a diffstat.")
 @click.option("--json", "json_out", is_flag=True,
@@ -181,9 +141,9 @@ def review(session_name: str | None, stat: bool, json_out: bool, net: bool,
 
 
 @cli.command(
-    cls=_SessionThenPaths,
+    cls=SessionThenPaths,
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent apply                   all of it (three-way merge where you edited too)
@@ -202,7 +162,7 @@ Examples:
     ),
 )
 @click.argument(
-    "session_name", required=False, metavar="[SESSION]", shell_complete=_complete_sessions
+    "session_name", required=False, metavar="[SESSION]", shell_complete=complete_sessions
 )
 @click.option("-i", "--interactive", is_flag=True,
               help="Ask file by file; each file is marked clean, changed by you too, or "
@@ -270,7 +230,7 @@ def apply(
 @cli.command(
     "list",
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent list                    name, state, changed files, last command
@@ -291,7 +251,7 @@ def list_(json_out: bool, all_worktrees: bool) -> None:
 
 @cli.command(
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent run --no-capture -- make && git agent capture
@@ -300,7 +260,7 @@ Examples:
     ),
 )
 @click.argument("session_name", required=False, metavar="[SESSION]",
-                shell_complete=_complete_sessions)
+                shell_complete=complete_sessions)
 def capture(session_name: str | None) -> None:
     """Bring agent/SESSION up to date with what the session holds now."""
     from git_agent.commands import capture as capture_mod
@@ -310,7 +270,7 @@ def capture(session_name: str | None) -> None:
 
 @cli.command(
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent drop fix-42             asks first
@@ -320,7 +280,7 @@ Examples:
 """
     ),
 )
-@click.argument("session_name", metavar="SESSION", shell_complete=_complete_sessions)
+@click.argument("session_name", metavar="SESSION", shell_complete=complete_sessions)
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
     """Delete a session: its overlay, metadata, base ref, branch agent/SESSION and its record
@@ -332,7 +292,7 @@ def drop(session_name: str, force: bool) -> None:
 
 @cli.command(
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent doctor                  every check, with the fix for what fails
@@ -350,7 +310,7 @@ def doctor() -> None:
 @cli.command(
     "config",
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent config                  effective values (tab-separated when piped)
@@ -375,118 +335,9 @@ def config_cmd(key: str | None, json_out: bool) -> None:
 
 
 @cli.command(
-    context_settings=CONTEXT,
-    epilog=_examples(
-        """
-Examples:
-  git agent fetch                   the current branch's session, from where it ran
-  git agent fetch fix-42
-  git agent fetch --all             every session of this worktree that ran on a remote
-"""
-    ),
-)
-@click.argument(
-    "session_name", required=False, metavar="[SESSION]", shell_complete=_complete_sessions
-)
-@click.option("--all", "all_", is_flag=True, help="Every session that ran on a remote.")
-def fetch(session_name: str | None, all_: bool) -> None:
-    """Bring back agent/SESSION from the remote it ran on (`run --on`), checked as untrusted."""
-    from git_agent.commands import fetch as fetch_mod
-
-    sys.exit(fetch_mod.main(session_name, all_=all_))
-
-
-@cli.group(
-    "remote",
-    invoke_without_command=True,
-    context_settings=CONTEXT,
-    epilog=_examples(
-        """
-Examples:
-  git agent remote add box ssh://me@gpu-box        a machine sessions may run on
-  git agent remote add box ssh://me@gpu-box:2222 --global
-  git agent remote list
-  git agent remote doctor box                      run doctor there, through ssh
-  git agent remote remove box
-"""
-    ),
-)
-@click.pass_context
-def remote(ctx: click.Context) -> None:
-    """Machines that sessions may run on (git config agent.remote.NAME.url); alone, as
-    `git remote` does, it lists them.
-
-    `git agent run --on NAME` runs a session there; `fetch` brings it back (docs/remote.md).
-    """
-    if ctx.invoked_subcommand is None:
-        from git_agent.commands import remote as remote_mod
-
-        sys.exit(remote_mod.list_())
-
-
-@remote.command("add", context_settings=CONTEXT)
-@click.argument("name")
-@click.argument("url")
-@click.option("--global", "global_", is_flag=True,
-              help="For all your repositories (~/.gitconfig), not just this one.")
-def remote_add(name: str, url: str, global_: bool) -> None:
-    """Add remote NAME at URL: ssh://[user@]host[:port] (podman:// is not yet supported)."""
-    from git_agent.commands import remote as remote_mod
-
-    sys.exit(remote_mod.add(name, url, global_=global_))
-
-
-@remote.command("list", context_settings=CONTEXT)
-def remote_list() -> None:
-    """List the remotes: name, URL and where it is set (tab-separated)."""
-    from git_agent.commands import remote as remote_mod
-
-    sys.exit(remote_mod.list_())
-
-
-@remote.command("remove", context_settings=CONTEXT)
-@click.argument("name")
-def remote_remove(name: str) -> None:
-    """Remove remote NAME from the git config that sets it."""
-    from git_agent.commands import remote as remote_mod
-
-    sys.exit(remote_mod.remove(name))
-
-
-@remote.command("doctor", context_settings=CONTEXT)
-@click.argument("name")
-def remote_doctor(name: str) -> None:
-    """Run `git agent doctor` on remote NAME (ssh, no agent forwarding); exit 1 if it fails."""
-    from git_agent.commands import remote as remote_mod
-
-    sys.exit(remote_mod.doctor(name))
-
-
-@cli.command("worker", hidden=True, context_settings=CONTEXT)
-@click.option("--ticket", default=None, help="Run the prepared session with this ticket.")
-def worker_cmd(ticket: str | None) -> None:
-    """The remote side: one JSON request on stdin, one JSON answer on stdout."""
-    from git_agent.commands import doctor as doctor_mod
-    from git_agent.commands import worker
-
-    def doctor_op(_req: dict[str, object]) -> dict[str, object]:
-        checks = doctor_mod.checks()
-        return {"ok": all(c.status != "FAIL" for c in checks),
-                "checks": [{"name": c.name, "status": c.status, "detail": c.detail,
-                            "fix": c.fix} for c in checks]}
-
-    def sound() -> bool:
-        return all(c.status != "FAIL" for c in doctor_mod.checks())
-
-    if ticket is not None:
-        sys.exit(guarded(lambda: worker.run_ticket(ticket), debug=_debug))
-    sys.exit(worker.main({"doctor": doctor_op}, sound=sound))
-
-
-@cli.command(
     "completion",
     context_settings=CONTEXT,
-    epilog=_examples(
+    epilog=examples(
         """
 Examples:
   git agent completion bash > ~/.local/share/bash-completion/completions/git-agent
@@ -508,10 +359,13 @@ def completion(shell: str) -> None:
     click.echo(comp.script(shell, source), nl=False)
 
 
+for _verb in (remote_verbs.fetch, remote_verbs.remote, remote_verbs.worker_cmd):
+    cli.add_command(_verb)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    global _debug
     args = list(sys.argv[1:] if argv is None else argv)
-    _debug = "--debug" in args[:1] or bool(os.environ.get("GIT_AGENT_DEBUG"))
+    State.debug = "--debug" in args[:1] or bool(os.environ.get("GIT_AGENT_DEBUG"))
     if args[:1] == ["--help"]:
         from git_agent.cli import manpage
 
@@ -543,4 +397,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.exit_code
         return 0
 
-    return guarded(invoke, debug=_debug)
+    return guarded(invoke, debug=State.debug)

@@ -6,13 +6,12 @@ import contextlib
 import os
 import pwd
 import stat
-import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from git_agent import proc, repo, ui
 from git_agent import session as sessions
+from git_agent.capture.background import BaseSnapshot, has_changes, stale_paths
 from git_agent.errors import GitAgentError, SandboxUnavailable, UsageError
 from git_agent.sandbox import agenthome, bwrap, hardening, launch, network, system, welcome
 from git_agent.sandbox import build as sandbox
@@ -39,72 +38,6 @@ def real_home() -> Path:
             f"HOME={home!r} cannot hold an agent home; set HOME to your home directory"
         )
     return p
-
-
-class _Background(threading.Thread):
-    """The base snapshot runs while the agent does; nothing waits for it until capture."""
-
-    def __init__(self, worktree: repo.Worktree, session: sessions.Session,
-                 hide: Sequence[Path] = ()):
-        super().__init__(daemon=True, name="git-agent-base")
-        self.worktree = worktree
-        self.session = session
-        self.hide = hide
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def start(self) -> None:
-        """Import in the calling (main) thread what both threads need, then start. Two threads
-        importing at once can deadlock on module locks, which Python breaks by handing one of
-        them a partially initialised module ("partially initialized module 'typing'"): so
-        this thread imports nothing, and the capture's imports (pygit2: ~50 ms) are done here
-        while its git runs and the agent does."""
-        from git_agent.capture import snapshot  # noqa: F401
-
-        super().start()
-        from git_agent.capture import commit  # noqa: F401
-
-    def run(self) -> None:
-        from git_agent.capture import snapshot as base  # imported by start(): a lookup
-
-        try:
-            self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir,
-                                        hide=self.hide)
-            # recorded now, so `review` of the running session can capture a live view
-            base.keep(worktree=self.worktree, session=self.session, base=self.result)
-        except BaseException as e:  # noqa: BLE001 - reported by the capture step
-            self.error = e
-
-    def stop(self) -> None:
-        """Nobody needs the snapshot: kill its git, and wait for the thread to end. It must
-        not still run while the interpreter exits: an import of pygit2 then (or any C code
-        called meanwhile) can crash it."""
-        if not self.is_alive():
-            return  # never started, or done
-        proc.stop_background()
-        self.join()
-
-
-def stale_paths(session: sessions.Session, worktree: repo.Worktree) -> list[str]:
-    """Paths the session holds that changed in the real worktree since its last run ended."""
-    last = session.read_meta().last_run
-    end = last.end if last is not None else None
-    if end is None or not session.upper.is_dir():
-        return []
-    from git_agent.capture import overlay
-
-    out: list[str] = []
-    for ch in overlay.walk(session.upper):  # by directory fds: never follows a symlink
-        if ch.kind not in (overlay.Kind.FILE, overlay.Kind.SYMLINK):
-            continue
-        rel = os.fsdecode(ch.path)
-        try:
-            st = os.lstat(worktree.root / rel)
-        except OSError:
-            continue
-        if max(st.st_mtime, st.st_ctime) > end:
-            out.append(rel)
-    return sorted(out)
 
 
 def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> int:
@@ -153,7 +86,7 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
             say("warning: the agent runs as root (uid 0) inside the sandbox; "
                 "run git agent as your own user where you can")
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
-        snap = _Background(wt, session, hide=settings.hide)
+        snap = BaseSnapshot(wt, session, hide=settings.hide)
         # signals that come once the agent has exited (git's wrapper forwards the SIGTERM of
         # `timeout` a second time) wait until the capture is done; launch hands the ones that
         # come while the agent runs to the agent
@@ -351,8 +284,8 @@ def _warn_stale(session: sessions.Session, wt: repo.Worktree) -> None:
 
 
 def _launch(
-    plan: MountPlan, *, bw: Path, hooks: launch.Hooks, probes: Path, snap: _Background, fresh: bool,
-    opts: sandbox.Options,
+    plan: MountPlan, *, bw: Path, hooks: launch.Hooks, probes: Path, snap: BaseSnapshot,
+    fresh: bool, opts: sandbox.Options,
 ) -> tuple[launch.Outcome, float, float]:
     """Run the agent; a sandbox that never started undoes a new session and says why."""
     session, wt = opts.session, opts.worktree
@@ -385,7 +318,7 @@ def _capture(
     *,
     session: sessions.Session,
     worktree: repo.Worktree,
-    snap: _Background,
+    snap: BaseSnapshot,
     command: list[str],
     exit_status: int,
 ) -> None:
@@ -412,23 +345,6 @@ def _capture(
     say(result.summary)
 
 
-def has_changes(*, session: sessions.Session, worktree: repo.Worktree) -> bool:
-    """Cheap: does the session hold anything to capture (files, or git writes)?"""
-    from git_agent.capture import overlay
-
-    if overlay.count(session.upper) > 0:
-        return True
-    for real in (
-        worktree.git_dir / "HEAD",
-        worktree.common_dir / "refs",
-        worktree.common_dir / "packed-refs",
-    ):
-        up = sessions.upper_of(worktree=worktree, session=session, real=real)
-        if up is not None and os.path.lexists(up):
-            return True
-    return False
-
-
 def _stderr_is_tty() -> bool:
     try:
         return os.isatty(2)
@@ -449,7 +365,7 @@ def _warn_once(state_root: Path, note: str) -> None:
         marker.touch()
 
 
-def _forget(session: sessions.Session, wt: repo.Worktree, snap: _Background) -> None:
+def _forget(session: sessions.Session, wt: repo.Worktree, snap: BaseSnapshot) -> None:
     """Undo a session that never started: its base ref and its folder."""
     if snap.is_alive() or snap.ident is not None:
         snap.join()

@@ -25,6 +25,7 @@ from git_agent.session import store
 LAUNCH_PATH = (
     "git_agent.__main__", "git_agent.cli.runargs", "git_agent.commands.run",
     "git_agent.sandbox.landlock", "git_agent.sandbox.seccomp", "git_agent.capture.overlay",
+    "git_agent.capture.background",
 )
 HEAVY = ("click", "pygit2", "pathspec", "dataclasses", "typing", "hashlib", "shutil",
          "platform", "inspect", "tempfile")

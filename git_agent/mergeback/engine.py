@@ -19,9 +19,10 @@ from pathlib import Path
 import pygit2
 
 from git_agent import proc, ui
-from git_agent.errors import ApplyFailed, GitAgentError
+from git_agent.errors import GitAgentError
 from git_agent.gittree import BLOB, EXEC, GITLINK, LINK, TREE
 from git_agent.mergeback import worktree_files as wtf
+from git_agent.mergeback.journal import take_back
 from git_agent.mergeback.view import FileChange, View, repo_of
 from git_agent.mergeback.worktree_files import Entry
 from git_agent.repo import Worktree
@@ -209,17 +210,10 @@ def execute(worktree: Worktree, p: ApplyPlan, *, merge: bool) -> None:
                 progress.step()
         journal.done()
     except BaseException as e:
-        failed = journal.undo()
-        if not isinstance(e, (OSError, GitAgentError)):
-            raise
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         where = "" if a is None else f" {'writing' if a.write else 'deleting'} {a.change.shown}"
-        if failed:
-            lines = "\n".join(f"  {line}" for line in failed)
-            raise ApplyFailed(f"apply failed{where}: {why}; these paths could not be "
-                              f"put back as they were:\n{lines}") from e
-        raise ApplyFailed(f"apply failed{where}: {why}; nothing was applied (your "
-                          "worktree is as it was) and the session keeps every file") from e
+        take_back(journal, e, what="apply", where=where, nothing=(
+            "nothing was applied (your worktree is as it was) and the session keeps every file"))
+        raise
     finally:
         wtf.close_root(root_fd)
         progress.done()

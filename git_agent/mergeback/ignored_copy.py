@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from git_agent import beneath, gittree, ui
-from git_agent.errors import ApplyFailed, GitAgentError
+from git_agent.errors import GitAgentError
 from git_agent.mergeback import risks
 from git_agent.mergeback import worktree_files as wtf
 from git_agent.mergeback.ignored import IgnoredFile
+from git_agent.mergeback.journal import take_back
 from git_agent.mergeback.view import View
 from git_agent.mergeback.worktree_files import Entry
 
@@ -131,16 +132,10 @@ def write(view: View, copies: Sequence[Copy]) -> None:
             progress.step()
         journal.done()
     except BaseException as e:
-        failed = journal.undo()
-        if not isinstance(e, (OSError, GitAgentError)):
-            raise
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         where = "" if c is None else f" writing {ui.quote_path(c.file.path)}"
-        if failed:
-            raise ApplyFailed(f"copy failed{where}: {why}; these paths could not be put back "
-                              "as they were:\n" + "\n".join(f"  {x}" for x in failed)) from e
-        raise ApplyFailed(f"copy failed{where}: {why}; nothing was copied (your worktree is "
-                          "as it was)") from e
+        take_back(journal, e, what="copy", where=where,
+                  nothing="nothing was copied (your worktree is as it was)")
+        raise
     finally:
         wtf.close_root(root)
         progress.done()

@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from git_agent import beneath, ui
+from git_agent.errors import ApplyFailed, GitAgentError
 from git_agent.mergeback import wt_paths
 from git_agent.mergeback.unlinker import Unlinker
 
@@ -123,3 +124,19 @@ class Journal:
                 os.rmdir(self._spare_path)
 
 
+
+
+def take_back(journal: Journal, e: BaseException, *, what: str, where: str,
+              nothing: str) -> None:
+    """After e: undo every change. An OSError or GitAgentError becomes one ApplyFailed saying
+    `{what} failed{where}: why; {nothing}` (or what could not be put back); anything else
+    returns, for the caller to re-raise."""
+    failed = journal.undo()
+    if not isinstance(e, (OSError, GitAgentError)):
+        return
+    why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    if failed:
+        lines = "\n".join(f"  {line}" for line in failed)
+        raise ApplyFailed(f"{what} failed{where}: {why}; these paths could not be put back as "
+                          f"they were:\n{lines}") from e
+    raise ApplyFailed(f"{what} failed{where}: {why}; {nothing}") from e

@@ -329,7 +329,8 @@ class Importer:
 
     def _check_tree(self, oid: bytes, entries: dict[bytes, gittree.Entry]) -> None:
         """A new tree of the agent's may hold nothing that makes git read another repository:
-        no name git refuses, no .gitmodules not already in the repository, and no directory
+        no name git refuses, no .gitmodules whose blob is not already in the repository's store
+        (queued objects do not count), and no directory
         of a repository's shape (HEAD beside objects/refs/commondir) at all: a new tree of
         that shape is a new or changed one (a copy of a fixture of yours with its own config
         is built of objects you have). Refused: the history is then squashed into the final
@@ -337,7 +338,9 @@ class Importer:
         for name, (mode, sub) in entries.items():
             if gittree.bad_entry(name, mode):
                 raise Unimportable(f"tree {oid.hex()} has an unsafe entry {ui.quote_path(name)}")
-            if gittree.is_dotgitmodules(name) and not self.have(sub):
+            # known means in the repository's own store: never "queued" (the same import may
+            # bring those bytes under another name, and the order of the walk must not matter)
+            if gittree.is_dotgitmodules(name) and pygit2.Oid(raw=sub) not in self.repo.odb:
                 raise Unimportable(f"tree {oid.hex()} brings a new .gitmodules")
         if gittree.makes_gitdir(entries):
             raise Unimportable(f"tree {oid.hex()} has the shape of a repository "

@@ -170,6 +170,30 @@ def test_a_new_gitmodules_is_refused(remote: Remote) -> None:
     refused(remote, remote.make(tip), ".gitmodules", absent=[tip, mods])
 
 
+def test_a_new_gitmodules_is_refused_even_when_the_tip_holds_its_bytes(remote: Remote) -> None:
+    """An intermediate commit's .gitmodules (and gitlink) whose blob the tip also holds under a
+    harmless name: only the repository's own store makes a .gitmodules known, never the bundle
+    (the tip's trees are queued first, so "queued" would let it through)."""
+    mods = remote.blob(b'[submodule "lib"]\n\tpath = lib\n\turl = https://attacker.invalid/l\n')
+    vendor = remote.commit_tree(remote.raw_tree(remote.base_entries()
+                                                + [("100644", b".gitmodules", mods),
+                                                   ("160000", b"lib", remote.base)]))
+    docs = remote.raw_tree([("100644", b"sample.txt", mods)])
+    tip = remote.commit_tree(remote.raw_tree(remote.base_entries() + [("40000", b"docs", docs)]),
+                             parent=vendor)
+    refused(remote, remote.make(tip), ".gitmodules", absent=[tip, vendor, mods, docs])
+
+
+def test_a_gitmodules_already_in_the_store_is_accepted(remote: Remote) -> None:
+    """The rule's other half: a .gitmodules whose blob the repository has (yours) is no news."""
+    text = b'[submodule "x"]\n\tpath = x\n\turl = https://example.invalid/x\n'
+    mods = run_git("hash-object", "-w", "--stdin", cwd=remote.local, input=text).strip()
+    assert remote.blob(text) == mods
+    tip = remote.commit_tree(remote.raw_tree(remote.base_entries()
+                                             + [("100644", b".gitmodules", mods)]))
+    assert remote.import_(remote.make(tip)) == tip
+
+
 def test_an_oversize_bundle_is_refused(remote: Remote) -> None:
     tip, blob = good_tip(remote)
     path = remote.make(tip)

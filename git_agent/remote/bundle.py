@@ -24,10 +24,17 @@ import pygit2
 from git_agent import proc
 from git_agent.capture.sandboxgit import Importer, Unimportable
 from git_agent.errors import GitAgentError
+from git_agent.gittree import MAX_BLOB
 from git_agent.repo import Worktree
 from git_agent.session import Session
 
 MAX_BUNDLE = 4 << 30  # default cap on a bundle's size (bytes); the caller may pass a smaller one
+# What a bundle's pack holds once inflated (deltas make that unbounded: 17 KB can name 1 TiB):
+# one object at most the biggest blob a capture commits (a remote's capture makes none bigger),
+# all objects of the quarantine together at most MAX_INFLATED; docs/remote.md, "The bundle checks"
+MAX_OBJECT = MAX_BLOB
+MAX_INFLATED = 4 << 30
+_MEMORY_SLACK = 256 << 20  # index-pack's own needs beside a delta's base and result (~16 MiB)
 _MAX_HEADER = 1 << 20
 _OID = re.compile(rb"^[0-9a-f]{40}$")
 
@@ -104,10 +111,19 @@ class _Quarantine:
         return [o.raw for o in self.backend]
 
 
+def memory_cap(max_object: int) -> int:
+    """The address space git index-pack runs in: a delta's base and its result, each at most
+    max_object, and index-pack's own needs."""
+    return 2 * max_object + _MEMORY_SLACK
+
+
 def import_session(worktree: Worktree, session: Session, bundle: Path,
-                   *, max_bytes: int = MAX_BUNDLE) -> str:
+                   *, max_bytes: int = MAX_BUNDLE, max_object: int = MAX_OBJECT,
+                   max_total: int = MAX_INFLATED, max_memory: int | None = None) -> str:
     """Import `agent/S` from bundle (made by an untrusted remote) and set the session's branch to
-    it; return its tip. Raises BundleRefused, with nothing imported, when any check fails."""
+    it; return its tip. Raises BundleRefused, with nothing imported, when any check fails.
+    max_object, max_total: caps on what the pack holds once inflated; max_memory: the address
+    space index-pack runs in (memory_cap(max_object) when None)."""
     repo = pygit2.Repository(str(worktree.git_dir))
     base = worktree.resolve(session.base_ref)
     if base is None:
@@ -125,7 +141,9 @@ def import_session(worktree: Worktree, session: Session, bundle: Path,
         try:
             (qdir / "pack").mkdir()
             os.lseek(fd, head.pack_at, os.SEEK_SET)
-            _index(worktree, qdir, objects, fd)
+            _index(worktree, qdir, objects, fd,
+                   max_memory=memory_cap(max_object) if max_memory is None else max_memory)
+            _check_sizes(worktree, qdir, max_object=max_object, max_total=max_total)
             _check_objects(worktree, repo, qdir, objects, tip=tip, base=base)
             _migrate(qdir, objects)
         finally:
@@ -171,17 +189,43 @@ def _env(qdir: Path, objects: Path) -> dict[str, str]:
     return {"GIT_OBJECT_DIRECTORY": str(qdir), "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)}
 
 
-def _index(worktree: Worktree, qdir: Path, objects: Path, fd: int) -> None:
+def _index(worktree: Worktree, qdir: Path, objects: Path, fd: int, *, max_memory: int) -> None:
     """index-pack --strict: every object well formed (fsck's checks, .gitmodules included), the
-    thin pack completed from the repository's own objects."""
+    thin pack completed from the repository's own objects. It inflates every object to hash
+    it, deltas too (a few bytes of copy instructions may name a TiB): one thread, under a cap
+    on its address space (RLIMIT_AS, set by util-linux's prlimit), so a delta bomb makes its
+    allocation fail instead of taking the machine's memory."""
     try:
-        proc.run(["git", "index-pack", "--strict",
-                  "--fix-thin", "--stdin"], cwd=worktree.root,
+        proc.run(["prlimit", f"--as={max_memory}", "--", "git", "index-pack", "--strict",
+                  "--fix-thin", "--threads=1", "--stdin"], cwd=worktree.root,
                  env=proc.no_git_env(_env(qdir, objects)), stdin_fd=fd)
     except proc.CalledProcessError as e:
         err = e.stderr.decode(errors="replace").strip().splitlines()
-        raise BundleRefused("the bundle's pack fails git's checks: "
-                            + _printable(err[-1] if err else f"exit status {e.returncode}")) from e
+        last = _printable(err[-1] if err else f"exit status {e.returncode}")
+        if "out of memory" in last.lower() or "cannot allocate memory" in last.lower():
+            raise BundleRefused(f"the bundle's pack needs more than the {max_memory} bytes of "
+                                f"memory git index-pack may use (a delta bomb?): {last}") from e
+        raise BundleRefused("the bundle's pack fails git's checks: " + last) from e
+
+
+def _check_sizes(worktree: Worktree, qdir: Path, *, max_object: int, max_total: int) -> None:
+    """Every object of the quarantine (the bundle's, and the bases --fix-thin added) at most
+    max_object once inflated, all together at most max_total: their sizes as git reads them
+    from the pack (a delta's from its header), before anything reads an object's content."""
+    out = proc.git("cat-file", "--batch-all-objects", "--unordered",
+                   "--batch-check=%(objectsize) %(objectname)", cwd=worktree.root,
+                   env={"GIT_OBJECT_DIRECTORY": str(qdir)})
+    total = 0
+    for line in out.splitlines():
+        size, _, oid = line.partition(b" ")
+        n = int(size)
+        if n > max_object:
+            raise BundleRefused(f"the bundle's object {oid.decode()} is {n} bytes once inflated, "
+                                f"over the cap of {max_object}")
+        total += n
+    if total > max_total:
+        raise BundleRefused(f"the bundle's objects are {total} bytes in all once inflated, over "
+                            f"the cap of {max_total}")
 
 
 def _check_objects(worktree: Worktree, repo: pygit2.Repository, qdir: Path, objects: Path,

@@ -3,7 +3,10 @@ when every check passes, and a refused one leaves no object behind (git cat-file
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -235,6 +238,95 @@ def test_a_malformed_object_is_refused(remote: Remote) -> None:
                                                 key=lambda e: e[1]))), order=False)
     tip = remote.commit_tree(tree)
     refused(remote, remote.make(tip), "fails git's checks", absent=[tip, blob, tree])
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        c, n = n & 0x7F, n >> 7
+        out.append(c | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pack_header(typ: int, size: int) -> bytes:
+    c, size, out = (typ << 4) | (size & 0x0F), size >> 4, bytearray()
+    while size:
+        out.append(c | 0x80)
+        c, size = size & 0x7F, size >> 7
+    out.append(c)
+    return bytes(out)
+
+
+def delta_bomb(r: Remote, src: int, out: int, count: int = 1) -> tuple[Path, str, list[str]]:
+    """A bundle of agent/s (made by hand, as a hostile remote would) whose tip adds count blobs
+    of out zero bytes, each stored as an OFS_DELTA of copy instructions on one blob of src zero
+    bytes: a few KB that git must inflate to count * out bytes. (bundle, tip, blob oids)"""
+    base_data = b"\0" * src
+    chunk = min(src, 0xFFFFFF)
+    objs = [_pack_header(3, src) + zlib.compress(base_data, 9)]
+    blobs = []
+    for i in range(count):
+        size = out + i  # distinct blobs
+        ins, left = bytearray(), size
+        while left:
+            n = min(chunk, left)
+            ins += bytes([0xF0]) + struct.pack("<I", n)[:3]
+            left -= n
+        delta = _varint(src) + _varint(size) + bytes(ins)
+        back = sum(len(o) for o in objs)
+        enc = bytearray([back & 0x7F])
+        back >>= 7
+        while back:
+            back -= 1
+            enc.insert(0, 0x80 | (back & 0x7F))
+            back >>= 7
+        objs.append(_pack_header(6, len(delta)) + bytes(enc) + zlib.compress(delta, 9))
+        h, zeros_mib = hashlib.sha1(b"blob %d\0" % size), b"\0" * (1 << 20)
+        for at in range(0, size, 1 << 20):
+            h.update(zeros_mib[:min(1 << 20, size - at)])
+        blobs.append(h.hexdigest())
+    zeros = hashlib.sha1(b"blob %d\0" % src + base_data).hexdigest()
+    tree = r.raw_tree(r.base_entries() + [("100644", f"big{i}.bin".encode(), b)
+                                          for i, b in enumerate(blobs)]
+                      + [("100644", b"zeros.bin", zeros)])
+    tree_data = subprocess.run(["git", "cat-file", "tree", tree], cwd=r.dir, check=True,
+                               capture_output=True).stdout
+    tip = r.commit_tree(tree)
+    commit = subprocess.run(["git", "cat-file", "commit", tip], cwd=r.dir, check=True,
+                            capture_output=True).stdout
+    objs.append(_pack_header(2, len(tree_data)) + zlib.compress(tree_data))
+    objs.append(_pack_header(1, len(commit)) + zlib.compress(commit))
+    pack = b"PACK" + struct.pack(">II", 2, len(objs)) + b"".join(objs)
+    pack += hashlib.sha1(pack).digest()
+    path = r.dir.parent / "bomb.bundle"
+    path.write_bytes(b"# v2 git bundle\n-%s\n%s refs/heads/agent/s\n\n"
+                     % (r.base.encode(), tip.encode()) + pack)
+    return path, tip, blobs
+
+
+def test_a_delta_bomb_over_the_object_cap_is_refused(remote: Remote) -> None:
+    """One blob inflating past the cap on an object's size: refused before anything reads it."""
+    path, tip, blobs = delta_bomb(remote, 1 << 16, 8 << 20)
+    assert path.stat().st_size < 8192
+    msg = refused(remote, path, "over the cap", absent=[tip, *blobs], max_object=4 << 20)
+    assert str(8 << 20) in msg
+
+
+def test_a_delta_bomb_over_the_total_cap_is_refused(remote: Remote) -> None:
+    """Many blobs each under the object cap whose sum inflates past the quarantine's cap."""
+    path, tip, blobs = delta_bomb(remote, 1 << 16, 2 << 20, count=8)
+    refused(remote, path, "over the cap", "in all", absent=[tip, *blobs],
+            max_object=4 << 20, max_total=8 << 20)
+
+
+def test_a_delta_bomb_cannot_take_the_machines_memory(remote: Remote) -> None:
+    """index-pack inflates every delta to hash it: it runs under a cap on its address space, so
+    a blob bigger than that cap makes it fail (the allocation refused, never made) instead of
+    taking the machine's memory. A 1 GiB blob (within the object cap) under a 256 MiB cap."""
+    path, tip, blobs = delta_bomb(remote, 1 << 20, 1 << 30)
+    refused(remote, path, "memory", absent=[tip, *blobs], max_object=1 << 30,
+            max_memory=256 << 20)
 
 
 def test_not_a_bundle_is_refused(remote: Remote, tmp_path: Path) -> None:

@@ -276,18 +276,35 @@ def _migrate(qdir: Path, objects: Path) -> None:
             os.replace(qdir / "pack" / n, dest / n)
 
 
+def _is_commit(repo: pygit2.Repository, oid: str) -> bool:
+    """Is oid the 40-hex id of a commit this repository has (not any revision expression)?"""
+    if not re.fullmatch(r"[0-9a-f]{40}", oid):
+        return False
+    try:
+        obj = repo.get(oid)
+    except ValueError:
+        return False
+    return obj is not None and obj.type == pygit2.GIT_OBJECT_COMMIT
+
+
 def make_base_bundle(worktree: Worktree, session: Session, out: Path,
                      have: list[str]) -> bool:
     """Write to out a thin bundle of the session's base minus what the remote has (commits it
-    named); False, and nothing written, when the remote has the base already."""
+    named); False, and nothing written, when the remote has the base already. have is the
+    remote's word: only 40-hex ids of commits this repository has count, anything else (a
+    ref of yours, a reflog entry, a tree: a probe of what you have) is ignored."""
     base = worktree.resolve(session.base_ref)
     if base is None:
         raise GitAgentError(f"session {session.name!r} has no base")
     if base in have:
         return False
+    repo = pygit2.Repository(str(worktree.git_dir))
     # a base is HEAD plus the user's work, a sibling of the previous base, not its child: its
     # tree named as well, so files unchanged since (untracked ones too) are not sent again
-    nots = [x for h in have if worktree.resolve(h) is not None for x in (h, h + "^{tree}")]
+    known = [h for h in dict.fromkeys(have) if _is_commit(repo, h)]
+    if any(repo.descendant_of(h, base) for h in known):
+        return False  # it has the base already (git would refuse to make an empty bundle)
+    nots = [x for h in known for x in (h, h + "^{tree}")]
     proc.git("bundle", "create", "--quiet", str(out), session.base_ref,
              *(["--not", *nots] if nots else []), cwd=worktree.root)
     with contextlib.suppress(OSError):

@@ -333,3 +333,40 @@ def test_not_a_bundle_is_refused(remote: Remote, tmp_path: Path) -> None:
     path = tmp_path / "x"
     path.write_bytes(b"hello\n")
     refused(remote, path, "not a git bundle", absent=[])
+
+
+def test_the_remotes_have_list_is_taken_only_as_commit_ids(remote: Remote,
+                                                           tmp_path: Path) -> None:
+    """The remote's `have` list names commits by 40-hex id: a revision expression (a ref of
+    yours, a reflog entry, a tree) is ignored, so the base bundle cannot tell the remote which
+    of your refs exist or what they share with the base, and nothing of it crashes the run."""
+    local = remote.local
+    (local / "private.txt").write_bytes(b"password=hunter2\n" * 4000)
+    run_git("checkout", "-q", "-b", "private-work", cwd=local)
+    run_git("add", "private.txt", cwd=local)
+    run_git("commit", "-qm", "private", cwd=local)
+    run_git("checkout", "-q", "-", cwd=local)
+    (local / "private.txt").write_bytes(b"password=hunter2\n" * 4000)  # the base holds it too
+    run_git("add", "private.txt", cwd=local)
+    run_git("commit", "-qm", "wip", cwd=local)
+    run_git("update-ref", "refs/agent-base/s", "HEAD", cwd=local)
+
+    def size(have: list[str]) -> int:
+        out = tmp_path / "base.bundle"
+        out.unlink(missing_ok=True)
+        assert bundle.make_base_bundle(remote.wt, remote.session, out, have)
+        return out.stat().st_size
+
+    plain = size([])
+    tree = run_git("rev-parse", "private-work^{tree}", cwd=local).strip()
+    blob = run_git("rev-parse", "private-work:private.txt", cwd=local).strip()
+    for probe in (["private-work"], ["no-such-branch"], ["refs/agent-base/s"], ["HEAD"],
+                  ["private-work@{0}"], [tree], [blob], ["0" * 40], ["--all"],
+                  [remote.base[:12]], [remote.base + "\n"]):
+        assert size(probe) == plain, probe
+    # a commit id we have is used as such: what it holds is not sent again
+    assert size([remote.base]) < plain
+    # one that holds the base already: nothing to send, no empty bundle asked of git
+    child = run_git("commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "x", cwd=local).strip()
+    assert not bundle.make_base_bundle(remote.wt, remote.session, tmp_path / "n.bundle", [child])
+    assert not (tmp_path / "n.bundle").exists()

@@ -55,9 +55,11 @@ def read(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None]:
     return entry, blocker
 
 
-def read_signed(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None, Sig | None]:
+def read_signed(root_fd: int, path: bytes, *, contents: bool = True,
+                ) -> tuple[Entry | None, bytes | None, Sig | None]:
     """read, and the entry's lstat as it was before its bytes were read (a write meanwhile
-    shows as a later change). PermissionError: the user may not read their own file."""
+    shows as a later change). PermissionError: the user may not read their own file.
+    contents=False: a regular file's Entry has no data (its size is in the Sig)."""
     parts = components(path)
     fd, blocker = _open_dir(root_fd, parts)
     if fd is None:
@@ -73,6 +75,8 @@ def read_signed(root_fd: int, path: bytes) -> tuple[Entry | None, bytes | None, 
             return Entry(TREE), None, sig(st)
         if not stat.S_ISREG(st.st_mode):
             return Entry(OTHER), None, sig(st)
+        if not contents:
+            return Entry(EXEC if st.st_mode & 0o100 else BLOB), None, sig(st)
         ffd = os.open(parts[-1], beneath.FILE_FLAGS, dir_fd=fd)
         with os.fdopen(ffd, "rb") as f:
             data = f.read()
@@ -199,10 +203,11 @@ def _check(path: bytes, st: os.stat_result | None, before: Entry | None,
 
 def write(root_fd: int, path: bytes, entry: Entry, bits: int | None,
           journal: Journal | None, before: Entry | None = None,
-          before_sig: Sig | None = None) -> None:
+          before_sig: Sig | None = None, fill: Callable[[int], None] | None = None) -> None:
     """Put entry at path with one rename (bits: the new file's exact permission bits; None:
     0666 or 0777 less the umask). With a journal, path must hold what apply read there
-    (before, before_sig)."""
+    (before, before_sig). fill: writes a file's contents to the fd given, instead of
+    entry.data (a stream too big to hold)."""
     parts = components(path)
     name = parts[-1]
     fd = _walk_create(root_fd, parts, journal)
@@ -224,8 +229,11 @@ def write(root_fd: int, path: bytes, entry: Entry, bits: int | None,
             exe = entry.mode == EXEC
             ffd = beneath.create(fd, tmp, 0o777 if exe else 0o666)
             try:
-                with os.fdopen(ffd, "wb", closefd=False) as f:
-                    f.write(entry.data)
+                if fill is not None:
+                    fill(ffd)
+                else:
+                    with os.fdopen(ffd, "wb", closefd=False) as f:
+                        f.write(entry.data)
                 if bits is not None:
                     os.fchmod(ffd, bits)
             finally:

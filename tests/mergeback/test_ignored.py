@@ -72,3 +72,31 @@ def test_apply_ignored_refuses_a_link_leading_out_and_a_git_dir_shape(work: Work
     p = work.agent("apply", "--ignored", "--yes", "s", "--", "out/repo")
     assert p.returncode != 0 and "makes git find another repository" in p.stderr
     assert work.snapshot() == snap
+
+
+def test_apply_ignored_streams_a_file_and_keeps_its_holes(work: Work) -> None:
+    """A 1.1 GB sparse file the agent made with truncate (two bytes of data in it): copied out
+    under a 600 MiB cap on git agent's address space (so never read whole), its holes kept
+    (it takes what the session's copy takes on disk, not 1.1 GB), byte for byte the same; over
+    1 GiB it is a risk you confirm, said with its size."""
+    size = 1100 << 20
+    work.run(f"printf 'dist/\\n' > .gitignore; mkdir dist; truncate -s {size} dist/model.bin; "
+             "printf A | dd of=dist/model.bin bs=1 seek=123456789 conv=notrunc 2>/dev/null; "
+             "printf Z | dd of=dist/model.bin bs=1 seek=1000000000 conv=notrunc 2>/dev/null")
+    p = work.agent("apply", "--ignored", "s", "--", "dist/model.bin")
+    assert p.returncode != 0 and "dist/model.bin: big file: 1.2 GB" in p.stderr, p.stderr
+    assert not (work.root / "dist/model.bin").exists()
+    p = work.actor.run(["prlimit", f"--as={600 << 20}", "git", "agent", "apply", "--ignored",
+                        "--yes", "s", "--", "dist/model.bin"], cwd=work.root)
+    assert p.returncode == 0, p.stderr
+    out = work.root / "dist/model.bin"
+    st = out.stat()
+    assert st.st_size == size
+    assert st.st_blocks * 512 < 1 << 20, f"written dense: {st.st_blocks * 512} bytes on disk"
+    with open(out, "rb") as f:
+        f.seek(123456788)
+        assert f.read(3) == b"\0A\0"
+        f.seek(1000000000)
+        assert f.read(1) == b"Z"
+    again = work.ok("apply", "--ignored", "--yes", "s", "--", "dist")
+    assert "already has them all" in again.stderr

@@ -228,6 +228,26 @@ def test_a_copy_of_the_users_repository_shape_is_not_imported(actor: Actor) -> N
     _every_dir_is_the_users(actor, repo, "agent/t", marker)
 
 
+def test_a_new_gitmodules_is_not_imported_whatever_commit_holds_its_bytes(actor: Actor) -> None:
+    """The agent commits docs/sample.txt, then a .gitmodules (and a gitlink) of the same bytes:
+    capture imports the oldest commit first, but a .gitmodules is known only when your store
+    has its blob, never because an earlier commit of the same history brought it, so no
+    commit of the branch holds one. (The remote's bundle is walked tip first: its test,
+    tests/remote/test_bundle.py, puts the .gitmodules in the older commit.)"""
+    repo = actor.make_repo(files={"README.md": "hello\n"})
+    mods = '[submodule "lib"]\\n\\tpath = lib\\n\\turl = https://attacker.invalid/lib\\n'
+    script = (f"set -e; mkdir docs; printf '{mods}' > docs/sample.txt; git add docs; "
+              f"git commit -qm sample; printf '{mods}' > .gitmodules; git add .gitmodules; "
+              "git update-index --add --cacheinfo 160000,$(git rev-parse HEAD~),lib; "
+              "git commit -qm vendor")
+    p = agent_run(actor, repo, "t", script)
+    assert "squashed" in p.stderr, p.stderr
+    for rev in git(actor, repo, "rev-list", "HEAD..agent/t").split():
+        names = [x.split("\t", 1)[1] for x in ls_tree(actor, repo, rev)]
+        assert ".gitmodules" not in names and "lib" not in names, (rev, names)
+    assert "docs/sample.txt" in [x.split("\t", 1)[1] for x in ls_tree(actor, repo, "agent/t")]
+
+
 def test_warnings_quote_names_as_git_does(actor: Actor) -> None:
     repo = actor.make_repo()
     p = agent_run(actor, repo, "t", "mkdir -p \"$(printf 'a\\033[2Kb')\"; "

@@ -261,8 +261,11 @@ def blob(repo: pygit2.Repository, oid: str | None, mode: int) -> bytes | None:
 
     if oid is None or mode == gittree.GITLINK:
         return None
-    obj = repo.get(oid)
-    return obj.data if isinstance(obj, pygit2.Blob) else None
+    try:  # the object database straight: no object wrapper, no abbreviated-id look-up
+        kind, data = repo.odb.read(oid)
+    except KeyError:
+        return None
+    return bytes(data) if kind == pygit2.GIT_OBJECT_BLOB else None
 
 
 UNTRACKED = ("deletes a file of yours that is in no commit (untracked or uncommitted work: git "

@@ -64,16 +64,26 @@ class _Trees:
 _MAY_NAME_HEAD = re.compile(rb"(?i) head\0")
 
 
-def _worktree_names(reach: Reach, parts: Sequence[bytes]) -> set[bytes]:
-    """The entry names of the worktree's directory at parts (empty when it is none)."""
+def _listing(reach: Reach, parts: Sequence[bytes]) -> list[str]:
+    """The entry names of the worktree's directory at parts, as os.listdir gives them (none
+    when it is no directory)."""
     try:
         fd = reach.open(parts)
     except OSError:
-        return set()
+        return []
     try:
-        return {os.fsencode(n) for n in os.listdir(fd)}
+        return os.listdir(fd)
     finally:
         os.close(fd)
+
+
+def _has_head(names: Sequence[str]) -> bool:
+    """Is one of these names HEAD in any ASCII case (as bytes.lower() compares)?"""
+    return any(len(n) == 4 and n.lower() == "head" for n in names)
+
+
+def _as_bytes(names: Sequence[str]) -> set[bytes]:
+    return {os.fsencode(n) for n in names}
 
 
 def shaped_dirs(root_fd: int, repo: pygit2.Repository, head: str,
@@ -85,17 +95,21 @@ def shaped_dirs(root_fd: int, repo: pygit2.Repository, head: str,
     commit = repo.revparse_single(head)
     assert isinstance(commit, pygit2.Commit)
     trees = _Trees(repo, commit.tree_id.raw)
-    dirs = {b"/".join(p.split(b"/")[:i]) for p in paths for i in range(p.count(b"/") + 1)}
+    parents = {p.rpartition(b"/")[0] for p in paths}  # many paths share one
+    dirs = {b"/".join(parts[:i]) for d in parents
+            for parts in (d.split(b"/"),) for i in range(len(parts) + 1)}
     out: dict[bytes, str] = {}
     with Reach(root_fd) as reach:
         for d in sorted(dirs):  # parents first (a prefix sorts first), neighbours together
             if not d:
                 continue  # the top has your .git, which git's discovery finds first
-            mine = _worktree_names(reach, d.split(b"/"))
-            if any(n.lower() == b"head" for n in mine):
-                names = set(trees.entries(d) or ()) | mine
-            else:
-                names = trees.names(d) | mine  # the tree's: only when it may name a HEAD
+            listed = _listing(reach, d.split(b"/"))
+            if _has_head(listed):
+                names = set(trees.entries(d) or ()) | _as_bytes(listed)
+            else:  # the tree's names only when it may name a HEAD; yours only beside them
+                names = trees.names(d)
+                if names:
+                    names |= _as_bytes(listed)
             if gittree.makes_gitdir(names):
                 out[d] = (f"{FOREIGN_GIT}: {ui.quote_path(d + b'/')} would hold HEAD beside "
                           "objects/refs, a git dir whose config git reads")

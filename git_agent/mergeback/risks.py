@@ -102,10 +102,26 @@ def _dir_filter() -> re.Pattern[str]:
     return re.compile("|".join(re.escape(d) for _, d in dirs) or "(?!)")
 
 
+@functools.cache
+def _any_rule() -> re.Pattern[str]:
+    """One regex over the lowered path that matches wherever some rule of the table may (the
+    literal names, the literal `**/DIR/**` rules, the rest as _rest_filter): a path it does not
+    match gets no reason from the table, and most paths match none."""
+    names, dirs, _ = _table()
+    alts = [_rest_filter().pattern]
+    if names:
+        alts.append("(?:.*/)?(?:" + "|".join(re.escape(n) for n in names) + r")\Z")
+    if dirs:  # "/DIR/" in "/" + the path's parent: DIR/ at the start or after a "/"
+        alts.append("(?:.*/)?(?:" + "|".join(re.escape(d[1:]) for _, d in dirs) + ")")
+    return re.compile("|".join(f"(?:{a})" for a in alts), re.S)
+
+
 def path_risks(path: str) -> list[str]:
     """Reasons the path itself is sensitive, from the table (whatever its content)."""
-    names, dirs, rest = _table()
     low = path.lower()
+    if _any_rule().match(low) is None:
+        return []
+    names, dirs, rest = _table()
     parent, _, name = low.rpartition("/")
     above = "/" + parent + "/"
     maybe = _rest_filter().match(low) is not None
@@ -144,6 +160,8 @@ _dotgitmodules = functools.lru_cache(maxsize=1 << 14)(gittree.is_dotgitmodules)
 def foreign_name(path: bytes) -> str | None:
     """FOREIGN_GIT for a path holding a spelling of .git (a repository or gitfile git would
     follow: .GIT, git~1, NTFS/HFS spellings) or of .gitmodules, at any depth."""
+    if path.isascii() and b"~" not in path and b"git" not in path.lower():
+        return None  # as is_dotgit/is_dotgitmodules answer for each of its components
     parts = path.split(b"/")
     if any(_dotgit(p) for p in parts):
         return f"{FOREIGN_GIT}: a .git entry (a nested repository or gitfile git follows)"
@@ -200,6 +218,8 @@ class ConfigNamed:
     def keys(self, path: bytes) -> list[str]:
         """The keys whose values name this path (as a path from the worktree root)."""
         p = path.lower()
+        if p.partition(b"/")[0] not in self._at:
+            return []  # every path it names, and every prefix of one, starts with one of these
         out = list(self._at.get(p, ()))
         parts = p.split(b"/")
         for i in range(1, len(parts)):
@@ -262,16 +282,17 @@ def assess(
     """
     out: list[str] = []
     name = path.rsplit("/", 1)[-1]
-    foreign = foreign_name(os.fsencode(path)) if new_mode else None
+    bpath = os.fsencode(path)
+    foreign = foreign_name(bpath) if new_mode else None
     if foreign:
         out.append(foreign)
-    hook = hooks_risk(os.fsencode(path), hooks)
+    hook = hooks_risk(bpath, hooks) if hooks else None
     if hook:
         out.append(hook)
-    included = included_config_risk(os.fsencode(path), configs)
+    included = included_config_risk(bpath, configs) if configs else None
     if included:
         out.append(included)
-    by_value = config_named_risk(os.fsencode(path), named) if named is not None else None
+    by_value = config_named_risk(bpath, named) if named is not None else None
     if by_value:
         out.append(by_value)
     if new_mode == gittree.LINK and new_data is not None:

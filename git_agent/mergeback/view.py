@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pygit2
 
 STATUS = {"A": "added", "M": "modified", "D": "deleted", "T": "modified"}
+_STATUS_BYTE = {ord(k): v for k, v in STATUS.items()}  # diff-tree's letter, as a byte
 TAG = {"added": "NEW", "modified": "MODIFIED", "deleted": "DELETED"}
 
 
@@ -239,18 +240,18 @@ def _raw_changes(view: View) -> list[FileChange]:
                    cwd=view.worktree.root)
     fields = out.split(b"\0")
     changes: list[FileChange] = []
-    for i in range(0, len(fields) - 1, 2):
-        meta, path = fields[i], fields[i + 1]
+    for meta, path in zip(fields[0:-1:2], fields[1::2], strict=True):  # kept bytes: fast
         if not meta.startswith(b":"):
             break
-        old_mode, new_mode, old_oid, new_oid, letter = meta[1:].decode().split()
-        status = STATUS.get(letter[0])
+        old_mode, new_mode, old_oid, new_oid, letter = meta[1:].split()
+        status = _STATUS_BYTE.get(letter[0])
         if status is None:  # U / X cannot happen between two trees
-            raise GitAgentError(f"unexpected change {letter} for {ui.quote_path(path)}")
+            raise GitAgentError(f"unexpected change {letter.decode(errors='replace')} for "
+                                f"{ui.quote_path(path)}")
         changes.append(FileChange(
-            path=path, status=status, old_mode=int(old_mode, 8), new_mode=int(new_mode, 8),
-            old_oid=None if status == "added" else old_oid,
-            new_oid=None if status == "deleted" else new_oid,
+            path, status, int(old_mode, 8), int(new_mode, 8),
+            None if status == "added" else old_oid.decode(),
+            None if status == "deleted" else new_oid.decode(),
         ))
     return changes
 
@@ -261,8 +262,11 @@ def blob(repo: pygit2.Repository, oid: str | None, mode: int) -> bytes | None:
 
     if oid is None or mode == gittree.GITLINK:
         return None
-    obj = repo.get(oid)
-    return obj.data if isinstance(obj, pygit2.Blob) else None
+    try:  # the object database straight: no object wrapper, no abbreviated-id look-up
+        kind, data = repo.odb.read(oid)
+    except KeyError:
+        return None
+    return bytes(data) if kind == pygit2.GIT_OBJECT_BLOB else None
 
 
 UNTRACKED = ("deletes a file of yours that is in no commit (untracked or uncommitted work: git "

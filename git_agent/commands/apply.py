@@ -342,9 +342,11 @@ def report(p: ApplyPlan, rejected: Sequence[FileChange], partial: dict[bytes, Pa
         ui.echo(f"applied {len(whole)} file{'s' if len(whole) != 1 else ''}")
     for a in applied:
         if a.change.path in partial:
-            rest = ("the rest stay in the session" if partial[a.change.path].kept is not None
-                    else "the rest were discarded from the session")
-            ui.echo(f"applied the hunks you took of {a.change.shown}; {rest}")
+            q = partial[a.change.path]
+            rest = ("; the rest stay in the session" if q.kept is not None
+                    else "; the rest were discarded from the session" if q.discarded
+                    else " as you edited them; the agent's version left the session")
+            ui.echo(f"applied the hunks you took of {a.change.shown}{rest}")
     for path, q in partial.items():
         if q.taken is None:
             ui.echo(f"discarded hunks of {ui.quote_path(path)} from the session; the rest "

@@ -18,6 +18,7 @@ from git_agent.capture import rewrite
 from git_agent.capture.snapshot import ZERO_OID
 from git_agent.capture.treediff import diff_trees
 from git_agent.gittree import Entry
+from git_agent.mergeback import partial_base
 from git_agent.mergeback.view import FileChange, View
 
 
@@ -46,7 +47,7 @@ def settle(view: View, before: str, *, gone: dict[bytes, Entry | None] | None = 
         else:
             pending = {p for _, p in diff_trees(odb, base_tree, target)}
             # (a branch not above its base: no commit of it is copied, one holds the rest)
-            chain = (rewrite.unrecorded(wt, before, [view.base])
+            chain = (rewrite.unrecorded(wt, before, partial_base.known(view))
                      if rewrite.above_base(repo, odb, view.base, before) else [])
             tip, tree = rewrite.replay(
                 odb, onto=base, commits=chain, who=who, keep=pending.__contains__,

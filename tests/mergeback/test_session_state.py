@@ -164,6 +164,22 @@ def test_refs_only_apply_never_overwrites_work_that_reached_the_branch_meanwhile
     assert "agent/s moved while apply ran" in said, said
 
 
+def test_a_live_session_of_another_worktree_is_never_refs_only(work: Work) -> None:
+    """Refs are shared by linked worktrees, store folders are not: a session of worktree A
+    seen from B is refused in one line naming A, never dropped or applied there (#10)."""
+    work.run("echo work > agentwork.txt", session="foo")
+    other = work.root.parent / "B"
+    work.git("worktree", "add", "-q", str(other), "-b", "other")
+    in_b = Work(work.actor, other)
+    for verb in (["drop", "--force", "foo"], ["apply", "--yes", "foo"], ["review", "foo"]):
+        p = in_b.agent(*verb)
+        assert p.returncode != 0 and len(p.stderr.splitlines()) == 1, (verb, p.stderr)
+        assert f"of the worktree {work.root}" in p.stderr, p.stderr
+    assert work.review_paths("foo") == ["agentwork.txt"]
+    work.ok("apply", "foo")
+    assert (work.root / "agentwork.txt").read_text() == "work\n"
+
+
 def test_drop_of_a_refs_only_session_with_no_store_yet(work: Work) -> None:
     """A branch fetched into a repository that never ran a session: drop works from the refs
     alone, no traceback (#14)."""

@@ -76,8 +76,11 @@ def choose(view: View, picked: Sequence[FileChange], marked: dict[bytes, Mark] |
             elif a == "d":
                 spec = [":(top,literal)" + c.path.decode("utf-8", "surrogateescape")]
                 color = ui.use_color(cwd=view.worktree.root)
-                ui.write_stdout(proc.run(diff_argv(view, spec, color=color, stat=False),
-                                         cwd=view.worktree.root).stdout)
+                plain = proc.run(diff_argv(view, spec, color=False, stat=False),
+                                 cwd=view.worktree.root).stdout
+                colored = (proc.run(diff_argv(view, spec, color=True, stat=False),
+                                    cwd=view.worktree.root).stdout if color else None)
+                ui.write_stdout(ui.shown_diff(plain, colored))  # the agent's bytes visible
             elif a == "?":
                 ui.echo(HELP.rstrip())
             else:

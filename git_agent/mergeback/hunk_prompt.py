@@ -134,7 +134,7 @@ def choose(view: View, picked: Sequence[FileChange],
 
 def _ask_whole(asker: _Asker, c: FileChange, diff: H.FileDiff, plain: bytes,
                colored: bytes | None, sel: Selection) -> None:
-    ui.write_stdout(colored if colored is not None else plain)
+    ui.write_stdout(ui.shown_diff(plain, colored))  # the agent's bytes made visible
     what = {"added": "addition", "deleted": "deletion"}.get(c.status)
     if what is None:
         what = "mode change" if c.old_mode != c.new_mode and c.old_oid == c.new_oid else "change"

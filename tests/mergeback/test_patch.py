@@ -224,3 +224,22 @@ def test_an_edited_hunk_replaces_the_agents_even_when_every_hunk_is_taken(work: 
     assert app(work) == BASE.replace("line 1\n", "ONE\n").replace(
         "line 3\n", "three, edited\n").replace("line 20\n", "TEN\n")
     assert work.review_paths("t") == []
+
+
+def test_the_agents_lines_shown_cannot_rewrite_your_terminal(work: Work) -> None:
+    """apply -p's hunks and -i's `d` show the agent's lines with CR, ESC, C1 controls and bidi
+    overrides made visible, git's own colours kept (attack 3, #11)."""
+    work.run("printf 'import os; os.system(\"x\")#\\r# harmless comment\\nline \\033[2K esc\\n"
+             "c1 \\302\\233 2J, rlo \\342\\200\\256 txt\\n' > src/util.py")
+    hidden = ["\r", "\x1b[2K", "\u009b", "\u202e"]
+    for color in ("never", "always"):
+        work.git("config", "color.ui", color)
+        shown = [work.ok("apply", "-p", "s", input="q\n").stdout,
+                 work.ok("apply", "-i", "s", input="d\nq\n").stdout]
+        for out in shown:
+            assert not [h for h in hidden if h in out], (color, out)
+            assert "os.system(\"x\")#\\r# harmless comment" in out, out
+            assert "\\033[2K esc" in out and "<U+009B>" in out and "<U+202E>" in out, out
+            if color == "always":
+                assert "\x1b[32m+" in out, out  # git's own colour of an added line
+    assert work.review_paths() == ["src/util.py"]

@@ -190,3 +190,21 @@ def test_drop_of_a_refs_only_session_with_no_store_yet(work: Work) -> None:
     p = work.ok("drop", "--force", "s1")
     assert "internal error" not in p.stderr
     assert work.git("for-each-ref", "refs/heads/agent/", "refs/agent-base/") == ""
+
+
+def test_list_quotes_session_and_branch_names_as_paths(work: Work) -> None:
+    """Names of fetched branches are any bytes git allows: list quotes them as git quotes
+    paths (core.quotePath), so a C1 CSI or a right-to-left override never reaches your
+    terminal raw (attack 3, #17)."""
+    base = work.git("rev-parse", "HEAD").strip()
+    c = work.git("commit-tree", "-p", base, "-m", f"x\n\nAgent-Base: {base}",
+                 work.git("rev-parse", "HEAD^{tree}").strip()).strip()
+    work.git("update-ref", "refs/heads/agent/c1\u009b2J", c)
+    work.git("update-ref", "refs/heads/agent/fix\u202etxt.exe", c)
+    out = work.ok("list")
+    for raw in ("\u009b", "\u202e"):
+        assert raw not in out.stdout + out.stderr
+    assert '"c1\\302\\2332J"' in out.stdout and '"agent/c1\\302\\2332J"' in out.stdout
+    assert '"fix\\342\\200\\256txt.exe"' in out.stdout, out.stdout
+    rows = {r["name"] for r in json.loads(work.ok("list", "--json").stdout)}
+    assert {"c1\u009b2J", "fix\u202etxt.exe"} <= rows  # --json keeps the exact names

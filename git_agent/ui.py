@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -116,6 +117,54 @@ def quote_path(path: bytes | str) -> str:
             out.append(chr(b))
     out.append('"')
     return "".join(out)
+
+
+# what in a line of file content could move the cursor, recolour or reorder what a terminal
+# shows: C0 controls but tab, DEL, C1 controls (U+0080..U+009F, and such bytes outside UTF-8),
+# the bidi embeddings, overrides and isolates, and the line and paragraph separators
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+    "\udc80-\udc9f]")
+_SGR = re.compile(rb"(?:\x1b\[[0-9;]*m)+")
+
+
+def _visible_char(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    if 0xDC80 <= c <= 0xDC9F:  # a byte 0x80..0x9f that is not UTF-8
+        return f"\\{c - 0xDC00:03o}"
+    if c < 0x20 or c == 0x7F:
+        return "\\" + _C_ESCAPES[c] if c in _C_ESCAPES else f"\\{c:03o}"
+    return f"<U+{c:04X}>"
+
+
+def visible(line: bytes) -> bytes:
+    """A line of file content (no newline) for a terminal: each character of _INVISIBLE
+    shown as an escape (\\r, \\033, <U+202E>); tabs, text and other bytes as they are."""
+    text = line.decode("utf-8", "surrogateescape")
+    if not _INVISIBLE.search(text):
+        return line
+    return _INVISIBLE.sub(_visible_char, text).encode("utf-8", "surrogateescape")
+
+
+def shown_line(plain: bytes, colored: bytes) -> bytes:
+    """What to print of one line git printed plain and coloured: the coloured line when the
+    plain one has nothing to escape (its escapes are all git's), else the plain line made
+    visible in the colour git opened the line with."""
+    safe = visible(plain)
+    if safe == plain:
+        return colored
+    lead = _SGR.match(colored)
+    return safe if lead is None else lead.group() + safe + b"\x1b[m"
+
+
+def shown_diff(plain: bytes, colored: bytes | None) -> bytes:
+    """A whole `git diff` output for a terminal (its plain and its coloured run), line by line
+    as shown_line; the plain run alone when the two do not line up."""
+    p = plain.split(b"\n")
+    c = colored.split(b"\n") if colored is not None else p
+    if len(c) != len(p):
+        c = p
+    return b"\n".join(shown_line(a, b) for a, b in zip(p, c, strict=True))
 
 
 def say(message: str) -> None:

@@ -76,8 +76,11 @@ def choose(view: View, picked: Sequence[FileChange], marked: dict[bytes, Mark] |
             elif a == "d":
                 spec = [":(top,literal)" + c.path.decode("utf-8", "surrogateescape")]
                 color = ui.use_color(cwd=view.worktree.root)
-                ui.write_stdout(proc.run(diff_argv(view, spec, color=color, stat=False),
-                                         cwd=view.worktree.root).stdout)
+                plain = proc.run(diff_argv(view, spec, color=False, stat=False),
+                                 cwd=view.worktree.root).stdout
+                colored = (proc.run(diff_argv(view, spec, color=True, stat=False),
+                                    cwd=view.worktree.root).stdout if color else None)
+                ui.write_stdout(ui.shown_diff(plain, colored))  # the agent's bytes visible
             elif a == "?":
                 ui.echo(HELP.rstrip())
             else:
@@ -342,9 +345,11 @@ def report(p: ApplyPlan, rejected: Sequence[FileChange], partial: dict[bytes, Pa
         ui.echo(f"applied {len(whole)} file{'s' if len(whole) != 1 else ''}")
     for a in applied:
         if a.change.path in partial:
-            rest = ("the rest stay in the session" if partial[a.change.path].kept is not None
-                    else "the rest were discarded from the session")
-            ui.echo(f"applied the hunks you took of {a.change.shown}; {rest}")
+            q = partial[a.change.path]
+            rest = ("; the rest stay in the session" if q.kept is not None
+                    else "; the rest were discarded from the session" if q.discarded
+                    else " as you edited them; the agent's version left the session")
+            ui.echo(f"applied the hunks you took of {a.change.shown}{rest}")
     for path, q in partial.items():
         if q.taken is None:
             ui.echo(f"discarded hunks of {ui.quote_path(path)} from the session; the rest "

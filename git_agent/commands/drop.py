@@ -10,7 +10,7 @@ from git_agent import proc, session, ui
 from git_agent.capture import rewrite
 from git_agent.errors import GitAgentError, SessionBusy
 from git_agent.mergeback import store_walk
-from git_agent.mergeback.view import files_changed
+from git_agent.mergeback.view import files_changed, refuse_elsewhere
 from git_agent.repo import find_worktree
 from git_agent.session import identity
 
@@ -36,6 +36,8 @@ def main(*, session_name: str, force: bool) -> int:
     record = None if stale else worktree.resolve(rewrite.history_ref(s.name))
     if not s.dir.exists() and base is None and head is None and record is None:
         raise GitAgentError(f"no session {s.name!r} in this worktree")
+    if not stale:
+        refuse_elsewhere(worktree, s)  # another worktree's live session: never its refs
     doing = s.holder()
     if doing == "run":
         raise SessionBusy(f"session {s.name!r} is running; end it first, then drop it")

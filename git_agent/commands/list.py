@@ -137,7 +137,8 @@ def main(*, json_out: bool, all_worktrees: bool = False) -> int:
         if r["uncaptured"]:
             state += ", not captured"
         where = "local" if not r["remote"] else "remote " + ui.quote_path(r["remote"])
-        cells = (r["name"], r["branch"], state, where,
+        # names of fetched branches are any bytes git allows: quoted as paths are
+        cells = (ui.quote_path(r["name"]), ui.quote_path(r["branch"]), state, where,
                  "-" if r["files"] is None else str(r["files"]), human_size(r["size"]),
                  _last_run_cell(r))
         table.append((ui.quote_path(r["worktree"]), *cells) if all_worktrees else cells)

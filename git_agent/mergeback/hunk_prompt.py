@@ -45,6 +45,7 @@ class Partial:
     taken: bytes | None
     kept: bytes | None
     upper: bytes | None = None
+    discarded: bool = True  # False: every hunk taken (one edited), none discarded
 
 
 Answered = tuple[bytes, list[H.Block], list[H.Block], list[H.Block]]
@@ -133,7 +134,7 @@ def choose(view: View, picked: Sequence[FileChange],
 
 def _ask_whole(asker: _Asker, c: FileChange, diff: H.FileDiff, plain: bytes,
                colored: bytes | None, sel: Selection) -> None:
-    ui.write_stdout(colored if colored is not None else plain)
+    ui.write_stdout(ui.shown_diff(plain, colored))  # the agent's bytes made visible
     what = {"added": "addition", "deleted": "deletion"}.get(c.status)
     if what is None:
         what = "mode change" if c.old_mode != c.new_mode and c.old_oid == c.new_oid else "change"
@@ -204,17 +205,20 @@ def _ask_hunks(asker: _Asker, c: FileChange, diff: H.FileDiff, base: bytes,
     discarded = [b for h, ans in zip(todo, answers, strict=True) if ans == "d"
                  for b in h.blocks()]
     dropped = any(ans == "d" for ans in answers)
+    edited = any(h.edited is not None for h, ans in zip(todo, answers, strict=True)
+                 if ans == "y")
     if taken:
         sel.blocks[c.path] = (base, taken, kept, discarded)
-    if taken and not kept and not dropped:
-        sel.whole.append(c)
+    if taken and not kept and not dropped and not edited:
+        sel.whole.append(c)  # every hunk as the agent wrote it: its file, whole
     elif not taken and not kept and dropped:
         sel.reject.append(c)
-    elif taken or dropped:
+    elif taken or dropped:  # an edit: the base with the hunks as you took them
         try:
             sel.partial.append(Partial(c, H.compose(base, taken) if taken else None,
                                        H.compose(base, kept) if kept else None,
-                                       H.compose(base, taken + kept) if kept else None))
+                                       H.compose(base, taken + kept) if kept else None,
+                                       discarded=dropped))
         except H.EditRejected as e:
             raise GitAgentError(f"{c.shown}: edited hunks overlap ({e}); nothing was "
                                 "applied") from e

@@ -13,6 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from git_agent import ui
+
 _HEADER = re.compile(rb"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
 
 
@@ -24,7 +26,7 @@ class EditRejected(Exception):
 class Line:
     tag: bytes  # b" ", b"-" or b"+"
     text: bytes  # without the tag, with its b"\n" unless the file ends without one
-    shown: bytes  # the line as git printed it in colour (or plain), no b"\n"
+    shown: bytes  # the line as git printed it in colour (or plain), made visible, no b"\n"
     old: int  # the base line it stands at (0-based: for + lines, the next base line)
     new: int
 
@@ -84,7 +86,8 @@ class Hunk:
         return b"".join(out)
 
     def shown(self) -> bytes:
-        out = [self.shown_header if self.shown_header is not None else self.header()]
+        out = [self.shown_header if self.shown_header is not None
+               else ui.visible(self.header())]
         for ln in self.lines:
             out.append(ln.shown)
             if not ln.text.endswith(b"\n"):
@@ -141,7 +144,7 @@ def parse(plain: bytes, colored: bytes | None = None) -> FileDiff:
     i = 0
     head: list[bytes] = []
     while i < len(p_lines) and not p_lines[i].startswith(b"@@"):
-        head.append(c_lines[i])
+        head.append(ui.shown_line(p_lines[i], c_lines[i]))
         i += 1
     diff = FileDiff(head)
     hunk: Hunk | None = None
@@ -152,7 +155,7 @@ def parse(plain: bytes, colored: bytes | None = None) -> FileDiff:
         if m:
             old = int(m.group(1)) - (0 if m.group(2) == b"0" else 1)
             new = int(m.group(3)) - (0 if m.group(4) == b"0" else 1)
-            hunk = Hunk([], m.group(5), shown_header=c_lines[i])
+            hunk = Hunk([], m.group(5), shown_header=ui.shown_line(raw, c_lines[i]))
             diff.hunks.append(hunk)
         elif raw.startswith(b"\\"):
             if hunk is not None and hunk.lines:
@@ -160,7 +163,8 @@ def parse(plain: bytes, colored: bytes | None = None) -> FileDiff:
                 hunk.lines[-1] = Line(last.tag, last.text[:-1], last.shown, last.old, last.new)
         elif hunk is not None and raw[:1] in (b" ", b"-", b"+", b""):
             tag = raw[:1] or b" "  # an empty context line (diff.suppressBlankEmpty)
-            hunk.lines.append(Line(tag, raw[1:] + b"\n", c_lines[i], old, new))
+            hunk.lines.append(Line(tag, raw[1:] + b"\n", ui.shown_line(raw, c_lines[i]), old,
+                                   new))
             old += tag != b"+"
             new += tag != b"-"
         i += 1

@@ -24,7 +24,7 @@ from git_agent.capture import rewrite
 from git_agent.capture.tree import Odb
 from git_agent.capture.treediff import diff_trees
 from git_agent.errors import Conflict, GitAgentError
-from git_agent.mergeback import engine, pending
+from git_agent.mergeback import engine, partial_base, pending
 from git_agent.mergeback.engine import Action, ApplyPlan
 from git_agent.mergeback.view import FileChange, View, capture_now
 from git_agent.repo import Worktree
@@ -78,7 +78,7 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
     # your uncommitted work the base snapshot held: never landed as the agent's; each commit's
     # change is taken against its parent with that work in it
     yours = rewrite.user_work(odb, bytes.fromhex(view.base))
-    for oid in rewrite.unrecorded(wt, view.head, [view.base]):
+    for oid in rewrite.unrecorded(wt, view.head, partial_base.known(view)):
         c = rewrite.read_commit(odb, oid)
         parent = (rewrite.read_commit(odb, c.parents[0]).tree if c.parents
                   else odb.write_tree({}))

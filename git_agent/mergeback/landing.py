@@ -73,7 +73,7 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
                             f"{view.base[:12]}: no commits to land; apply it without --commit")
     who = rewrite.committer(wt)
     tip = bytes.fromhex(head)
-    tip_tree = rewrite.read_commit(odb, tip).tree
+    tip_tree = start_tree = rewrite.read_commit(odb, tip).tree
     landed: list[tuple[bytes, str]] = []
     # your uncommitted work the base snapshot held: never landed as the agent's; each commit's
     # change is taken against its parent with that work in it
@@ -99,7 +99,31 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
                                    committer=who, message=c.message, encoding=c.encoding)
         tip_tree = merged
         landed.append((tip, _subject(c.message)))
+    _same_as_review(view, repo, odb, start_tree, tip_tree, None if every else wanted)
     return tip, landed
+
+
+def _same_as_review(view: View, repo: pygit2.Repository, odb: Odb, head_tree: bytes,
+                    landed_tree: bytes, wanted: set[bytes] | None) -> None:
+    """What the commits land must be what review showed: the tree plain apply gives (the
+    net change base..agent/S, limited to the paths asked for, merged three-way onto HEAD).
+    Any path that differs (a commit undoing a change of yours that review never shows):
+    refused, naming it."""
+    base_tree = rewrite.read_commit(odb, bytes.fromhex(view.base)).tree
+    agent_tree = rewrite.read_commit(odb, bytes.fromhex(view.head)).tree
+    theirs = agent_tree if wanted is None else (
+        rewrite.edit_tree(odb, base_tree, rewrite.tree_entries(odb, agent_tree, sorted(wanted)))
+        or odb.write_tree({}))
+    expected = _merge(repo, odb, base_tree, head_tree, theirs,
+                      f"the change of {view.session.branch_name} (as review shows it)")
+    if expected == landed_tree:
+        return
+    paths = [ui.quote_path(p) for _, p in diff_trees(odb, expected, landed_tree)]
+    raise GitAgentError(
+        f"refusing --commit: the commits of {view.session.branch_name} would leave "
+        f"{', '.join(paths[:5])}{f' and {len(paths) - 5} more' if len(paths) > 5 else ''} "
+        "other than review shows (plain apply's result); nothing was landed; apply it "
+        "without --commit, or review its commits (git log -p)")
 
 
 def refuse_staged(wt: Worktree) -> None:

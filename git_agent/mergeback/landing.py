@@ -5,7 +5,9 @@ left uncommitted), oldest first, becomes one commit on HEAD: its change against 
 merged three-way onto HEAD's tree, its author and message kept, you as the committer (`git
 var GIT_COMMITTER_IDENT`). With PATHS each commit keeps only its changes to them; a commit
 that keeps nothing, or whose change HEAD already has, is left out. Everything is decided first:
-a conflict refuses the whole landing with nothing written. Refused too: staged changes in the
+a conflict refuses the whole landing with nothing written. Refused too: a landed tree other
+than plain apply's (what review showed); a landed commit that brings another repository or a
+submodule (land_judge; its risky paths go to the prompt); staged changes in the
 index; a worktree change (tracked, untracked or ignored) at a path a commit writes (said which,
 by git). The worktree and index are then moved by `git read-tree -m -u` (what checkout and
 cherry-pick do) and HEAD by compare-and-swap: your branch, or a detached HEAD alone (said); no
@@ -24,7 +26,7 @@ from git_agent.capture import rewrite
 from git_agent.capture.tree import Odb
 from git_agent.capture.treediff import diff_trees
 from git_agent.errors import Conflict, GitAgentError
-from git_agent.mergeback import engine, pending
+from git_agent.mergeback import engine, land_judge, pending
 from git_agent.mergeback.engine import Action, ApplyPlan
 from git_agent.mergeback.view import FileChange, View, capture_now
 from git_agent.repo import Worktree
@@ -60,8 +62,9 @@ def _subject(message: bytes) -> str:
 
 
 def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChange]
-         ) -> tuple[bytes, list[tuple[bytes, str]]]:
-    """(new tip, [(its landed copy, its subject)]); objects written, no ref moved."""
+         ) -> tuple[bytes, list[tuple[bytes, str]], list[FileChange]]:
+    """(new tip, [(its landed copy, its subject)], the risky changes of each landed commit
+    beyond what review showed); objects written, no ref moved."""
     wt = view.worktree
     head = wt.head_oid()
     assert head is not None
@@ -75,6 +78,8 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
     tip = bytes.fromhex(head)
     tip_tree = start_tree = rewrite.read_commit(odb, tip).tree
     landed: list[tuple[bytes, str]] = []
+    risky: list[FileChange] = []
+    reviewed = {c.path: c.new_oid for c in everything}
     # your uncommitted work the base snapshot held: never landed as the agent's; each commit's
     # change is taken against its parent with that work in it
     yours = rewrite.user_work(odb, bytes.fromhex(view.base))
@@ -95,12 +100,15 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
                         f"commit {oid.hex()[:12]} ('{_subject(c.message)}')")
         if merged == tip_tree:
             continue  # your branch has it already (cherry-pick leaves such a commit out)
+        risky += land_judge.judge(repo, odb, view.config, tip_tree, merged,
+                                  f"commit {oid.hex()[:12]} ('{_subject(c.message)}')",
+                                  reviewed)
         tip = rewrite.write_commit(odb, tree=merged, parents=[tip], author=c.author,
                                    committer=who, message=c.message, encoding=c.encoding)
         tip_tree = merged
         landed.append((tip, _subject(c.message)))
     _same_as_review(view, repo, odb, start_tree, tip_tree, None if every else wanted)
-    return tip, landed
+    return tip, landed, risky
 
 
 def _same_as_review(view: View, repo: pygit2.Repository, odb: Odb, head_tree: bytes,
@@ -173,8 +181,8 @@ def main(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
         raise GitAgentError(f"{s.branch_name} is checked out here; switch to your branch "
                             "to land it there")
     refuse_staged(wt)
-    tip, landed = plan(view, picked, everything)
-    if not confirm(ApplyPlan([Action(c, None) for c in picked])):
+    tip, landed, risky = plan(view, picked, everything)
+    if not confirm(ApplyPlan([Action(c, None) for c in [*picked, *risky]])):
         ui.echo("not applied; nothing was written")
         return 1
     refs_only = not s.dir.is_dir()

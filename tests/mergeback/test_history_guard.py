@@ -66,3 +66,47 @@ def test_apply_commit_lands_only_what_review_showed(work: Work) -> None:
     assert work.git("show", "HEAD:auth.py") == "fixed v2\n"
     assert work.git("diff", "--name-only", "HEAD~1", "HEAD") == "feature.txt\n"
 
+
+GITDIR = {"evil/HEAD": "ref: refs/heads/main\n",
+          "evil/config": "[core]\n\tfsmonitor = \"touch ../PWNED; false\"\n",
+          "evil/objects/info/x": "", "evil/refs/heads/x": ""}
+
+
+def test_apply_commit_never_lands_a_commit_that_makes_git_find_another_repository(
+        work: Work) -> None:
+    """A first commit adds a directory shaped like a git dir (core.fsmonitor in its config),
+    a second takes it away: review's net diff has none of it, but the first commit would
+    stay in your history (checkout HEAD~1, bisect). Refused always, --yes or not; so are a
+    .gitmodules and a submodule entry that a later commit removes."""
+    base = work.git("rev-parse", "HEAD").strip()
+    for first in (GITDIR, {".gitmodules": "[submodule \"x\"]\n\tpath = x\n\turl = ../x\n"}):
+        branch(work, base, {**first, "feature.txt": "one\n"},
+               {**dict.fromkeys(first), "feature.txt": "two\n"})
+        assert work.review_paths() == ["feature.txt"]
+        state = work.index_and_head()
+        p = work.agent("apply", "--commit", "--yes", "s")
+        assert p.returncode == 1 and "another repository" in p.stderr, p.stderr
+        assert "step 0" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+        assert work.index_and_head() == state and not (work.root / "feature.txt").exists()
+    branch(work, base, {"feature.txt": "one\n", "sub": base}, {"sub": None}, mode="160000")
+    p = work.agent("apply", "--commit", "--yes", "s")
+    assert p.returncode == 1 and "submodule" in p.stderr and work.index_and_head() == state
+
+
+def test_apply_commit_asks_about_the_risky_files_of_every_commit_it_lands(work: Work) -> None:
+    """A Makefile that a first commit brings and a second puts back is in your history once
+    landed (`git bisect run make`): the prompt names it, with its commit; without a
+    terminal it is refused unless --yes."""
+    work.sh("printf 'test:\\n\\ttrue\\n' > Makefile && git add Makefile && git commit -qm make")
+    base = work.git("rev-parse", "HEAD").strip()
+    branch(work, base, {"Makefile": "test:\n\ttouch PWNED\n", "feature.txt": "one\n"},
+           {"Makefile": "test:\n\ttrue\n", "feature.txt": "two\n"})
+    assert work.review_paths() == ["feature.txt"]
+    state = work.index_and_head()
+    p = work.agent("apply", "--commit", "s")
+    assert p.returncode == 1 and "--yes" in p.stderr, p.stderr
+    assert "! Makefile: build script: runs on make (in commit" in p.stderr
+    assert "step 0" in p.stderr and work.index_and_head() == state
+    p = work.ok("apply", "--commit", "--yes", "s")
+    assert "Makefile" in p.stderr
+    assert work.git("show", "HEAD~1:Makefile") == "test:\n\ttouch PWNED\n"

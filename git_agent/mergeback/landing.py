@@ -8,8 +8,9 @@ that keeps nothing, or whose change HEAD already has, is left out. Everything is
 a conflict refuses the whole landing with nothing written. Refused too: a landed tree other
 than plain apply's (what review showed); a landed commit that brings another repository or a
 submodule (land_judge; its risky paths go to the prompt); staged changes in the
-index; a worktree change (tracked, untracked or ignored) at a path a commit writes (said which,
-by git). The worktree and index are then moved by `git read-tree -m -u` (what checkout and
+index; anything the index does not track (untracked or ignored) where
+the landing writes (land_way); a change to a tracked file a commit writes (said which, by
+git). The worktree and index are then moved by `git read-tree -m -u` (what checkout and
 cherry-pick do) and HEAD by compare-and-swap: your branch, or a detached HEAD alone (said); no
 other branch moves. The landed paths then leave the session, as with any apply.
 """
@@ -26,7 +27,7 @@ from git_agent.capture import rewrite
 from git_agent.capture.tree import Odb
 from git_agent.capture.treediff import diff_trees
 from git_agent.errors import Conflict, GitAgentError
-from git_agent.mergeback import engine, land_judge, pending
+from git_agent.mergeback import engine, land_judge, land_way, pending
 from git_agent.mergeback.engine import Action, ApplyPlan
 from git_agent.mergeback.view import FileChange, View, capture_now
 from git_agent.repo import Worktree
@@ -143,6 +144,20 @@ def refuse_staged(wt: Worktree) -> None:
                             "(`git restore --staged .`)")
 
 
+def _refuse_untracked(wt: Worktree, old: str, new: bytes) -> None:
+    """Nothing the index does not track (untracked or ignored) is written over (land_way)."""
+    repo, odb = rewrite.new_odb(wt, loose=True)
+    found = land_way.in_the_way(wt, odb, rewrite.read_commit(odb, bytes.fromhex(old)).tree,
+                                rewrite.read_commit(odb, new).tree)
+    del repo
+    if found:
+        names = ", ".join(ui.quote_path(p) for p in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        raise GitAgentError(
+            f"your worktree has files git does not track (untracked or ignored) where the "
+            f"commits write: {names}{more}; move them first; nothing was landed")
+
+
 def _move(wt: Worktree, old: str, new: bytes, name: str) -> None:
     """Index and worktree by `git read-tree -m -u` (checked whole first: nothing written
     when it refuses), then HEAD by compare-and-swap."""
@@ -182,6 +197,7 @@ def main(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
                             "to land it there")
     refuse_staged(wt)
     tip, landed, risky = plan(view, picked, everything)
+    _refuse_untracked(wt, head, tip)
     if not confirm(ApplyPlan([Action(c, None) for c in [*picked, *risky]])):
         ui.echo("not applied; nothing was written")
         return 1

@@ -110,3 +110,28 @@ def test_apply_commit_asks_about_the_risky_files_of_every_commit_it_lands(work: 
     p = work.ok("apply", "--commit", "--yes", "s")
     assert "Makefile" in p.stderr
     assert work.git("show", "HEAD~1:Makefile") == "test:\n\ttouch PWNED\n"
+
+
+def test_apply_commit_never_writes_over_what_your_index_does_not_track(work: Work) -> None:
+    """Your ignored files (a key, a build dir, a log) and an ignored file inside a tracked
+    directory the agent replaces by a file: git's read-tree counts ignored files as
+    expendable; --commit refuses, names them, writes nothing."""
+    work.sh("printf 'secret.key\\nbuild/\\n*.log\\n' > .gitignore && git add .gitignore && "
+            "git commit -qm ignore && echo KEY > secret.key && mkdir build && "
+            "echo notes > build/notes && echo log > out.log && echo mine > docs/guide/local.log")
+    base = work.git("rev-parse", "HEAD").strip()
+    branch(work, base, {"docs/guide/a.md": None, "docs/guide/deep/b.md": None,
+                        "docs/guide": "now a file\n", "secret.key": "agent\n",
+                        "build": "agent\n", "out.log/x": "agent\n", "feature.txt": "f\n"})
+    state, files = work.index_and_head(), work.snapshot()
+    p = work.agent("apply", "--commit", "--yes", "s")
+    assert p.returncode == 1 and "nothing was landed" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    for path in ("secret.key", "build", "out.log", "docs/guide/local.log"):
+        assert path in p.stderr
+    assert "feature.txt" not in p.stderr
+    assert work.index_and_head() == state and work.snapshot() == files
+    # once they are moved away, it lands
+    work.sh("rm -r secret.key build out.log docs/guide/local.log")
+    work.ok("apply", "--commit", "--yes", "s")
+    assert work.git("status", "--porcelain") == "" and work.git("show", "HEAD:build") == "agent\n"

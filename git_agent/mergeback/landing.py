@@ -27,7 +27,7 @@ from git_agent.capture import rewrite
 from git_agent.capture.tree import Odb
 from git_agent.capture.treediff import diff_trees
 from git_agent.errors import Conflict, GitAgentError
-from git_agent.mergeback import engine, land_judge, land_way, pending
+from git_agent.mergeback import engine, land_judge, land_undo, land_way, pending
 from git_agent.mergeback.engine import Action, ApplyPlan
 from git_agent.mergeback.view import FileChange, View, capture_now
 from git_agent.repo import Worktree
@@ -158,15 +158,40 @@ def _refuse_untracked(wt: Worktree, old: str, new: bytes) -> None:
             f"commits write: {names}{more}; move them first; nothing was landed")
 
 
+def _put_back(wt: Worktree, old: str, new: bytes, index: bytes, err: str) -> None:
+    """read-tree failed partway: what it wrote is taken back (land_undo), and said so."""
+    why = _safe(err.strip().splitlines()[-1] if err.strip() else "no reason given")
+    repo, odb = rewrite.new_odb(wt, loose=True)
+    try:
+        land_undo.put_back(wt, odb, rewrite.read_commit(odb, bytes.fromhex(old)).tree,
+                           rewrite.read_commit(odb, new).tree, index)
+    except Exception as e:  # noqa: BLE001 - said whatever it is
+        what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise GitAgentError(
+            f"git read-tree failed while writing ({why}), and what it wrote could not all be "
+            f"put back ({_safe(what)}): your worktree may hold part of the landing (`git "
+            "status` shows it); HEAD and your branch did not move; nothing was landed") from e
+    finally:
+        del repo
+    raise GitAgentError(f"git read-tree failed while writing ({why}); what it had written "
+                        "was put back: worktree, index and HEAD are as they were; nothing was "
+                        "landed")
+
+
 def _move(wt: Worktree, old: str, new: bytes, name: str) -> None:
     """Index and worktree by `git read-tree -m -u` (checked whole first: nothing written
     when it refuses), then HEAD by compare-and-swap."""
     proc.run(["git", "update-index", "-q", "--refresh"], cwd=wt.root, check=False)
+    index = b""
     for dry in (True, False):
+        if not dry:
+            index = land_undo.read_index(wt)
         r = proc.run(["git", "read-tree", *(["-n"] if dry else []), "-m", "-u", old, new.hex()],
                      cwd=wt.root, check=False)
         if r.returncode != 0:
             err = r.stderr.decode("utf-8", "replace")
+            if not dry:
+                _put_back(wt, old, new, index, err)
             paths = [ui.quote_path(x.strip()) for x in err.splitlines() if x.startswith("\t")]
             paths += [ui.quote_path(m.group(1))
                       for m in re.finditer(r"Entry '(.*)' not uptodate", err)]

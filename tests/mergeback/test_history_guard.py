@@ -135,3 +135,21 @@ def test_apply_commit_never_writes_over_what_your_index_does_not_track(work: Wor
     work.sh("rm -r secret.key build out.log docs/guide/local.log")
     work.ok("apply", "--commit", "--yes", "s")
     assert work.git("status", "--porcelain") == "" and work.git("show", "HEAD:build") == "agent\n"
+
+
+def test_apply_commit_that_fails_while_writing_leaves_your_worktree_as_it_was(
+        work: Work) -> None:
+    """git's read-tree fails partway (here a name longer than the filesystem takes, which
+    fails for root too; a directory you cannot write does the same): the files it wrote
+    before are taken back; worktree, index and HEAD as they were, and it says so."""
+    work.sh("echo mine > docs/c.md")  # a change of yours elsewhere stays
+    base = work.git("rev-parse", "HEAD").strip()
+    branch(work, base, {"README.md": "agent\n", "aaa.txt": "agent\n", "src/util.py": None,
+                        "docs/guide/deep/b.md": None, "docs/guide/deep": "a file now\n",
+                        "new/dir/x.txt": "agent\n", "zz/" + "z" * 300: "agent\n"})
+    state, files = work.index_and_head(), work.snapshot()
+    p = work.agent("apply", "--commit", "--yes", "s")
+    assert p.returncode == 1 and "nothing was landed" in p.stderr, p.stderr
+    assert "put back" in p.stderr
+    assert work.index_and_head() == state and work.snapshot() == files
+    assert work.git("status", "--porcelain") == " M docs/c.md\n"

@@ -57,9 +57,26 @@ def _safe(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _subject(message: bytes) -> str:
+def _text(data: bytes, encoding: bytes | None) -> str:
+    """A commit header's or message's bytes as text, read in its `encoding` (UTF-8 when none,
+    or one Python does not know; undecodable bytes as U+FFFD)."""
+    name = (encoding or b"utf-8").decode("ascii", "replace").strip()
+    try:
+        return data.decode(name, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+def _clean(text: str) -> bytes:
+    """UTF-8, with what could drive a terminal written out (`git log` prints messages and
+    names raw); newlines and tabs kept."""
+    return "\n".join("\t".join(_safe(part) for part in line.split("\t"))
+                     for line in text.split("\n")).encode()
+
+
+def _subject(message: bytes, encoding: bytes | None = None) -> str:
     """A commit's subject, for a terminal (the agent wrote it)."""
-    return _safe(message.split(b"\n", 1)[0].decode("utf-8", "replace")[:72])
+    return _safe(_text(message, encoding).split("\n", 1)[0][:72])
 
 
 def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChange]
@@ -98,16 +115,19 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
         theirs = (rewrite.edit_tree(odb, before, rewrite.tree_entries(odb, c.tree, kept))
                   or odb.write_tree({}))
         merged = _merge(repo, odb, before, tip_tree, theirs,
-                        f"commit {oid.hex()[:12]} ('{_subject(c.message)}')")
+                        f"commit {oid.hex()[:12]} ('{_subject(c.message, c.encoding)}')")
         if merged == tip_tree:
             continue  # your branch has it already (cherry-pick leaves such a commit out)
         risky += land_judge.judge(repo, odb, view.config, tip_tree, merged,
-                                  f"commit {oid.hex()[:12]} ('{_subject(c.message)}')",
+                                  f"commit {oid.hex()[:12]} ('{_subject(c.message, c.encoding)}')",
                                   reviewed)
-        tip = rewrite.write_commit(odb, tree=merged, parents=[tip], author=c.author,
-                                   committer=who, message=c.message, encoding=c.encoding)
+        # in UTF-8 (its encoding header dropped: UTF-7 can spell ESC), control characters
+        # written out: the message and author reach your terminal through `git log`
+        tip = rewrite.write_commit(odb, tree=merged, parents=[tip],
+                                   author=_clean(_text(c.author, c.encoding)), committer=who,
+                                   message=_clean(_text(c.message, c.encoding)))
         tip_tree = merged
-        landed.append((tip, _subject(c.message)))
+        landed.append((tip, _subject(c.message, c.encoding)))
     _same_as_review(view, repo, odb, start_tree, tip_tree, None if every else wanted)
     return tip, landed, risky
 

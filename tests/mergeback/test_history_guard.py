@@ -153,3 +153,29 @@ def test_apply_commit_that_fails_while_writing_leaves_your_worktree_as_it_was(
     assert "put back" in p.stderr
     assert work.index_and_head() == state and work.snapshot() == files
     assert work.git("status", "--porcelain") == " M docs/c.md\n"
+
+
+def test_apply_commit_puts_no_terminal_escape_into_your_branch(work: Work) -> None:
+    """The agent's messages and author names reach your terminal through `git log` (no
+    pager prints them raw): landed in UTF-8 with control characters written out; an
+    `encoding` header (UTF-7 spells ESC as +ABs-) is read, then dropped."""
+    base = work.git("rev-parse", "HEAD").strip()
+    tree = work.git("rev-parse", "HEAD^{tree}").strip()
+    blob = work.actor.run(["sh", "-c", "echo x | git hash-object -w --stdin"], cwd=work.root,
+                          check=True).stdout.strip()
+    work.sh(f"git read-tree {tree} && git update-index --add --cacheinfo 100644,{blob},x.txt")
+    new_tree = work.git("write-tree").strip()
+    work.sh(f"git read-tree {tree}")
+    raw = (f"tree {new_tree}\nparent {base}\n"
+           "author Ev\x1b]0;il <a@x> 1700000000 +0000\n"
+           "committer Ev <a@x> 1700000000 +0000\nencoding UTF-7\n\n"
+           f"fix +ABs-]52;c;Y3VybA==+AAc- typo\n\nAgent-Base: {base}\n")
+    oid = work.actor.run(["git", "hash-object", "-t", "commit", "-w", "--stdin"],
+                         cwd=work.root, input=raw, check=True).stdout.strip()
+    work.git("update-ref", "refs/heads/agent/s", oid)
+    p = work.ok("apply", "--commit", "--yes", "s")
+    assert "\x1b" not in p.stderr and "\x07" not in p.stderr
+    shown = work.git("--no-pager", "log", "-1", "--format=%an%n%B")
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert shown.startswith("Ev\\x1b]0;il\nfix \\x1b]52;c;Y3VybA==\\x07 typo\n"), shown
+    assert "encoding" not in work.git("cat-file", "commit", "HEAD")

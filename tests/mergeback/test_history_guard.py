@@ -179,3 +179,22 @@ def test_apply_commit_puts_no_terminal_escape_into_your_branch(work: Work) -> No
     assert "\x1b" not in shown and "\x07" not in shown
     assert shown.startswith("Ev\\x1b]0;il\nfix \\x1b]52;c;Y3VybA==\\x07 typo\n"), shown
     assert "encoding" not in work.git("cat-file", "commit", "HEAD")
+
+
+def test_apply_never_moves_a_branch_checked_out_in_another_worktree(work: Work) -> None:
+    """agent/S checked out in a linked worktree (to look at the agent's work): apply would
+    rewrite that branch after it writes, moving that worktree's HEAD under it (its files then
+    read as staged changes nobody made). Refused first, as `git branch -f` refuses."""
+    work.run("echo a > a.txt && echo b > b.txt")
+    other = work.root.parent / "look"
+    work.git("worktree", "add", "-q", str(other), "agent/s")
+    tip, state = work.git("rev-parse", "agent/s"), work.index_and_head()
+    for how in ([], ["--commit"]):
+        p = work.agent("apply", *how, "--yes", "s", "--", "a.txt")
+        assert p.returncode == 1 and "checked out in" in p.stderr and str(other) in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert work.git("rev-parse", "agent/s") == tip and work.index_and_head() == state
+        assert work.actor.git("status", "--porcelain", cwd=other) == ""
+    work.actor.git("switch", "-q", "--detach", cwd=other)
+    work.ok("apply", "--yes", "s", "--", "a.txt")
+    assert work.git("diff", "--name-only", "refs/agent-base/s", "agent/s") == "b.txt\n"

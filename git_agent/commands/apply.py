@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 
 from git_agent import proc, session, ui
 from git_agent.errors import Conflict, GitAgentError, SessionBusy, UsageError
 from git_agent.mergeback import (
+    branch_state,
     engine,
     hunk_fit,
     hunk_prompt,
@@ -108,6 +110,7 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
     except NothingCaptured as e:
         ui.say(f"{e}; nothing to apply")
         return 0
+    refuse_checked_out(view)
     everything = changes(view)
     wanted = already_done(view, everything, paths)
     if wanted is None:
@@ -138,6 +141,18 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
                       running=running, yes=yes, patch=patch, skip_conflicts=skip_conflicts)
     finally:
         lock.__exit__(None, None, None)
+
+
+def refuse_checked_out(view: View) -> None:
+    """apply moves agent/S (to the pending work) once it has written: not while a worktree
+    has that branch checked out (its HEAD would move under it), as `git branch -f` refuses."""
+    where = branch_state.checked_out_in(view.worktree, view.session.branch)
+    if where:
+        shown = ui.quote_path(os.fsencode(where[0]))
+        raise GitAgentError(
+            f"{view.session.branch_name} is checked out in {shown}: apply moves that branch "
+            f"after it writes; switch that worktree away first (`git -C {shown} switch "
+            "--detach`); nothing was applied")
 
 
 def refuse_foreign_git(to_apply: Sequence[FileChange]) -> None:

@@ -47,3 +47,17 @@ def recorded(s: session.Session, base: str | None, head: str) -> bool:
         return True
     m = s.read_meta()
     return m.capture_tip == head and m.capture_base == base
+
+
+def checked_out_in(worktree: Worktree, ref: str) -> list[str]:
+    """The worktrees of this repository (this one too) that have ref checked out, as `git
+    worktree list` names them."""
+    out = proc.git("worktree", "list", "--porcelain", "-z", cwd=worktree.root, check=False)
+    where: list[str] = []
+    path = ""
+    for line in out.split(b"\0"):
+        if line.startswith(b"worktree "):
+            path = line[len(b"worktree "):].decode("utf-8", "replace")
+        elif line == b"branch " + ref.encode():
+            where.append(path)
+    return where

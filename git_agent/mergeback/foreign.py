@@ -132,3 +132,20 @@ def gitdir_risks(root_fd: int, repo: pygit2.Repository, head: str,
                 out[p] = shaped[d]
                 break
     return out
+
+
+def tree_shaped_dirs(repo: pygit2.Repository, tree: bytes, paths: Iterable[bytes]
+                     ) -> dict[bytes, str]:
+    """For each of paths, the reason when a directory holding it (not the top) is shaped
+    like a git dir in this tree alone (a commit as checked out: no worktree names)."""
+    trees = _Trees(repo, tree)
+    out: dict[bytes, str] = {}
+    for p in paths:
+        parts = p.split(b"/")
+        for i in range(1, len(parts)):
+            d = b"/".join(parts[:i])
+            if gittree.makes_gitdir(trees.names(d)):
+                out[p] = (f"{FOREIGN_GIT}: {ui.quote_path(d + b'/')} would hold HEAD beside "
+                          "objects/refs, a git dir whose config git reads")
+                break
+    return out

@@ -5,9 +5,12 @@ left uncommitted), oldest first, becomes one commit on HEAD: its change against 
 merged three-way onto HEAD's tree, its author and message kept, you as the committer (`git
 var GIT_COMMITTER_IDENT`). With PATHS each commit keeps only its changes to them; a commit
 that keeps nothing, or whose change HEAD already has, is left out. Everything is decided first:
-a conflict refuses the whole landing with nothing written. Refused too: staged changes in the
-index; a worktree change (tracked, untracked or ignored) at a path a commit writes (said which,
-by git). The worktree and index are then moved by `git read-tree -m -u` (what checkout and
+a conflict refuses the whole landing with nothing written. Refused too: a landed tree other
+than plain apply's (what review showed); a landed commit that brings another repository or a
+submodule (land_judge; its risky paths go to the prompt); staged changes in the
+index; anything the index does not track (untracked or ignored) where
+the landing writes (land_way); a change to a tracked file a commit writes (said which, by
+git). The worktree and index are then moved by `git read-tree -m -u` (what checkout and
 cherry-pick do) and HEAD by compare-and-swap: your branch, or a detached HEAD alone (said); no
 other branch moves. The landed paths then leave the session, as with any apply.
 """
@@ -24,7 +27,7 @@ from git_agent.capture import rewrite
 from git_agent.capture.tree import Odb
 from git_agent.capture.treediff import diff_trees
 from git_agent.errors import Conflict, GitAgentError
-from git_agent.mergeback import engine, partial_base, pending
+from git_agent.mergeback import engine, land_judge, land_undo, land_way, partial_base, pending
 from git_agent.mergeback.engine import Action, ApplyPlan
 from git_agent.mergeback.view import FileChange, View, capture_now
 from git_agent.repo import Worktree
@@ -54,14 +57,32 @@ def _safe(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _subject(message: bytes) -> str:
+def _text(data: bytes, encoding: bytes | None) -> str:
+    """A commit header's or message's bytes as text, read in its `encoding` (UTF-8 when none,
+    or one Python does not know; undecodable bytes as U+FFFD)."""
+    name = (encoding or b"utf-8").decode("ascii", "replace").strip()
+    try:
+        return data.decode(name, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+def _clean(text: str) -> bytes:
+    """UTF-8, with what could drive a terminal written out (`git log` prints messages and
+    names raw); newlines and tabs kept."""
+    return "\n".join("\t".join(_safe(part) for part in line.split("\t"))
+                     for line in text.split("\n")).encode()
+
+
+def _subject(message: bytes, encoding: bytes | None = None) -> str:
     """A commit's subject, for a terminal (the agent wrote it)."""
-    return _safe(message.split(b"\n", 1)[0].decode("utf-8", "replace")[:72])
+    return _safe(_text(message, encoding).split("\n", 1)[0][:72])
 
 
 def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChange]
-         ) -> tuple[bytes, list[tuple[bytes, str]]]:
-    """(new tip, [(its landed copy, its subject)]); objects written, no ref moved."""
+         ) -> tuple[bytes, list[tuple[bytes, str]], list[FileChange]]:
+    """(new tip, [(its landed copy, its subject)], the risky changes of each landed commit
+    beyond what review showed); objects written, no ref moved."""
     wt = view.worktree
     head = wt.head_oid()
     assert head is not None
@@ -73,8 +94,10 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
                             f"{view.base[:12]}: no commits to land; apply it without --commit")
     who = rewrite.committer(wt)
     tip = bytes.fromhex(head)
-    tip_tree = rewrite.read_commit(odb, tip).tree
+    tip_tree = start_tree = rewrite.read_commit(odb, tip).tree
     landed: list[tuple[bytes, str]] = []
+    risky: list[FileChange] = []
+    reviewed = {c.path: c.new_oid for c in everything}
     # your uncommitted work the base snapshot held: never landed as the agent's; each commit's
     # change is taken against its parent with that work in it
     yours = rewrite.user_work(odb, bytes.fromhex(view.base))
@@ -92,14 +115,44 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
         theirs = (rewrite.edit_tree(odb, before, rewrite.tree_entries(odb, c.tree, kept))
                   or odb.write_tree({}))
         merged = _merge(repo, odb, before, tip_tree, theirs,
-                        f"commit {oid.hex()[:12]} ('{_subject(c.message)}')")
+                        f"commit {oid.hex()[:12]} ('{_subject(c.message, c.encoding)}')")
         if merged == tip_tree:
             continue  # your branch has it already (cherry-pick leaves such a commit out)
-        tip = rewrite.write_commit(odb, tree=merged, parents=[tip], author=c.author,
-                                   committer=who, message=c.message, encoding=c.encoding)
+        risky += land_judge.judge(repo, odb, view.config, tip_tree, merged,
+                                  f"commit {oid.hex()[:12]} ('{_subject(c.message, c.encoding)}')",
+                                  reviewed)
+        # in UTF-8 (its encoding header dropped: UTF-7 can spell ESC), control characters
+        # written out: the message and author reach your terminal through `git log`
+        tip = rewrite.write_commit(odb, tree=merged, parents=[tip],
+                                   author=_clean(_text(c.author, c.encoding)), committer=who,
+                                   message=_clean(_text(c.message, c.encoding)))
         tip_tree = merged
-        landed.append((tip, _subject(c.message)))
-    return tip, landed
+        landed.append((tip, _subject(c.message, c.encoding)))
+    _same_as_review(view, repo, odb, start_tree, tip_tree, None if every else wanted)
+    return tip, landed, risky
+
+
+def _same_as_review(view: View, repo: pygit2.Repository, odb: Odb, head_tree: bytes,
+                    landed_tree: bytes, wanted: set[bytes] | None) -> None:
+    """What the commits land must be what review showed: the tree plain apply gives (the
+    net change base..agent/S, limited to the paths asked for, merged three-way onto HEAD).
+    Any path that differs (a commit undoing a change of yours that review never shows):
+    refused, naming it."""
+    base_tree = rewrite.read_commit(odb, bytes.fromhex(view.base)).tree
+    agent_tree = rewrite.read_commit(odb, bytes.fromhex(view.head)).tree
+    theirs = agent_tree if wanted is None else (
+        rewrite.edit_tree(odb, base_tree, rewrite.tree_entries(odb, agent_tree, sorted(wanted)))
+        or odb.write_tree({}))
+    expected = _merge(repo, odb, base_tree, head_tree, theirs,
+                      f"the change of {view.session.branch_name} (as review shows it)")
+    if expected == landed_tree:
+        return
+    paths = [ui.quote_path(p) for _, p in diff_trees(odb, expected, landed_tree)]
+    raise GitAgentError(
+        f"refusing --commit: the commits of {view.session.branch_name} would leave "
+        f"{', '.join(paths[:5])}{f' and {len(paths) - 5} more' if len(paths) > 5 else ''} "
+        "other than review shows (plain apply's result); nothing was landed; apply it "
+        "without --commit, or review its commits (git log -p)")
 
 
 def refuse_staged(wt: Worktree) -> None:
@@ -111,15 +164,54 @@ def refuse_staged(wt: Worktree) -> None:
                             "(`git restore --staged .`)")
 
 
+def _refuse_untracked(wt: Worktree, old: str, new: bytes) -> None:
+    """Nothing the index does not track (untracked or ignored) is written over (land_way)."""
+    repo, odb = rewrite.new_odb(wt, loose=True)
+    found = land_way.in_the_way(wt, odb, rewrite.read_commit(odb, bytes.fromhex(old)).tree,
+                                rewrite.read_commit(odb, new).tree)
+    del repo
+    if found:
+        names = ", ".join(ui.quote_path(p) for p in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        raise GitAgentError(
+            f"your worktree has files git does not track (untracked or ignored) where the "
+            f"commits write: {names}{more}; move them first; nothing was landed")
+
+
+def _put_back(wt: Worktree, old: str, new: bytes, index: bytes, err: str) -> None:
+    """read-tree failed partway: what it wrote is taken back (land_undo), and said so."""
+    why = _safe(err.strip().splitlines()[-1] if err.strip() else "no reason given")
+    repo, odb = rewrite.new_odb(wt, loose=True)
+    try:
+        land_undo.put_back(wt, odb, rewrite.read_commit(odb, bytes.fromhex(old)).tree,
+                           rewrite.read_commit(odb, new).tree, index)
+    except Exception as e:  # noqa: BLE001 - said whatever it is
+        what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise GitAgentError(
+            f"git read-tree failed while writing ({why}), and what it wrote could not all be "
+            f"put back ({_safe(what)}): your worktree may hold part of the landing (`git "
+            "status` shows it); HEAD and your branch did not move; nothing was landed") from e
+    finally:
+        del repo
+    raise GitAgentError(f"git read-tree failed while writing ({why}); what it had written "
+                        "was put back: worktree, index and HEAD are as they were; nothing was "
+                        "landed")
+
+
 def _move(wt: Worktree, old: str, new: bytes, name: str) -> None:
     """Index and worktree by `git read-tree -m -u` (checked whole first: nothing written
     when it refuses), then HEAD by compare-and-swap."""
     proc.run(["git", "update-index", "-q", "--refresh"], cwd=wt.root, check=False)
+    index = b""
     for dry in (True, False):
+        if not dry:
+            index = land_undo.read_index(wt)
         r = proc.run(["git", "read-tree", *(["-n"] if dry else []), "-m", "-u", old, new.hex()],
                      cwd=wt.root, check=False)
         if r.returncode != 0:
             err = r.stderr.decode("utf-8", "replace")
+            if not dry:
+                _put_back(wt, old, new, index, err)
             paths = [ui.quote_path(x.strip()) for x in err.splitlines() if x.startswith("\t")]
             paths += [ui.quote_path(m.group(1))
                       for m in re.finditer(r"Entry '(.*)' not uptodate", err)]
@@ -149,8 +241,9 @@ def main(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
         raise GitAgentError(f"{s.branch_name} is checked out here; switch to your branch "
                             "to land it there")
     refuse_staged(wt)
-    tip, landed = plan(view, picked, everything)
-    if not confirm(ApplyPlan([Action(c, None) for c in picked])):
+    tip, landed, risky = plan(view, picked, everything)
+    _refuse_untracked(wt, head, tip)
+    if not confirm(ApplyPlan([Action(c, None) for c in [*picked, *risky]])):
         ui.echo("not applied; nothing was written")
         return 1
     refs_only = not s.dir.is_dir()

@@ -173,7 +173,8 @@ def test_apply_commit_writes_no_terminal_escape_of_the_agent(work: Work) -> None
     p = work.ok("apply", "--commit", "s")
     assert "\x1b" not in p.stderr and "\r" not in p.stderr
     assert "ok\\x1b[2K\\rno" in p.stderr
-    assert work.git("log", "-1", "--format=%s") == "ok\x1b[2K\rno\n"  # kept as written
+    # nor through `git log` (which prints messages raw): written out in your branch too
+    assert work.git("log", "-1", "--format=%s") == "ok\\x1b[2K\\rno\n"
 
 
 def test_the_next_run_after_apply_commit_squashes_nothing_and_brings_back_nothing(

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from git_agent import session, ui
 from git_agent.errors import GitAgentError, SessionBusy, UsageError
 from git_agent.mergeback import engine, ignored, ignored_copy
-from git_agent.mergeback.view import View, find_session, read_config, to_repo_paths
+from git_agent.mergeback.user_config import read_config
+from git_agent.mergeback.view import View, find_session, to_repo_paths
 from git_agent.repo import find_worktree
 
 

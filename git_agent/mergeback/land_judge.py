@@ -19,7 +19,8 @@ from git_agent.capture.tree import Odb
 from git_agent.capture.treediff import diff_trees
 from git_agent.errors import GitAgentError
 from git_agent.mergeback import foreign, risks
-from git_agent.mergeback.view import STATUS, FileChange, GitConfig
+from git_agent.mergeback.user_config import GitConfig
+from git_agent.mergeback.view import STATUS, FileChange
 
 
 def _data(odb: Odb, e: gittree.Entry | None) -> bytes | None:

@@ -277,7 +277,7 @@ def assess(
 
     `old_mode`/`new_mode` are git modes (0 when absent); `*_data` the blob contents (a link's
     target for mode 120000), None when absent or not loaded; `hooks` the worktree's hooks dirs
-    (view.read_config: core.hooksPath); `configs` the files of it that its git config
+    (user_config.read_config: core.hooksPath); `configs` the files of it that its git config
     includes; `named` the paths that the other values of its git config name.
     """
     out: list[str] = []

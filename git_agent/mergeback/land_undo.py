@@ -11,13 +11,13 @@ back from the index (`git checkout-index -f`)."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
-from git_agent import proc
+from git_agent import beneath, proc
 from git_agent.capture.tree import Odb
 from git_agent.capture.treediff import diff_trees
 from git_agent.gittree import TREE
@@ -42,29 +42,41 @@ def put_back(wt: Worktree, odb: Odb, old_tree: bytes, new_tree: bytes, index: by
     tmp.write_bytes(index)
     os.replace(tmp, path)
     changed = diff_trees(odb, old_tree, new_tree)
-    root = os.fsencode(wt.root)
     olds = [p for k, p in changed if k != "A"]
     made: set[bytes] = set()
-    # every file of the landing's paths goes (git's, or the old version it checked was the
-    # index's): checkout-index would leave a file whose stat data matches the index entry
-    for _, p in changed:
-        full = os.path.join(root, p)
-        try:
-            st = os.lstat(full)
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
-                raise
-        else:
-            if not stat.S_ISDIR(st.st_mode):
-                os.unlink(full)
-        parts = p.split(b"/")
-        made.update(b"/".join(parts[:i]) for i in range(1, len(parts)))
-    for d in sorted(made, key=lambda d: -d.count(b"/")):  # deepest first
-        was = odb.lookup(old_tree, d)
-        if was is not None and was[0] == TREE:
-            continue  # a directory of yours
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError, OSError):
-            os.rmdir(os.path.join(root, d))  # only when empty: git's, made for the landing
+    root_fd = beneath.open_root(wt.root)
+    try:
+        # every file of the landing's paths goes (git's, or the old version it checked was the
+        # index's): checkout-index would leave a file whose stat data matches the index entry.
+        # By fd beneath the root, no component followed: the half-moved worktree may hold a
+        # symlink the landing made where a directory of yours was
+        for _, p in changed:
+            _remove_beneath(root_fd, p, os.unlink, directories=False)
+            parts = p.split(b"/")
+            made.update(b"/".join(parts[:i]) for i in range(1, len(parts)))
+        for d in sorted(made, key=lambda d: -d.count(b"/")):  # deepest first
+            was = odb.lookup(old_tree, d)
+            if was is not None and was[0] == TREE:
+                continue  # a directory of yours
+            _remove_beneath(root_fd, d, os.rmdir, directories=True)  # only when empty
+    finally:
+        os.close(root_fd)
     if olds:
         proc.run(["git", "checkout-index", "-f", "-q", "-z", "--stdin"], cwd=wt.root,
                  input=b"".join(p + b"\0" for p in olds))
+
+
+def _remove_beneath(root_fd: int, path: bytes, remove: Callable[..., None], *,
+                    directories: bool) -> None:
+    """remove(name, dir_fd=...) the entry at path beneath root_fd when it is there and a
+    directory (directories) or not one; a parent that is missing, not a directory or a
+    symlink means nothing of ours is there: nothing is followed or removed."""
+    try:
+        with beneath.parent(root_fd, path) as (fd, name):
+            st = os.lstat(name, dir_fd=fd)
+            if stat.S_ISDIR(st.st_mode) == directories:
+                remove(name, dir_fd=fd)
+    except OSError as e:
+        if not directories and e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP,
+                                               errno.ENAMETOOLONG):
+            raise  # a directory left behind is said by nothing: it was empty or is yours

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,30 @@ class Work:
         p = self.agent(*args, **kw)  # type: ignore[arg-type]
         assert p.returncode == 0, f"{args}: {p.returncode}\n{p.stdout}\n{p.stderr}"
         return p
+
+    @contextlib.contextmanager
+    def running(self, session: str) -> Iterator[subprocess.Popen[bytes]]:
+        """A real run of session that writes live.txt, says so through a dir of the real home
+        mounted writable, and waits for its gate: entered once the agent has written; the gate
+        opens on the way out, and the run ends."""
+        door = self.actor.home / "door"
+        door.mkdir(exist_ok=True)
+        self.actor.own(door)
+        argv = self.actor._argv(["git", "agent", "run", "-s", session, "--mount", "door:rw",
+                                 "--", "sh", "-c", "echo live > live.txt; : > ~/door/wrote; "
+                                 "while [ ! -e ~/door/gate ]; do sleep 0.05; done"])
+        bg = subprocess.Popen(argv, cwd=self.root, env=self.actor.env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 30
+            while not (door / "wrote").exists():
+                assert time.time() < deadline and bg.poll() is None, "the agent did not start"
+                time.sleep(0.05)
+            yield bg
+        finally:
+            (door / "gate").write_text("")
+            self.actor.own(door / "gate")
+            bg.wait(timeout=60)
 
     def run(self, script: str, session: str = "s") -> None:
         """The agent's work: a real sandboxed run of a shell script."""

@@ -221,29 +221,13 @@ def test_running_session_is_captured_and_left_alone(work: Work) -> None:
     work.run("echo first > first.txt", session="live")  # the base is recorded by a first run
     # a real-home dir mounted writable is shared with the host: the agent says it wrote, then
     # waits for the gate
-    home = work.actor.home / "door"
-    home.mkdir()
-    work.actor.own(home)
-    argv = work.actor._argv(["git", "agent", "run", "-s", "live", "--mount", "door:rw", "--",
-                             "sh", "-c", "echo live > live.txt; : > ~/door/wrote; "
-                             "while [ ! -e ~/door/gate ]; do sleep 0.05; done"])
-    bg = subprocess.Popen(argv, cwd=work.root, env=work.actor.env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 30
-        while not (home / "wrote").exists():
-            assert time.time() < deadline and bg.poll() is None, "the agent did not start"
-            time.sleep(0.05)
+    with work.running("live") as bg:
         assert '"running": true' in work.ok("list", "--json").stdout
         p = work.ok("apply", "live")
         assert "running" in p.stderr and (work.root / "live.txt").read_text() == "live\n"
         p = work.agent("drop", "--force", "live")
         assert p.returncode == 1 and "running" in p.stderr
         assert bg.poll() is None  # all of it while the agent ran
-    finally:
-        (home / "gate").write_text("")
-        work.actor.own(home / "gate")
-        bg.wait(timeout=60)
     # left in the session while it ran (the run's own capture brings it back)
     assert work.review_paths("live") == ["first.txt", "live.txt"]
 

@@ -45,27 +45,11 @@ def test_list_and_review_say_when_the_upper_is_ahead_of_the_branch(work: Work) -
 
 def test_a_running_session_is_listed_as_running(work: Work) -> None:
     work.run("echo first > first.txt")
-    door = work.actor.home / "door"
-    door.mkdir()
-    work.actor.own(door)
-    argv = work.actor._argv(["git", "agent", "run", "-s", "s", "--mount", "door:rw", "--",
-                             "sh", "-c", "echo live > live.txt; : > ~/door/wrote; "
-                             "while [ ! -e ~/door/gate ]; do sleep 0.05; done"])
-    bg = subprocess.Popen(argv, cwd=work.root, env=work.actor.env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 30
-        while not (door / "wrote").exists():
-            assert time.time() < deadline and bg.poll() is None, "the agent did not start"
-            time.sleep(0.05)
+    with work.running("s"):
         p = work.ok("list")
         line = next(x for x in p.stdout.splitlines() if x.startswith("s "))
         assert " running " in line and "running now; before:" in line and "never" not in line
         assert "is running: FILES counts what was captured last" in p.stderr
-    finally:
-        (door / "gate").write_text("")
-        work.actor.own(door / "gate")
-        bg.wait(timeout=60)
 
 
 def test_capture_says_what_unchanged_means(work: Work) -> None:

@@ -260,6 +260,14 @@ def uninterrupted(notice: str | None = None) -> Iterator[list[int]]:
         yield got
 
 
+def finished_then_act_on(signals: list[int], what: str) -> None:
+    """After `what` (apply, the copy) ran uninterrupted while signals came: say that it
+    finished whole, then act_on them. Nothing when none came."""
+    if signals:
+        say(f"interrupted, after {what} finished (it does not stop halfway)")
+        act_on(signals)
+
+
 def act_on(signals: list[int]) -> None:
     """Do what the first of the signals held by uninterrupted would have done: end git agent,
     killed by it (so a shell sees a ^C as a ^C)."""

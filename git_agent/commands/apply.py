@@ -285,9 +285,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
         for path in covered:
             ui.say(f"note: {ui.quote_path(path)} stays in review: the agent deleted or replaced "
                    "its directory whole; that is released once all of it is applied or rejected")
-    if held:
-        ui.say("interrupted, after apply finished (it does not stop halfway)")
-        ui.act_on(held)
+    ui.finished_then_act_on(held, "apply")
     return 1 if p.conflicts or left or refitted else 0  # not all you asked for is there
 
 

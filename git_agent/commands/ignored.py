@@ -89,9 +89,7 @@ def apply_main(*, session_name: str | None, paths: Sequence[str], yes: bool) -> 
         size = ignored.human(sum(c.file.size for c in todo))
         ui.echo(f"copied {len(todo)} ignored file{'s' if len(todo) != 1 else ''} ({size}) into "
                 "your worktree; they stay in the session too")
-        if held:
-            ui.say("interrupted, after the copy finished (it does not stop halfway)")
-            ui.act_on(held)
+        ui.finished_then_act_on(held, "the copy")
         return 0
     finally:
         lock.__exit__(None, None, None)

@@ -279,7 +279,5 @@ def main(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
     if take is None:
         ui.say(f"session {s.name!r} is running: its files were left alone; apply again after "
                "it ends to drop what was landed from it")
-    if held:
-        ui.say("interrupted, after apply finished (it does not stop halfway)")
-        ui.act_on(held)
+    ui.finished_then_act_on(held, "apply")
     return 0

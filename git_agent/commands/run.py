@@ -106,7 +106,8 @@ def main(*, no_capture: bool = False, on: str | None = None, detach: bool = Fals
                     say(f"warning: {w}")
                 session.update_meta(last_run=sessions.RunRecord(
                     command=opts.command, start=start, end=end,
-                    exit_status=outcome.exit_status, net=settings.net), remote=None)
+                    exit_status=outcome.exit_status, net=settings.net), remote=None,
+                    remote_running=None)
                 if no_capture:  # the base is recorded all the same: `capture` can follow
                     snap.join()
                     say(f"changes kept in the session (not captured): `git agent capture "

@@ -32,8 +32,12 @@ def _private(parent: int | str, name: str) -> int:
     path = name if dir_fd is not None else os.path.join(str(parent), name)
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700, dir_fd=dir_fd)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 dir_fd=dir_fd)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+    except OSError as e:  # a link (ELOOP), a file (ENOTDIR)
+        raise GitAgentError(f"the run directory {path} is not a directory of this user's "
+                            f"({e.strerror}): refused") from None
     st = os.fstat(fd)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
         os.close(fd)

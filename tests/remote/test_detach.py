@@ -220,3 +220,31 @@ def test_the_remote_run_killed_mid_run_leaves_local_refs_intact(actor: Actor,
     tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
     assert actor.git("show", f"{tip}:p.txt", cwd=repo) == "partial\n"
     assert actor.git("show", f"{tip}:mine.txt", cwd=repo) == "mine\n"
+
+
+def test_no_secret_of_yours_in_any_remote_cmdline_of_a_detached_run(actor: Actor,
+                                                                      sshd: Sshd) -> None:
+    """Promise (docs/security.md): the rule of test_no_secret_of_yours_in_any_remote_cmdline
+    holds for a detached run too: while it runs (the worker, its holder, the remote `git agent
+    run`, the sandbox) and while you are attached to it, no /proc/*/cmdline holds the value of
+    a --pass-env variable."""
+    repo = setup(actor, sshd)
+    secret = "sk-" + os.urandom(12).hex()
+    env = {"GA_TEST_KEY": secret}
+    p = actor.run(["git", "agent", "run", "--on", "box", "--detach", "-s", "s", "--pass-env",
+                   "GA_TEST_KEY", "--", "sh", "-c",
+                   'printf %s "$GA_TEST_KEY" > got.txt; echo waiting; read line'],
+                  cwd=repo, env=env)
+    assert p.returncode == 0, p.stderr
+    wait_for("the agent runs", agent_started(sshd, b"printf %s"))
+    assert procs(lambda c: secret.encode() in c) == []
+    a = subprocess.Popen(actor._argv(["git", "agent", "attach", "s"]), cwd=repo, env=actor.env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for("attached", lambda: _ssh_of(actor, b"--ticket"))
+        assert procs(lambda c: secret.encode() in c) == []
+    finally:
+        out, err = a.communicate(b"\n", timeout=120)
+    assert a.returncode == 0, err
+    tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
+    assert actor.git("show", f"{tip}:got.txt", cwd=repo) == secret  # it did travel

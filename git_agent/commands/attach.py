@@ -29,10 +29,14 @@ def main(name: str | None) -> int:
     if answer.get("running") and isinstance(ticket, str):
         ui.say(f"attached to session {s.name!r} on {meta.remote} (^] leaves it running)")
         channel = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1))
+    elif answer.get("known") is False:
+        ui.say(f"session {s.name!r} has no run on {meta.remote} to attach to")
+        channel = 0
     else:
-        status = answer.get("status")
+        status, sig = answer.get("status"), answer.get("signal")
         ui.say(f"session {s.name!r} has finished on {meta.remote}"
-               + (f" (exit status {status})" if isinstance(status, int) else ""))
+               + (f" (killed by signal {sig})" if sig else
+                  f" (exit status {status})" if isinstance(status, int) else ""))
         channel = 0
     with sessions.Lock(s, "fetch"):
         return follow.conclude(target, cfg, wt, s, name=meta.remote, repo_id=meta.repo_id,

@@ -193,10 +193,10 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool, detach: bool) -> in
         channel = client.run(target, cfg, ticket, tty=tty, control=mux.path)
         status = follow.conclude(target, cfg, wt, session, name=name, repo_id=repo_id,
                                  channel=channel, control=mux.path)
+        ended = not session.read_meta().remote_running  # else it goes on there
         session.update_meta(last_run=sessions.RunRecord(
-            command=list(settings.command), start=start,
-            end=None if status == follow.LOST else time.time(),
-            exit_status=None if status == follow.LOST else status, net=settings.net))
+            command=list(settings.command), start=start, end=time.time() if ended else None,
+            exit_status=status if ended else None, net=settings.net))
     return status
 
 

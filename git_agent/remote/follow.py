@@ -48,9 +48,12 @@ def conclude(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, ses
     status = state.get("status")
     code = status if isinstance(status, int) and not isinstance(status, bool) else channel
     sig = state.get("signal")
-    if sig and not capture:
-        ui.say(f"the run on {name} was killed (signal {sig}) before it captured: `git agent "
+    if (sig or state.get("lost")) and not capture:
+        how = f"signal {sig}" if sig else "with the process that held it"
+        ui.say(f"the run on {name} was killed ({how}) before it captured: `git agent "
                f"fetch {session.name}` captures what it left there and brings it back")
+        if not sig:
+            code = LOST
     ui.say(f"session {session.name!r}: {session.branch_name} fetched from {name} ({tip[:12]})"
            if tip else f"session {session.name!r}: nothing new from {name}")
     return code

@@ -24,6 +24,7 @@ RING = 64 << 10  # the recent output an attach replays first
 # client -> holder: IN (stdin bytes), EOF (stdin ended: pipes only), WINCH (rows, cols)
 OUT, ERR, EXIT, IN, EOF, WINCH = b"o", b"e", b"x", b"i", b"z", b"w"
 MAX_FRAME = 1 << 20
+COMM = "git-agent-hold"  # the holder's process name (/proc/PID/comm)
 
 
 def frame(kind: bytes, data: bytes = b"") -> bytes:
@@ -48,6 +49,14 @@ class Frames:
             out.append((self.buf[:1], self.buf[5:5 + n]))
             self.buf = self.buf[5 + n:]
         return out
+
+
+def _hangup_with_parent() -> None:
+    """In the run's process before exec: SIGHUP when the holder dies (PR_SET_PDEATHSIG), as a
+    pty's hangup would: a run never goes on orphaned, with no one to record how it ended."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGHUP, 0, 0, 0)
 
 
 def peer_is_us(conn: socket.socket) -> bool:
@@ -79,16 +88,18 @@ class Holder:
             pid, master = pty.fork()
             if pid == 0:  # the child: its own session, the pty its controlling terminal
                 try:
+                    _hangup_with_parent()
                     os.chdir(cwd)
                     os.execve(argv[0], argv, env)
                 finally:
                     os._exit(127)
             self.pid, self.stdin = pid, master
             self.outputs[master] = OUT
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         else:
             p = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 start_new_session=True)
+                                 start_new_session=True, preexec_fn=_hangup_with_parent)
             assert p.stdin and p.stdout and p.stderr
             self.pid, self.stdin = p.pid, p.stdin.fileno()
             self.outputs[p.stdout.fileno()] = OUT
@@ -110,7 +121,7 @@ class Holder:
             return
         try:
             self.client.setblocking(True)
-            self.client.settimeout(5)  # a client that stops reading is let go, the run goes on
+            self.client.settimeout(30)  # a client that stops reading is let go, the run goes on
             self.client.sendall(data)
         except OSError:
             self._drop_client()
@@ -229,6 +240,8 @@ def hold(dirfd: int, argv: list[str], env: dict[str, str], cwd: str, tty: bool,
     on the pipe, serve until the run ends, then record how it ended."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
+        f.write(COMM)  # ps tells it from the worker it was forked from (same cmdline)
     h = Holder(dirfd, argv, env, cwd, tty)
     os.write(ready, b"1")
     os.close(ready)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from git_agent.remote import relay
 from tests.conftest import Actor
 from tests.remote.conftest import Sshd
 from tests.remote.test_over_ssh import setup
@@ -132,7 +133,8 @@ def _ssh_of(actor: Actor, what: bytes) -> list[int]:
     return procs(lambda c: c.startswith(b"ssh\0") and what in c, actor.uid)
 
 
-def _lose_connection(actor: Actor, sshd: Sshd, repo: Path, kill: bytes) -> None:
+def _lose_connection(actor: Actor, sshd: Sshd, repo: Path,
+                     victims: Callable[[], list[int]]) -> None:
     run = subprocess.Popen(actor._argv(["git", "agent", "run", "--on", "box", "-s", "s", "--",
                                         "sh", "-c", "echo started > a.txt; sleep 3; "
                                         "echo late > late.txt"]),
@@ -141,9 +143,9 @@ def _lose_connection(actor: Actor, sshd: Sshd, repo: Path, kill: bytes) -> None:
     try:
         wait_for("the agent runs", agent_started(sshd, b"echo started"))
         before = local_state(actor, repo)  # the run's base and the repository's id are in
-        victims = _ssh_of(actor, kill)
-        assert victims, f"no local ssh with {kill!r}"
-        for pid in victims:
+        pids = victims()
+        assert pids, "nothing to kill"
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
         out, err = run.communicate(timeout=60)
     finally:
@@ -174,20 +176,39 @@ def test_network_loss_the_ssh_client_killed_mid_run_then_fetch(actor: Actor,
                                                                sshd: Sshd) -> None:
     """Network loss (the run's ssh killed): the agent goes on there, run --on says in one line
     how to attach / fetch and exits 255, nothing local changes; fetch brings agent/s after."""
-    _lose_connection(actor, sshd, setup(actor, sshd), b"--ticket")
+    _lose_connection(actor, sshd, setup(actor, sshd), lambda: _ssh_of(actor, b"--ticket"))
 
 
 def test_network_loss_the_ssh_master_killed_mid_run_then_fetch(actor: Actor,
                                                                sshd: Sshd) -> None:
     """The whole login gone (the ControlMaster every channel rides on killed)."""
-    _lose_connection(actor, sshd, setup(actor, sshd), b"ControlMaster=yes")
+    _lose_connection(actor, sshd, setup(actor, sshd),
+                     lambda: _ssh_of(actor, b"ControlMaster=yes"))
 
 
-def test_the_remote_run_killed_mid_run_leaves_local_refs_intact(actor: Actor,
-                                                                 sshd: Sshd) -> None:
-    """The remote's `git agent run` SIGKILLed while its agent works: run --on says it was
-    killed, agent/s, the base, your branches, index and worktree are as they were (git's word);
-    fetch then captures what the agent left there and brings it back, checked."""
+def test_the_remote_worker_killed_mid_run_the_agent_goes_on(actor: Actor,
+                                                             sshd: Sshd) -> None:
+    """The remote's end of the connection killed (the worker relaying the run's stdio, as
+    sshd's session would die): the same as a lost connection, the agent goes on."""
+    uid = pwd_uid(sshd.user)
+
+    def worker() -> list[int]:  # not its holder, a fork of it (same cmdline, its own name)
+        return [pid for pid in procs(lambda c: b"worker\0--ticket" in c, uid)
+                if Path(f"/proc/{pid}/comm").read_text().strip() != relay.COMM]
+    _lose_connection(actor, sshd, setup(actor, sshd), worker)
+
+
+def test_detach_without_on_is_one_line(actor: Actor) -> None:
+    repo = actor.make_repo("repo")
+    p = actor.agent("run", "--detach", "--", "true", cwd=repo)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "--detach is for a run on a remote" in p.stderr
+    assert actor.run(["git", "rev-parse", "-q", "--verify", "refs/agent-base/s"],
+                     cwd=repo).returncode != 0
+
+
+def _kill_remote(actor: Actor, sshd: Sshd, victims: Callable[[int], list[int]],
+                 status: int, said: str, hangup: bool = False) -> None:
     repo = setup(actor, sshd)
     assert actor.agent("run", "--on", "box", "-s", "s", "--", "sh", "-c",
                        "echo one > one.txt", cwd=repo).returncode == 0
@@ -200,10 +221,9 @@ def test_the_remote_run_killed_mid_run_leaves_local_refs_intact(actor: Actor,
     try:
         wait_for("the agent runs", agent_started(sshd, b"echo partial"))
         before = local_state(actor, repo)
-        uid = pwd_uid(sshd.user)
-        victims = procs(lambda c: b"git_agent\0run\0-s\0s\0" in c, uid)
-        assert victims
-        for pid in victims:
+        pids = victims(pwd_uid(sshd.user))
+        assert pids
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
         _, err = run.communicate(timeout=60)
     finally:
@@ -211,15 +231,47 @@ def test_the_remote_run_killed_mid_run_leaves_local_refs_intact(actor: Actor,
             run.kill()
             run.wait()
     text = err.decode()
-    assert run.returncode == 137 and "Traceback" not in text, text
-    assert "killed (signal 9)" in text and "git agent fetch s" in text, text
-    assert local_state(actor, repo) == before
+    assert run.returncode == status and "Traceback" not in text, text
+    assert said in text and "git agent fetch s" in text, text
+    after = local_state(actor, repo)
+    if hangup:  # the run got its SIGHUP and captured: agent/s may be that, checked, on top
+        tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
+        assert actor.git("rev-parse", f"{tip}^", cwd=repo).strip() == \
+            actor.git("rev-parse", "refs/agent-base/s", cwd=repo).strip()
+        strip = {k: "\n".join(ln for ln in v.splitlines() if "refs/heads/agent/s" not in ln)
+                 for k, v in before.items()}
+        before, after = strip, {k: "\n".join(ln for ln in v.splitlines()
+                                             if "refs/heads/agent/s" not in ln)
+                                for k, v in after.items()}
+    assert after == before
     assert actor.run(["git", "fsck", "--no-dangling"], cwd=repo).returncode == 0
     f = actor.agent("fetch", "s", cwd=repo)
-    assert f.returncode == 0 and "fetched from box" in f.stderr, f.stderr
+    assert f.returncode == 0, f.stderr
+    assert "fetched from box" in f.stderr or hangup and "nothing new" in f.stderr, f.stderr
     tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
     assert actor.git("show", f"{tip}:p.txt", cwd=repo) == "partial\n"
     assert actor.git("show", f"{tip}:mine.txt", cwd=repo) == "mine\n"
+
+
+def test_the_remote_run_killed_mid_run_leaves_local_refs_intact(actor: Actor,
+                                                                 sshd: Sshd) -> None:
+    """The remote's `git agent run` SIGKILLed while its agent works: run --on says it was
+    killed, agent/s, the base, your branches, index and worktree are as they were (git's word);
+    fetch then captures what the agent left there and brings it back, checked."""
+    _kill_remote(actor, sshd, lambda uid: procs(lambda c: b"git_agent\0run\0-s\0s\0" in c, uid),
+                 137, "killed (signal 9)")
+
+
+def test_the_remote_holder_killed_mid_run_leaves_local_refs_intact(actor: Actor,
+                                                                    sshd: Sshd) -> None:
+    """The holder of the run SIGKILLed: the run gets a SIGHUP (its pty's hangup, or
+    PR_SET_PDEATHSIG with pipes), never goes on orphaned; your branches, index and worktree as
+    they were; agent/s only what the run captured on its SIGHUP, through the checked import."""
+    def holder(uid: int) -> list[int]:
+        return [pid for pid in procs(lambda c: b"worker\0--ticket" in c, uid)
+                if Path(f"/proc/{pid}/comm").read_text().strip() == relay.COMM]
+    _kill_remote(actor, sshd, holder, 255, "killed (with the process that held it)",
+                 hangup=True)
 
 
 def test_no_secret_of_yours_in_any_remote_cmdline_of_a_detached_run(actor: Actor,

@@ -84,8 +84,11 @@ def test_detach_returns_at_once_and_attach_joins_and_fetches(actor: Actor, sshd:
     f = actor.agent("fetch", "s", cwd=repo)
     assert f.returncode == 0 and "still runs on box" in f.stderr, f.stderr
     assert actor.run(["git", "rev-parse", "-q", "--verify", "agent/s"], cwd=repo).returncode != 0
+    log = sshd.dir / "log"
+    logins = log.read_text().count("Accepted publickey")
     a = actor.agent("attach", "s", cwd=repo, input="hello from attach\n")
     assert a.returncode == 0, a.stderr
+    assert log.read_text().count("Accepted publickey") - logins == 1  # one login, three uses
     assert "fetched from box" in a.stderr, a.stderr
     tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
     assert actor.git("show", f"{tip}:got.txt", cwd=repo) == "hello from attach\n"
@@ -115,6 +118,25 @@ def test_attach_on_a_terminal_and_its_detach_key(actor: Actor, sshd: Sshd) -> No
     tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
     assert actor.git("show", f"{tip}:got.txt", cwd=repo) == "second\n"
     assert actor.git("show", f"{tip}:tty.txt", cwd=repo) == "tty\n"  # a detached run has one
+
+
+def test_the_detach_key_in_a_run_on_leaves_the_agent_running(actor: Actor,
+                                                              sshd: Sshd) -> None:
+    """A plain `run --on` on a terminal is attached the same way: ^] leaves the agent running
+    there (run says how to come back, exit 0), nothing fetched until it ends."""
+    repo = setup(actor, sshd)
+    p = actor.run(["script", "-qec", "git agent run --on box -s s -- sh -c "
+                   "'echo waiting; read x; echo \"$x\" > got.txt'", "/dev/null"],
+                  cwd=repo, input="\x1d")
+    assert p.returncode == 0, p.stdout
+    assert "detached" in p.stdout and "git agent attach s" in p.stdout, p.stdout
+    row = [ln.split() for ln in actor.agent("list", cwd=repo).stdout.splitlines()][1]
+    assert row[2] == "running", row
+    assert actor.run(["git", "rev-parse", "-q", "--verify", "agent/s"], cwd=repo).returncode != 0
+    a = actor.agent("attach", "s", cwd=repo, input="later\n")
+    assert a.returncode == 0 and "fetched from box" in a.stderr, a.stderr
+    tip = actor.git("rev-parse", "agent/s", cwd=repo).strip()
+    assert actor.git("show", f"{tip}:got.txt", cwd=repo) == "later\n"
 
 
 def test_a_second_run_of_a_session_still_running_there_is_refused(actor: Actor,

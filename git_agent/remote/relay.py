@@ -189,9 +189,19 @@ class Holder:
     def serve(self) -> tuple[int, int | None]:
         """Until the run's output ends; its exit status (128 + N when a signal N killed it) and
         that signal."""
+        pidfd = os.pidfd_open(self.pid)
+        self.sel.register(pidfd, selectors.EVENT_READ, "exited")
+        exited = False
         while self.outputs:
-            for key, _ in self.sel.select(0.2 if self.pending_in else None):
-                if key.data == "listen":
+            events = self.sel.select(0.2 if self.pending_in or exited else None)
+            if exited and not events:
+                break  # the run has ended and its output is drained (a stray holder of the
+                #        pty or pipe, if any, does not keep us)
+            for key, _ in events:
+                if key.data == "exited":
+                    exited = True
+                    self.sel.unregister(pidfd)
+                elif key.data == "listen":
                     self._accept()
                 elif key.data == "client":
                     if self.client is not None:
@@ -210,6 +220,7 @@ class Holder:
                     self._keep(chunk)
                     self._send(chunk)
             self._write_stdin()
+        os.close(pidfd)
         _, raw = os.waitpid(self.pid, 0)
         code = os.waitstatus_to_exitcode(raw)
         return (128 - code, -code) if code < 0 else (code, None)

@@ -84,8 +84,9 @@ def _connect(dirfd: int) -> socket.socket | None:
 
 
 def state(repo_id: str, session: str) -> dict[str, object]:
-    """How the session's last run here stands: running (its holder answers), ended (status,
-    the signal that killed it), or lost (no status, no holder: killed with its holder)."""
+    """How the session's last run here stands: running (its holder holds the run's lock; never
+    a connection, which would take an attached client's place), ended (status, the signal
+    that killed it), or lost (no status, no holder: killed with its holder)."""
     dirfd = run_dir(repo_id, session)
     try:
         done = _read_json(dirfd, "status")
@@ -94,9 +95,7 @@ def state(repo_id: str, session: str) -> dict[str, object]:
                     "checkpointed": bool(done.get("checkpointed"))}
         if _read_json(dirfd, "run.json") is None:
             return {"running": False, "status": None, "known": False}
-        conn = _connect(dirfd)
-        if conn is not None:
-            conn.close()
+        if relay.held(dirfd):
             return {"running": True}
         return {"running": False, "status": None, "lost": True}
     finally:

@@ -245,6 +245,24 @@ def write_json(dirfd: int, name: str, obj: dict[str, object]) -> None:
     os.replace(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
 
 
+def _lock(dirfd: int) -> int:
+    return os.open("lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600,
+                   dir_fd=dirfd)
+
+
+def held(dirfd: int) -> bool:
+    """Does a holder live for this run directory (it keeps the lock for its whole life; the
+    kernel lets go of it when the holder dies, however)?"""
+    fd = _lock(dirfd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def hold(dirfd: int, argv: list[str], env: dict[str, str], cwd: str, tty: bool,
          ready: int) -> None:
     """In the holder (already its own session, its stdio /dev/null): start the run, say ready
@@ -253,6 +271,8 @@ def hold(dirfd: int, argv: list[str], env: dict[str, str], cwd: str, tty: bool,
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
         f.write(COMM)  # ps tells it from the worker it was forked from (same cmdline)
+    lock = _lock(dirfd)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # for life; a second holder fails here
     h = Holder(dirfd, argv, env, cwd, tty)
     os.write(ready, b"1")
     os.close(ready)

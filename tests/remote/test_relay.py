@@ -159,3 +159,18 @@ def test_the_ring_keeps_the_most_recent_output(data: Path, short: Path) -> None:
         s.connect(str(short / "sock"))
         s.sendall(relay.frame(relay.EOF))
         _read_all(s)
+
+
+def test_asking_how_a_run_stands_never_takes_the_attached_clients_place(data: Path,
+                                                                        short: Path) -> None:
+    """fetch, prepare and attach ask the worker how a run stands; that question (the holder's
+    lock) must not hang up on whoever is attached (a newer attach does)."""
+    _start(data, 'read x; echo "$x" > got.txt')
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(short / "sock"))
+        time.sleep(0.2)  # accepted
+        for _ in range(3):
+            assert detached.state(REPO_ID, "s") == {"running": True}
+        s.sendall(relay.frame(relay.IN, b"still here\n") + relay.frame(relay.EOF))
+        assert relay.frame(relay.EXIT, b"0") in _read_all(s)
+    assert (data / "got.txt").read_text() == "still here\n"

@@ -57,7 +57,7 @@ Examples:
   git agent doctor              can this machine sandbox? what is missing?
   git agent config              every agent.* setting, its value and where it came from
 
-Commands: run, review, apply, list, drop, doctor, config, remote, fetch, completion.
+Commands: run, review, apply, list, drop, doctor, config, remote, fetch, attach, completion.
 `git agent --help` (or `git help agent`) opens the manual; `git agent VERB -h` for a verb.
 """
     ),
@@ -359,7 +359,8 @@ def completion(shell: str) -> None:
     click.echo(comp.script(shell, source), nl=False)
 
 
-for _verb in (remote_verbs.fetch, remote_verbs.remote, remote_verbs.worker_cmd):
+for _verb in (remote_verbs.fetch, remote_verbs.attach, remote_verbs.remote,
+              remote_verbs.worker_cmd):
     cli.add_command(_verb)
 
 

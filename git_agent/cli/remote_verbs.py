@@ -33,6 +33,28 @@ def fetch(session_name: str | None, all_: bool) -> None:
     sys.exit(fetch_mod.main(session_name, all_=all_))
 
 
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        """
+Examples:
+  git agent run --on box --detach -- claude -p "fix the flaky test"
+  git agent attach                  the current branch's session, where it runs
+  git agent attach fix-42           ^] leaves it running; when it ends, agent/fix-42 comes back
+"""
+    ),
+)
+@click.argument(
+    "session_name", required=False, metavar="[SESSION]", shell_complete=complete_sessions
+)
+def attach(session_name: str | None) -> None:
+    """Join your terminal to SESSION running on a remote (`run --on`, --detach or a lost
+    connection); ^] detaches again. When the agent ends, agent/SESSION is fetched."""
+    from git_agent.commands import attach as attach_mod
+
+    sys.exit(attach_mod.main(session_name))
+
+
 @click.group(
     "remote",
     invoke_without_command=True,

@@ -67,6 +67,9 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("--on",), "on",
         "Run the session on remote NAME (`git agent remote add`), over ssh; review and apply "
         "stay here.", "NAME"),
+    Opt(("--detach",), "detach",
+        "With --on: start the agent there and return at once; it goes on without this "
+        "connection (`git agent attach S`, `git agent fetch S`).", is_flag=True),
     Opt(("--no-capture",), "no_capture",
         "Do not commit the session's changes when the agent exits.", is_flag=True),
 )

@@ -40,11 +40,14 @@ def real_home() -> Path:
     return p
 
 
-def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> int:
+def main(*, no_capture: bool = False, on: str | None = None, detach: bool = False,
+         **options: Any) -> int:
     """`git agent run`: options are RunFlags' fields, as the command line gives them."""
     flags = RunFlags(**options)
     if on is not None:
-        return _run_on(on, flags=flags, no_capture=no_capture)
+        return _run_on(on, flags=flags, no_capture=no_capture, detach=detach)
+    if detach:
+        raise UsageError("--detach is for a run on a remote (--on NAME)")
     if os.geteuid() == 0:
         system.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
@@ -103,7 +106,8 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
                     say(f"warning: {w}")
                 session.update_meta(last_run=sessions.RunRecord(
                     command=opts.command, start=start, end=end,
-                    exit_status=outcome.exit_status, net=settings.net), remote=None)
+                    exit_status=outcome.exit_status, net=settings.net), remote=None,
+                    remote_running=None)
                 if no_capture:  # the base is recorded all the same: `capture` can follow
                     snap.join()
                     say(f"changes kept in the session (not captured): `git agent capture "
@@ -117,12 +121,12 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
             snap.stop()  # a no-op once capture joined it; else ended before we are
 
 
-def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
+def _run_on(name: str, *, flags: RunFlags, no_capture: bool, detach: bool) -> int:
     """`run --on NAME`: the base taken here, sent as a bundle; the agent run there by the
     worker in the same sandbox (`git agent run` on the remote, which refuses when its doctor
     fails); agent/S brought back with every check of remote/bundle.py (docs/remote.md)."""
     from git_agent.capture import snapshot
-    from git_agent.remote import client, remotes
+    from git_agent.remote import client, follow, remotes
 
     if flags.mounts or flags.home or flags.allow_sockets:
         raise UsageError("--mount, --home and --allow-socket name paths of this machine: not "
@@ -144,6 +148,7 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
         "preset": flags.preset, "net": flags.net, "allow_hosts": list(flags.allow_hosts),
         "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
         "pass_env": sorted(env), "no_capture": no_capture}
+    tty = os.isatty(0) and os.isatty(1)
     with sessions.Lock(session), contextlib.ExitStack() as stack:
         mux = client.Master(target, cfg)  # its handshake while the snapshot is taken
         stack.callback(mux.close)
@@ -155,7 +160,8 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
             answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
                                     request={"cwd": os.path.relpath(wt.cwd, wt.root),
                                              "command": list(settings.command),
-                                             "flags": forwarded, "env": env},
+                                             "flags": forwarded, "env": env,
+                                             "detach": detach, "tty": tty},
                                     control=mux.path)
         except BaseException:  # the agent never ran: a new session is not kept, an old one's
             if fresh:          # base is what it was
@@ -167,24 +173,30 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
                     oid=old, head=None, clean=False), old=base.oid)
             raise
         ticket, where = answer.get("ticket"), answer.get("path")
-        if not isinstance(ticket, str) or not isinstance(where, str):
+        if not isinstance(where, str) or not (isinstance(ticket, str) or
+                                               detach and answer.get("detached") is True):
             raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
         if where != str(wt.root):
             say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
                 f"({wt.root} is taken or not writable there)")
-        session.update_meta(remote=name)
         start = time.time()
-        status = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1),
-                            control=mux.path)
+        if detach:
+            session.update_meta(remote=name, remote_running=True, last_run=sessions.RunRecord(
+                command=list(settings.command), start=start, end=None, exit_status=None,
+                net=settings.net))
+            say(f"session {session.name!r} runs on {name}, detached: `git agent attach "
+                f"{session.name}` joins it (^] leaves it again), `git agent fetch "
+                f"{session.name}` brings {session.branch_name} once it ends")
+            return 0
+        session.update_meta(remote=name, remote_running=None)
+        assert isinstance(ticket, str)
+        channel = client.run(target, cfg, ticket, tty=tty, control=mux.path)
+        status = follow.conclude(target, cfg, wt, session, name=name, repo_id=repo_id,
+                                 channel=channel, control=mux.path)
+        ended = not session.read_meta().remote_running  # else it goes on there
         session.update_meta(last_run=sessions.RunRecord(
-            command=list(settings.command), start=start, end=time.time(), exit_status=status,
-            net=settings.net))
-        if status == 255:
-            say(f"warning: the ssh connection to {name} failed; `git agent fetch "
-                f"{session.name}` brings back what the remote captured")
-        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=mux.path)
-    say(f"session {session.name!r}: {session.branch_name} fetched from {name} ({tip[:12]})"
-        if tip else f"session {session.name!r}: nothing new from {name}")
+            command=list(settings.command), start=start, end=time.time() if ended else None,
+            exit_status=status if ended else None, net=settings.net))
     return status
 
 

@@ -14,7 +14,7 @@ def main(ops: dict[str, worker.Op], *, sound: Callable[[], bool]) -> int:
         "prepare": lambda req, chan: host.prepare(req, chan, sound=sound),
         "fetch": host.fetch,
     }
-    return worker.serve(ops, streams)
+    return worker.serve({**ops, "attach": host.attach_ticket}, streams)
 
 
 def run_ticket(ticket: str) -> int:

@@ -165,15 +165,20 @@ def run(target: remotes.Target, cfg: gitconfig.GitConfig, ticket: str, *, tty: b
 
 def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
           *, repo_id: str, max_bytes: int = bundle.MAX_BUNDLE,
-          control: str | None = None) -> str | None:
+          control: str | None = None, capture: bool = False,
+          state: dict[str, object] | None = None) -> str | None:
     """Bring agent/S back: the remote's bundle imported with every check (import_session);
-    its tip, or None when the remote has nothing new. The caller holds the session's lock."""
+    its tip, or None when the remote has nothing new. The caller holds the session's lock.
+    capture: the remote captures a killed run first (detached.checkpoint); state: filled with
+    the worker's last answer (whether the run still goes on there, how it ended)."""
+    state = {} if state is None else state
     base = wt.resolve(session.base_ref)
     if base is None:
         raise GitAgentError(f"session {session.name!r} has no base here")
     tip = wt.resolve(session.branch)
     c = Conversation(target, cfg, {"op": "fetch", "repo_id": repo_id, "base": base,
-                                   "session": session.name, "have": [tip] if tip else []},
+                                   "session": session.name, "have": [tip] if tip else [],
+                                   "capture": capture},
                      control)
     n = c.line().get("bytes")
     if not isinstance(n, int) or n < 0:
@@ -183,7 +188,7 @@ def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sessio
         c.close()
         raise bundle.BundleRefused(f"the bundle is {n} bytes, over the cap of {max_bytes}")
     if n == 0:
-        c.line()
+        state.update(c.line())
         c.close()
         return None
     with tempfile.TemporaryDirectory(dir=session.dir) as tmp:
@@ -193,6 +198,6 @@ def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sessio
             c.copy_to(fd, n)
         finally:
             os.close(fd)
-        c.line()
+        state.update(c.line())
         c.close()
         return bundle.import_session(wt, session, path, max_bytes=max_bytes)

@@ -174,6 +174,10 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
                 f"({wt.root} is taken or not writable there)")
         session.update_meta(remote=name)
         start = time.time()
+        # fetch's worker starts while the agent runs (its own channel, asked after the run)
+        early = client.Conversation(target, cfg, None, mux.path) if mux.up() else None
+        if early is not None:
+            stack.callback(early.close)
         status = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1),
                             control=mux.path)
         session.update_meta(last_run=sessions.RunRecord(
@@ -182,7 +186,8 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
         if status == 255:
             say(f"warning: the ssh connection to {name} failed; `git agent fetch "
                 f"{session.name}` brings back what the remote captured")
-        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=mux.path)
+        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=mux.path,
+                           started=early if status != 255 else None)
     say(f"session {session.name!r}: {session.branch_name} fetched from {name} ({tip[:12]})"
         if tip else f"session {session.name!r}: nothing new from {name}")
     return status

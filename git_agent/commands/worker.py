@@ -1,21 +1,24 @@
 """`git-agent worker` (hidden): what `remote` and `run --on` start on the remote over ssh; one
 JSON request on stdin, one JSON answer on stdout (remote/worker.py), the ops prepare and fetch
-streaming a bundle first (remote/host.py); `--ticket T` runs a prepared session."""
+streaming a bundle first (remote/host.py), drop removing a session's copy (remote/forget.py);
+`--ticket T` runs a prepared session."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from git_agent.remote import host, worker
+from git_agent.remote import forget, host, soundness, worker
 
 
 def main(ops: dict[str, worker.Op], *, sound: Callable[[], bool]) -> int:
     streams: dict[str, worker.StreamOp] = {
-        "prepare": lambda req, chan: host.prepare(req, chan, sound=sound),
+        "prepare": lambda req, chan: host.prepare(
+            req, chan, sound=lambda: soundness.remembered(sound)),
         "fetch": host.fetch,
     }
-    return worker.serve(ops, streams)
+    return worker.serve({**ops, "drop": forget.drop}, streams)
 
 
-def run_ticket(ticket: str) -> int:
-    return host.run_ticket(ticket)
+def take_ticket(ticket: str) -> list[str]:
+    """The prepared run's `git agent run` argv (its cwd and environment set in this process)."""
+    return host.take_ticket(ticket)

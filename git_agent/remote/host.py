@@ -10,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -85,8 +84,9 @@ def _have(store: Path) -> list[str]:
 
 def _receive(store: Path, chan: Channel, session: str, base: str) -> None:
     """Ask for the bundle of what the store lacks, take it in with fsck's checks."""
-    have = [] if _git(store, "cat-file", "-t", base, check=False) == "commit" else _have(store)
-    if not have or base not in have:
+    known = _git(store, "cat-file", "-t", base, check=False) == "commit"
+    have = [base] if known else _have(store)
+    if base not in have:
         chan.write_line({"have": have})
         got = chan.read_line()
         n = got.get("bytes")
@@ -120,6 +120,17 @@ def _is_ours(path: Path, store: Path) -> bool:
     return text.startswith("gitdir: ") and Path(text[8:].strip()).parent == store / "worktrees"
 
 
+def _exists(path: Path) -> bool:
+    """Is path there, or behind a directory we may not search (taken either way)?"""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) -> Path:
     """The session's worktree, checked out at base: at want (the local path) when it is ours
     or can be made here, else under the store (said in the answer)."""
@@ -132,7 +143,7 @@ def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) ->
         if _is_ours(cand, store):
             proc.git("checkout", "-q", "-f", "--detach", base, cwd=cand)
             return cand
-        if cand.exists():
+        if _exists(cand):
             continue  # someone else's (on a loopback test: the local worktree itself)
         try:
             cand.parent.mkdir(parents=True, exist_ok=True)
@@ -234,9 +245,11 @@ def _expire(tickets: Path) -> None:
                 t.unlink()
 
 
-def run_ticket(ticket: str) -> int:
-    """`git-agent worker --ticket T`: the prepared run, exec'd as `git agent run` (the argv and
-    environment come from the ticket file, never from the ssh command line)."""
+def take_ticket(ticket: str) -> list[str]:
+    """`git-agent worker --ticket T`: the prepared run, taken (the ticket file is used once):
+    its working directory entered and its environment set in this process; the argv of
+    `git agent run` returned, to be run in this same process (the argv and environment come
+    from the ticket file, never from the ssh command line)."""
     if not _TICKET.match(ticket):
         raise GitAgentError("bad ticket")
     path = data_root() / "tickets" / ticket
@@ -246,11 +259,8 @@ def run_ticket(ticket: str) -> int:
         raise GitAgentError("no such prepared run (tickets are used once)") from None
     path.unlink()
     os.chdir(spec["cwd"])
-    env = {**os.environ, **spec["env"]}
-    argv = [sys.executable, "-m", "git_agent", "run", "-s", spec["session"], *spec["flags"],
-            "--", *spec["command"]]
-    os.execve(sys.executable, argv, env)
-    return 127  # not reached
+    os.environ.update(spec["env"])
+    return ["run", "-s", spec["session"], *spec["flags"], "--", *spec["command"]]
 
 
 def fetch(req: dict[str, object], chan: Channel) -> dict[str, object]:

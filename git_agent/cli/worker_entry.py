@@ -40,14 +40,18 @@ def serve() -> int:
 
 def run_ticket(ticket: str, *, debug: bool) -> int:
     """The prepared run: the ticket taken (cwd and environment set here), then `git agent run`
-    with its argv, parsed as the console script parses it."""
+    with its argv, parsed as the console script parses it, HOME inside at the caller's own
+    $HOME path when the sandbox can show it there (sandbox/homealias.py)."""
     from git_agent.commands import worker
     from git_agent.errors import guarded
 
     argv: list[str] = []
+    home: list[str] = []
 
     def take() -> int:
-        argv[:] = worker.take_ticket(ticket)
+        got, alias = worker.take_ticket(ticket)
+        argv[:] = got
+        home[:] = [alias] if alias else []
         return 0
 
     code = guarded(take, debug=debug)
@@ -57,9 +61,12 @@ def run_ticket(ticket: str, *, debug: bool) -> int:
 
     kw = fast_parse(argv[1:])
     if kw is not None:
+        from pathlib import Path
+
         from git_agent.commands import run
 
-        return guarded(lambda: run.main(**kw), debug=debug)
-    from git_agent.cli.main import main as cli_main
+        alias = Path(home[0]) if home else None
+        return guarded(lambda: run.main(**kw, home_alias=alias), debug=debug)
+    from git_agent.cli.main import main as cli_main  # HOME stays the remote's there
 
     return cli_main(argv)

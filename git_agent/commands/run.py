@@ -40,8 +40,10 @@ def real_home() -> Path:
     return p
 
 
-def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> int:
-    """`git agent run`: options are RunFlags' fields, as the command line gives them."""
+def main(*, no_capture: bool = False, on: str | None = None, home_alias: Path | None = None,
+         **options: Any) -> int:
+    """`git agent run`: options are RunFlags' fields, as the command line gives them;
+    home_alias (a remote run: the caller's own $HOME path) is HOME inside when it can be."""
     flags = RunFlags(**options)
     if on is not None:
         return _run_on(on, flags=flags, no_capture=no_capture)
@@ -75,6 +77,9 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
         plan = welcome.prepare(sandbox.build_plan(opts), session_dir=session.dir,
                                session=session.name, net=settings.net, ports=settings.ports,
                                hidden=hidden)
+        plan, aliased = sandbox.alias_home(plan, home=home_p, alias=home_alias)
+        if home_alias not in (None, home_p) and not aliased:
+            say(f"note: HOME inside is {home_p} here ({home_alias} is taken or not usable)")
         if _stderr_is_tty():  # one line that says where the agent runs, and how to leave
             say(welcome.banner(session=session.name, net=settings.net, ports=settings.ports,
                                hidden=hidden))
@@ -155,7 +160,8 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
             answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
                                     request={"cwd": os.path.relpath(wt.cwd, wt.root),
                                              "command": list(settings.command),
-                                             "flags": forwarded, "env": env},
+                                             "flags": forwarded, "env": env,
+                                             "home": str(real_home())},
                                     control=mux.path)
         except BaseException:  # the agent never ran: a new session is not kept, an old one's
             if fresh:          # base is what it was

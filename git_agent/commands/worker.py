@@ -19,6 +19,7 @@ def main(ops: dict[str, worker.Op], *, sound: Callable[[], bool]) -> int:
     return worker.serve({**ops, "drop": forget.drop}, streams)
 
 
-def take_ticket(ticket: str) -> list[str]:
-    """The prepared run's `git agent run` argv (its cwd and environment set in this process)."""
+def take_ticket(ticket: str) -> tuple[list[str], str | None]:
+    """The prepared run's `git agent run` argv (its cwd and environment set in this process),
+    and the caller's $HOME path."""
     return host.take_ticket(ticket)

@@ -210,6 +210,10 @@ def prepare(req: dict[str, object], chan: Channel, *,
             os.path.isabs(cwd) or ".." in Path(cwd).parts:
         raise GitAgentError("bad 'path' or 'cwd' in the request")
     command, flags, env = _command(req), _flags(req), _env(req)
+    home = req.get("home")
+    if home is not None and (not isinstance(home, str) or not os.path.isabs(home) or
+                             "\0" in home or len(home) > 4096):
+        raise GitAgentError("bad 'home' in the request")
     verdict: list[bool] = []
     doctor = threading.Thread(target=lambda: verdict.append(sound()), daemon=True)
     doctor.start()  # its probes while the base comes in
@@ -228,7 +232,7 @@ def prepare(req: dict[str, object], chan: Channel, *,
     fd = os.open(tickets / ticket, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({"cwd": str(where), "session": session, "command": command, "flags": flags,
-                   "env": env}, f)
+                   "env": env, "home": home}, f)
     return {"ok": True, "ticket": ticket, "path": str(wt)}
 
 
@@ -245,11 +249,11 @@ def _expire(tickets: Path) -> None:
                 t.unlink()
 
 
-def take_ticket(ticket: str) -> list[str]:
+def take_ticket(ticket: str) -> tuple[list[str], str | None]:
     """`git-agent worker --ticket T`: the prepared run, taken (the ticket file is used once):
     its working directory entered and its environment set in this process; the argv of
-    `git agent run` returned, to be run in this same process (the argv and environment come
-    from the ticket file, never from the ssh command line)."""
+    `git agent run` returned, to be run in this same process, and the caller's own $HOME path
+    (the argv and environment come from the ticket file, never from the ssh command line)."""
     if not _TICKET.match(ticket):
         raise GitAgentError("bad ticket")
     path = data_root() / "tickets" / ticket
@@ -260,7 +264,9 @@ def take_ticket(ticket: str) -> list[str]:
     path.unlink()
     os.chdir(spec["cwd"])
     os.environ.update(spec["env"])
-    return ["run", "-s", spec["session"], *spec["flags"], "--", *spec["command"]]
+    home = spec.get("home")
+    return (["run", "-s", spec["session"], *spec["flags"], "--", *spec["command"]],
+            home if isinstance(home, str) else None)
 
 
 def fetch(req: dict[str, object], chan: Channel) -> dict[str, object]:

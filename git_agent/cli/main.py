@@ -284,7 +284,8 @@ Examples:
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
     """Delete a session: its overlay, metadata, base ref, branch agent/SESSION and its record
-    refs/agent-history/SESSION."""
+    refs/agent-history/SESSION; for one that ran on a remote (`run --on`), its copy there too
+    (when that remote cannot be reached, one line says what is left there)."""
     from git_agent.commands import drop as drop_mod
 
     sys.exit(drop_mod.main(session_name=session_name, force=force))

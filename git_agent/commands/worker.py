@@ -7,16 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from git_agent.remote import forget, host, soundness, worker
+from git_agent.remote import host, worker
 
 
 def main(ops: dict[str, worker.Op], *, sound: Callable[[], bool]) -> int:
+    def remembered() -> bool:
+        from git_agent.remote import soundness
+
+        return soundness.remembered(sound)
+
+    def drop(req: dict[str, object]) -> dict[str, object]:
+        from git_agent.remote import forget  # pygit2 (rewrite): only when dropping
+
+        return forget.drop(req)
+
     streams: dict[str, worker.StreamOp] = {
-        "prepare": lambda req, chan: host.prepare(
-            req, chan, sound=lambda: soundness.remembered(sound)),
+        "prepare": lambda req, chan: host.prepare(req, chan, sound=remembered),
         "fetch": host.fetch,
     }
-    return worker.serve({**ops, "drop": forget.drop}, streams)
+    return worker.serve({**ops, "drop": drop}, streams)
 
 
 def take_ticket(ticket: str) -> tuple[list[str], str | None]:

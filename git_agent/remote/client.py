@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from git_agent.errors import GitAgentError
-from git_agent.remote import bundle, remotes
+from git_agent.remote import remotes
 from git_agent.repo import Worktree
 from git_agent.session import Session
 from git_agent.settings import gitconfig
@@ -160,6 +160,8 @@ def prepare(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sess
     c = Conversation(target, cfg, {"op": "prepare", "repo_id": repo_id, "base": base,
                                    "session": session.name, "path": str(wt.root), **request},
                      control)
+    from git_agent.remote import bundle  # here: pygit2, which a warm run may never need
+
     have = c.line().get("have")
     if not isinstance(have, list) or not all(isinstance(h, str) for h in have):
         c.close()
@@ -188,7 +190,7 @@ def run(target: remotes.Target, cfg: gitconfig.GitConfig, ticket: str, *, tty: b
 
 
 def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
-          *, repo_id: str, max_bytes: int = bundle.MAX_BUNDLE,
+          *, repo_id: str, max_bytes: int | None = None,
           control: str | None = None, started: Conversation | None = None) -> str | None:
     """Bring agent/S back: the remote's bundle imported with every check (import_session);
     its tip, or None when the remote has nothing new. The caller holds the session's lock.
@@ -196,6 +198,10 @@ def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sessio
     base = wt.resolve(session.base_ref)
     if base is None:
         raise GitAgentError(f"session {session.name!r} has no base here")
+    from git_agent.remote import bundle  # here: pygit2, which a warm run may never need
+
+    if max_bytes is None:
+        max_bytes = bundle.MAX_BUNDLE
     tip = wt.resolve(session.branch)
     request: dict[str, object] = {"op": "fetch", "repo_id": repo_id, "base": base,
                                   "session": session.name, "have": [tip] if tip else []}

@@ -134,66 +134,67 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
                          "with --on (the remote has its own agent home)")
     wt, cfg = _find_worktree_and_config()
     target = remotes.lookup(cfg, name)
-    settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=real_home(),
-                       default_session=sessions.default_name(wt), environ=os.environ)
-    session = sessions.get(wt, settings.session_name)
-    known_id = identity.current(wt)
-    if identity.is_stale(wt, session, known_id):
-        raise identity.StaleSession(identity.stale_message(session))
-    repo_id = known_id or identity.ensure(wt)
-    fresh = not session.exists()
-    sessions.create(wt, session, repo_id=repo_id)
-    # API keys and the like: values in the request (never argv, never the bundle)
-    env = {n: os.environ[n] for n in settings.pass_env if n in os.environ}
-    forwarded: dict[str, object] = {
-        "preset": flags.preset, "net": flags.net, "allow_hosts": list(flags.allow_hosts),
-        "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
-        "pass_env": sorted(env), "no_capture": no_capture}
-    with sessions.Lock(session), contextlib.ExitStack() as stack:
-        mux = client.Master(target, cfg)  # its handshake while the snapshot is taken
+    with contextlib.ExitStack() as stack:
+        mux = client.Master(target, cfg)  # its handshake while the rest is made ready
         stack.callback(mux.close)
-        old = snapshot.read(worktree=wt, session=session)
-        base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
-        snapshot.keep(worktree=wt, session=session, base=base)
-        mux.wait()
-        try:
-            answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
-                                    request={"cwd": os.path.relpath(wt.cwd, wt.root),
-                                             "command": list(settings.command),
-                                             "flags": forwarded, "env": env,
-                                             "home": str(real_home())},
-                                    control=mux.path)
-        except BaseException:  # the agent never ran: a new session is not kept, an old one's
-            if fresh:          # base is what it was
-                proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
-                         check=False)
-                sessions.remove(session)
-            elif old is not None and old != base.oid:
-                snapshot.keep(worktree=wt, session=session, base=snapshot.Base(
-                    oid=old, head=None, clean=False), old=base.oid)
-            raise
-        ticket, where = answer.get("ticket"), answer.get("path")
-        if not isinstance(ticket, str) or not isinstance(where, str):
-            raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
-        if where != str(wt.root):
-            say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
-                f"({wt.root} is taken or not writable there)")
-        session.update_meta(remote=name)
-        start = time.time()
-        # fetch's worker starts while the agent runs (its own channel, asked after the run)
-        early = client.Conversation(target, cfg, None, mux.path) if mux.up() else None
-        if early is not None:
-            stack.callback(early.close)
-        status = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1),
-                            control=mux.path)
-        session.update_meta(last_run=sessions.RunRecord(
-            command=list(settings.command), start=start, end=time.time(), exit_status=status,
-            net=settings.net))
-        if status == 255:
-            say(f"warning: the ssh connection to {name} failed; `git agent fetch "
-                f"{session.name}` brings back what the remote captured")
-        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=mux.path,
-                           started=early if status != 255 else None)
+        settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=real_home(),
+                           default_session=sessions.default_name(wt), environ=os.environ)
+        session = sessions.get(wt, settings.session_name)
+        known_id = identity.current(wt)
+        if identity.is_stale(wt, session, known_id):
+            raise identity.StaleSession(identity.stale_message(session))
+        repo_id = known_id or identity.ensure(wt)
+        fresh = not session.exists()
+        sessions.create(wt, session, repo_id=repo_id)
+        # API keys and the like: values in the request (never argv, never the bundle)
+        env = {n: os.environ[n] for n in settings.pass_env if n in os.environ}
+        forwarded: dict[str, object] = {
+            "preset": flags.preset, "net": flags.net, "allow_hosts": list(flags.allow_hosts),
+            "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
+            "pass_env": sorted(env), "no_capture": no_capture}
+        with sessions.Lock(session):
+            old = snapshot.read(worktree=wt, session=session)
+            base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
+            snapshot.keep(worktree=wt, session=session, base=base)
+            mux.wait()
+            try:
+                answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
+                                        request={"cwd": os.path.relpath(wt.cwd, wt.root),
+                                                 "command": list(settings.command),
+                                                 "flags": forwarded, "env": env,
+                                                 "home": str(real_home())},
+                                        control=mux.path)
+            except BaseException:  # the agent never ran: a new session is not kept, an old one's
+                if fresh:          # base is what it was
+                    proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
+                             check=False)
+                    sessions.remove(session)
+                elif old is not None and old != base.oid:
+                    snapshot.keep(worktree=wt, session=session, base=snapshot.Base(
+                        oid=old, head=None, clean=False), old=base.oid)
+                raise
+            ticket, where = answer.get("ticket"), answer.get("path")
+            if not isinstance(ticket, str) or not isinstance(where, str):
+                raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
+            if where != str(wt.root):
+                say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
+                    f"({wt.root} is taken or not writable there)")
+            session.update_meta(remote=name)
+            start = time.time()
+            # fetch's worker starts while the agent runs (its own channel, asked after the run)
+            early = client.Conversation(target, cfg, None, mux.path) if mux.up() else None
+            if early is not None:
+                stack.callback(early.close)
+            status = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1),
+                                control=mux.path)
+            session.update_meta(last_run=sessions.RunRecord(
+                command=list(settings.command), start=start, end=time.time(), exit_status=status,
+                net=settings.net))
+            if status == 255:
+                say(f"warning: the ssh connection to {name} failed; `git agent fetch "
+                    f"{session.name}` brings back what the remote captured")
+            tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=mux.path,
+                               started=early if status != 255 else None)
     say(f"session {session.name!r}: {session.branch_name} fetched from {name} ({tip[:12]})"
         if tip else f"session {session.name!r}: nothing new from {name}")
     return status

@@ -283,8 +283,8 @@ Examples:
 @click.argument("session_name", metavar="SESSION", shell_complete=complete_sessions)
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
-    """Delete a session: its overlay, metadata, base ref, branch agent/SESSION and its record
-    refs/agent-history/SESSION."""
+    """Delete a session: its overlay, metadata, base ref, branch agent/SESSION, its record
+    refs/agent-history/SESSION and, if it ran on a remote, its copy there (or says it is left)."""
     from git_agent.commands import drop as drop_mod
 
     sys.exit(drop_mod.main(session_name=session_name, force=force))

@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from git_agent.cli.shared import CONTEXT, State, complete_sessions, examples
-from git_agent.errors import guarded
+from git_agent.cli.shared import CONTEXT, complete_sessions, examples
 
 
 @click.command(
@@ -125,18 +124,6 @@ def remote_doctor(name: str) -> None:
 @click.option("--ticket", default=None, help="Run the prepared session with this ticket.")
 def worker_cmd(ticket: str | None) -> None:
     """The remote side: one JSON request on stdin, one JSON answer on stdout."""
-    from git_agent.commands import doctor as doctor_mod
-    from git_agent.commands import worker
+    from git_agent.cli import worker_entry
 
-    def doctor_op(_req: dict[str, object]) -> dict[str, object]:
-        checks = doctor_mod.checks()
-        return {"ok": all(c.status != "FAIL" for c in checks),
-                "checks": [{"name": c.name, "status": c.status, "detail": c.detail,
-                            "fix": c.fix} for c in checks]}
-
-    def sound() -> bool:
-        return all(c.status != "FAIL" for c in doctor_mod.checks())
-
-    if ticket is not None:
-        sys.exit(guarded(lambda: worker.run_ticket(ticket), debug=State.debug))
-    sys.exit(worker.main({"doctor": doctor_op}, sound=sound))
+    sys.exit(worker_entry.main([] if ticket is None else ["--ticket", ticket]))

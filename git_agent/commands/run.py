@@ -41,8 +41,13 @@ def real_home() -> Path:
 
 
 def main(*, no_capture: bool = False, on: str | None = None, detach: bool = False,
-         **options: Any) -> int:
-    """`git agent run`: options are RunFlags' fields, as the command line gives them."""
+         home_alias: Path | None = None, **options: Any) -> int:
+    """`git agent run`: options are RunFlags' fields, as the command line gives them;
+    home_alias (a remote run: the caller's own $HOME path, from the worker as
+    GIT_AGENT_HOME_ALIAS) is HOME inside when it can be."""
+    alias = os.environ.pop("GIT_AGENT_HOME_ALIAS", None)  # never passed on to the agent
+    if home_alias is None and alias and os.path.isabs(alias):
+        home_alias = Path(alias)
     flags = RunFlags(**options)
     if on is not None:
         return _run_on(on, flags=flags, no_capture=no_capture, detach=detach)
@@ -78,6 +83,9 @@ def main(*, no_capture: bool = False, on: str | None = None, detach: bool = Fals
         plan = welcome.prepare(sandbox.build_plan(opts), session_dir=session.dir,
                                session=session.name, net=settings.net, ports=settings.ports,
                                hidden=hidden)
+        plan, aliased = sandbox.alias_home(plan, home=home_p, alias=home_alias)
+        if home_alias not in (None, home_p) and not aliased:
+            say(f"note: HOME inside is {home_p} here ({home_alias} is taken or not usable)")
         if _stderr_is_tty():  # one line that says where the agent runs, and how to leave
             say(welcome.banner(session=session.name, net=settings.net, ports=settings.ports,
                                hidden=hidden))
@@ -133,70 +141,80 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool, detach: bool) -> in
                          "with --on (the remote has its own agent home)")
     wt, cfg = _find_worktree_and_config()
     target = remotes.lookup(cfg, name)
-    settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=real_home(),
-                       default_session=sessions.default_name(wt), environ=os.environ)
-    session = sessions.get(wt, settings.session_name)
-    known_id = identity.current(wt)
-    if identity.is_stale(wt, session, known_id):
-        raise identity.StaleSession(identity.stale_message(session))
-    repo_id = known_id or identity.ensure(wt)
-    fresh = not session.exists()
-    sessions.create(wt, session, repo_id=repo_id)
-    # API keys and the like: values in the request (never argv, never the bundle)
-    env = {n: os.environ[n] for n in settings.pass_env if n in os.environ}
-    forwarded: dict[str, object] = {
-        "preset": flags.preset, "net": flags.net, "allow_hosts": list(flags.allow_hosts),
-        "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
-        "pass_env": sorted(env), "no_capture": no_capture}
-    tty = os.isatty(0) and os.isatty(1)
-    with sessions.Lock(session), contextlib.ExitStack() as stack:
-        mux = client.Master(target, cfg)  # its handshake while the snapshot is taken
+    with contextlib.ExitStack() as stack:
+        mux = client.Master(target, cfg)  # its handshake while the rest is made ready
         stack.callback(mux.close)
-        old = snapshot.read(worktree=wt, session=session)
-        base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
-        snapshot.keep(worktree=wt, session=session, base=base)
-        mux.wait()
-        try:
-            answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
-                                    request={"cwd": os.path.relpath(wt.cwd, wt.root),
-                                             "command": list(settings.command),
-                                             "flags": forwarded, "env": env,
-                                             "detach": detach, "tty": tty},
-                                    control=mux.path)
-        except BaseException:  # the agent never ran: a new session is not kept, an old one's
-            if fresh:          # base is what it was
-                proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
-                         check=False)
-                sessions.remove(session)
-            elif old is not None and old != base.oid:
-                snapshot.keep(worktree=wt, session=session, base=snapshot.Base(
-                    oid=old, head=None, clean=False), old=base.oid)
-            raise
-        ticket, where = answer.get("ticket"), answer.get("path")
-        if not isinstance(where, str) or not (isinstance(ticket, str) or
-                                               detach and answer.get("detached") is True):
-            raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
-        if where != str(wt.root):
-            say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
-                f"({wt.root} is taken or not writable there)")
-        start = time.time()
-        if detach:
-            session.update_meta(remote=name, remote_running=True, last_run=sessions.RunRecord(
-                command=list(settings.command), start=start, end=None, exit_status=None,
+        settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=real_home(),
+                           default_session=sessions.default_name(wt), environ=os.environ)
+        session = sessions.get(wt, settings.session_name)
+        known_id = identity.current(wt)
+        if identity.is_stale(wt, session, known_id):
+            raise identity.StaleSession(identity.stale_message(session))
+        repo_id = known_id or identity.ensure(wt)
+        fresh = not session.exists()
+        sessions.create(wt, session, repo_id=repo_id)
+        # API keys and the like: values in the request (never argv, never the bundle)
+        env = {n: os.environ[n] for n in settings.pass_env if n in os.environ}
+        forwarded: dict[str, object] = {
+            "preset": flags.preset, "net": flags.net, "allow_hosts": list(flags.allow_hosts),
+            "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
+            "pass_env": sorted(env), "no_capture": no_capture}
+        tty = os.isatty(0) and os.isatty(1)
+        with sessions.Lock(session):
+            old = snapshot.read(worktree=wt, session=session)
+            base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
+            snapshot.keep(worktree=wt, session=session, base=base)
+            mux.wait()
+            try:
+                answer = client.prepare(target, cfg, wt, session, repo_id=repo_id,
+                                        base=base.oid,
+                                        request={"cwd": os.path.relpath(wt.cwd, wt.root),
+                                                 "command": list(settings.command),
+                                                 "flags": forwarded, "env": env,
+                                                 "detach": detach, "tty": tty,
+                                                 "home": str(real_home())},
+                                        control=mux.path)
+            except BaseException:  # the agent never ran: a new session is not kept, an old
+                if fresh:          # one's base is what it was
+                    proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
+                             check=False)
+                    sessions.remove(session)
+                elif old is not None and old != base.oid:
+                    snapshot.keep(worktree=wt, session=session, base=snapshot.Base(
+                        oid=old, head=None, clean=False), old=base.oid)
+                raise
+            ticket, where = answer.get("ticket"), answer.get("path")
+            if not isinstance(where, str) or not (isinstance(ticket, str) or
+                                                   detach and answer.get("detached") is True):
+                raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
+            if where != str(wt.root):
+                say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
+                    f"({wt.root} is taken or not writable there)")
+            start = time.time()
+            if detach:
+                session.update_meta(remote=name, remote_running=True,
+                                    last_run=sessions.RunRecord(
+                                        command=list(settings.command), start=start, end=None,
+                                        exit_status=None, net=settings.net))
+                say(f"session {session.name!r} runs on {name}, detached: `git agent attach "
+                    f"{session.name}` joins it (^] leaves it again), `git agent fetch "
+                    f"{session.name}` brings {session.branch_name} once it ends")
+                return 0
+            session.update_meta(remote=name, remote_running=None)
+            assert isinstance(ticket, str)
+            # fetch's worker starts while the agent runs (its own channel, asked after the run)
+            early = client.Conversation(target, cfg, None, mux.path) if mux.up() else None
+            if early is not None:
+                stack.callback(early.close)
+            channel = client.run(target, cfg, ticket, tty=tty, control=mux.path)
+            status = follow.conclude(target, cfg, wt, session, name=name, repo_id=repo_id,
+                                     channel=channel, control=mux.path,
+                                     started=early if channel != follow.LOST else None)
+            ended = not session.read_meta().remote_running  # else it goes on there
+            session.update_meta(last_run=sessions.RunRecord(
+                command=list(settings.command), start=start,
+                end=time.time() if ended else None, exit_status=status if ended else None,
                 net=settings.net))
-            say(f"session {session.name!r} runs on {name}, detached: `git agent attach "
-                f"{session.name}` joins it (^] leaves it again), `git agent fetch "
-                f"{session.name}` brings {session.branch_name} once it ends")
-            return 0
-        session.update_meta(remote=name, remote_running=None)
-        assert isinstance(ticket, str)
-        channel = client.run(target, cfg, ticket, tty=tty, control=mux.path)
-        status = follow.conclude(target, cfg, wt, session, name=name, repo_id=repo_id,
-                                 channel=channel, control=mux.path)
-        ended = not session.read_meta().remote_running  # else it goes on there
-        session.update_meta(last_run=sessions.RunRecord(
-            command=list(settings.command), start=start, end=time.time() if ended else None,
-            exit_status=status if ended else None, net=settings.net))
     return status
 
 

@@ -8,17 +8,24 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from git_agent.errors import GitAgentError
-from git_agent.remote import bundle, remotes
+from git_agent.remote import remotes
 from git_agent.repo import Worktree
 from git_agent.session import Session
 from git_agent.settings import gitconfig
 
 MAX_LINE = remotes.MAX_ANSWER
+
+
+def _trace(what: str, n: int) -> None:
+    """With GIT_AGENT_DEBUG set: each bundle's size on stderr (the benchmark reads it)."""
+    if os.environ.get("GIT_AGENT_DEBUG"):
+        sys.stderr.write(f"git agent: debug: {what} {n} bytes\n")
 
 
 class Master:
@@ -40,6 +47,10 @@ class Master:
         while (not os.path.exists(self.path) and self.p.poll() is None
                and time.monotonic() < deadline):
             time.sleep(0.005)
+
+    def up(self) -> bool:
+        """Is the shared login there (its socket made, the master alive)?"""
+        return self.p.poll() is None and os.path.exists(self.path)
 
     def close(self) -> None:
         """`ssh -O exit` (a SIGTERM can leave the master waiting on a channel a client just
@@ -64,12 +75,22 @@ class Conversation:
     """One ssh connection to the worker (no pty): JSON lines and counted bytes both ways."""
 
     def __init__(self, target: remotes.Target, cfg: gitconfig.GitConfig,
-                 request: dict[str, object], control: str | None = None):
+                 request: dict[str, object] | None, control: str | None = None):
+        """request None: the worker is started now and asked later (ask()), so its start
+        overlaps the run; in its own process group, so a ^C meant for the agent spares it."""
         self.target = target
         self.p = subprocess.Popen(remotes.ssh_argv(target, cfg, control=control),
-                                  stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE,
+                                  process_group=0 if request is None else None)
+        if request is not None:
+            self.ask(request)
+
+    def ask(self, request: dict[str, object]) -> None:
         self.send({"protocol": remotes.PROTOCOL, **request})
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
 
     def send(self, obj: dict[str, object]) -> None:
         self.write(json.dumps(obj).encode() + b"\n")
@@ -139,6 +160,8 @@ def prepare(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sess
     c = Conversation(target, cfg, {"op": "prepare", "repo_id": repo_id, "base": base,
                                    "session": session.name, "path": str(wt.root), **request},
                      control)
+    from git_agent.remote import bundle  # here: pygit2, which a warm run may never need
+
     have = c.line().get("have")
     if not isinstance(have, list) or not all(isinstance(h, str) for h in have):
         c.close()
@@ -146,10 +169,13 @@ def prepare(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sess
     with tempfile.TemporaryDirectory(dir=session.dir) as tmp:
         out = Path(tmp) / "base.bundle"
         if base not in have and bundle.make_base_bundle(wt, session, out, [str(h) for h in have]):
-            c.send({"bytes": out.stat().st_size})
+            size = out.stat().st_size
+            c.send({"bytes": size})
             c.write(out.read_bytes())
         else:
+            size = 0
             c.send({"bytes": 0})
+        _trace("base bundle sent:", size)
     answer = c.line()
     c.close()
     return answer
@@ -164,26 +190,37 @@ def run(target: remotes.Target, cfg: gitconfig.GitConfig, ticket: str, *, tty: b
 
 
 def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
-          *, repo_id: str, max_bytes: int = bundle.MAX_BUNDLE,
+          *, repo_id: str, max_bytes: int | None = None,
           control: str | None = None, capture: bool = False,
-          state: dict[str, object] | None = None) -> str | None:
+          state: dict[str, object] | None = None,
+          started: Conversation | None = None) -> str | None:
     """Bring agent/S back: the remote's bundle imported with every check (import_session);
     its tip, or None when the remote has nothing new. The caller holds the session's lock.
     capture: the remote captures a killed run first (detached.checkpoint); state: filled with
-    the worker's last answer (whether the run still goes on there, how it ended)."""
+    the worker's last answer (whether the run still goes on there, how it ended); started: a
+    worker connection opened earlier and not yet asked (used when still alive)."""
     state = {} if state is None else state
     base = wt.resolve(session.base_ref)
     if base is None:
         raise GitAgentError(f"session {session.name!r} has no base here")
+    from git_agent.remote import bundle  # here: pygit2, which a warm run may never need
+
+    if max_bytes is None:
+        max_bytes = bundle.MAX_BUNDLE
     tip = wt.resolve(session.branch)
-    c = Conversation(target, cfg, {"op": "fetch", "repo_id": repo_id, "base": base,
-                                   "session": session.name, "have": [tip] if tip else [],
-                                   "capture": capture},
-                     control)
+    request: dict[str, object] = {"op": "fetch", "repo_id": repo_id, "base": base,
+                                  "session": session.name, "have": [tip] if tip else [],
+                                  "capture": capture}
+    if started is not None and started.alive():
+        c = started
+        c.ask(request)
+    else:
+        c = Conversation(target, cfg, request, control)
     n = c.line().get("bytes")
     if not isinstance(n, int) or n < 0:
         c.close()
         raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
+    _trace(f"{session.branch_name} bundle received:", n)
     if n > max_bytes:
         c.close()
         raise bundle.BundleRefused(f"the bundle is {n} bytes, over the cap of {max_bytes}")

@@ -24,13 +24,14 @@ def goes_on(name: str, session: Session, why: str) -> str:
 
 def conclude(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
              *, name: str, repo_id: str, channel: int, control: str | None = None,
-             capture: bool = False) -> int:
+             capture: bool = False, started: client.Conversation | None = None) -> int:
     """channel: the exit status of the run's ssh channel. Returns the agent's exit status
-    (LOST while it goes on there, 0 when you detached). The caller holds the session's lock."""
+    (LOST while it goes on there, 0 when you detached); started: fetch's worker, opened while
+    the agent ran and not yet asked. The caller holds the session's lock."""
     state: dict[str, object] = {}
     try:
         tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=control,
-                           capture=capture, state=state)
+                           capture=capture, state=state, started=started)
     except GitAgentError as e:
         if channel != LOST:
             raise

@@ -87,8 +87,9 @@ def _have(store: Path) -> list[str]:
 
 def _receive(store: Path, chan: Channel, session: str, base: str) -> None:
     """Ask for the bundle of what the store lacks, take it in with fsck's checks."""
-    have = [] if _git(store, "cat-file", "-t", base, check=False) == "commit" else _have(store)
-    if not have or base not in have:
+    known = _git(store, "cat-file", "-t", base, check=False) == "commit"
+    have = [base] if known else _have(store)
+    if base not in have:
         chan.write_line({"have": have})
         got = chan.read_line()
         n = got.get("bytes")
@@ -122,6 +123,17 @@ def _is_ours(path: Path, store: Path) -> bool:
     return text.startswith("gitdir: ") and Path(text[8:].strip()).parent == store / "worktrees"
 
 
+def _exists(path: Path) -> bool:
+    """Is path there, or behind a directory we may not search (taken either way)?"""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) -> Path:
     """The session's worktree, checked out at base: at want (the local path) when it is ours
     or can be made here, else under the store (said in the answer)."""
@@ -134,7 +146,7 @@ def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) ->
         if _is_ours(cand, store):
             proc.git("checkout", "-q", "-f", "--detach", base, cwd=cand)
             return cand
-        if cand.exists():
+        if _exists(cand):
             continue  # someone else's (on a loopback test: the local worktree itself)
         try:
             cand.parent.mkdir(parents=True, exist_ok=True)
@@ -201,6 +213,10 @@ def prepare(req: dict[str, object], chan: Channel, *,
             os.path.isabs(cwd) or ".." in Path(cwd).parts:
         raise GitAgentError("bad 'path' or 'cwd' in the request")
     command, flags, env = _command(req), _flags(req), _env(req)
+    home = req.get("home")
+    if home is not None and (not isinstance(home, str) or not os.path.isabs(home) or
+                             "\0" in home or len(home) > 4096):
+        raise GitAgentError("bad 'home' in the request")
     detached.refuse_if_running(repo_id, session)  # its worktree is that run's lower
     verdict: list[bool] = []
     doctor = threading.Thread(target=lambda: verdict.append(sound()), daemon=True)
@@ -214,7 +230,7 @@ def prepare(req: dict[str, object], chan: Channel, *,
                             "(`git agent remote doctor` says why)")
     where = wt / cwd if (wt / cwd).is_dir() else wt
     spec = {"cwd": str(where), "session": session, "command": command, "flags": flags,
-            "env": env, "repo_id": repo_id, "tty": req.get("tty") is True}
+            "env": env, "repo_id": repo_id, "tty": req.get("tty") is True, "home": home}
     if req.get("detach") is True:  # started now, with a pty for whoever attaches later
         _start(spec, tty=True)
         return {"ok": True, "detached": True, "path": str(wt)}
@@ -234,11 +250,16 @@ def _write_ticket(spec: dict[str, object]) -> str:
 
 def _start(spec: dict[str, Any], *, tty: bool) -> None:
     """The real `git agent run` under a holder (detached.start): argv a list, the environment
-    (API keys) in its environment, never its argv."""
+    (API keys) in its environment, never its argv; the caller's own $HOME path as
+    GIT_AGENT_HOME_ALIAS (run.main: HOME inside there when the sandbox can show it)."""
     argv = [sys.executable, "-m", "git_agent", "run", "-s", spec["session"], *spec["flags"],
             "--", *spec["command"]]
-    detached.start(spec["repo_id"], spec["session"], argv=argv,
-                   env={**os.environ, **spec["env"]}, cwd=spec["cwd"], tty=tty)
+    env = {**os.environ, **spec["env"]}
+    env.pop(HOME_ALIAS, None)
+    if isinstance(spec.get("home"), str):
+        env[HOME_ALIAS] = spec["home"]
+    detached.start(spec["repo_id"], spec["session"], argv=argv, env=env, cwd=spec["cwd"],
+                   tty=tty)
 
 
 def attach_ticket(req: dict[str, object]) -> dict[str, object]:
@@ -253,6 +274,7 @@ def attach_ticket(req: dict[str, object]) -> dict[str, object]:
             "ticket": _write_ticket({"attach": True, "repo_id": repo_id, "session": session})}
 
 
+HOME_ALIAS = "GIT_AGENT_HOME_ALIAS"  # read (and removed) by run.main
 TICKET_TTL = 600  # seconds: a prepared run whose connection never came is forgotten
 
 

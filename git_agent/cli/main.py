@@ -29,8 +29,8 @@ def _run_options(f: Callable[..., None]) -> Callable[..., None]:
         kind: Any = None
         if o.choices is not None:
             kind = click.Choice(list(o.choices))
-        elif o.port:
-            kind = click.IntRange(1, 65535)
+        elif o.port or o.upto:
+            kind = click.IntRange(1, o.upto or 65535)
         extra: dict[str, Any] = {"is_flag": True} if o.is_flag else {"type": kind}
         if o.multiple:
             extra["multiple"] = True

@@ -40,11 +40,27 @@ def real_home() -> Path:
     return p
 
 
-def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> int:
+def main(*, no_capture: bool = False, on: str | None = None, attempts: int | None = None,
+         base: Any = None, **options: Any) -> int:
     """`git agent run`: options are RunFlags' fields, as the command line gives them."""
     flags = RunFlags(**options)
+    if attempts is not None:  # S.1..S.N of one base snapshot, run at once: each is this again
+        from git_agent.capture import snapshot
+        from git_agent.session import attempts as fan
+
+        wt, cfg = _find_worktree_and_config()
+        s = resolve(flags=flags, cfg=cfg, worktree=wt, home=real_home(),
+                    default_session=sessions.default_name(wt), environ=os.environ)
+        return fan.run_all(wt, fan.names(s.session_name, attempts),
+                           take_base=lambda: snapshot.snapshot(worktree=wt, hide=s.hide),
+                           run_one=lambda name, base: main(no_capture=no_capture, on=on, base=base,
+                                                           **{**options, "session_name": name}))
+    if base is not None:  # an attempt, forked: its sandbox ends with the process that forked it
+        from git_agent.sandbox import lifetime
+
+        lifetime.adopt(os.getppid())
     if on is not None:
-        return _run_on(on, flags=flags, no_capture=no_capture)
+        return _run_on(on, flags=flags, no_capture=no_capture, given=base)
     if os.geteuid() == 0:
         system.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
@@ -86,7 +102,7 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
             say("warning: the agent runs as root (uid 0) inside the sandbox; "
                 "run git agent as your own user where you can")
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
-        snap = BaseSnapshot(wt, session, hide=settings.hide)
+        snap = BaseSnapshot(wt, session, hide=settings.hide, given=base)
         # signals that come once the agent has exited (git's wrapper forwards the SIGTERM of
         # `timeout` a second time) wait until the capture is done; launch hands the ones that
         # come while the agent runs to the agent
@@ -117,7 +133,7 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
             snap.stop()  # a no-op once capture joined it; else ended before we are
 
 
-def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
+def _run_on(name: str, *, flags: RunFlags, no_capture: bool, given: Any = None) -> int:
     """`run --on NAME`: the base taken here, sent as a bundle; the agent run there by the
     worker in the same sandbox (`git agent run` on the remote, which refuses when its doctor
     fails); agent/S brought back with every check of remote/bundle.py (docs/remote.md)."""
@@ -148,7 +164,7 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
         mux = client.Master(target, cfg)  # its handshake while the snapshot is taken
         stack.callback(mux.close)
         old = snapshot.read(worktree=wt, session=session)
-        base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
+        base = given or snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
         snapshot.keep(worktree=wt, session=session, base=base)
         mux.wait()
         try:
@@ -346,10 +362,7 @@ def _capture(
 
 
 def _stderr_is_tty() -> bool:
-    try:
-        return os.isatty(2)
-    except OSError:
-        return False
+    return os.isatty(2)  # False for a closed or bad fd, never an error
 
 
 def _warn_once(state_root: Path, note: str) -> None:

@@ -81,7 +81,7 @@ def cli(debug: bool) -> None:
 Examples:
   git agent run claude                 session named after the current branch
   git agent run -s fix-42 codex        a second, parallel session
-  git agent run --net none -- make test
+  git agent run --attempts 3 -- claude -p "fix the flaky test"   sessions S.1..S.3, one base
   git agent run --net isolated --allow-port 5432 claude
   git agent run --preset claude -- npx @anthropic-ai/claude-code
 """

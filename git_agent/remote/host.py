@@ -134,9 +134,9 @@ def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) ->
         if _is_ours(cand, store):
             proc.git("checkout", "-q", "-f", "--detach", base, cwd=cand)
             return cand
-        if cand.exists():
-            continue  # someone else's (on a loopback test: the local worktree itself)
         try:
+            if os.path.lexists(cand):  # someone else's (on loopback: the local worktree)
+                continue
             cand.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             continue

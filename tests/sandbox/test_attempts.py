@@ -128,3 +128,34 @@ def test_attempts_are_stopped_together_and_each_is_captured(actor: Actor, how: s
     assert "every attempt was stopped" in text
     for i in (1, 2, 3):
         assert actor.git("show", f"agent/c.{i}:kept.txt", cwd=repo) == "kept\n", text
+
+
+def test_attempts_sandboxes_die_with_the_process_the_user_started(actor: Actor) -> None:
+    """Promise "Lifetime" (docs/security.md): a kill -9 of `git-agent run --attempts` leaves no
+    agent running (each forked attempt ties its sandbox to it)."""
+    from tests.sandbox.test_lifetime import _session_processes
+
+    repo = actor.make_repo()
+    marker = f"ga-attempts-{os.getpid()}-{time.monotonic_ns()}"
+    argv = ["git-agent", "run", "--attempts", "2", "-s", "k", "--", "/usr/bin/python3", "-c",
+            AGENT, marker]
+    user = subprocess.Popen(actor._argv(argv), cwd=repo, env=actor.env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(_state(actor).glob("*/sessions/k.*/upper/kept.txt"))) < 2:
+            assert user.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(user.pid, signal.SIGKILL)
+        user.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _session_processes(marker):
+            assert time.monotonic() < deadline, _session_processes(marker)
+            time.sleep(0.05)
+    finally:
+        for line in _session_processes(marker):
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+    for i in (1, 2):  # the work is still there: review captures it
+        assert actor.agent("review", f"k.{i}", "--stat", cwd=repo).returncode == 0
+        assert actor.git("show", f"agent/k.{i}:kept.txt", cwd=repo) == "kept\n"

@@ -120,6 +120,17 @@ def _is_ours(path: Path, store: Path) -> bool:
     return text.startswith("gitdir: ") and Path(text[8:].strip()).parent == store / "worktrees"
 
 
+def _exists(path: Path) -> bool:
+    """Is path there, or behind a directory we may not search (taken either way)?"""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) -> Path:
     """The session's worktree, checked out at base: at want (the local path) when it is ours
     or can be made here, else under the store (said in the answer)."""
@@ -134,9 +145,9 @@ def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) ->
         if _is_ours(cand, store):
             proc.git("checkout", "-q", "-f", "--detach", base, cwd=cand)
             return cand
+        if _exists(cand):
+            continue  # someone else's (on a loopback test: the local worktree itself)
         try:
-            if os.path.lexists(cand):  # someone else's (on loopback: the local worktree)
-                continue
             cand.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             continue

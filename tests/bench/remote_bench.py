@@ -5,11 +5,12 @@ of tests/remote/conftest.py on loopback: root only) vs one, as separate `run --o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,24 @@ def _timed_run(b: Any, argv: Sequence[str], repo: Path, env: dict[str, str] | No
     if p.returncode != 0:
         raise SystemExit(f"bench: {' '.join(argv)} failed:\n{p.stderr.decode(errors='replace')}")
     return time.perf_counter() - t
+
+
+def _sshd() -> tuple[contextlib.AbstractContextManager[Any], Callable[[Any, Path], Path]]:
+    """The tests' sshd and how to make a client config for it: tests/remote/sshd.py's harness
+    where there is one, else the remote tests' fixture itself (tests/remote/conftest.py)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from tests.remote import sshd as harness  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:
+        from tests.conftest import Actor
+        from tests.remote import conftest
+
+        def client(server: Any, base: Path) -> Path:
+            return Path(server.client(Actor(name="root", uid=0, gid=0, base=base)))
+
+        fixture: Callable[[], Iterator[Any]] = conftest.sshd.__wrapped__  # type: ignore[attr-defined]
+        return contextlib.contextmanager(fixture)(), client
+    return harness.running(), lambda server, base: Path(server.client(base))
 
 
 def m_attempts(b: Any, n: int, attempts: int = 3) -> None:
@@ -65,20 +84,12 @@ def m_remote_parallel(b: Any, n: int, sessions: int = 8) -> None:
     if os.geteuid() != 0:
         print("parallel remote sessions: skipped (the sshd harness needs root)")
         return
-    sys.path.insert(0, str(ROOT))
-    from tests.conftest import Actor
-    from tests.remote.conftest import serve_sshd
-
     print(f"parallel remote sessions ({sessions} at once, loopback sshd, {n:,}-file repo):")
     repo = b.repo(n)
     (repo / "d000/s0/f000000.txt").write_text("uncommitted\n")
-    actor = Actor(name="root", uid=0, gid=0, base=b.root, env=b.env)
-
-    def fail(msg: str) -> None:
-        raise SystemExit(f"bench: {msg}")
-
-    with serve_sshd(fail) as server:
-        conf = server.client(actor)
+    serving, client = _sshd()
+    with serving as server:
+        conf = client(server, b.root)
         b.git("config", "agent.sshConfig", str(conf), cwd=repo)
         b.run(["git", "agent", "remote", "add", "box", server.url], cwd=repo)
         on = ["git", "agent", "run", "--on", "box"]

@@ -14,7 +14,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,14 +114,6 @@ def sshd() -> Iterator[Sshd]:
         pytest.skip("the sshd harness runs as root (sshd switches to the remote user)")
     if not os.path.exists(SSHD):
         pytest.skip("sshd is not installed (apt-get install openssh-server)")
-    with serve_sshd(fail=pytest.fail) as server:
-        yield server
-
-
-@contextlib.contextmanager
-def serve_sshd(fail: Callable[[str], object]) -> Iterator[Sshd]:
-    """The sshd itself, for the tests' fixture and the benchmark (tests/bench/remote_bench.py):
-    root only; fail(message) when it does not come up."""
     pw = _remote_user()
     bindir = _install_git_agent(pw)
     d = Path(tempfile.mkdtemp(prefix="git-agent-sshd-"))
@@ -147,11 +139,11 @@ def serve_sshd(fail: Callable[[str], object]) -> Iterator[Sshd]:
         deadline = time.monotonic() + 20
         while True:
             if server.poll() is not None:
-                fail(f"sshd exited: {(d / 'log').read_text()}")
+                pytest.fail(f"sshd exited: {(d / 'log').read_text()}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
                 break
             if time.monotonic() > deadline:
-                fail(f"sshd did not listen on 127.0.0.1:{port}")
+                pytest.fail(f"sshd did not listen on 127.0.0.1:{port}")
             time.sleep(0.05)
         yield Sshd(d, port, (d / "host.pub").read_text().strip(), authorized, REMOTE_USER)
     finally:
@@ -161,4 +153,4 @@ def serve_sshd(fail: Callable[[str], object]) -> Iterator[Sshd]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-__all__ = ["Sshd", "serve_sshd", "sshd", "sys"]
+__all__ = ["Sshd", "sshd", "sys"]

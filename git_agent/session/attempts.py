@@ -50,6 +50,12 @@ def run_all(wt: Worktree, wanted: list[str], *, take_base: Callable[[], Any],
     say(f"{len(wanted)} attempts of {base.oid[:12]} started: "
         f"{', '.join(wanted)} (stdin /dev/null; output in each session's folder, {LOG_NAME})")
     got = wait(started, lambda a: say(f"[{a.name}] exit {a.status}: {last_line(a)}"))
+    for a in started:  # refused before it made its session (command not found): no trace
+        s = store.get(wt, a.name)
+        if s.dir.is_dir() and not s.exists():
+            a.log.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                s.dir.rmdir()
     failed = [a for a in started if a.status]
     say(f"{len(started) - len(failed)} of {len(started)} attempts succeeded" + (
         f"; failed: {', '.join(f'{a.name} ({a.status})' for a in failed)}" if failed else ""))
@@ -92,25 +98,33 @@ def start(names_and_dirs: list[tuple[str, Path]], run_one: Callable[[str], int])
     out: list[Attempt] = []
     sys.stdout.flush()
     sys.stderr.flush()
-    for name, folder in names_and_dirs:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        log = folder / LOG_NAME
-        fd = os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        pid = os.fork()
-        if pid == 0:  # the attempt
-            status = 1
-            try:
-                null = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(null, 0)
-                os.dup2(fd, 1)
-                os.dup2(fd, 2)
-                status = errors.guarded(lambda n=name: run_one(n),  # type: ignore[misc]
-                                        debug=bool(os.environ.get("GIT_AGENT_DEBUG")))
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(status)
-        out.append(Attempt(name=name, pid=pid, log=log, fd=fd))
+    try:
+        for name, folder in names_and_dirs:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            log = folder / LOG_NAME
+            fd = os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            pid = os.fork()
+            if pid == 0:  # the attempt
+                status = 1
+                try:
+                    null = os.open(os.devnull, os.O_RDONLY)
+                    os.dup2(null, 0)
+                    os.dup2(fd, 1)
+                    os.dup2(fd, 2)
+                    status = errors.guarded(lambda n=name: run_one(n),  # type: ignore[misc]
+                                            debug=bool(os.environ.get("GIT_AGENT_DEBUG")))
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(status)
+            out.append(Attempt(name=name, pid=pid, log=log, fd=fd))
+    except BaseException:  # a fork that failed (EAGAIN, ENOMEM): the ones started end too
+        for a in out:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(a.pid, signal.SIGTERM)
+        for a in out:
+            os.waitpid(a.pid, 0)
+        raise
     return out
 
 

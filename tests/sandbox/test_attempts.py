@@ -97,6 +97,17 @@ def test_attempts_refuse_bad_counts_and_taken_names_before_anything_starts(
     assert after == before  # no session, no base ref, no branch made
 
 
+def test_attempts_of_a_missing_command_leave_nothing(actor: Actor) -> None:
+    repo = actor.make_repo()
+    p = actor.agent("run", "--attempts", "2", "-s", "nc", "--", "no-such-agent", cwd=repo)
+    assert "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 127, p.stderr
+    assert "[nc.1] exit 127: no-such-agent: not found inside the sandbox" in p.stderr
+    assert _refs(actor, repo, "refs/agent-base/") == _refs(actor, repo, "refs/heads/agent/") == ""
+    assert "no sessions" in actor.agent("list", cwd=repo).stderr
+    assert not list(_state(actor).glob("*/sessions/nc.*"))
+
+
 AGENT = "import time; open('kept.txt', 'w').write('kept\\n'); time.sleep(1000)"
 
 

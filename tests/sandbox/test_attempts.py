@@ -35,18 +35,18 @@ def test_attempts_run_from_one_base_each_captured_to_its_own_branch(actor: Actor
     (repo / "untracked.txt").write_text("mine\n")
     (repo / "README.md").write_text("edited, not committed\n")
     actor.own(repo)
-    p = actor.agent("run", "--attempts", "3", "-s", "a", "--", "sh", "-c", SCRIPT, cwd=repo,
+    p = actor.agent("run", "--attempts", "8", "-s", "a", "--", "sh", "-c", SCRIPT, cwd=repo,
                     input="typed on stdin\n")
     assert "Traceback" not in p.stderr, p.stderr
     assert p.returncode == 0, p.stderr
     assert "out of" not in p.stdout + p.stderr  # the agents' output went to their logs
     bases = {actor.git("rev-parse", f"refs/agent-base/a.{i}", cwd=repo).strip()
-             for i in (1, 2, 3)}
-    assert len(bases) == 1  # the same base commit for all three
+             for i in range(1, 9)}
+    assert len(bases) == 1  # the same base commit for all eight
     base = bases.pop()
     assert actor.git("show", f"{base}:untracked.txt", cwd=repo) == "mine\n"
     assert actor.git("show", f"{base}:README.md", cwd=repo) == "edited, not committed\n"
-    for i in (1, 2, 3):
+    for i in range(1, 9):
         tip = actor.git("rev-parse", f"agent/a.{i}", cwd=repo).strip()
         assert actor.git("rev-parse", f"{tip}^", cwd=repo).strip() == base
         assert actor.git("show", f"{tip}:who.txt", cwd=repo) == f"a.{i}\nmine\n"
@@ -54,12 +54,12 @@ def test_attempts_run_from_one_base_each_captured_to_its_own_branch(actor: Actor
         assert f"out of a.{i}\n" in log and f"err of a.{i}\n" in log
         assert "stdin is empty\n" in log and "typed on stdin" not in log
         assert f"[a.{i}] exit 0: agent/a.{i} " in p.stderr
-    assert "3 of 3 attempts succeeded" in p.stderr
+    assert "8 of 8 attempts succeeded" in p.stderr
     # the user's worktree, index and HEAD are as they were
     assert actor.git("status", "--porcelain", cwd=repo) == " M README.md\n?? untracked.txt\n"
     rows = [ln.split() for ln in actor.agent("list", cwd=repo).stdout.splitlines()[1:]]
     assert [r[:4] for r in rows] == [[f"a.{i}", f"agent/a.{i}", "idle", "local"]
-                                     for i in (1, 2, 3)]
+                                     for i in range(1, 9)]
 
 
 def test_attempts_exit_status_is_the_first_failed_one_each_said(actor: Actor) -> None:

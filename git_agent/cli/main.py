@@ -29,8 +29,8 @@ def _run_options(f: Callable[..., None]) -> Callable[..., None]:
         kind: Any = None
         if o.choices is not None:
             kind = click.Choice(list(o.choices))
-        elif o.port:
-            kind = click.IntRange(1, 65535)
+        elif o.port or o.upto:
+            kind = click.IntRange(1, o.upto or 65535)
         extra: dict[str, Any] = {"is_flag": True} if o.is_flag else {"type": kind}
         if o.multiple:
             extra["multiple"] = True
@@ -81,7 +81,7 @@ def cli(debug: bool) -> None:
 Examples:
   git agent run claude                 session named after the current branch
   git agent run -s fix-42 codex        a second, parallel session
-  git agent run --net none -- make test
+  git agent run --attempts 3 -- claude -p "fix the flaky test"   sessions S.1..S.3, one base
   git agent run --net isolated --allow-port 5432 claude
   git agent run --preset claude -- npx @anthropic-ai/claude-code
 """

@@ -140,9 +140,11 @@ def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) ->
     record = store / "git-agent-sessions" / quote(session, safe="")
     known = Path(record.read_text()) if record.exists() else None
     fallback = data_root() / "worktrees" / repo_id / quote(session, safe="")
+    others = {Path(r.read_text()) for r in record.parent.glob("*") if r != record} \
+        if record.parent.is_dir() else set()
     for cand in (known, want, fallback):
-        if cand is None:
-            continue
+        if cand is None or cand != known and cand in others:
+            continue  # another session's worktree (run --attempts): a shared lower races
         if _is_ours(cand, store):
             proc.git("checkout", "-q", "-f", "--detach", base, cwd=cand)
             return cand

@@ -760,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer rounds, 1k/10k-file repos")
     ap.add_argument("--only",
                     default="launch,toolchain,whole,capture,ignore,apply,review,parallel,peer,"
-                            "network,remote",
+                            "network,remote,attempts,remote8",
                     help="comma-separated measurements (download: only the network "
                          "section's 100 MB downloads)")
     ap.add_argument("--dir", help="scratch dir (default: a new one under $TMPDIR)")
@@ -815,6 +815,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             m_remote(b, 1_000, make_repo, median)
         if "network" in only or "download" in only:
             m_network(b, 1_000, download_only="network" not in only)
+        if "attempts" in only or "remote8" in only:  # tests/bench/remote_bench.py
+            sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+            from tests.bench import remote_bench
+
+            if "attempts" in only:
+                remote_bench.m_attempts(b, 10_000)
+            if "remote8" in only:
+                remote_bench.m_remote_parallel(b, 1_000)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -89,6 +89,8 @@ def store(folder: Path, want: str, raw: bytes, found: Sequence[Sequence[str]],
         with open(tmp, "wb") as f:
             f.write(head + b"\n" + body)
         os.replace(tmp, folder / NAME)
-    except OSError:
+    except BaseException as e:  # ^C too: no half-written file left beside it
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if not isinstance(e, OSError):
+            raise

@@ -246,7 +246,8 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
     covered: list[bytes] = []
     try:
         with ui.uninterrupted(notice=engine.FINISHING) as held:
-            engine.execute(worktree, p, merge=True)
+            # what it replaced is removed meanwhile (the session's files are others)
+            finish = engine.execute(worktree, p, merge=True, later=True)
             if take is not None:
                 try:
                     covered = take()
@@ -270,6 +271,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
                         f"your worktree has all of the change, but the session could not be "
                         f"updated ({why}); run apply again once that is fixed: what is already "
                         "in your worktree counts as applied") from e
+            finish()
     except GitAgentError as e:
         if held:  # said, then the signal that came meanwhile does what it would have done
             ui.say(str(e))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from git_agent import ui
 from git_agent.errors import GitAgentError
-from git_agent.mergeback.view import find_session
+from git_agent.mergeback.view import assess_ahead, find_session
 from git_agent.repo import find_worktree
 
 
@@ -36,4 +36,6 @@ def main(*, session_name: str | None) -> int:
     for w in result.warnings:
         ui.say(f"warning: {w}")
     ui.say(result.summary)
+    if result.commit is not None:  # the next review or apply reads it, once
+        assess_ahead(worktree, s)
     return 0

@@ -49,4 +49,8 @@ def main(name: str | None, *, all_: bool = False) -> int:
             continue
         ui.say(f"session {s.name!r}: {s.branch_name} fetched from {meta.remote} ({tip[:12]})"
                if tip else f"session {s.name!r}: nothing new from {meta.remote}")
+        if tip:  # assessed here, never taken from the remote (mergeback/assessed.py)
+            from git_agent.mergeback.view import assess_ahead
+
+            assess_ahead(wt, s)
     return failed

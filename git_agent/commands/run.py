@@ -312,6 +312,10 @@ def _capture(
     for w in result.warnings:
         say(f"warning: {w}")
     say(result.summary)
+    if result.commit is not None:  # the next review or apply reads it, once
+        from git_agent.mergeback.view import assess_ahead
+
+        assess_ahead(worktree, session)
 
 
 def _stderr_is_tty() -> bool:

@@ -181,11 +181,13 @@ def closure(picked: Sequence[FileChange], everything: Sequence[FileChange]) -> l
 # --- writing ---------------------------------------------------------------------------------
 
 
-def execute(worktree: Worktree, p: ApplyPlan, *, merge: bool) -> None:
+def execute(worktree: Worktree, p: ApplyPlan, *, merge: bool, later: bool = False
+            ) -> Callable[[], None]:
     """Write the plan: deletions (deepest first), then wtf. Conflicts only with --merge.
     If a change fails (no space left, a read-only directory, a path changed since plan read
     it, ...), the ones made before it are taken back and ApplyFailed says which path failed
-    and why."""
+    and why. later: what it replaced is removed in a thread while the caller goes on; the
+    function returned waits for that."""
     todo = [a for a in p.actions if not a.noop and (merge or not a.conflict)]
     # the dirs that get a file: a deletion that empties one does not remove it (its bits stay)
     keep_dirs = frozenset(a.change.path[:i] for a in todo if a.write is not None
@@ -208,7 +210,7 @@ def execute(worktree: Worktree, p: ApplyPlan, *, merge: bool) -> None:
                 wtf.write(root_fd, a.change.path, a.write, bits, journal, a.before,
                             a.before_sig)
                 progress.step()
-        journal.done()
+        return journal.done(later=later)
     except BaseException as e:
         where = "" if a is None else f" {'writing' if a.write else 'deleting'} {a.change.shown}"
         take_back(journal, e, what="apply", where=where, nothing=(

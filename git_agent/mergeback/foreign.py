@@ -9,9 +9,10 @@ below that directory is the highest risk, and apply refuses it."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from git_agent import gittree, ui
@@ -77,37 +78,71 @@ def _listing(reach: Reach, parts: Sequence[bytes]) -> list[str]:
         os.close(fd)
 
 
+# HEAD in every ASCII case: bytes.lower() of exactly these is b"head"
+_HEADS = frozenset("".join(c) for c in itertools.product("hH", "eE", "aA", "dD"))
+
+
 def _has_head(names: Sequence[str]) -> bool:
     """Is one of these names HEAD in any ASCII case (as bytes.lower() compares)?"""
-    return any(len(n) == 4 and n.lower() == "head" for n in names)
+    return not _HEADS.isdisjoint(names)
 
 
 def _as_bytes(names: Sequence[str]) -> set[bytes]:
     return {os.fsencode(n) for n in names}
 
 
-def shaped_dirs(root_fd: int, repo: pygit2.Repository, head: str,
-                paths: Iterable[bytes]) -> dict[bytes, str]:
-    """The directories holding (at any depth) one of paths, the ones the session adds or
-    changes, that would look like a git dir afterwards, with the reason to show."""
+def _dirs(paths: Iterable[bytes]) -> list[bytes]:
+    """Every directory holding one of paths, but the top, parents first (a prefix sorts
+    first), neighbours together."""
+    parents = {p.rpartition(b"/")[0] for p in paths}  # many paths share one
+    dirs = {b"/".join(parts[:i]) for d in parents
+            for parts in (d.split(b"/"),) for i in range(len(parts) + 1)}
+    dirs.discard(b"")  # the top has your .git, which git's discovery finds first
+    return sorted(dirs)
+
+
+def _branch_trees(repo: pygit2.Repository, head: str) -> _Trees:
     import pygit2
 
     commit = repo.revparse_single(head)
     assert isinstance(commit, pygit2.Commit)
-    trees = _Trees(repo, commit.tree_id.raw)
-    parents = {p.rpartition(b"/")[0] for p in paths}  # many paths share one
-    dirs = {b"/".join(parts[:i]) for d in parents
-            for parts in (d.split(b"/"),) for i in range(len(parts) + 1)}
+    return _Trees(repo, commit.tree_id.raw)
+
+
+def head_dirs(repo: pygit2.Repository, head: str, paths: Iterable[bytes]) -> list[bytes]:
+    """The directories holding one of paths whose tree in the branch may name a HEAD: the
+    only ones where the branch's names can matter unless yours hold a HEAD (kept with the
+    assessment, assessed.py, so review need not read the branch's trees)."""
+    trees = _branch_trees(repo, head)
+    return [d for d in _dirs(paths) if (raw := trees.get(d)) is not None
+            and _MAY_NAME_HEAD.search(raw)]
+
+
+def shaped_dirs(root_fd: int, repo: Callable[[], pygit2.Repository], head: str,
+                paths: Iterable[bytes], *, heads: Collection[bytes] | None = None
+                ) -> dict[bytes, str]:
+    """The directories holding (at any depth) one of paths, the ones the session adds or
+    changes, that would look like a git dir afterwards, with the reason to show.
+
+    repo: opens the repository, called only when a branch tree is needed; heads: what
+    head_dirs answers for these paths, when known (no other branch tree is then read)."""
+    got: list[_Trees] = []
+
+    def trees() -> _Trees:
+        if not got:
+            got.append(_branch_trees(repo(), head))
+        return got[0]
+
     out: dict[bytes, str] = {}
     with Reach(root_fd) as reach:
-        for d in sorted(dirs):  # parents first (a prefix sorts first), neighbours together
-            if not d:
-                continue  # the top has your .git, which git's discovery finds first
+        for d in _dirs(paths):
             listed = _listing(reach, d.split(b"/"))
             if _has_head(listed):
-                names = set(trees.entries(d) or ()) | _as_bytes(listed)
+                names = set(trees().entries(d) or ()) | _as_bytes(listed)
+            elif heads is not None and d not in heads:
+                continue  # the branch's tree there names no HEAD, nor do yours
             else:  # the tree's names only when it may name a HEAD; yours only beside them
-                names = trees.names(d)
+                names = trees().names(d)
                 if names:
                     names |= _as_bytes(listed)
             if gittree.makes_gitdir(names):
@@ -116,11 +151,12 @@ def shaped_dirs(root_fd: int, repo: pygit2.Repository, head: str,
     return out
 
 
-def gitdir_risks(root_fd: int, repo: pygit2.Repository, head: str,
-                 paths: Sequence[bytes]) -> dict[bytes, str]:
+def gitdir_risks(root_fd: int, repo: Callable[[], pygit2.Repository], head: str,
+                 paths: Sequence[bytes], *, heads: Collection[bytes] | None = None
+                 ) -> dict[bytes, str]:
     """For each of paths (added or changed by the session) inside a directory shaped_dirs
     finds, the reason (the outermost such directory's)."""
-    shaped = shaped_dirs(root_fd, repo, head, paths)
+    shaped = shaped_dirs(root_fd, repo, head, paths, heads=heads)
     out: dict[bytes, str] = {}
     if not shaped:
         return out

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import stat
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -93,15 +94,22 @@ class Journal:
             self._drop_spare()
         return failed
 
-    def done(self) -> None:
-        """All written: drop what was kept aside."""
+    def done(self, *, later: bool = False) -> Callable[[], None]:
+        """All written: drop what was kept aside. later: in a thread, while the caller goes
+        on (it has nothing left to undo); the function returned waits for it to end."""
         self._undo.clear()
-        self._drop_spare()
+        if not later or self._spare_fd is None:
+            self._drop_spare()
+            return lambda: None
+        t = threading.Thread(target=self._drop_spare, kwargs={"shown": False},
+                             name="drop-spare")
+        t.start()
+        return t.join
 
-    def _drop_spare(self) -> None:
+    def _drop_spare(self, *, shown: bool = True) -> None:
         if self._spare_fd is None:
             return
-        progress = ui.Progress("removing the files it replaced", len(self._kept))
+        progress = ui.Progress("removing the files it replaced", len(self._kept) if shown else 0)
         dirs = []
         with contextlib.suppress(OSError), Unlinker(progress.step) as unlinker:
             for i, kept in enumerate(self._kept):

@@ -40,6 +40,19 @@ PACKAGE_JSON_KEYS = {
 
 SNIFF_BYTES = 8000  # as git: a NUL in the first 8000 bytes means binary
 
+# Bumped whenever what assess() answers changes other than through the table (the stored
+# assessment, assessed.py, is keyed by it and the table).
+ASSESS_VERSION = 1
+
+
+@functools.cache
+def version() -> str:
+    """This code's and the rule table's version: a stored assessment of another is not used."""
+    import hashlib
+
+    table = repr([(r.pattern, r.reason) for r in RULES]).encode("utf-8", "surrogateescape")
+    return f"{ASSESS_VERSION}:{SNIFF_BYTES}:{hashlib.sha256(table).hexdigest()}"
+
 
 def _match(pattern: str, path: str) -> bool:
     p, s = pattern.lower(), path.lower()
@@ -214,6 +227,10 @@ class ConfigNamed:
                     keys.append(key)
             if whole and key not in self._under.setdefault(p, []):
                 self._under[p].append(key)
+
+    def fingerprint(self) -> str:
+        """Every path and key this answers from, in a stable order."""
+        return repr((sorted(self._at.items()), sorted(self._under.items())))
 
     def keys(self, path: bytes) -> list[str]:
         """The keys whose values name this path (as a path from the worktree root)."""

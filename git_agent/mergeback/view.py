@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.mergeback import branch_state, foreign, risks
+from git_agent.mergeback import assessed, branch_state, foreign, risks
 from git_agent.mergeback.user_config import GitConfig, read_config
 from git_agent.repo import Worktree, find_worktree
 from git_agent.session import identity
@@ -165,9 +166,12 @@ def files_changed(worktree: Worktree, base: str | None, head: str | None) -> int
 # --- the change list -------------------------------------------------------------------------
 
 
-def _raw_changes(view: View) -> list[FileChange]:
-    out = proc.git("diff-tree", "-r", "-z", "--no-renames", "--raw", view.base, view.head,
-                   cwd=view.worktree.root)
+def _diff_tree(view: View) -> bytes:
+    return proc.git("diff-tree", "-r", "-z", "--no-renames", "--raw", view.base, view.head,
+                    cwd=view.worktree.root)
+
+
+def _parse_raw(out: bytes) -> list[FileChange]:
     fields = out.split(b"\0")
     changes: list[FileChange] = []
     for meta, path in zip(fields[0:-1:2], fields[1::2], strict=True):  # kept bytes: fast
@@ -203,23 +207,66 @@ UNTRACKED = ("deletes a file of yours that is in no commit (untracked or uncommi
              "cannot bring it back)")
 
 
-def _with_risks(repo: pygit2.Repository, c: FileChange, first: str | None,
-                untracked: bool, config: GitConfig) -> FileChange:
+def _assess(repo: pygit2.Repository, c: FileChange, config: GitConfig) -> tuple[str, ...]:
+    """The risks of a change from its path, modes and blobs (what assessed.py may keep)."""
     new = blob(repo, c.new_oid, c.new_mode)
     name = c.path.rsplit(b"/", 1)[-1].lower()
     old = blob(repo, c.old_oid, c.old_mode) if name == b"package.json" else None
-    found = risks.assess(path=os.fsdecode(c.path), old_mode=c.old_mode, new_mode=c.new_mode,
-                         old_data=old, new_data=new, hooks=config.hooks,
-                         configs=config.configs, named=config.named)
-    if first is not None:
-        found.insert(0, first)
-    if untracked:
-        found.append(UNTRACKED)
-    return FileChange(c.path, c.status, c.old_mode, c.new_mode, c.old_oid, c.new_oid,
-                      tuple(found))
+    return tuple(risks.assess(path=os.fsdecode(c.path), old_mode=c.old_mode,
+                              new_mode=c.new_mode, old_data=old, new_data=new,
+                              hooks=config.hooks, configs=config.configs,
+                              named=config.named))
 
 
-def _uncommitted(worktree: Worktree, repo: pygit2.Repository,
+def _with_risks(c: FileChange, found: tuple[str, ...], first: str | None,
+                untracked: bool) -> FileChange:
+    if first is None and not untracked and not found:
+        return c
+    out = ((first,) if first is not None else ()) + found + ((UNTRACKED,) if untracked else ())
+    return FileChange(c.path, c.status, c.old_mode, c.new_mode, c.old_oid, c.new_oid, out)
+
+
+def assess_ahead(worktree: Worktree, s: session.Session) -> None:
+    """Compute and keep the assessment of the session's base..branch, right after a capture
+    or an import made the branch, so the next review or apply reads it (assessed.py). A
+    failure here costs nothing but that: review computes it again."""
+    base, head = worktree.resolve(s.base_ref), worktree.resolve(s.branch)
+    if base is None or head is None or not s.dir.is_dir():
+        return
+    try:
+        view = View(worktree=worktree, session=s, base=base, head=head,
+                    config=read_config(worktree))
+        _assessed(view, functools.cache(lambda: repo_of(worktree)))
+    except (GitAgentError, OSError):
+        return
+
+
+def _assessed(view: View, repo: Callable[[], pygit2.Repository]) -> assessed.Assessment:
+    """Every change and its risks (assess), from the session's stored assessment when it was
+    made from the same commits, config and rules; else computed and stored."""
+    want = assessed.key(view.base, view.head, view.config)
+    kept = assessed.load(view.session.dir, want)
+    if kept is not None:
+        try:
+            all_changes = _parse_raw(kept.raw)
+        except (GitAgentError, ValueError):
+            all_changes = []
+        if len(all_changes) == len(kept.found):
+            return assessed.Assessment(kept.raw, kept.found, kept.heads, all_changes)
+    raw = _diff_tree(view)
+    all_changes = _parse_raw(raw)
+    found = [_assess(repo(), c, view.config) for c in all_changes]
+    heads = foreign.head_dirs(repo(), view.head, _brought(all_changes))
+    if view.session.dir.is_dir():
+        assessed.store(view.session.dir, want, raw, found, heads)
+    return assessed.Assessment(raw, found, heads, all_changes)
+
+
+def _brought(all_changes: Sequence[FileChange]) -> list[bytes]:
+    return [c.path for c in all_changes if c.new_oid is not None]
+
+
+def _uncommitted(worktree: Worktree, open_repo: Callable[[], pygit2.Repository],
                  paths: Mapping[bytes, str | None]) -> set[bytes]:
     """The paths whose base version (paths maps each to its blob) is not what HEAD's tree has
     there: untracked files, and tracked ones with uncommitted changes (all on an unborn
@@ -231,6 +278,7 @@ def _uncommitted(worktree: Worktree, repo: pygit2.Repository,
     head = worktree.head_oid()
     if head is None:
         return set(paths)
+    repo = open_repo()
     commit = repo.get(head)
     assert isinstance(commit, pygit2.Commit)
     trees: dict[bytes, pygit2.Tree | None] = {b"": commit.tree}
@@ -288,23 +336,33 @@ def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
 
     A path that matches none of the changes is an error, so a typo never reads as "nothing".
     """
-    all_changes = _raw_changes(view)
+    repo = functools.cache(lambda: repo_of(view.worktree))  # opened only when needed
     specs = to_repo_paths(view.worktree, paths)
+    if specs and not view.session.dir.is_dir():  # nowhere to keep it: only what is asked
+        all_changes, found, heads = _parse_raw(_diff_tree(view)), None, None
+    else:
+        got = _assessed(view, repo)
+        all_changes, found, heads = got.changes, got.found, got.heads
     for raw, spec in zip(paths, specs, strict=True):
         if not any(_matches(c.path, spec) for c in all_changes):
             raise UsageError(f"{raw}: not among the changes of session {view.session.name!r}")
-    picked = [c for c in all_changes if not specs or any(_matches(c.path, s) for s in specs)]
-    repo = repo_of(view.worktree)
-    brought = [c.path for c in all_changes if c.new_oid is not None]
-    deleted = {c.path: c.old_oid for c in picked if c.new_oid is None}
+    picked = [i for i, c in enumerate(all_changes)
+              if not specs or any(_matches(c.path, s) for s in specs)]
+    deleted = {c.path: c.old_oid for i in picked if (c := all_changes[i]).new_oid is None}
     root_fd = beneath.open_root(view.worktree.root)
     try:
-        shaped = foreign.gitdir_risks(root_fd, repo, view.head, brought)
+        shaped = foreign.gitdir_risks(root_fd, repo, view.head, _brought(all_changes),
+                                      heads=heads)
     finally:
         os.close(root_fd)
-    untracked = _uncommitted(view.worktree, repo, deleted)
-    return [_with_risks(repo, c, shaped.get(c.path), c.path in untracked, view.config)
-            for c in picked]
+    untracked = _uncommitted(view.worktree, repo, deleted) if deleted else set()
+    out = []
+    for i in picked:
+        c = all_changes[i]
+        out.append(_with_risks(c, found[i] if found is not None
+                               else _assess(repo(), c, view.config),
+                               shaped.get(c.path), c.path in untracked))
+    return out
 
 
 def pathspecs(worktree: Worktree, paths: Sequence[str]) -> list[str]:

@@ -183,8 +183,13 @@ def test_the_git_dir_shape_is_found_as_by_reading_every_name(tmp_path: Path) -> 
     want = plain_shaped(wt, repo, "agent", paths)
     root_fd = beneath.open_root(wt)
     try:
-        got = set(foreign.shaped_dirs(root_fd, repo, "agent", paths))
+        got = set(foreign.shaped_dirs(root_fd, lambda: repo, "agent", paths))
+        # as review does with a stored assessment: the branch's trees read only where they
+        # may name a HEAD or yours hold one
+        heads = foreign.head_dirs(repo, "agent", paths)
+        kept = set(foreign.shaped_dirs(root_fd, lambda: repo, "agent", paths, heads=heads))
     finally:
         os.close(root_fd)
     assert got == want
+    assert kept == want
     assert 10 < len(want) < 110  # both answers occur

@@ -6,7 +6,7 @@ from __future__ import annotations
 from git_agent import repo, ui
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.remote import client, remotes
+from git_agent.remote import client, engine, remotes
 from git_agent.settings import gitconfig
 
 
@@ -33,7 +33,12 @@ def main(name: str | None, *, all_: bool = False) -> int:
         target = remotes.lookup(cfg, meta.remote)
         try:
             with sessions.Lock(s, "fetch"):
-                tip = client.fetch(target, cfg, wt, s, repo_id=meta.repo_id)
+                eng = engine.connect(target, cfg, repo_id=meta.repo_id, session=s.name)
+                try:
+                    eng.open(shared=False)
+                    tip = client.fetch(eng, wt, s, repo_id=meta.repo_id)
+                finally:
+                    eng.close()
         except GitAgentError as e:
             if not all_:
                 raise

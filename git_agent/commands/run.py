@@ -122,7 +122,7 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
     worker in the same sandbox (`git agent run` on the remote, which refuses when its doctor
     fails); agent/S brought back with every check of remote/bundle.py (docs/remote.md)."""
     from git_agent.capture import snapshot
-    from git_agent.remote import client, remotes
+    from git_agent.remote import client, engine, remotes
 
     if flags.mounts or flags.home or flags.allow_sockets:
         raise UsageError("--mount, --home and --allow-socket name paths of this machine: not "
@@ -145,18 +145,18 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
         "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
         "pass_env": sorted(env), "no_capture": no_capture}
     with sessions.Lock(session), contextlib.ExitStack() as stack:
-        mux = client.Master(target, cfg)  # its handshake while the snapshot is taken
-        stack.callback(mux.close)
+        eng = engine.connect(target, cfg, repo_id=repo_id, session=session.name)
+        stack.callback(eng.close)
+        eng.open(shared=True)  # ssh's login (or podman's container) while the snapshot is taken
         old = snapshot.read(worktree=wt, session=session)
         base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
         snapshot.keep(worktree=wt, session=session, base=base)
-        mux.wait()
         try:
-            answer = client.prepare(target, cfg, wt, session, repo_id=repo_id, base=base.oid,
+            eng.ready()
+            answer = client.prepare(eng, wt, session, repo_id=repo_id, base=base.oid,
                                     request={"cwd": os.path.relpath(wt.cwd, wt.root),
                                              "command": list(settings.command),
-                                             "flags": forwarded, "env": env},
-                                    control=mux.path)
+                                             "flags": forwarded, "env": env})
         except BaseException:  # the agent never ran: a new session is not kept, an old one's
             if fresh:          # base is what it was
                 proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
@@ -168,21 +168,20 @@ def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
             raise
         ticket, where = answer.get("ticket"), answer.get("path")
         if not isinstance(ticket, str) or not isinstance(where, str):
-            raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
+            raise GitAgentError(f"the worker on {eng.name} gave a malformed answer")
         if where != str(wt.root):
             say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
                 f"({wt.root} is taken or not writable there)")
         session.update_meta(remote=name)
         start = time.time()
-        status = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1),
-                            control=mux.path)
+        status = client.run(eng, ticket, tty=os.isatty(0) and os.isatty(1))
         session.update_meta(last_run=sessions.RunRecord(
             command=list(settings.command), start=start, end=time.time(), exit_status=status,
             net=settings.net))
-        if status == 255:
+        if status == 255 and target.engine == "ssh":
             say(f"warning: the ssh connection to {name} failed; `git agent fetch "
                 f"{session.name}` brings back what the remote captured")
-        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=mux.path)
+        tip = client.fetch(eng, wt, session, repo_id=repo_id)
     say(f"session {session.name!r}: {session.branch_name} fetched from {name} ({tip[:12]})"
         if tip else f"session {session.name!r}: nothing new from {name}")
     return status

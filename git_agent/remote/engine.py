@@ -1,0 +1,48 @@
+"""What run --on, fetch and remote doctor need from a transport (an engine): a command that
+starts the worker with its stdin and stdout as the conversation (with a pty or without), the
+lifetime of what that command runs in, and what its failures mean. ssh (remote/ssh.py) and
+Podman (remote/podman.py) are the two engines; Kubernetes (`kubectl exec -i POD -- git-agent
+worker`) is the next (docs/remote.md, "Engines")."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from git_agent.remote.remotes import Target
+from git_agent.settings import gitconfig
+
+
+class Engine(Protocol):
+    """One remote, reached for one repository's session (or none: doctor).
+
+    open(shared=...) begins the lifetime: ssh starts the shared login when the caller will make
+    several connections; Podman creates the session's container. ready() waits for it (ssh: the
+    login; the caller took its snapshot meanwhile). worker(tty=, ticket=) is the argv whose
+    stdin/stdout are the worker's (a JSON line, then counted bytes; docs/remote.md "Framing"),
+    a pty when tty (the run only); nothing of the request is ever in it. close() ends the
+    lifetime (idempotent). explain(status, stderr) turns the engine's own failure (not the
+    worker's answer) into one line, or None."""
+
+    name: str  # what messages call the remote
+
+    def open(self, *, shared: bool) -> None: ...
+
+    def ready(self) -> None: ...
+
+    def worker(self, *, tty: bool = False, ticket: str | None = None) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+    def explain(self, status: int, stderr: str) -> str | None: ...
+
+
+def connect(target: Target, cfg: gitconfig.GitConfig, *, repo_id: str | None = None,
+            session: str | None = None) -> Engine:
+    """The engine of target, for one session of the repository repo_id (None: doctor)."""
+    if target.engine == "podman":
+        from git_agent.remote.podman import Podman
+
+        return Podman(target, cfg, repo_id=repo_id, session=session)
+    from git_agent.remote.ssh import Ssh
+
+    return Ssh(target, cfg)

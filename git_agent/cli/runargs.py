@@ -65,8 +65,8 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "PATH[:ro|:cow|:rw]", multiple=True),
     Opt(("--home",), "home", "Agent home [agent.home, default ~/aihome].", "DIR"),
     Opt(("--on",), "on",
-        "Run the session on remote NAME (`git agent remote add`), over ssh; review and apply "
-        "stay here.", "NAME"),
+        "Run the session on remote NAME (`git agent remote add`), over ssh or in a Podman "
+        "container; review and apply stay here.", "NAME"),
     Opt(("--no-capture",), "no_capture",
         "Do not commit the session's changes when the agent exits.", is_flag=True),
 )

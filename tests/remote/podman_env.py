@@ -120,7 +120,7 @@ def podman_engine() -> Iterator[Engine]:
         (user_dir / sub).mkdir(mode=0o700, exist_ok=True)
     (user_dir / "storage.conf").write_text(
         f'[storage]\ndriver = "overlay"\ngraphroot = "{user_dir}/storage"\n'
-        f'runroot = "{user_dir}/runroot"\n')
+        f'runroot = "{user_dir}/runroot"\nrootless_storage_path = "{user_dir}/storage"\n')
     subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", str(user_dir)], check=True)
     eng = Engine(image, quirks, user_dir, pw.pw_uid)
     user_env = [f"{k}={v}" for k, v in {

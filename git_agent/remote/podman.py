@@ -8,6 +8,7 @@ import hashlib
 import re
 import secrets
 import subprocess
+import threading
 
 from git_agent.errors import GitAgentError
 from git_agent.remote.remotes import Target, printable
@@ -69,6 +70,8 @@ class Podman:
             self.container = self.volume = f"git-agent-doctor-{secrets.token_hex(8)}"
             self.volatile = True
         self.up = False
+        self.started: threading.Thread | None = None
+        self.failed = ""
 
     def _podman(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([*self.base, *args], stdin=subprocess.DEVNULL,
@@ -85,26 +88,38 @@ class Podman:
         return [*argv, "--", self.image, "sleep", "infinity"]
 
     def open(self, *, shared: bool) -> None:
-        """Create the container (a leftover of a killed run of this session is removed first:
-        its state is on the volume)."""
+        """Start creating the container (in a thread: run --on takes its snapshot meanwhile);
+        ready() waits for it and says why it failed."""
+        self.started = threading.Thread(target=self._create, daemon=True)
+        self.started.start()
+
+    def _create(self) -> None:
+        """A leftover container of a killed run of this session is removed first (its state
+        is on the volume); the volume is made labelled (`podman volume ls --filter
+        label=io.git-agent.repo=ID` finds them), or exists already."""
         self._podman("rm", "-f", "-t", "0", "--", self.container)
-        # labelled, so `podman volume ls --filter label=io.git-agent.repo=ID` finds them
-        self._podman("volume", "create", *self.labels, "--", self.volume)  # or it exists
+        made = self._podman("volume", "create", *self.labels, "--", self.volume).returncode == 0
         p = subprocess.run(self.run_argv(), stdin=subprocess.DEVNULL, capture_output=True,
                            check=False)
+        self.up = True  # close() removes whatever part of it exists
         if p.returncode != 0:
-            raise GitAgentError(self.explain(p.returncode, p.stderr.decode(errors="replace"))
-                                or f"{self.name}: podman run failed")
-        self.up = True
+            if made:  # a volume this failed run just made holds nothing
+                self._podman("volume", "rm", "-f", "--", self.volume)
+            self.failed = (self.explain(p.returncode, p.stderr.decode(errors="replace"))
+                           or f"{self.name}: podman run failed")
 
     def ready(self) -> None:
-        pass
+        if self.started is None:
+            self.open(shared=False)
+        assert self.started is not None
+        self.started.join()
+        if self.failed:
+            raise GitAgentError(self.failed)
 
     def worker(self, *, tty: bool = False, ticket: str | None = None) -> list[str]:
         if ticket is not None and not _TICKET.match(ticket):
             raise GitAgentError("the worker answered a malformed ticket")
-        if not self.up:
-            self.open(shared=False)
+        self.ready()
         # --detach-keys="": no key sequence of the agent's terminal is podman's (ctrl-p ctrl-q)
         argv = [*self.base, "exec", "-i", *(["-t", "--detach-keys="] if tty else []),
                 "--", self.container, "git-agent", "worker"]
@@ -113,6 +128,8 @@ class Podman:
     def close(self) -> None:
         """Remove the container; a session's volume stays (its next run continues there),
         doctor's goes."""
+        if self.started is not None:
+            self.started.join()
         if self.up:
             self.up = False
             self._podman("rm", "-f", "-t", "0", "--", self.container)

@@ -165,3 +165,38 @@ def _container(engine: Engine, actor: Actor) -> str:
     names = engine.leftovers(actor)
     assert len(names) == 1, names
     return names[0]
+
+
+def test_podman_gives_the_agent_a_terminal_when_you_have_one(actor: Actor,
+                                                             podman_engine: Engine,
+                                                             pod: Path) -> None:
+    """Interactive: on a terminal the run is `podman exec -t` (the agent sees a tty, and no
+    key of yours is podman's detach sequence); the bundles travel on their own execs."""
+    probe = "if [ -t 0 ]; then echo tty; else echo none; fi > tty.txt"
+    cmd = f"git agent run --on pod -s s -- sh -c '{probe}; printf \"\\033[2Jgarbage\\n\"'"
+    p = actor.run(["script", "-qec", cmd, "/dev/null"], cwd=pod)
+    assert p.returncode == 0, p.stdout + p.stderr
+    tip = actor.git("rev-parse", "agent/s", cwd=pod).strip()
+    assert actor.git("show", f"{tip}:tty.txt", cwd=pod) == "tty\n"
+    assert "garbage" in p.stdout
+    assert run_on(actor, pod, "sh", "-c", probe).returncode == 0  # not a terminal: no pty
+    tip = actor.git("rev-parse", "agent/s", cwd=pod).strip()
+    assert actor.git("show", f"{tip}:tty.txt", cwd=pod) == "none\n"
+
+
+def test_a_missing_image_is_one_line_and_leaves_nothing(actor: Actor, podman_engine: Engine,
+                                                        pod: Path) -> None:
+    actor.git("config", "agent.remote.pod.image", "localhost/git-agent-no-such:1", cwd=pod)
+    for args in (("remote", "doctor", "pod"), ("run", "--on", "pod", "-s", "s", "--", "true")):
+        p = actor.agent(*args, cwd=pod)
+        assert p.returncode != 0 and p.stderr.count("\n") == 1, p.stderr
+        assert "no image localhost/git-agent-no-such:1" in p.stderr, p.stderr
+    assert actor.git("for-each-ref", "refs/agent-base/", "refs/heads/agent/", cwd=pod) == ""
+    assert "no sessions" in actor.agent("list", cwd=pod).stderr
+    assert podman_engine.leftovers(actor) == []
+    rid = actor.git("cat-file", "-p", "refs/agent-id", cwd=pod).split()[-1]
+    assert podman_engine.podman(actor, "volume", "ls", "-q", "--filter",
+                                f"label=io.git-agent.repo={rid}").stdout == ""
+    actor.git("config", "agent.remote.pod.image", "-oops", cwd=pod)
+    p = actor.agent("remote", "doctor", "pod", cwd=pod)
+    assert p.returncode != 0 and "bad agent.remote.pod.image" in p.stderr, p.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,8 @@ def test_the_podman_commands_take_no_request_and_name_the_connection_as_one_word
         assert opt in run
     assert run[-4:] == ["--", podman.IMAGE, "sleep", "infinity"]
     pod.up = True  # as after open(): no container is made by a unit test
+    pod.started = threading.Thread(target=lambda: None)
+    pod.started.start()
     assert pod.worker() == ["podman", "--connection=myconn", "exec", "-i", "--", pod.container,
                             "git-agent", "worker"]
     tty = pod.worker(tty=True, ticket="0" * 32)

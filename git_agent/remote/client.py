@@ -45,11 +45,11 @@ class Conversation:
         assert self.p.stdout is not None
         raw = self.p.stdout.readline(MAX_LINE + 1)
         if not raw.endswith(b"\n"):
-            self.fail()
+            self.fail("gave no answer")
         try:
             got = json.loads(raw)
         except ValueError:
-            self.fail()
+            self.fail("gave no answer")
         if not isinstance(got, dict):
             raise GitAgentError(f"the worker on {self.engine.name} gave a malformed answer")
         if got.get("error"):
@@ -74,7 +74,7 @@ class Conversation:
         self.p.wait()
         return self.p.returncode
 
-    def fail(self) -> None:
+    def fail(self, what: str = "broke off") -> None:
         assert self.p.stderr is not None
         self.close()
         text = self.p.stderr.read().decode(errors="replace")
@@ -83,13 +83,15 @@ class Conversation:
             raise GitAgentError(said)
         err = text.strip().splitlines()
         last = remotes.printable(err[-1]) if err else ""
-        raise GitAgentError(f"the worker on {self.engine.name} broke off (exit status "
+        raise GitAgentError(f"the worker on {self.engine.name} {what} (exit status "
                             f"{self.p.returncode}{': ' + last if last else ''})")
 
 
 def call(engine: Engine, request: dict[str, object]) -> dict[str, object]:
     """Send one request to the worker, return its answer; any failure is one GitAgentError."""
     c = Conversation(engine, request)
+    assert c.p.stdin is not None
+    c.p.stdin.close()  # one request: the worker may read to the end of its input
     answer = c.line()
     c.close()
     return answer

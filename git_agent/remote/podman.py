@@ -94,6 +94,12 @@ class Podman:
         self.started.start()
 
     def _create(self) -> None:
+        try:
+            self._make()
+        except OSError as e:  # no podman here: said by ready(), nothing started
+            self.failed = f"cannot run podman for {self.name}: {e.strerror}"
+
+    def _make(self) -> None:
         """A leftover container of a killed run of this session is removed first (its state
         is on the volume); the volume is made labelled (`podman volume ls --filter
         label=io.git-agent.repo=ID` finds them), or exists already."""

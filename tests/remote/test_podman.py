@@ -25,10 +25,11 @@ def pod(actor: Actor, podman_engine: Engine) -> Iterator[Path]:
     try:
         yield repo
     finally:
-        rid = actor.run(["git", "cat-file", "-p", "refs/agent-id"], cwd=repo).stdout.split()
+        rid = actor.run(["git", "rev-parse", "-q", "--verify", "refs/agent-id"],
+                        cwd=repo).stdout.strip()
         if rid:
             vols = podman_engine.podman(actor, "volume", "ls", "-q", "--filter",
-                                        f"label=io.git-agent.repo={rid[-1]}").stdout.split()
+                                        f"label=io.git-agent.repo={rid}").stdout.split()
             if vols:
                 podman_engine.podman(actor, "volume", "rm", "-f", *vols)
 
@@ -194,9 +195,29 @@ def test_a_missing_image_is_one_line_and_leaves_nothing(actor: Actor, podman_eng
     assert actor.git("for-each-ref", "refs/agent-base/", "refs/heads/agent/", cwd=pod) == ""
     assert "no sessions" in actor.agent("list", cwd=pod).stderr
     assert podman_engine.leftovers(actor) == []
-    rid = actor.git("cat-file", "-p", "refs/agent-id", cwd=pod).split()[-1]
+    rid = actor.git("rev-parse", "refs/agent-id", cwd=pod).strip()
     assert podman_engine.podman(actor, "volume", "ls", "-q", "--filter",
                                 f"label=io.git-agent.repo={rid}").stdout == ""
     actor.git("config", "agent.remote.pod.image", "-oops", cwd=pod)
     p = actor.agent("remote", "doctor", "pod", cwd=pod)
     assert p.returncode != 0 and "bad agent.remote.pod.image" in p.stderr, p.stderr
+
+
+def test_a_container_left_by_a_killed_run_is_replaced(actor: Actor, podman_engine: Engine,
+                                                      pod: Path) -> None:
+    """A run killed before it removed its container leaves one of the session's name; the next
+    run removes it and goes on (the session's state is on the volume, not in it)."""
+    from git_agent.remote import podman
+
+    assert run_on(actor, pod, "sh", "-c", "echo one > a.txt").returncode == 0
+    rid = actor.git("rev-parse", "refs/agent-id", cwd=pod).strip()
+    name, _ = podman.names(rid, "s")
+    stray = podman_engine.podman(actor, "run", "-d", "--rm", "--network=none", "--name", name,
+                                 "--label", "io.git-agent.worker=1", podman_engine.image,
+                                 "sleep", "infinity")
+    assert stray.returncode == 0, stray.stderr
+    p = run_on(actor, pod, "sh", "-c", "cat a.txt > b.txt")
+    assert p.returncode == 0, p.stderr
+    tip = actor.git("rev-parse", "agent/s", cwd=pod).strip()
+    assert actor.git("show", f"{tip}:b.txt", cwd=pod) == "one\n"
+    assert podman_engine.leftovers(actor) == []

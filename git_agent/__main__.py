@@ -2,6 +2,7 @@
 
 `git agent run ...` with plain options skips importing click (a third of the launch time):
 runargs parses it from the same option table click uses, or hands it to click when unsure.
+So does the hidden `worker` (cli/worker_entry.py), which `run --on` starts on the remote.
 """
 
 import _signal  # type: ignore[import-not-found]  # C; signal.py imports enum (3 ms)
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
             from git_agent.errors import guarded
 
             return guarded(lambda: run.main(**kw), debug=bool(os.environ.get("GIT_AGENT_DEBUG")))
+    if args[:1] == ["worker"]:  # what a remote's sshd starts (run --on): no click either
+        from git_agent.cli import worker_entry
+
+        code = worker_entry.main(args[1:])
+        if code is not None:
+            return code
     from git_agent.cli.main import main as cli_main
 
     return cli_main(args)

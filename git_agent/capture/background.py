@@ -20,14 +20,14 @@ class BaseSnapshot(threading.Thread):
     """The base snapshot runs while the agent does; nothing waits for it until capture."""
 
     def __init__(self, worktree: repo.Worktree, session: sessions.Session,
-                 hide: Sequence[Path] = ()):
+                 hide: Sequence[Path] = (), given: Any = None):
         super().__init__(daemon=True, name="git-agent-base")
         self.worktree = worktree
         self.session = session
         self.hide = hide
         self.result: Any = None
         self.error: BaseException | None = None
-
+        self.given = given  # a snapshot taken already (run --attempts): only recorded
     def start(self) -> None:
         """Import in the calling (main) thread what both threads need, then start. Two threads
         importing at once can deadlock on module locks, which Python breaks by handing one of
@@ -43,8 +43,8 @@ class BaseSnapshot(threading.Thread):
         from git_agent.capture import snapshot as base  # imported by start(): a lookup
 
         try:
-            self.result = base.snapshot(worktree=self.worktree, scratch=self.session.dir,
-                                        hide=self.hide)
+            self.result = self.given or base.snapshot(
+                worktree=self.worktree, scratch=self.session.dir, hide=self.hide)
             # recorded now, so `review` of the running session can capture a live view
             base.keep(worktree=self.worktree, session=self.session, base=self.result)
         except BaseException as e:  # noqa: BLE001 - reported by the capture step

@@ -29,8 +29,8 @@ def _run_options(f: Callable[..., None]) -> Callable[..., None]:
         kind: Any = None
         if o.choices is not None:
             kind = click.Choice(list(o.choices))
-        elif o.port:
-            kind = click.IntRange(1, 65535)
+        elif o.port or o.upto:
+            kind = click.IntRange(1, o.upto or 65535)
         extra: dict[str, Any] = {"is_flag": True} if o.is_flag else {"type": kind}
         if o.multiple:
             extra["multiple"] = True
@@ -57,7 +57,7 @@ Examples:
   git agent doctor              can this machine sandbox? what is missing?
   git agent config              every agent.* setting, its value and where it came from
 
-Commands: run, review, apply, list, drop, doctor, config, remote, fetch, completion.
+Commands: run, review, apply, list, drop, doctor, config, remote, fetch, attach, completion.
 `git agent --help` (or `git help agent`) opens the manual; `git agent VERB -h` for a verb.
 """
     ),
@@ -81,7 +81,7 @@ def cli(debug: bool) -> None:
 Examples:
   git agent run claude                 session named after the current branch
   git agent run -s fix-42 codex        a second, parallel session
-  git agent run --net none -- make test
+  git agent run --attempts 3 -- claude -p "fix the flaky test"   sessions S.1..S.3, one base
   git agent run --net isolated --allow-port 5432 claude
   git agent run --preset claude -- npx @anthropic-ai/claude-code
 """
@@ -283,8 +283,8 @@ Examples:
 @click.argument("session_name", metavar="SESSION", shell_complete=complete_sessions)
 @click.option("-f", "--force", is_flag=True, help="Do not ask (needed without a terminal).")
 def drop(session_name: str, force: bool) -> None:
-    """Delete a session: its overlay, metadata, base ref, branch agent/SESSION and its record
-    refs/agent-history/SESSION."""
+    """Delete a session: its overlay, metadata, base ref, branch agent/SESSION, its record
+    refs/agent-history/SESSION and, if it ran on a remote, its copy there (or says it is left)."""
     from git_agent.commands import drop as drop_mod
 
     sys.exit(drop_mod.main(session_name=session_name, force=force))
@@ -359,7 +359,8 @@ def completion(shell: str) -> None:
     click.echo(comp.script(shell, source), nl=False)
 
 
-for _verb in (remote_verbs.fetch, remote_verbs.remote, remote_verbs.worker_cmd):
+for _verb in (remote_verbs.fetch, remote_verbs.attach, remote_verbs.remote,
+              remote_verbs.worker_cmd):
     cli.add_command(_verb)
 
 

@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from git_agent.cli.shared import CONTEXT, State, complete_sessions, examples
-from git_agent.errors import guarded
+from git_agent.cli.shared import CONTEXT, complete_sessions, examples
 
 
 @click.command(
@@ -31,6 +30,28 @@ def fetch(session_name: str | None, all_: bool) -> None:
     from git_agent.commands import fetch as fetch_mod
 
     sys.exit(fetch_mod.main(session_name, all_=all_))
+
+
+@click.command(
+    context_settings=CONTEXT,
+    epilog=examples(
+        """
+Examples:
+  git agent run --on box --detach -- claude -p "fix the flaky test"
+  git agent attach                  the current branch's session, where it runs
+  git agent attach fix-42           ^] leaves it running; when it ends, agent/fix-42 comes back
+"""
+    ),
+)
+@click.argument(
+    "session_name", required=False, metavar="[SESSION]", shell_complete=complete_sessions
+)
+def attach(session_name: str | None) -> None:
+    """Join your terminal to SESSION running on a remote (`run --on`, --detach or a lost
+    connection); ^] detaches again. When the agent ends, agent/SESSION is fetched."""
+    from git_agent.commands import attach as attach_mod
+
+    sys.exit(attach_mod.main(session_name))
 
 
 @click.group(
@@ -105,18 +126,6 @@ def remote_doctor(name: str) -> None:
 @click.option("--ticket", default=None, help="Run the prepared session with this ticket.")
 def worker_cmd(ticket: str | None) -> None:
     """The remote side: one JSON request on stdin, one JSON answer on stdout."""
-    from git_agent.commands import doctor as doctor_mod
-    from git_agent.commands import worker
+    from git_agent.cli import worker_entry
 
-    def doctor_op(_req: dict[str, object]) -> dict[str, object]:
-        checks = doctor_mod.checks()
-        return {"ok": all(c.status != "FAIL" for c in checks),
-                "checks": [{"name": c.name, "status": c.status, "detail": c.detail,
-                            "fix": c.fix} for c in checks]}
-
-    def sound() -> bool:
-        return all(c.status != "FAIL" for c in doctor_mod.checks())
-
-    if ticket is not None:
-        sys.exit(guarded(lambda: worker.run_ticket(ticket), debug=State.debug))
-    sys.exit(worker.main({"doctor": doctor_op}, sound=sound))
+    sys.exit(worker_entry.main([] if ticket is None else ["--ticket", ticket]))

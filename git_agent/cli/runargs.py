@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 class Opt(Record):
-    __slots__ = ("flags", "dest", "help", "metavar", "multiple", "is_flag", "choices", "port")
+    __slots__ = ("flags", "dest", "help", "metavar", "multiple", "is_flag", "choices", "port",
+                 "upto")
 
     def __init__(
         self,
@@ -27,6 +28,7 @@ class Opt(Record):
         is_flag: bool = False,
         choices: tuple[str, ...] | None = None,
         port: bool = False,
+        upto: int | None = None,
     ):
         self.flags = flags
         self.dest = dest
@@ -36,6 +38,7 @@ class Opt(Record):
         self.is_flag = is_flag
         self.choices = choices
         self.port = port  # an int in 1..65535
+        self.upto = upto  # an int in 1..upto
 
 
 RUN_OPTIONS: tuple[Opt, ...] = (
@@ -67,6 +70,13 @@ RUN_OPTIONS: tuple[Opt, ...] = (
     Opt(("--on",), "on",
         "Run the session on remote NAME (`git agent remote add`), over ssh or in a Podman "
         "container; review and apply stay here.", "NAME"),
+    Opt(("--detach",), "detach",
+        "With --on: start the agent there and return at once; it goes on without this "
+        "connection (`git agent attach S`, `git agent fetch S`); not for podman://.",
+        is_flag=True),
+    Opt(("--attempts",), "attempts",
+        "Run N sessions NAME.1..NAME.N at once from one base snapshot (1-16): stdin /dev/null, "
+        "output in each session's attempt.log; exit 0 only if all do.", "N", upto=16),
     Opt(("--no-capture",), "no_capture",
         "Do not commit the session's changes when the agent exits.", is_flag=True),
 )
@@ -84,8 +94,8 @@ def defaults() -> dict[str, Any]:
 def _value(o: Opt, raw: str) -> object | None:
     if o.choices is not None and raw not in o.choices:
         return None
-    if o.port:
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
+    if o.port or o.upto:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= (o.upto or 65535):
             return None
         return int(raw)
     return raw

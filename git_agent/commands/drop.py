@@ -11,7 +11,7 @@ from git_agent.capture import rewrite
 from git_agent.errors import GitAgentError, SessionBusy
 from git_agent.mergeback import store_walk
 from git_agent.mergeback.view import files_changed, refuse_elsewhere
-from git_agent.repo import find_worktree
+from git_agent.repo import Worktree, find_worktree
 from git_agent.session import identity
 
 
@@ -59,6 +59,7 @@ def main(*, session_name: str, force: bool) -> int:
             ui.echo("not dropped")
             return 1
     with _locked(s):
+        left = None if stale else _drop_remote(worktree, s)
         store_walk.remove_tree(s.dir)  # however deep the agent made its overlay
         session.remove(s)
         for ref, old in ((s.branch, head), (s.base_ref, base),
@@ -67,4 +68,38 @@ def main(*, session_name: str, force: bool) -> int:
                 proc.git("update-ref", "-m", f"git agent: drop {s.name}", "-d", ref, old,
                          cwd=worktree.root)
     ui.say(f"dropped {'stale ' if stale else ''}session {s.name!r}")
+    if left:
+        ui.say(left)
     return 0
+
+
+def _drop_remote(worktree: Worktree, s: session.Session) -> str | None:
+    """A session that ran on a remote: its copy there removed too (worktree, state, refs).
+    Refused only when the remote says the session runs there; a remote not reached (or one
+    that cannot drop) is said in one line, returned, and the local drop goes on."""
+    from git_agent.remote import client, engine, remotes
+    from git_agent.settings import gitconfig
+
+    meta = s.read_meta() if s.dir.is_dir() else None
+    if meta is None or not meta.remote or not meta.repo_id:
+        return None
+    try:
+        cfg = gitconfig.read(worktree.root)
+        eng = engine.connect(remotes.lookup(cfg, meta.remote), cfg, repo_id=meta.repo_id,
+                             session=s.name)
+        if eng.discard():  # Podman: the session's volume (and any container) removed
+            return None
+        try:
+            eng.open(shared=False)
+            answer = client.call(eng, {"op": "drop", "repo_id": meta.repo_id,
+                                       "session": s.name})
+        finally:
+            eng.close()
+    except GitAgentError as e:
+        return (f"note: {remotes.printable(str(e))}: the copy of session {s.name!r} on "
+                f"{meta.remote} (its worktree and state there) is left")
+    if answer.get("busy"):
+        raise SessionBusy(f"session {s.name!r} is busy on {meta.remote} "
+                          f"({remotes.printable(str(answer['busy']))[:20]}); end it there "
+                          "first, then drop it", doing=str(answer["busy"])[:20])
+    return None

@@ -31,19 +31,26 @@ def main(name: str | None, *, all_: bool = False) -> int:
         if not meta.remote or not meta.repo_id:
             raise UsageError(f"session {s.name!r} did not run on a remote (nothing to fetch)")
         target = remotes.lookup(cfg, meta.remote)
+        state: dict[str, object] = {}
         try:
-            with sessions.Lock(s, "fetch"):
+            with sessions.Lock(s, "fetch"):  # a killed run is captured there first
                 eng = engine.connect(target, cfg, repo_id=meta.repo_id, session=s.name)
                 try:
                     eng.open(shared=False)
-                    tip = client.fetch(eng, wt, s, repo_id=meta.repo_id)
+                    tip = client.fetch(eng, wt, s, repo_id=meta.repo_id, capture=True,
+                                       state=state)
                 finally:
                     eng.close()
+                s.update_meta(remote_running=True if state.get("running") else None)
         except GitAgentError as e:
             if not all_:
                 raise
             ui.say(f"git agent: {s.name}: {e}")
             failed = 1
+            continue
+        if state.get("running"):
+            ui.say(f"session {s.name!r} still runs on {meta.remote}: `git agent attach "
+                   f"{s.name}` joins it; fetch again once it ends")
             continue
         ui.say(f"session {s.name!r}: {s.branch_name} fetched from {meta.remote} ({tip[:12]})"
                if tip else f"session {s.name!r}: nothing new from {meta.remote}")

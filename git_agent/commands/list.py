@@ -52,6 +52,8 @@ def describe(worktree: Worktree, s: session.Session, repo_id: str | None = None,
         "size": disk_usage(s.dir),
         "last_run": (last.as_dict() if (last := meta.last_run) else None),
         "remote": meta.remote,  # the remote its last run ran on (run --on); None: here
+        # it goes on there without a connection (--detach, a lost one), as last heard
+        "remote_running": bool(meta.remote_running),
         # a run ended after the last capture: the branch lacks what it left (ahead.py)
         "uncaptured": not stale and busy != "run" and ahead.uncaptured(s),
     }
@@ -133,7 +135,7 @@ def main(*, json_out: bool, all_worktrees: bool = False) -> int:
     table = [("WORKTREE", *head) if all_worktrees else head]
     for r in rows:
         state = ("stale" if r["stale"] else "refs only" if r["refs_only"]
-                 else _STATE.get(r["busy"] or "", "idle"))
+                 else _STATE.get(r["busy"] or "", "running" if r["remote_running"] else "idle"))
         if r["uncaptured"]:
             state += ", not captured"
         where = "local" if not r["remote"] else "remote " + ui.quote_path(r["remote"])

@@ -40,11 +40,35 @@ def real_home() -> Path:
     return p
 
 
-def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> int:
-    """`git agent run`: options are RunFlags' fields, as the command line gives them."""
+def main(*, no_capture: bool = False, on: str | None = None, detach: bool = False,
+         attempts: int | None = None, base: Any = None, home_alias: Path | None = None,
+         **options: Any) -> int:
+    """`git agent run`: options are RunFlags' fields, as the command line gives them; base: an
+    attempt's snapshot (forked by --attempts); home_alias (a remote run: the caller's own $HOME
+    path, from the worker as GIT_AGENT_HOME_ALIAS) is HOME inside when it can be."""
+    alias = os.environ.pop("GIT_AGENT_HOME_ALIAS", None)  # never passed on to the agent
+    if home_alias is None and alias and os.path.isabs(alias):
+        home_alias = Path(alias)
+    if detach and on is None:
+        raise UsageError("--detach is for a run on a remote (--on NAME)")
     flags = RunFlags(**options)
+    if attempts is not None:  # S.1..S.N of one base snapshot, run at once: each is this again
+        from git_agent.capture import snapshot
+        from git_agent.session import attempts as fan
+
+        wt, cfg = _find_worktree_and_config()
+        s = resolve(flags=flags, cfg=cfg, worktree=wt, home=real_home(),
+                    default_session=sessions.default_name(wt), environ=os.environ)
+        return fan.run_all(wt, fan.names(s.session_name, attempts),
+                           take_base=lambda: snapshot.snapshot(worktree=wt, hide=s.hide),
+                           run_one=lambda name, base: main(no_capture=no_capture, on=on, base=base,
+                                                           **{**options, "session_name": name}))
+    if base is not None:  # an attempt, forked: its sandbox ends with the process that forked it
+        from git_agent.sandbox import lifetime
+
+        lifetime.adopt(os.getppid())
     if on is not None:
-        return _run_on(on, flags=flags, no_capture=no_capture)
+        return _run_on(on, flags=flags, no_capture=no_capture, detach=detach, given=base)
     if os.geteuid() == 0:
         system.start_root_etc_scan()  # in parallel with what follows
     wt, cfg = _find_worktree_and_config()
@@ -75,6 +99,9 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
         plan = welcome.prepare(sandbox.build_plan(opts), session_dir=session.dir,
                                session=session.name, net=settings.net, ports=settings.ports,
                                hidden=hidden)
+        plan, aliased = sandbox.alias_home(plan, home=home_p, alias=home_alias)
+        if home_alias not in (None, home_p) and not aliased:
+            say(f"note: HOME inside is {home_p} here ({home_alias} is taken or not usable)")
         if _stderr_is_tty():  # one line that says where the agent runs, and how to leave
             say(welcome.banner(session=session.name, net=settings.net, ports=settings.ports,
                                hidden=hidden))
@@ -86,7 +113,7 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
             say("warning: the agent runs as root (uid 0) inside the sandbox; "
                 "run git agent as your own user where you can")
         # started once bwrap runs: the snapshot's git add -A must not slow the agent's start
-        snap = BaseSnapshot(wt, session, hide=settings.hide)
+        snap = BaseSnapshot(wt, session, hide=settings.hide, given=base)
         # signals that come once the agent has exited (git's wrapper forwards the SIGTERM of
         # `timeout` a second time) wait until the capture is done; launch hands the ones that
         # come while the agent runs to the agent
@@ -103,7 +130,8 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
                     say(f"warning: {w}")
                 session.update_meta(last_run=sessions.RunRecord(
                     command=opts.command, start=start, end=end,
-                    exit_status=outcome.exit_status, net=settings.net), remote=None)
+                    exit_status=outcome.exit_status, net=settings.net), remote=None,
+                    remote_running=None)
                 if no_capture:  # the base is recorded all the same: `capture` can follow
                     snap.join()
                     say(f"changes kept in the session (not captured): `git agent capture "
@@ -117,74 +145,16 @@ def main(*, no_capture: bool = False, on: str | None = None, **options: Any) -> 
             snap.stop()  # a no-op once capture joined it; else ended before we are
 
 
-def _run_on(name: str, *, flags: RunFlags, no_capture: bool) -> int:
-    """`run --on NAME`: the base taken here, sent as a bundle; the agent run there by the
-    worker in the same sandbox (`git agent run` on the remote, which refuses when its doctor
-    fails); agent/S brought back with every check of remote/bundle.py (docs/remote.md)."""
-    from git_agent.capture import snapshot
-    from git_agent.remote import client, engine, remotes
+def _run_on(name: str, *, flags: RunFlags, no_capture: bool, detach: bool,
+            given: Any = None) -> int:
+    from git_agent.remote import run_on
 
     if flags.mounts or flags.home or flags.allow_sockets:
         raise UsageError("--mount, --home and --allow-socket name paths of this machine: not "
                          "with --on (the remote has its own agent home)")
     wt, cfg = _find_worktree_and_config()
-    target = remotes.lookup(cfg, name)
-    settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=real_home(),
-                       default_session=sessions.default_name(wt), environ=os.environ)
-    session = sessions.get(wt, settings.session_name)
-    known_id = identity.current(wt)
-    if identity.is_stale(wt, session, known_id):
-        raise identity.StaleSession(identity.stale_message(session))
-    repo_id = known_id or identity.ensure(wt)
-    fresh = not session.exists()
-    sessions.create(wt, session, repo_id=repo_id)
-    # API keys and the like: values in the request (never argv, never the bundle)
-    env = {n: os.environ[n] for n in settings.pass_env if n in os.environ}
-    forwarded: dict[str, object] = {
-        "preset": flags.preset, "net": flags.net, "allow_hosts": list(flags.allow_hosts),
-        "allow_ports": list(flags.allow_ports), "hide": list(flags.hide),
-        "pass_env": sorted(env), "no_capture": no_capture}
-    with sessions.Lock(session), contextlib.ExitStack() as stack:
-        eng = engine.connect(target, cfg, repo_id=repo_id, session=session.name)
-        stack.callback(eng.close)
-        eng.open(shared=True)  # ssh's login (or podman's container) while the snapshot is taken
-        old = snapshot.read(worktree=wt, session=session)
-        base = snapshot.snapshot(worktree=wt, scratch=session.dir, hide=settings.hide)
-        snapshot.keep(worktree=wt, session=session, base=base)
-        try:
-            eng.ready()
-            answer = client.prepare(eng, wt, session, repo_id=repo_id, base=base.oid,
-                                    request={"cwd": os.path.relpath(wt.cwd, wt.root),
-                                             "command": list(settings.command),
-                                             "flags": forwarded, "env": env})
-        except BaseException:  # the agent never ran: a new session is not kept, an old one's
-            if fresh:          # base is what it was
-                proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
-                         check=False)
-                sessions.remove(session)
-            elif old is not None and old != base.oid:
-                snapshot.keep(worktree=wt, session=session, base=snapshot.Base(
-                    oid=old, head=None, clean=False), old=base.oid)
-            raise
-        ticket, where = answer.get("ticket"), answer.get("path")
-        if not isinstance(ticket, str) or not isinstance(where, str):
-            raise GitAgentError(f"the worker on {eng.name} gave a malformed answer")
-        if where != str(wt.root):
-            say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
-                f"({wt.root} is taken or not writable there)")
-        session.update_meta(remote=name)
-        start = time.time()
-        status = client.run(eng, ticket, tty=os.isatty(0) and os.isatty(1))
-        session.update_meta(last_run=sessions.RunRecord(
-            command=list(settings.command), start=start, end=time.time(), exit_status=status,
-            net=settings.net))
-        if status == 255 and target.engine == "ssh":
-            say(f"warning: the ssh connection to {name} failed; `git agent fetch "
-                f"{session.name}` brings back what the remote captured")
-        tip = client.fetch(eng, wt, session, repo_id=repo_id)
-    say(f"session {session.name!r}: {session.branch_name} fetched from {name} ({tip[:12]})"
-        if tip else f"session {session.name!r}: nothing new from {name}")
-    return status
+    return run_on.run_on(name, wt=wt, cfg=cfg, home=real_home(), flags=flags,
+                         no_capture=no_capture, detach=detach, given=given)
 
 
 def _find_worktree_and_config() -> tuple[repo.Worktree, gitconfig.GitConfig]:
@@ -345,10 +315,7 @@ def _capture(
 
 
 def _stderr_is_tty() -> bool:
-    try:
-        return os.isatty(2)
-    except OSError:
-        return False
+    return os.isatty(2)  # False for a closed or bad fd, never an error
 
 
 def _warn_once(state_root: Path, note: str) -> None:

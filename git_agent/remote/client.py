@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from git_agent.errors import GitAgentError
-from git_agent.remote import bundle, remotes
+from git_agent.remote import remotes
 from git_agent.remote.engine import Engine
 from git_agent.repo import Worktree
 from git_agent.session import Session
@@ -20,14 +21,30 @@ from git_agent.session import Session
 MAX_LINE = remotes.MAX_ANSWER
 
 
+def _trace(what: str, n: int) -> None:
+    """With GIT_AGENT_DEBUG set: each bundle's size on stderr (the benchmark reads it)."""
+    if os.environ.get("GIT_AGENT_DEBUG"):
+        sys.stderr.write(f"git agent: debug: {what} {n} bytes\n")
+
+
 class Conversation:
     """One connection to the worker (no pty): JSON lines and counted bytes both ways."""
 
-    def __init__(self, engine: Engine, request: dict[str, object]):
+    def __init__(self, engine: Engine, request: dict[str, object] | None):
+        """request None: the worker is started now and asked later (ask()), so its start
+        overlaps the run; in its own process group, so a ^C meant for the agent spares it."""
         self.engine = engine
         self.p = subprocess.Popen(engine.worker(), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  process_group=0 if request is None else None)
+        if request is not None:
+            self.ask(request)
+
+    def ask(self, request: dict[str, object]) -> None:
         self.send({"protocol": remotes.PROTOCOL, **request})
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
 
     def send(self, obj: dict[str, object]) -> None:
         self.write(json.dumps(obj).encode() + b"\n")
@@ -103,6 +120,8 @@ def prepare(engine: Engine, wt: Worktree, session: Session, *, repo_id: str, bas
     ticket of the prepared run and the path of its worktree."""
     c = Conversation(engine, {"op": "prepare", "repo_id": repo_id, "base": base,
                               "session": session.name, "path": str(wt.root), **request})
+    from git_agent.remote import bundle  # here: pygit2, which a warm run may never need
+
     have = c.line().get("have")
     if not isinstance(have, list) or not all(isinstance(h, str) for h in have):
         c.close()
@@ -110,10 +129,13 @@ def prepare(engine: Engine, wt: Worktree, session: Session, *, repo_id: str, bas
     with tempfile.TemporaryDirectory(dir=session.dir) as tmp:
         out = Path(tmp) / "base.bundle"
         if base not in have and bundle.make_base_bundle(wt, session, out, [str(h) for h in have]):
-            c.send({"bytes": out.stat().st_size})
+            size = out.stat().st_size
+            c.send({"bytes": size})
             c.write(out.read_bytes())
         else:
+            size = 0
             c.send({"bytes": 0})
+        _trace("base bundle sent:", size)
     answer = c.line()
     c.close()
     return answer
@@ -121,29 +143,46 @@ def prepare(engine: Engine, wt: Worktree, session: Session, *, repo_id: str, bas
 
 def run(engine: Engine, ticket: str, *, tty: bool) -> int:
     """The prepared run over its own connection (or channel), the terminal's (or our) stdio
-    passed through; the agent's exit status (255 over ssh: ssh failed)."""
+    passed through; the agent's exit status (255 over ssh: ssh failed, see remote/follow.py)."""
     return subprocess.run(engine.worker(tty=tty, ticket=ticket)).returncode
 
 
 def fetch(engine: Engine, wt: Worktree, session: Session, *, repo_id: str,
-          max_bytes: int = bundle.MAX_BUNDLE) -> str | None:
+          max_bytes: int | None = None, capture: bool = False,
+          state: dict[str, object] | None = None,
+          started: Conversation | None = None) -> str | None:
     """Bring agent/S back: the remote's bundle imported with every check (import_session);
-    its tip, or None when the remote has nothing new. The caller holds the session's lock."""
+    its tip, or None when the remote has nothing new. The caller holds the session's lock.
+    capture: the remote captures a killed run first (detached.checkpoint); state: filled with
+    the worker's last answer (whether the run still goes on there, how it ended); started: a
+    worker connection opened earlier and not yet asked (used when still alive)."""
+    state = {} if state is None else state
     base = wt.resolve(session.base_ref)
     if base is None:
         raise GitAgentError(f"session {session.name!r} has no base here")
+    from git_agent.remote import bundle  # here: pygit2, which a warm run may never need
+
+    if max_bytes is None:
+        max_bytes = bundle.MAX_BUNDLE
     tip = wt.resolve(session.branch)
-    c = Conversation(engine, {"op": "fetch", "repo_id": repo_id, "base": base,
-                              "session": session.name, "have": [tip] if tip else []})
+    request: dict[str, object] = {"op": "fetch", "repo_id": repo_id, "base": base,
+                                  "session": session.name, "have": [tip] if tip else [],
+                                  "capture": capture}
+    if started is not None and started.alive():
+        c = started
+        c.ask(request)
+    else:
+        c = Conversation(engine, request)
     n = c.line().get("bytes")
     if not isinstance(n, int) or n < 0:
         c.close()
         raise GitAgentError(f"the worker on {engine.name} gave a malformed answer")
+    _trace(f"{session.branch_name} bundle received:", n)
     if n > max_bytes:
         c.close()
         raise bundle.BundleRefused(f"the bundle is {n} bytes, over the cap of {max_bytes}")
     if n == 0:
-        c.line()
+        state.update(c.line())
         c.close()
         return None
     with tempfile.TemporaryDirectory(dir=session.dir) as tmp:
@@ -153,6 +192,6 @@ def fetch(engine: Engine, wt: Worktree, session: Session, *, repo_id: str,
             c.copy_to(fd, n)
         finally:
             os.close(fd)
-        c.line()
+        state.update(c.line())
         c.close()
         return bundle.import_session(wt, session, path, max_bytes=max_bytes)

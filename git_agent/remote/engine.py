@@ -21,9 +21,16 @@ class Engine(Protocol):
     stdin/stdout are the worker's (a JSON line, then counted bytes; docs/remote.md "Framing"),
     a pty when tty (the run only); nothing of the request is ever in it. close() ends the
     lifetime (idempotent). explain(status, stderr) turns the engine's own failure (not the
-    worker's answer) into one line, or None."""
+    worker's answer) into one line, or None.
+
+    lasting: a run goes on there after the connection (and close()) ends, so --detach, attach
+    and a lost connection's "it goes on" hold (ssh); Podman's container ends with run --on.
+    warm(): a second worker connection can be started now without a login of its own (run
+    --on's early fetch conversation). discard(): the session's copy there removed by the
+    engine itself (Podman: its container and volume), True; False: ask the worker (op drop)."""
 
     name: str  # what messages call the remote
+    lasting: bool
 
     def open(self, *, shared: bool) -> None: ...
 
@@ -33,7 +40,22 @@ class Engine(Protocol):
 
     def close(self) -> None: ...
 
+    def warm(self) -> bool: ...
+
+    def discard(self) -> bool: ...
+
     def explain(self, status: int, stderr: str) -> str | None: ...
+
+
+def early(target: Target) -> bool:
+    """Can the engine's lifetime start before the session is known (ssh's login: yes; a
+    Podman container is named after the session)?"""
+    return target.engine == "ssh"
+
+
+def lasting(target: Target) -> bool:
+    """Does a run there outlive its connection (Engine.lasting, known before connecting)?"""
+    return target.engine != "podman"
 
 
 def connect(target: Target, cfg: gitconfig.GitConfig, *, repo_id: str | None = None,

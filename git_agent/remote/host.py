@@ -15,10 +15,12 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from git_agent import proc
 from git_agent.errors import GitAgentError
+from git_agent.remote import detached
 from git_agent.remote.worker import Channel
 from git_agent.session.names import check_name
 
@@ -85,8 +87,9 @@ def _have(store: Path) -> list[str]:
 
 def _receive(store: Path, chan: Channel, session: str, base: str) -> None:
     """Ask for the bundle of what the store lacks, take it in with fsck's checks."""
-    have = [] if _git(store, "cat-file", "-t", base, check=False) == "commit" else _have(store)
-    if not have or base not in have:
+    known = _git(store, "cat-file", "-t", base, check=False) == "commit"
+    have = [base] if known else _have(store)
+    if base not in have:
         chan.write_line({"have": have})
         got = chan.read_line()
         n = got.get("bytes")
@@ -120,19 +123,32 @@ def _is_ours(path: Path, store: Path) -> bool:
     return text.startswith("gitdir: ") and Path(text[8:].strip()).parent == store / "worktrees"
 
 
+def _exists(path: Path) -> bool:
+    """Is path there, or behind a directory we may not search (taken either way)?"""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _worktree(store: Path, repo_id: str, session: str, want: Path, base: str) -> Path:
     """The session's worktree, checked out at base: at want (the local path) when it is ours
     or can be made here, else under the store (said in the answer)."""
     record = store / "git-agent-sessions" / quote(session, safe="")
     known = Path(record.read_text()) if record.exists() else None
     fallback = data_root() / "worktrees" / repo_id / quote(session, safe="")
+    others = {Path(r.read_text()) for r in record.parent.glob("*") if r != record} \
+        if record.parent.is_dir() else set()
     for cand in (known, want, fallback):
-        if cand is None:
-            continue
+        if cand is None or cand != known and cand in others:
+            continue  # another session's worktree (run --attempts): a shared lower races
         if _is_ours(cand, store):
             proc.git("checkout", "-q", "-f", "--detach", base, cwd=cand)
             return cand
-        if cand.exists():
+        if _exists(cand):
             continue  # someone else's (on a loopback test: the local worktree itself)
         try:
             cand.parent.mkdir(parents=True, exist_ok=True)
@@ -199,6 +215,11 @@ def prepare(req: dict[str, object], chan: Channel, *,
             os.path.isabs(cwd) or ".." in Path(cwd).parts:
         raise GitAgentError("bad 'path' or 'cwd' in the request")
     command, flags, env = _command(req), _flags(req), _env(req)
+    home = req.get("home")
+    if home is not None and (not isinstance(home, str) or not os.path.isabs(home) or
+                             "\0" in home or len(home) > 4096):
+        raise GitAgentError("bad 'home' in the request")
+    detached.refuse_if_running(repo_id, session)  # its worktree is that run's lower
     verdict: list[bool] = []
     doctor = threading.Thread(target=lambda: verdict.append(sound()), daemon=True)
     doctor.start()  # its probes while the base comes in
@@ -210,17 +231,52 @@ def prepare(req: dict[str, object], chan: Channel, *,
         raise GitAgentError("git agent doctor fails here: no session runs on this remote "
                             "(`git agent remote doctor` says why)")
     where = wt / cwd if (wt / cwd).is_dir() else wt
+    spec = {"cwd": str(where), "session": session, "command": command, "flags": flags,
+            "env": env, "repo_id": repo_id, "tty": req.get("tty") is True, "home": home}
+    if req.get("detach") is True:  # started now, with a pty for whoever attaches later
+        _start(spec, tty=True)
+        return {"ok": True, "detached": True, "path": str(wt)}
+    return {"ok": True, "ticket": _write_ticket(spec), "path": str(wt)}
+
+
+def _write_ticket(spec: dict[str, object]) -> str:
     ticket = secrets.token_hex(16)
     tickets = data_root() / "tickets"
     tickets.mkdir(exist_ok=True, mode=0o700)
     _expire(tickets)
     fd = os.open(tickets / ticket, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump({"cwd": str(where), "session": session, "command": command, "flags": flags,
-                   "env": env}, f)
-    return {"ok": True, "ticket": ticket, "path": str(wt)}
+        json.dump(spec, f)
+    return ticket
 
 
+def _start(spec: dict[str, Any], *, tty: bool) -> None:
+    """The real `git agent run` under a holder (detached.start): argv a list, the environment
+    (API keys) in its environment, never its argv; the caller's own $HOME path as
+    GIT_AGENT_HOME_ALIAS (run.main: HOME inside there when the sandbox can show it)."""
+    argv = [sys.executable, "-m", "git_agent", "run", "-s", spec["session"], *spec["flags"],
+            "--", *spec["command"]]
+    env = {**os.environ, **spec["env"]}
+    env.pop(HOME_ALIAS, None)
+    if isinstance(spec.get("home"), str):
+        env[HOME_ALIAS] = spec["home"]
+    detached.start(spec["repo_id"], spec["session"], argv=argv, env=env, cwd=spec["cwd"],
+                   tty=tty)
+
+
+def attach_ticket(req: dict[str, object]) -> dict[str, object]:
+    """Op attach: a ticket for `worker --ticket T` to join the session's run, or how it
+    ended when it runs no more."""
+    repo_id = _field(req, "repo_id", _OID)
+    session = _session(req)
+    st = detached.state(repo_id, session)
+    if not st.get("running"):
+        return {"ok": True, **st}
+    return {"ok": True, "running": True,
+            "ticket": _write_ticket({"attach": True, "repo_id": repo_id, "session": session})}
+
+
+HOME_ALIAS = "GIT_AGENT_HOME_ALIAS"  # read (and removed) by run.main
 TICKET_TTL = 600  # seconds: a prepared run whose connection never came is forgotten
 
 
@@ -235,8 +291,9 @@ def _expire(tickets: Path) -> None:
 
 
 def run_ticket(ticket: str) -> int:
-    """`git-agent worker --ticket T`: the prepared run, exec'd as `git agent run` (the argv and
-    environment come from the ticket file, never from the ssh command line)."""
+    """`git-agent worker --ticket T`: the prepared run started as `git agent run` under its
+    holder (the argv and environment come from the ticket file, never from the ssh command
+    line), then joined; or, an attach ticket, an existing run joined."""
     if not _TICKET.match(ticket):
         raise GitAgentError("bad ticket")
     path = data_root() / "tickets" / ticket
@@ -245,12 +302,9 @@ def run_ticket(ticket: str) -> int:
     except (OSError, ValueError):
         raise GitAgentError("no such prepared run (tickets are used once)") from None
     path.unlink()
-    os.chdir(spec["cwd"])
-    env = {**os.environ, **spec["env"]}
-    argv = [sys.executable, "-m", "git_agent", "run", "-s", spec["session"], *spec["flags"],
-            "--", *spec["command"]]
-    os.execve(sys.executable, argv, env)
-    return 127  # not reached
+    if not spec.get("attach"):
+        _start(spec, tty=bool(spec.get("tty")))
+    return detached.attach(spec["repo_id"], spec["session"])
 
 
 def fetch(req: dict[str, object], chan: Channel) -> dict[str, object]:
@@ -265,12 +319,18 @@ def fetch(req: dict[str, object], chan: Channel) -> dict[str, object]:
     store = store_of(repo_id)
     if not (store / "HEAD").exists():
         raise GitAgentError("this remote holds no session of this repository")
+    if req.get("capture") is True:
+        detached.checkpoint(repo_id, session)
+    run = detached.state(repo_id, session)
+    if run.get("running"):  # agent/S here is an older capture: nothing until it ends
+        chan.write_line({"bytes": 0})
+        return {"ok": True, **run}
     branch = f"refs/heads/agent/{session}"
     tip = _git(store, "rev-parse", "-q", "--verify", branch, check=False)
     msg = _git(store, "show", "-s", "--format=%B", tip, check=False) if tip else ""
     if not tip or tip in have or f"\nAgent-Base: {base}" not in "\n" + msg:
         chan.write_line({"bytes": 0})
-        return {"ok": True, "tip": tip or None}
+        return {"ok": True, "tip": tip or None, **run}
     nots = [base] + [h for h in have if _git(store, "cat-file", "-t", h, check=False) == "commit"]
     fd, tmp = tempfile.mkstemp(prefix="fetch-", suffix=".bundle", dir=store)
     os.close(fd)
@@ -283,4 +343,4 @@ def fetch(req: dict[str, object], chan: Channel) -> dict[str, object]:
                 chan.write(chunk)
     finally:
         os.unlink(tmp)
-    return {"ok": True, "tip": tip}
+    return {"ok": True, "tip": tip, **run}

@@ -47,6 +47,8 @@ class Podman:
     """The Podman engine (remote/engine.py's interface): podman://CONNECTION is `podman
     --connection CONNECTION`, podman:// the local engine as podman's own defaults reach it."""
 
+    lasting = False  # the container, and the run in it, end with run --on (docs/remote.md)
+
     def __init__(self, target: Target, cfg: gitconfig.GitConfig, *, repo_id: str | None,
                  session: str | None):
         self.base = ["podman"] + ([f"--connection={target.connection}"]
@@ -121,6 +123,22 @@ class Podman:
         self.started.join()
         if self.failed:
             raise GitAgentError(self.failed)
+
+    def warm(self) -> bool:
+        return self.up and not self.failed and self.started is not None \
+            and not self.started.is_alive()
+
+    def discard(self) -> bool:
+        """The session's container (if a run left one) and its volume: all of its copy."""
+        try:
+            self._podman("rm", "-f", "-t", "0", "--", self.container)
+            gone = self._podman("volume", "rm", "-f", "--", self.volume)
+        except OSError as e:
+            raise GitAgentError(f"cannot run podman for {self.name}: {e.strerror}") from None
+        if gone.returncode != 0:
+            raise GitAgentError(self.explain(gone.returncode, gone.stderr.decode(
+                errors="replace")) or f"{self.name}: podman volume rm failed")
+        return True
 
     def worker(self, *, tty: bool = False, ticket: str | None = None) -> list[str]:
         if ticket is not None and not _TICKET.match(ticket):

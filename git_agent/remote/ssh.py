@@ -64,6 +64,10 @@ class Master:
                and time.monotonic() < deadline):
             time.sleep(0.005)
 
+    def up(self) -> bool:
+        """Is the shared login there (its socket made, the master alive)?"""
+        return self.p.poll() is None and os.path.exists(self.path)
+
     def close(self) -> None:
         """`ssh -O exit` (a SIGTERM can leave the master waiting on a channel a client just
         closed); a master that still lives after that is killed: every session it carried
@@ -86,11 +90,20 @@ class Master:
 class Ssh:
     """The ssh engine (remote/engine.py's interface)."""
 
+    lasting = True  # a run goes on under its holder there when the connection ends
+
     def __init__(self, target: Target, cfg: gitconfig.GitConfig):
         self.target = target
         self.cfg = cfg
         self.name = target.host
         self.master: Master | None = None
+
+    def warm(self) -> bool:
+        """Another connection now costs no login: the shared one is up."""
+        return self.master is not None and self.master.up()
+
+    def discard(self) -> bool:
+        return False  # the remote's copy is the worker's to remove (op drop)
 
     def open(self, *, shared: bool) -> None:
         if shared:  # its handshake runs while the caller takes the snapshot

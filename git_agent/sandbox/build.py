@@ -10,7 +10,7 @@ from urllib.parse import quote  # pathlib imports it anyway
 from git_agent.errors import SandboxUnavailable, UsageError
 from git_agent.record import Record
 from git_agent.repo import Worktree, within
-from git_agent.sandbox import agenthome, toolchain
+from git_agent.sandbox import agenthome, homealias, toolchain
 from git_agent.sandbox.mounts import (
     Bind,
     Mount,
@@ -345,3 +345,8 @@ def environment(
     env["GIT_AGENT_SESSION"] = session
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     return env
+
+
+def alias_home(plan: MountPlan, *, home: Path, alias: Path | None) -> tuple[MountPlan, bool]:
+    """HOME at the caller's own path on a remote, when it can be (homealias.py)."""
+    return homealias.apply(plan, home=home, alias=alias)

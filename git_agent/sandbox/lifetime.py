@@ -46,3 +46,21 @@ def owner_gone() -> bool:
     import select
 
     return bool(select.select([_owner], [], [], 0)[0])
+
+
+def adopt(pid: int) -> None:
+    """In a run forked by `run --attempts`: when git agent was not started by git, the process
+    that forked it is the one the user started, and the sandbox ends with it as it would with
+    git's wrapper (a `kill -9` of it leaves no agent running)."""
+    global _owner
+    if _owner is not None or _gone:
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    if os.getppid() != pid:
+        os.close(fd)
+        return
+    os.set_inheritable(fd, False)
+    _owner = fd

@@ -52,13 +52,13 @@ class Meta(Record):
     """The session's meta.json. A field a reader cannot trust (wrong type) reads as unset."""
 
     __slots__ = ("name", "worktree", "created", "last_run", "capture_base", "capture_tip",
-                 "captured_at", "repo_id", "remote")
+                 "captured_at", "repo_id", "remote", "remote_running")
 
     def __init__(self, name: str | None = None, worktree: str | None = None,
                  created: float | None = None, last_run: RunRecord | None = None,
                  capture_base: str | None = None, capture_tip: str | None = None,
                  captured_at: float | None = None, repo_id: str | None = None,
-                 remote: str | None = None):
+                 remote: str | None = None, remote_running: bool | None = None):
         self.name = name
         self.worktree = worktree  # the worktree's root, as it was when the session was made
         self.created = created
@@ -68,6 +68,8 @@ class Meta(Record):
         self.captured_at = captured_at
         self.repo_id = repo_id  # the repository's id when the session was made (identity.py)
         self.remote = remote  # the remote its last run ran on (run --on NAME); None: here
+        # its run there goes on without us (--detach, a lost connection) as far as we know
+        self.remote_running = remote_running
 
     def replace(self, **changes: Any) -> Meta:
         """A copy with some fields changed (records are not changed in place)."""
@@ -97,7 +99,8 @@ class Meta(Record):
                    capture_base=_str(raw.get("capture_base")),
                    capture_tip=_str(raw.get("capture_tip")),
                    captured_at=_number(raw.get("captured_at")),
-                   repo_id=_str(raw.get("repo_id")), remote=_str(raw.get("remote")))
+                   repo_id=_str(raw.get("repo_id")), remote=_str(raw.get("remote")),
+                   remote_running=raw.get("remote_running") is True or None)
 
 
 def read(path: Path) -> Meta:

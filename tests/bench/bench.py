@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The git-agent benchmark: launch, whole run, capture, ignore patterns, apply, review and
-drop, parallel sessions, a peer, network.
+drop, parallel sessions, a peer, network, remote (run --on over loopback ssh; root only).
 
 Not a test (pytest never collects tests/bench): a script that builds synthetic repos in a
 scratch dir (the session store lives there too, so both are on one filesystem), runs each
@@ -99,8 +99,10 @@ class Bench:
     counter: int = 0
 
     def run(self, argv: Sequence[str], *, cwd: Path | None = None, check: bool = True,
-            input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        p = subprocess.run(list(argv), cwd=cwd, env=self.env, input=input, capture_output=True)
+            input: bytes | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+        p = subprocess.run(list(argv), cwd=cwd, env=env or self.env, input=input,
+                           capture_output=True)
         if check and p.returncode != 0:
             raise SystemExit(f"bench: {shlex.join(argv)} failed ({p.returncode}):\n"
                              f"{p.stderr.decode(errors='replace')}")
@@ -758,7 +760,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer rounds, 1k/10k-file repos")
     ap.add_argument("--only",
                     default="launch,toolchain,whole,capture,ignore,apply,review,parallel,peer,"
-                            "network",
+                            "network,remote,attempts,remote8",
                     help="comma-separated measurements (download: only the network "
                          "section's 100 MB downloads)")
     ap.add_argument("--dir", help="scratch dir (default: a new one under $TMPDIR)")
@@ -807,8 +809,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             m_parallel(b, 10_000)
         if "peer" in only:
             m_peer(b, 10_000, 2_000 if args.quick else 20_000)
+        if "remote" in only:
+            from remote_rows import m_remote  # its sshd harness lives in tests/remote
+
+            m_remote(b, 1_000, make_repo, median)
         if "network" in only or "download" in only:
             m_network(b, 1_000, download_only="network" not in only)
+        if "attempts" in only or "remote8" in only:  # tests/bench/remote_bench.py
+            sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+            from tests.bench import remote_bench
+
+            if "attempts" in only:
+                remote_bench.m_attempts(b, 10_000)
+            if "remote8" in only:
+                remote_bench.m_remote_parallel(b, 1_000)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -193,8 +193,8 @@ def test_fish_completes_git_agent(user_actor: Actor) -> None:
     p = user_actor.run(["fish", "-c", f"source {script}; complete -C 'git agent r'; "
                         "complete -C 'git-agent run --net '"], cwd=user_actor.base)
     words = [line.split("\t")[0] for line in p.stdout.splitlines()]
-    assert words[:2] == ["review", "run"]
-    assert sorted(words[2:]) == ["filtered", "host", "isolated", "none"]
+    assert words[:3] == ["remote", "review", "run"]
+    assert sorted(words[3:]) == ["filtered", "host", "isolated", "none"]
 
 
 # -- configuration ---------------------------------------------------------------------------

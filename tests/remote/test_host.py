@@ -76,3 +76,18 @@ def test_prepare_refuses_when_doctor_fails_there(repo: Path, data: Path) -> None
     got = _prepare(repo, sound=True)
     assert (tickets / str(got["ticket"])).exists()
     assert oct((tickets / str(got["ticket"])).stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_second_session_never_shares_the_first_ones_worktree(repo: Path, data: Path) -> None:
+    """run --attempts on a remote: S.1 takes the local path, S.2 (same path asked) gets its own
+    worktree, so that checking out S.2's base never moves S.1's lower under its agent."""
+    store, repo_id, base = _store_with(repo)
+    want = data / "elsewhere" / "repo"
+    first = host._worktree(store, repo_id, "s.1", want, base)
+    (first / "agent-was-here").write_text("s.1's agent works here\n")
+    second = host._worktree(store, repo_id, "s.2", want, base)
+    assert first == want and second != first
+    assert (first / "agent-was-here").exists()  # no checkout -f of s.1's worktree
+    assert run_git("rev-parse", "HEAD", cwd=second).strip() == base
+    assert host._worktree(store, repo_id, "s.1", want, base) == first  # s.1 keeps its own
+    assert host._worktree(store, repo_id, "s.2", want, base) == second

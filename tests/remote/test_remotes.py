@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.remote import podman, remotes, ssh
+from git_agent.remote import engine, podman, remotes, ssh
 from git_agent.settings import gitconfig
 from tests.conftest import Actor
 
@@ -91,6 +91,19 @@ def test_the_podman_commands_take_no_request_and_name_the_connection_as_one_word
     assert (pod.container, pod.volume) != other and re.match(r"^[a-z0-9-]+$", pod.container)
     assert podman.Podman(remotes.parse_url("podman://"), cfg, repo_id=None,
                          session=None).run_argv()[:3] == ["podman", "run", "-d"]
+
+
+def test_only_an_engine_whose_runs_outlive_the_connection_is_lasting() -> None:
+    """--detach, attach and "it goes on" hold on ssh (a holder there); a Podman run ends with
+    its container, so run --on --detach and attach refuse it before connecting."""
+    cfg = gitconfig.GitConfig()
+    box, pod = remotes.parse_url("ssh://me@box"), remotes.parse_url("podman://")
+    assert engine.lasting(box) and engine.early(box)
+    assert not engine.lasting(pod) and not engine.early(pod)
+    s = engine.connect(box, cfg)
+    assert s.lasting and not s.warm() and not s.discard()  # no login yet; drop: op drop
+    p = engine.connect(pod, cfg, repo_id="a" * 40, session="s")
+    assert not p.lasting and not p.warm()  # no container yet
 
 
 def test_remotes_are_added_listed_and_removed(actor: Actor) -> None:

@@ -271,7 +271,11 @@ def test_run_on_logs_in_once_and_leaves_no_master_behind(actor: Actor, sshd: Ssh
     repo = setup(actor, sshd)
     log = sshd.dir / "log"
     before = log.read_text().count("Accepted publickey")
-    assert run_on(actor, repo, "sh", "-c", "echo x > x.txt").returncode == 0
+    tmp = actor.base / "tmp"  # the master's dir goes here: other runs on the machine use /tmp
+    tmp.mkdir()
+    actor.own(tmp)
+    assert run_on(actor, repo, "sh", "-c", "echo x > x.txt",
+                  env={"TMPDIR": str(tmp)}).returncode == 0
     assert log.read_text().count("Accepted publickey") - before == 1
     left = []
     for pid in os.listdir("/proc"):
@@ -280,6 +284,40 @@ def test_run_on_logs_in_once_and_leaves_no_master_behind(actor: Actor, sshd: Ssh
                 cmd = (Path("/proc") / pid / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"ControlMaster=yes" in cmd:
+            # this sshd's port: other test runs on the machine have masters of their own
+            if b"ControlMaster=yes" in cmd and b"\0%d\0" % sshd.port in cmd:
                 left.append(cmd)
-    assert left == [] and not list(Path("/tmp").glob("ga-ssh-*/c"))
+    assert left == [] and list(tmp.iterdir()) == []
+
+
+def _bundle_bytes(p: subprocess.CompletedProcess[str]) -> tuple[int, int]:
+    """What GIT_AGENT_DEBUG says of the bundles: bytes sent (the base), bytes received."""
+    import re
+
+    sent = re.search(r"debug: base bundle sent: (\d+) bytes", p.stderr)
+    got = re.search(r"debug: agent/s bundle received: (\d+) bytes", p.stderr)
+    assert sent and got, p.stderr
+    return int(sent.group(1)), int(got.group(1))
+
+
+def test_incremental_runs_send_small_bundles_both_ways(actor: Actor, sshd: Sshd) -> None:
+    """The issue's goal (docs/remote.md, "Speed"): when nothing changed nothing is sent either
+    way (the remote has the base: its 100 KB untracked file does not go again); one file
+    edited on each side, each bundle stays under 1 KB."""
+    repo = setup(actor, sshd)
+    (repo / "big.txt").write_bytes(os.urandom(50_000).hex().encode())  # untracked, 100 KB
+    actor.own(repo)
+    debug = {"GIT_AGENT_DEBUG": "1"}
+    p = run_on(actor, repo, "sh", "-c", "echo one > a.txt", env=debug)
+    assert p.returncode == 0, p.stderr
+    assert _bundle_bytes(p)[0] > 40_000  # 50 KB of entropy
+    p = run_on(actor, repo, "true", env=debug)
+    assert p.returncode == 0 and _bundle_bytes(p) == (0, 0), p.stderr
+    with (repo / "big.txt").open("a") as f:
+        f.write("one more line\n")
+    p = run_on(actor, repo, "sh", "-c", "echo two >> a.txt", env=debug)
+    assert p.returncode == 0, p.stderr
+    sent, got = _bundle_bytes(p)
+    assert 0 < sent <= 1024 and 0 < got <= 1024, (sent, got)
+    assert actor.git("show", "agent/s:a.txt", cwd=repo) == "one\ntwo\n"
+    assert actor.git("show", "agent/s:big.txt", cwd=repo).endswith("one more line\n")

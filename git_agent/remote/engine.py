@@ -27,7 +27,9 @@ class Engine(Protocol):
     and a lost connection's "it goes on" hold (ssh); Podman's container ends with run --on.
     warm(): a second worker connection can be started now without a login of its own (run
     --on's early fetch conversation). discard(): the session's copy there removed by the
-    engine itself (Podman: its container and volume), True; False: ask the worker (op drop)."""
+    engine itself (Podman: its container and volume), True; False: ask the worker (op drop).
+    hang_up(): on an engine not lasting, the run still going on when its connection ended gets
+    SIGHUP, as on a closed terminal (its `git agent run` captures before it exits)."""
 
     name: str  # what messages call the remote
     lasting: bool
@@ -43,6 +45,8 @@ class Engine(Protocol):
     def warm(self) -> bool: ...
 
     def discard(self) -> bool: ...
+
+    def hang_up(self) -> None: ...
 
     def explain(self, status: int, stderr: str) -> str | None: ...
 

@@ -140,6 +140,11 @@ class Podman:
                 errors="replace")) or f"{self.name}: podman volume rm failed")
         return True
 
+    def hang_up(self) -> None:
+        """SIGHUP to every process of the container but PID 1, as a closed terminal would: the
+        agent ends, `git agent run` there captures what it left, its holder records how."""
+        self._podman("exec", "--", self.container, "sh", "-c", "kill -HUP -1")
+
     def worker(self, *, tty: bool = False, ticket: str | None = None) -> list[str]:
         if ticket is not None and not _TICKET.match(ticket):
             raise GitAgentError("the worker answered a malformed ticket")

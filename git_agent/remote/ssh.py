@@ -102,6 +102,9 @@ class Ssh:
         """Another connection now costs no login: the shared one is up."""
         return self.master is not None and self.master.up()
 
+    def hang_up(self) -> None:
+        """Never needed: a run goes on under its holder (lasting)."""
+
     def discard(self) -> bool:
         return False  # the remote's copy is the worker's to remove (op drop)
 

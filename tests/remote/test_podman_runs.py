@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import Actor
+from tests.conftest import TEST_USER, Actor
 from tests.remote.podman_env import Engine, podman_engine
 from tests.remote.test_podman import _cmdlines, pod, run_on
 
@@ -56,11 +56,11 @@ def test_podman_drop_removes_the_sessions_volume(actor: Actor, podman_engine: En
     assert actor.run(["git", "rev-parse", "-q", "--verify", "agent/s"], cwd=pod).returncode != 0
 
 
-def test_podman_run_whose_exec_ends_is_stopped_and_captured_by_fetch(
+def test_podman_run_whose_exec_ends_is_hung_up_and_captured(
         actor: Actor, podman_engine: Engine, pod: Path) -> None:
-    """The run's `podman exec` killed while the agent runs: run --on says in one line that the
-    agent is stopped with its container (exit 255), no container is left, and `fetch` (a new
-    container on the session's volume) captures what the agent wrote and brings it back."""
+    """The run's `podman exec` killed while the agent runs: the agent is hung up (SIGHUP) in the
+    container, its `git agent run` captures what it wrote, run --on brings that back and says so
+    in one line; no container is left (the agent never runs on unseen)."""
     argv = ["git", "agent", "run", "--on", "pod", "-s", "s", "--", "sh", "-c",
             "echo started > s.txt; sleep 600"]
     p = subprocess.Popen(actor._with_env(argv, {}), cwd=pod, env=actor.env,
@@ -82,15 +82,15 @@ def test_podman_run_whose_exec_ends_is_stopped_and_captured_by_fetch(
         if p.poll() is None:
             p.kill()
             p.communicate()
-    assert p.returncode == 255, err
-    assert "is stopped with its container" in err and "Traceback" not in err, err
+    assert p.returncode != 0, err
+    assert "it was hung up (SIGHUP)" in err and "fetched from pod" in err, err
+    assert "Traceback" not in err
     assert podman_engine.leftovers(actor) == []
-    assert actor.run(["git", "rev-parse", "-q", "--verify", "agent/s"], cwd=pod).returncode != 0
-    f = actor.agent("fetch", "s", cwd=pod)
-    assert f.returncode == 0 and "fetched from pod" in f.stderr, f.stderr
+    assert not any(c.startswith(b"sh\0-c\0echo started") for c in _cmdlines())
     tip = actor.git("rev-parse", "agent/s", cwd=pod).strip()
     assert actor.git("show", f"{tip}:s.txt", cwd=pod) == "started\n"
-    assert podman_engine.leftovers(actor) == []
+    row = [ln.split() for ln in actor.agent("list", cwd=pod).stdout.splitlines()][1]
+    assert row[:3] == ["s", "agent/s", "idle"], row
 
 
 def _is_run_exec(pid: str) -> bool:
@@ -102,13 +102,32 @@ def _is_run_exec(pid: str) -> bool:
             and b"--ticket" in cmd)
 
 
+def _subids(user: str) -> int:
+    rows = [ln.split(":") for ln in Path("/etc/subuid").read_text().splitlines()]
+    return sum(int(r[2]) for r in rows if len(r) == 3 and r[0] == user)
+
+
 def test_podman_attempts_each_in_its_own_container(actor: Actor, podman_engine: Engine,
                                                    pod: Path) -> None:
+    """--attempts 2 --on pod: two sessions, each its own container and volume, at once. Rootless
+    --userns=auto needs 65536 subordinate ids per container: with Debian's default range (one
+    container's worth) the second is refused by podman in one line and leaves nothing, while
+    the first goes on (docs/remote.md, "Podman and the runs that outlive their connection")."""
     p = actor.agent("run", "--on", "pod", "--attempts", "2", "-s", "a", "--", "sh", "-c",
                     "echo tried > t.txt", cwd=pod)
-    assert p.returncode == 0, p.stderr
-    for name in ("a.1", "a.2"):
+    assert "Traceback" not in p.stderr, p.stderr
+    ok = ["a.1", "a.2"]
+    if not actor.is_root and _subids(TEST_USER) < 2 * 65536:
+        assert p.returncode == 1 and "1 of 2 attempts succeeded" in p.stderr, p.stderr
+        bad = [n for n in ok if f"[{n}] exit 1: the local podman: Error: creating container "
+               "storage: could not find enough available IDs" in p.stderr]
+        assert len(bad) == 1, p.stderr
+        ok.remove(bad[0])
+        assert actor.git("for-each-ref", f"refs/agent-base/{bad[0]}", cwd=pod) == ""
+    else:
+        assert p.returncode == 0, p.stderr
+    for name in ok:
         tip = actor.git("rev-parse", f"agent/{name}", cwd=pod).strip()
         assert actor.git("show", f"{tip}:t.txt", cwd=pod) == "tried\n"
-    assert len(_volumes(podman_engine, actor, pod)) == 2  # a volume per session
+    assert len(_volumes(podman_engine, actor, pod)) == len(ok)  # a volume per session
     assert podman_engine.leftovers(actor) == []

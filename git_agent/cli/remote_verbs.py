@@ -63,8 +63,10 @@ def attach(session_name: str | None) -> None:
 Examples:
   git agent remote add box ssh://me@gpu-box        a machine sessions may run on
   git agent remote add box ssh://me@gpu-box:2222 --global
+  git agent remote add pod podman://                 a container per run on this podman
+  git agent remote add pod podman://CONNECTION       on a `podman system connection`
   git agent remote list
-  git agent remote doctor box                      run doctor there, through ssh
+  git agent remote doctor box                      run doctor there (ssh, or a container)
   git agent remote remove box
 """
     ),
@@ -88,7 +90,7 @@ def remote(ctx: click.Context) -> None:
 @click.option("--global", "global_", is_flag=True,
               help="For all your repositories (~/.gitconfig), not just this one.")
 def remote_add(name: str, url: str, global_: bool) -> None:
-    """Add remote NAME at URL: ssh://[user@]host[:port] (podman:// is not yet supported)."""
+    """Add remote NAME at URL: ssh://[user@]host[:port], podman://CONNECTION or podman://."""
     from git_agent.commands import remote as remote_mod
 
     sys.exit(remote_mod.add(name, url, global_=global_))

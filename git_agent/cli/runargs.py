@@ -68,11 +68,12 @@ RUN_OPTIONS: tuple[Opt, ...] = (
         "PATH[:ro|:cow|:rw]", multiple=True),
     Opt(("--home",), "home", "Agent home [agent.home, default ~/aihome].", "DIR"),
     Opt(("--on",), "on",
-        "Run the session on remote NAME (`git agent remote add`), over ssh; review and apply "
-        "stay here.", "NAME"),
+        "Run the session on remote NAME (`git agent remote add`), over ssh or in a Podman "
+        "container; review and apply stay here.", "NAME"),
     Opt(("--detach",), "detach",
         "With --on: start the agent there and return at once; it goes on without this "
-        "connection (`git agent attach S`, `git agent fetch S`).", is_flag=True),
+        "connection (`git agent attach S`, `git agent fetch S`); not for podman://.",
+        is_flag=True),
     Opt(("--attempts",), "attempts",
         "Run N sessions NAME.1..NAME.N at once from one base snapshot (1-16): stdin /dev/null, "
         "output in each session's attempt.log; exit 0 only if all do.", "N", upto=16),

@@ -9,7 +9,7 @@ import os
 from git_agent import repo, ui
 from git_agent import session as sessions
 from git_agent.errors import UsageError
-from git_agent.remote import client, follow, remotes
+from git_agent.remote import client, engine, follow, remotes
 from git_agent.settings import gitconfig
 
 
@@ -23,25 +23,27 @@ def main(name: str | None) -> int:
     if not meta.remote or not meta.repo_id:
         raise UsageError(f"session {s.name!r} did not run on a remote (nothing to attach to)")
     target = remotes.lookup(cfg, meta.remote)
-    mux = client.Master(target, cfg)  # one login for the attach op, the run's channel, fetch
-    try:
-        mux.wait()
-        return _attach(target, cfg, wt, s, meta.remote, meta.repo_id, mux.path)
+    if not engine.lasting(target):
+        raise UsageError(f"session {s.name!r} ran on {meta.remote} (podman://): its run ended "
+                         f"with its container, nothing to attach to (`git agent fetch {s.name}`)")
+    eng = engine.connect(target, cfg, repo_id=meta.repo_id, session=s.name)
+    try:  # one login for the attach op, the run's channel, fetch
+        eng.open(shared=True)
+        eng.ready()
+        return _attach(eng, wt, s, meta.remote, meta.repo_id)
     finally:
-        mux.close()
+        eng.close()
 
 
-def _attach(target: remotes.Target, cfg: gitconfig.GitConfig, wt: repo.Worktree,
-            s: sessions.Session, name: str, repo_id: str, control: str) -> int:
-    c = client.Conversation(target, cfg, {"op": "attach", "repo_id": repo_id,
-                                          "session": s.name}, control)
+def _attach(eng: engine.Engine, wt: repo.Worktree, s: sessions.Session, name: str,
+            repo_id: str) -> int:
+    c = client.Conversation(eng, {"op": "attach", "repo_id": repo_id, "session": s.name})
     answer = c.line()
     c.close()
     ticket = answer.get("ticket")
     if answer.get("running") and isinstance(ticket, str):
         ui.say(f"attached to session {s.name!r} on {name} (^] leaves it running)")
-        channel = client.run(target, cfg, ticket, tty=os.isatty(0) and os.isatty(1),
-                             control=control)
+        channel = client.run(eng, ticket, tty=os.isatty(0) and os.isatty(1))
     elif answer.get("known") is False:
         ui.say(f"session {s.name!r} has no run on {name} to attach to")
         channel = 0
@@ -52,5 +54,5 @@ def _attach(target: remotes.Target, cfg: gitconfig.GitConfig, wt: repo.Worktree,
                   f" (exit status {status})" if isinstance(status, int) else ""))
         channel = 0
     with sessions.Lock(s, "fetch"):
-        return follow.conclude(target, cfg, wt, s, name=name, repo_id=repo_id,
-                               channel=channel, control=control, capture=True)
+        return follow.conclude(eng, wt, s, name=name, repo_id=repo_id, channel=channel,
+                               capture=True)

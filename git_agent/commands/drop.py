@@ -77,7 +77,7 @@ def _drop_remote(worktree: Worktree, s: session.Session) -> str | None:
     """A session that ran on a remote: its copy there removed too (worktree, state, refs).
     Refused only when the remote says the session runs there; a remote not reached (or one
     that cannot drop) is said in one line, returned, and the local drop goes on."""
-    from git_agent.remote import remotes
+    from git_agent.remote import client, engine, remotes
     from git_agent.settings import gitconfig
 
     meta = s.read_meta() if s.dir.is_dir() else None
@@ -85,8 +85,16 @@ def _drop_remote(worktree: Worktree, s: session.Session) -> str | None:
         return None
     try:
         cfg = gitconfig.read(worktree.root)
-        answer = remotes.call(remotes.lookup(cfg, meta.remote), cfg,
-                              {"op": "drop", "repo_id": meta.repo_id, "session": s.name})
+        eng = engine.connect(remotes.lookup(cfg, meta.remote), cfg, repo_id=meta.repo_id,
+                             session=s.name)
+        if eng.discard():  # Podman: the session's volume (and any container) removed
+            return None
+        try:
+            eng.open(shared=False)
+            answer = client.call(eng, {"op": "drop", "repo_id": meta.repo_id,
+                                       "session": s.name})
+        finally:
+            eng.close()
     except GitAgentError as e:
         return (f"note: {remotes.printable(str(e))}: the copy of session {s.name!r} on "
                 f"{meta.remote} (its worktree and state there) is left")

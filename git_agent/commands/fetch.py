@@ -6,7 +6,7 @@ from __future__ import annotations
 from git_agent import repo, ui
 from git_agent import session as sessions
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.remote import client, remotes
+from git_agent.remote import client, engine, remotes
 from git_agent.settings import gitconfig
 
 
@@ -34,8 +34,13 @@ def main(name: str | None, *, all_: bool = False) -> int:
         state: dict[str, object] = {}
         try:
             with sessions.Lock(s, "fetch"):  # a killed run is captured there first
-                tip = client.fetch(target, cfg, wt, s, repo_id=meta.repo_id, capture=True,
-                                   state=state)
+                eng = engine.connect(target, cfg, repo_id=meta.repo_id, session=s.name)
+                try:
+                    eng.open(shared=False)
+                    tip = client.fetch(eng, wt, s, repo_id=meta.repo_id, capture=True,
+                                       state=state)
+                finally:
+                    eng.close()
                 s.update_meta(remote_running=True if state.get("running") else None)
         except GitAgentError as e:
             if not all_:

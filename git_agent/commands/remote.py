@@ -6,7 +6,7 @@ from pathlib import Path
 
 from git_agent import proc, ui
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.remote import remotes
+from git_agent.remote import client, engine, remotes
 from git_agent.settings import gitconfig
 
 
@@ -26,9 +26,7 @@ def _scope(global_: bool) -> list[str]:
 
 def add(name: str, url: str, *, global_: bool = False) -> int:
     remotes.check_name(name)
-    if remotes.parse_url(url).engine != "ssh":
-        raise UsageError(f"{url.partition(':')[0]}:// remotes are not yet supported (ssh:// "
-                         "only, for now)")
+    remotes.parse_url(url)
     key = f"{remotes.PREFIX}{name}.url"
     scope = _scope(global_)
     if proc.git("config", *scope, "--get", key, cwd=Path.cwd(), check=False).strip():
@@ -61,7 +59,12 @@ def doctor(name: str) -> int:
     """Run doctor on the remote through its worker; any failure or FAIL: exit 1."""
     cfg = _cfg()
     target = remotes.lookup(cfg, name)
-    answer = remotes.call(target, cfg, {"op": "doctor"})
+    eng = engine.connect(target, cfg)
+    try:
+        eng.open(shared=False)
+        answer = client.call(eng, {"op": "doctor"})
+    finally:
+        eng.close()
     checks = answer.get("checks")
     if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
         raise GitAgentError(f"remote {name!r}: the worker's doctor answer is malformed")

@@ -1,23 +1,22 @@
 """The local side of a remote session: the base sent in the prepare conversation, the run over
-its own ssh connection (a pty when interactive), `agent/S` brought back by the fetch
-conversation and imported with every check (docs/remote.md, "Framing")."""
+its own connection (a pty when interactive), `agent/S` brought back by the fetch conversation and
+imported with every check (docs/remote.md, "Framing"); the connections are the engine's
+(remote/engine.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from git_agent.errors import GitAgentError
 from git_agent.remote import remotes
+from git_agent.remote.engine import Engine
 from git_agent.repo import Worktree
 from git_agent.session import Session
-from git_agent.settings import gitconfig
 
 MAX_LINE = remotes.MAX_ANSWER
 
@@ -28,60 +27,15 @@ def _trace(what: str, n: int) -> None:
         sys.stderr.write(f"git agent: debug: {what} {n} bytes\n")
 
 
-class Master:
-    """One ssh connection that run --on's three share (ssh's ControlMaster, its socket in a
-    private temporary dir): one handshake instead of three. Ours to end; a master that is not
-    up in time (or cannot log in without a prompt) is not waited for: each connection then
-    makes its own, as ssh does when the control socket is missing."""
-
-    def __init__(self, target: remotes.Target, cfg: gitconfig.GitConfig):
-        self.host = target.host.strip("[]")
-        self.dir = tempfile.mkdtemp(prefix="ga-ssh-")  # short: a socket path has 108 bytes
-        self.path = os.path.join(self.dir, "c")
-        self.p = subprocess.Popen(remotes.ssh_argv(target, cfg, control=self.path, master=True),
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-
-    def wait(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while (not os.path.exists(self.path) and self.p.poll() is None
-               and time.monotonic() < deadline):
-            time.sleep(0.005)
-
-    def up(self) -> bool:
-        """Is the shared login there (its socket made, the master alive)?"""
-        return self.p.poll() is None and os.path.exists(self.path)
-
-    def close(self) -> None:
-        """`ssh -O exit` (a SIGTERM can leave the master waiting on a channel a client just
-        closed); a master that still lives after that is killed: every session it carried
-        has ended."""
-        if self.p.poll() is None and os.path.exists(self.path):
-            subprocess.run(["ssh", "-o", f"ControlPath={self.path}", "-O", "exit", "--",
-                            self.host],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
-        for stop in (self.p.terminate, self.p.kill):
-            try:
-                self.p.wait(2)
-                break
-            except subprocess.TimeoutExpired:
-                stop()
-        self.p.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class Conversation:
-    """One ssh connection to the worker (no pty): JSON lines and counted bytes both ways."""
+    """One connection to the worker (no pty): JSON lines and counted bytes both ways."""
 
-    def __init__(self, target: remotes.Target, cfg: gitconfig.GitConfig,
-                 request: dict[str, object] | None, control: str | None = None):
+    def __init__(self, engine: Engine, request: dict[str, object] | None):
         """request None: the worker is started now and asked later (ask()), so its start
         overlaps the run; in its own process group, so a ^C meant for the agent spares it."""
-        self.target = target
-        self.p = subprocess.Popen(remotes.ssh_argv(target, cfg, control=control),
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE,
+        self.engine = engine
+        self.p = subprocess.Popen(engine.worker(), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   process_group=0 if request is None else None)
         if request is not None:
             self.ask(request)
@@ -108,16 +62,16 @@ class Conversation:
         assert self.p.stdout is not None
         raw = self.p.stdout.readline(MAX_LINE + 1)
         if not raw.endswith(b"\n"):
-            self.fail()
+            self.fail("gave no answer")
         try:
             got = json.loads(raw)
         except ValueError:
-            self.fail()
+            self.fail("gave no answer")
         if not isinstance(got, dict):
-            raise GitAgentError(f"the worker on {self.target.host} gave a malformed answer")
+            raise GitAgentError(f"the worker on {self.engine.name} gave a malformed answer")
         if got.get("error"):
             self.close()
-            raise GitAgentError(f"the worker on {self.target.host}: "
+            raise GitAgentError(f"the worker on {self.engine.name}: "
                                 f"{remotes.printable(str(got['error']))}")
         return got
 
@@ -137,35 +91,41 @@ class Conversation:
         self.p.wait()
         return self.p.returncode
 
-    def fail(self) -> None:
+    def fail(self, what: str = "broke off") -> None:
         assert self.p.stderr is not None
         self.close()
-        err = self.p.stderr.read().decode(errors="replace").strip().splitlines()
+        text = self.p.stderr.read().decode(errors="replace")
+        said = self.engine.explain(self.p.returncode, text)
+        if said:
+            raise GitAgentError(said)
+        err = text.strip().splitlines()
         last = remotes.printable(err[-1]) if err else ""
-        if self.p.returncode == 255:
-            raise GitAgentError(f"cannot reach {self.target.host} over ssh: "
-                                f"{last or 'ssh failed'}")
-        if self.p.returncode == 127:
-            raise GitAgentError(f"no git agent on {self.target.host}: `git-agent` is not on the "
-                                "remote user's PATH (install it there with install.sh)")
-        raise GitAgentError(f"the worker on {self.target.host} broke off (exit status "
+        raise GitAgentError(f"the worker on {self.engine.name} {what} (exit status "
                             f"{self.p.returncode}{': ' + last if last else ''})")
 
 
-def prepare(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
-            *, repo_id: str, base: str, request: dict[str, object],
-            control: str | None = None) -> dict[str, object]:
+def call(engine: Engine, request: dict[str, object]) -> dict[str, object]:
+    """Send one request to the worker, return its answer; any failure is one GitAgentError."""
+    c = Conversation(engine, request)
+    assert c.p.stdin is not None
+    c.p.stdin.close()  # one request: the worker may read to the end of its input
+    answer = c.line()
+    c.close()
+    return answer
+
+
+def prepare(engine: Engine, wt: Worktree, session: Session, *, repo_id: str, base: str,
+            request: dict[str, object]) -> dict[str, object]:
     """Send the base (a thin bundle of what the remote lacks); the worker's answer names the
     ticket of the prepared run and the path of its worktree."""
-    c = Conversation(target, cfg, {"op": "prepare", "repo_id": repo_id, "base": base,
-                                   "session": session.name, "path": str(wt.root), **request},
-                     control)
+    c = Conversation(engine, {"op": "prepare", "repo_id": repo_id, "base": base,
+                              "session": session.name, "path": str(wt.root), **request})
     from git_agent.remote import bundle  # here: pygit2, which a warm run may never need
 
     have = c.line().get("have")
     if not isinstance(have, list) or not all(isinstance(h, str) for h in have):
         c.close()
-        raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
+        raise GitAgentError(f"the worker on {engine.name} gave a malformed answer")
     with tempfile.TemporaryDirectory(dir=session.dir) as tmp:
         out = Path(tmp) / "base.bundle"
         if base not in have and bundle.make_base_bundle(wt, session, out, [str(h) for h in have]):
@@ -181,17 +141,14 @@ def prepare(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sess
     return answer
 
 
-def run(target: remotes.Target, cfg: gitconfig.GitConfig, ticket: str, *, tty: bool,
-        control: str | None = None) -> int:
+def run(engine: Engine, ticket: str, *, tty: bool) -> int:
     """The prepared run over its own connection (or channel), the terminal's (or our) stdio
-    passed through; the agent's exit status (255: ssh failed)."""
-    return subprocess.run(remotes.ssh_argv(target, cfg, tty=tty, ticket=ticket,
-                                           control=control)).returncode
+    passed through; the agent's exit status (255 over ssh: ssh failed, see remote/follow.py)."""
+    return subprocess.run(engine.worker(tty=tty, ticket=ticket)).returncode
 
 
-def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
-          *, repo_id: str, max_bytes: int | None = None,
-          control: str | None = None, capture: bool = False,
+def fetch(engine: Engine, wt: Worktree, session: Session, *, repo_id: str,
+          max_bytes: int | None = None, capture: bool = False,
           state: dict[str, object] | None = None,
           started: Conversation | None = None) -> str | None:
     """Bring agent/S back: the remote's bundle imported with every check (import_session);
@@ -215,11 +172,11 @@ def fetch(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, sessio
         c = started
         c.ask(request)
     else:
-        c = Conversation(target, cfg, request, control)
+        c = Conversation(engine, request)
     n = c.line().get("bytes")
     if not isinstance(n, int) or n < 0:
         c.close()
-        raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
+        raise GitAgentError(f"the worker on {engine.name} gave a malformed answer")
     _trace(f"{session.branch_name} bundle received:", n)
     if n > max_bytes:
         c.close()

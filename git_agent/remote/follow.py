@@ -6,13 +6,16 @@ network loss")."""
 
 from __future__ import annotations
 
+import time
+
 from git_agent import ui
 from git_agent.errors import GitAgentError
-from git_agent.remote import client, remotes
+from git_agent.remote import client
+from git_agent.remote.engine import Engine
 from git_agent.repo import Worktree
 from git_agent.session import Session
-from git_agent.settings import gitconfig
 
+HANG_UP = 60  # seconds a hung-up run has to capture and end (an engine not lasting)
 LOST = 255  # what ssh says when the connection broke; run --on's status when the run goes on
 
 
@@ -22,22 +25,51 @@ def goes_on(name: str, session: Session, why: str) -> str:
             "ends")
 
 
-def conclude(target: remotes.Target, cfg: gitconfig.GitConfig, wt: Worktree, session: Session,
-             *, name: str, repo_id: str, channel: int, control: str | None = None,
-             capture: bool = False, started: client.Conversation | None = None) -> int:
+def _hang_up(engine: Engine, wt: Worktree, session: Session, *, repo_id: str,
+             state: dict[str, object]) -> str | None:
+    """SIGHUP to the run, then fetch until it has ended (HANG_UP seconds at most)."""
+    engine.hang_up()
+    deadline = time.monotonic() + HANG_UP
+    tip = None
+    while state.get("running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state.clear()
+        tip = client.fetch(engine, wt, session, repo_id=repo_id, capture=True,
+                           state=state) or tip
+    return tip
+
+
+def stopped(name: str, session: Session) -> str:
+    return (f"the agent on {name} did not end when hung up and is killed with its container; "
+            f"what it left stays in the session there (the next `run --on {name} -s "
+            f"{session.name}` goes on from it)")
+
+
+def conclude(engine: Engine, wt: Worktree, session: Session, *, name: str, repo_id: str,
+             channel: int, capture: bool = False,
+             started: client.Conversation | None = None) -> int:
     """channel: the exit status of the run's ssh channel. Returns the agent's exit status
-    (LOST while it goes on there, 0 when you detached); started: fetch's worker, opened while
-    the agent ran and not yet asked. The caller holds the session's lock."""
+    (LOST while it goes on there or, on an engine not lasting, was stopped; 0 when you
+    detached); started: fetch's worker, opened while the agent ran and not yet asked. The
+    caller holds the session's lock."""
     state: dict[str, object] = {}
     try:
-        tip = client.fetch(target, cfg, wt, session, repo_id=repo_id, control=control,
-                           capture=capture, state=state, started=started)
+        tip = client.fetch(engine, wt, session, repo_id=repo_id, capture=capture, state=state,
+                           started=started)
     except GitAgentError as e:
-        if channel != LOST:
+        if channel != LOST or not engine.lasting:
             raise
         session.update_meta(remote_running=True)
         ui.say(goes_on(name, session, f"the connection to {name} was lost ({e})"))
         return LOST
+    if state.get("running") and not engine.lasting:  # its end: hung up, then captured there
+        tip = _hang_up(engine, wt, session, repo_id=repo_id, state=state) or tip
+        if state.get("running"):  # the caller's close() ends it
+            session.update_meta(remote_running=None)
+            ui.say(stopped(name, session))
+            return LOST
+        ui.say(f"the run's connection to {name} ended before the agent did: it was hung up "
+               "(SIGHUP) and its changes captured there")
     if state.get("running"):
         session.update_meta(remote_running=True)
         if channel == 0:  # you pressed the detach key

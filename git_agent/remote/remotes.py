@@ -1,14 +1,11 @@
-"""Remotes: their names and URLs (git config agent.remote.<name>.url), the ssh command that starts
-the worker there, and the one-request JSON protocol spoken with it (docs/remote.md)."""
+"""Remotes: their names and URLs (git config agent.remote.<name>.url) and the protocol's
+constants; the engines that reach them are remote/engine.py's (docs/remote.md)."""
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
-from git_agent import proc
-from git_agent.errors import GitAgentError, UsageError
+from git_agent.errors import UsageError
 from git_agent.record import Record
 from git_agent.settings import gitconfig
 
@@ -24,15 +21,16 @@ _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
 class Target(Record):
     """Where a remote is: an engine and what it needs to reach it."""
 
-    __slots__ = ("engine", "user", "host", "port", "connection")
+    __slots__ = ("engine", "user", "host", "port", "connection", "name")
 
     def __init__(self, engine: str, user: str | None = None, host: str = "",
-                 port: int | None = None, connection: str = ""):
+                 port: int | None = None, connection: str = "", name: str = ""):
         self.engine = engine  # "ssh" | "podman"
         self.user = user
         self.host = host
         self.port = port
-        self.connection = connection
+        self.connection = connection  # podman: a `podman system connection` name, "": local
+        self.name = name  # the remote's name in git config (lookup), "" for a bare URL
 
 
 def check_name(name: str) -> str:
@@ -43,16 +41,19 @@ def check_name(name: str) -> str:
 
 
 def parse_url(url: str) -> Target:
-    """ssh://[user@]host[:port] or podman://CONNECTION; anything else is refused in one line."""
+    """ssh://[user@]host[:port], podman://CONNECTION or podman:// (the local engine); anything
+    else is refused in one line."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise UsageError(f"bad remote URL {url!r}: expected ssh://[user@]host[:port] or "
-                         "podman://CONNECTION")
+                         "podman://[CONNECTION]")
     if scheme == "podman":
-        if not _NAME.match(rest.rstrip("/")):
+        conn = rest.removesuffix("/")
+        if conn and not _NAME.match(conn):
             raise UsageError(f"bad podman URL {url!r}: expected podman://CONNECTION (a name "
-                             "`podman system connection list` shows)")
-        return Target("podman", connection=rest.rstrip("/"))
+                             "`podman system connection list` shows) or podman:// (the local "
+                             "engine)")
+        return Target("podman", connection=conn)
     if scheme != "ssh":
         raise UsageError(f"unsupported remote URL scheme {scheme!r} in {url!r}: ssh:// or "
                          "podman://")
@@ -94,62 +95,10 @@ def lookup(cfg: gitconfig.GitConfig, name: str) -> Target:
         raise UsageError(f"no remote {name!r} (remotes: {known}; `git agent remote add NAME "
                          "URL`)")
     assert found.value is not None
-    return parse_url(found.value)
-
-
-def ssh_argv(target: Target, cfg: gitconfig.GitConfig, *, tty: bool = False,
-             ticket: str | None = None, control: str | None = None,
-             master: bool = False) -> list[str]:
-    """ssh to the worker: no agent or port forwarding, no local shell; the command there is
-    fixed (the request goes on stdin, never in argv), or the prepared run's ticket (random hex
-    the worker made: no user data), with a pty when tty."""
-    if target.engine != "ssh":
-        raise GitAgentError(f"{target.engine}:// remotes are not yet supported (ssh:// only)")
-    if ticket is not None and not re.match(r"^[0-9a-f]{32}$", ticket):
-        raise GitAgentError("the worker answered a malformed ticket")
-    argv = ["ssh", "-t" if tty else "-T", "-o", "ForwardAgent=no", "-o", "ClearAllForwardings=yes",
-            "-o", "ForwardX11=no", "-o", "PermitLocalCommand=no"]
-    conf = cfg.get_str("agent.sshConfig")
-    if conf:
-        argv += ["-F", str(Path(conf).expanduser())]
-    if target.port is not None:
-        argv += ["-p", str(target.port)]
-    if target.user:
-        argv += ["-l", target.user]
-    if control is not None:  # one connection shared (client.Master): ssh's own channels
-        argv += ["-o", f"ControlPath={control}", "-o", "ControlPersist=no",
-                 "-o", "ControlMaster=" + ("yes" if master else "no")]
-    if master:  # no command, no prompt: a master that cannot log in alone is not used
-        return [*argv, "-N", "-o", "BatchMode=yes", "--", target.host.strip("[]")]
-    tail = ["--ticket", ticket] if ticket is not None else []
-    return [*argv, "--", target.host.strip("[]"), "git-agent", "worker", *tail]
+    t = parse_url(found.value)
+    return Target(t.engine, t.user, t.host, t.port, t.connection, name)
 
 
 def printable(text: str) -> str:
     """What a remote says, shown on one line without control characters."""
     return "".join(c if c.isprintable() else "?" for c in text)
-
-
-def call(target: Target, cfg: gitconfig.GitConfig, request: dict[str, object]) -> dict[str, object]:
-    """Send one request to the worker, return its answer; any failure is one GitAgentError."""
-    body = json.dumps({"protocol": PROTOCOL, **request}).encode() + b"\n"
-    p = proc.run(ssh_argv(target, cfg), input=body, check=False)
-    err = p.stderr.decode(errors="replace").strip().splitlines()
-    last = printable(err[-1]) if err else ""
-    if p.returncode == 255:
-        raise GitAgentError(f"cannot reach {target.host} over ssh: {last or 'ssh failed'}")
-    if p.returncode == 127 or "git-agent: command not found" in p.stderr.decode(errors="replace"):
-        raise GitAgentError(f"no git agent on {target.host}: `git-agent` is not on the remote "
-                            "user's PATH (install it there with install.sh)")
-    if len(p.stdout) > MAX_ANSWER:
-        raise GitAgentError(f"the worker on {target.host} answered more than {MAX_ANSWER} bytes")
-    try:
-        answer = json.loads(p.stdout)
-    except ValueError:
-        raise GitAgentError(f"the worker on {target.host} gave no answer (exit status "
-                            f"{p.returncode}{': ' + last if last else ''})") from None
-    if not isinstance(answer, dict):
-        raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
-    if answer.get("error"):
-        raise GitAgentError(f"the worker on {target.host}: {printable(str(answer['error']))}")
-    return answer

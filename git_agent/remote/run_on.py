@@ -15,8 +15,8 @@ from typing import Any
 from git_agent import proc
 from git_agent import session as sessions
 from git_agent.capture import snapshot
-from git_agent.errors import GitAgentError
-from git_agent.remote import client, follow, remotes
+from git_agent.errors import GitAgentError, UsageError
+from git_agent.remote import client, engine, follow, remotes
 from git_agent.repo import Worktree
 from git_agent.session import identity
 from git_agent.settings import gitconfig
@@ -28,9 +28,15 @@ def run_on(name: str, *, wt: Worktree, cfg: gitconfig.GitConfig, home: Path, fla
            no_capture: bool, detach: bool, given: Any = None) -> int:
     """given: the base snapshot an --attempts run took once for all its sessions."""
     target = remotes.lookup(cfg, name)
+    if detach and not engine.lasting(target):
+        raise UsageError(f"--detach: not on {name} (podman://): a run's container ends with "
+                         "`run --on` (docs/remote.md, \"Podman\")")
     with contextlib.ExitStack() as stack:
-        mux = client.Master(target, cfg)  # its handshake while the rest is made ready
-        stack.callback(mux.close)
+        eng: engine.Engine | None = None
+        if engine.early(target):  # ssh: its handshake while the rest is made ready
+            eng = engine.connect(target, cfg)
+            stack.callback(eng.close)
+            eng.open(shared=True)
         settings = resolve(flags=flags, cfg=cfg, worktree=wt, home=home,
                            default_session=sessions.default_name(wt), environ=os.environ)
         session = sessions.get(wt, settings.session_name)
@@ -48,20 +54,23 @@ def run_on(name: str, *, wt: Worktree, cfg: gitconfig.GitConfig, home: Path, fla
             "pass_env": sorted(env), "no_capture": no_capture}
         tty = os.isatty(0) and os.isatty(1)
         with sessions.Lock(session):
+            if eng is None:  # Podman: the session's container made while the snapshot is taken
+                eng = engine.connect(target, cfg, repo_id=repo_id, session=session.name)
+                stack.callback(eng.close)
+                eng.open(shared=True)
             old = snapshot.read(worktree=wt, session=session)
             base = given or snapshot.snapshot(worktree=wt, scratch=session.dir,
                                                    hide=settings.hide)
             snapshot.keep(worktree=wt, session=session, base=base)
-            mux.wait()
             try:
-                answer = client.prepare(target, cfg, wt, session, repo_id=repo_id,
+                eng.ready()
+                answer = client.prepare(eng, wt, session, repo_id=repo_id,
                                         base=base.oid,
                                         request={"cwd": os.path.relpath(wt.cwd, wt.root),
                                                  "command": list(settings.command),
                                                  "flags": forwarded, "env": env,
                                                  "detach": detach, "tty": tty,
-                                                 "home": str(home)},
-                                        control=mux.path)
+                                                 "home": str(home)})
             except BaseException:  # the agent never ran: a new session is not kept, an old
                 if fresh:          # one's base is what it was
                     proc.git("update-ref", "-d", session.base_ref, base.oid, cwd=wt.root,
@@ -74,7 +83,7 @@ def run_on(name: str, *, wt: Worktree, cfg: gitconfig.GitConfig, home: Path, fla
             ticket, where = answer.get("ticket"), answer.get("path")
             if not isinstance(where, str) or not (isinstance(ticket, str) or
                                                    detach and answer.get("detached") is True):
-                raise GitAgentError(f"the worker on {target.host} gave a malformed answer")
+                raise GitAgentError(f"the worker on {eng.name} gave a malformed answer")
             if where != str(wt.root):
                 say(f"note: on {name} the session's worktree is {remotes.printable(where)} "
                     f"({wt.root} is taken or not writable there)")
@@ -91,12 +100,12 @@ def run_on(name: str, *, wt: Worktree, cfg: gitconfig.GitConfig, home: Path, fla
             session.update_meta(remote=name, remote_running=None)
             assert isinstance(ticket, str)
             # fetch's worker starts while the agent runs (its own channel, asked after the run)
-            early = client.Conversation(target, cfg, None, mux.path) if mux.up() else None
+            early = client.Conversation(eng, None) if eng.warm() else None
             if early is not None:
                 stack.callback(early.close)
-            channel = client.run(target, cfg, ticket, tty=tty, control=mux.path)
-            status = follow.conclude(target, cfg, wt, session, name=name, repo_id=repo_id,
-                                     channel=channel, control=mux.path,
+            channel = client.run(eng, ticket, tty=tty)
+            status = follow.conclude(eng, wt, session, name=name, repo_id=repo_id,
+                                     channel=channel,
                                      started=early if channel != follow.LOST else None)
             ended = not session.read_meta().remote_running  # else it goes on there
             session.update_meta(last_run=sessions.RunRecord(

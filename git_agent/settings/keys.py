@@ -120,12 +120,17 @@ PRESET_VARS = {"passenv": "passEnv", "setenv": "setEnv", "mount": "mount", "comm
                "allowhost": "allowHost"}
 
 # What git config may say about a remote: agent.remote.<name>.<var> (`git agent remote add`).
-REMOTE_VARS = {"url": "url"}
+REMOTE_VARS = {"url": "url", "image": "image", "network": "network"}
 # Keys with a name in them, as documented (the docs and `git agent config -h` list them).
 NAMED_KEYS: tuple[Key, ...] = (
     Key("agent.remote.NAME.url", "", False, None,
-        "where remote NAME is: ssh://[user@]host[:port] (`git agent remote add`; podman:// is "
-        "parsed but not yet supported)"),
+        "where remote NAME is: ssh://[user@]host[:port], podman://CONNECTION (a `podman "
+        "system connection`) or podman:// (the local engine) (`git agent remote add`)"),
+    Key("agent.remote.NAME.image", "localhost/git-agent-worker:latest", False, None,
+        "podman:// remotes: the worker image (contrib/podman/build-image builds it)"),
+    Key("agent.remote.NAME.network", "", False, None,
+        "podman:// remotes: the container's network (`podman run --network`; default: "
+        "podman's own; `none`: no network, the agent's --net modes inside it)"),
 )
 
 

@@ -4,13 +4,15 @@ in one line, git config as the store, one JSON request that never reaches a shel
 from __future__ import annotations
 
 import json
+import re
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from git_agent.errors import UsageError
-from git_agent.remote import remotes
+from git_agent.errors import GitAgentError, UsageError
+from git_agent.remote import engine, podman, remotes, ssh
 from git_agent.settings import gitconfig
 from tests.conftest import Actor
 
@@ -39,6 +41,9 @@ def test_ssh_urls_are_parsed(url: str, user: str | None, host: str, port: int | 
     ("ssh://box/srv/repo", "no path"),
     ("ssh://a b", "bad host"),
     ("podman://-x", "bad podman URL"),
+    ("podman://--url=ssh://evil", "bad podman URL"),
+    ("podman://conn/extra", "bad podman URL"),
+    ("podman://a b", "bad podman URL"),
 ])
 def test_bad_urls_are_refused_in_one_line(url: str, needle: str) -> None:
     with pytest.raises(UsageError) as e:
@@ -48,12 +53,57 @@ def test_bad_urls_are_refused_in_one_line(url: str, needle: str) -> None:
 
 def test_the_ssh_command_forwards_nothing_and_takes_no_request() -> None:
     t = remotes.parse_url("ssh://me@box:2200")
-    argv = remotes.ssh_argv(t, gitconfig.GitConfig())
+    argv = ssh.ssh_argv(t, gitconfig.GitConfig())
     assert argv[:2] == ["ssh", "-T"]
     for opt in ("ForwardAgent=no", "ClearAllForwardings=yes"):
         assert argv[argv.index(opt) - 1] == "-o"
     assert argv[argv.index("-p") + 1] == "2200" and argv[argv.index("-l") + 1] == "me"
     assert argv[-4:] == ["--", "box", "git-agent", "worker"]
+
+
+@pytest.mark.parametrize("url,connection", [("podman://", ""), ("podman://myconn", "myconn"),
+                                            ("podman://my-conn_2/", "my-conn_2")])
+def test_podman_urls_are_parsed(url: str, connection: str) -> None:
+    t = remotes.parse_url(url)
+    assert (t.engine, t.connection) == ("podman", connection)
+
+
+def test_the_podman_commands_take_no_request_and_name_the_connection_as_one_word() -> None:
+    cfg = gitconfig.GitConfig()
+    pod = podman.Podman(remotes.parse_url("podman://myconn"), cfg, repo_id="a" * 40,
+                        session="s/1")
+    run = pod.run_argv()
+    assert run[:4] == ["podman", "--connection=myconn", "run", "-d"]
+    for opt in ("--userns=auto", "unmask=/proc/*", "--pull=never"):
+        assert opt in run
+    assert run[-4:] == ["--", podman.IMAGE, "sleep", "infinity"]
+    pod.up = True  # as after open(): no container is made by a unit test
+    pod.started = threading.Thread(target=lambda: None)
+    pod.started.start()
+    assert pod.worker() == ["podman", "--connection=myconn", "exec", "-i", "--", pod.container,
+                            "git-agent", "worker"]
+    tty = pod.worker(tty=True, ticket="0" * 32)
+    assert tty[3:6] == ["-i", "-t", "--detach-keys="] and tty[-2:] == ["--ticket", "0" * 32]
+    with pytest.raises(GitAgentError):
+        pod.worker(ticket="--rm")
+    # one container and one volume per session of a repository, podman's name rules kept
+    other = podman.names("a" * 40, "s/2")
+    assert (pod.container, pod.volume) != other and re.match(r"^[a-z0-9-]+$", pod.container)
+    assert podman.Podman(remotes.parse_url("podman://"), cfg, repo_id=None,
+                         session=None).run_argv()[:3] == ["podman", "run", "-d"]
+
+
+def test_only_an_engine_whose_runs_outlive_the_connection_is_lasting() -> None:
+    """--detach, attach and "it goes on" hold on ssh (a holder there); a Podman run ends with
+    its container, so run --on --detach and attach refuse it before connecting."""
+    cfg = gitconfig.GitConfig()
+    box, pod = remotes.parse_url("ssh://me@box"), remotes.parse_url("podman://")
+    assert engine.lasting(box) and engine.early(box)
+    assert not engine.lasting(pod) and not engine.early(pod)
+    s = engine.connect(box, cfg)
+    assert s.lasting and not s.warm() and not s.discard()  # no login yet; drop: op drop
+    p = engine.connect(pod, cfg, repo_id="a" * 40, session="s")
+    assert not p.lasting and not p.warm()  # no container yet
 
 
 def test_remotes_are_added_listed_and_removed(actor: Actor) -> None:
@@ -74,8 +124,11 @@ def test_remotes_are_added_listed_and_removed(actor: Actor) -> None:
     assert rc == 0 and out == "ssh://me@gpu-box:2222\n" and "unknown" not in err
     rc, _, err = agent("remote", "add", "box", "ssh://other")
     assert rc != 0 and err.count("\n") == 1 and "exists already" in err
-    rc, _, err = agent("remote", "add", "pod", "podman://myconn")
-    assert rc != 0 and err.count("\n") == 1 and "not yet supported" in err
+    assert agent("remote", "add", "pod", "podman://myconn")[0] == 0
+    assert agent("remote", "add", "here", "podman://")[0] == 0
+    rc, _, err = agent("remote", "add", "pod2", "podman://-x")
+    assert rc != 0 and err.count("\n") == 1 and "bad podman URL" in err
+    assert agent("remote", "remove", "pod")[0] == 0 and agent("remote", "remove", "here")[0] == 0
     rc, _, err = agent("remote", "add", "x", "ssh://-oProxyCommand=id")
     assert rc != 0 and err.count("\n") == 1 and "bad host" in err
     rc, _, err = agent("remote", "doctor", "nobox")

@@ -95,9 +95,12 @@ _FIND_PRIVATE = (
     "find", "/etc", "-xdev",
     "(", "-type", "d", "(", "!", "-perm", "-o=r", "-o", "!", "-perm", "-o=x", ")",
     "-printf", r"d%p\0", "-prune", ")",
-    "-o", "(", "-type", "f", "!", "-perm", "-o=r", "-printf", r"f%p\0", ")",
+    "-o", "(", "-type", "f", "!", "-perm", "-o=r", "!", "-name", "*.lock", "-printf", r"f%p\0", ")",
 )
 _etc_find: subprocess.Popen[bytes] | None = None
+# A lock file (useradd's /etc/shadow.lock: a pid, no secret) is not masked: it lives for a
+# moment, and a mask of a file gone by the launch stops bwrap ("Can't create file at ...").
+LOCK = ".lock"
 
 
 def start_root_etc_scan() -> None:
@@ -157,6 +160,6 @@ def _root_only_etc(empty_file: Path, etc: Path = Path("/etc")) -> list[Mount]:
                     ms += [Tmpfs(Path(e.path), mode=0o700), RemountRo(Path(e.path))]
                 else:
                     stack.append(Path(e.path))
-            elif stat.S_ISREG(st.st_mode) and private:
+            elif stat.S_ISREG(st.st_mode) and private and not e.name.endswith(LOCK):
                 ms.append(Bind(empty_file, Path(e.path)))
     return ms

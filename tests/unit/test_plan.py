@@ -203,6 +203,20 @@ def test_root_runs_mask_etc_entries_others_cannot_read(tmp_path: Path) -> None:
     assert etc / "hosts" not in masked and etc / "ssl" / "certs" / "ca.pem" not in masked
 
 
+def test_a_lock_file_in_etc_is_not_masked_it_may_be_gone_by_the_launch(tmp_path: Path) -> None:
+    """useradd's /etc/shadow.lock (0600, a pid, no secret) lives for a moment: masked, it made
+    bwrap fail when it was gone by the launch ("Can't create file at /etc/shadow.lock")."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for name in ("shadow.lock", "shadow+"):
+        (etc / name).write_text("1234")
+        (etc / name).chmod(0o600)
+    empty = tmp_path / "empty"
+    masked = {getattr(m, "dest", None) for m in system._root_only_etc(empty, etc)}
+    assert etc / "shadow.lock" not in masked
+    assert etc / "shadow+" in masked  # a transient copy of a secret is still one
+
+
 def test_registry_tokens_in_toolchain_mounts_are_masked(tmp_path: Path) -> None:
     opts = _opts(tmp_path)
     cargo = opts.home / ".cargo"

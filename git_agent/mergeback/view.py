@@ -263,7 +263,7 @@ def _assessed(view: View, repo: Callable[[], pygit2.Repository]) -> assessed.Ass
         counts = diffstat.count(
             root=view.worktree.root, base=view.base, head=view.head,
             paths=[c.path for c in all_changes], oids=[(c.old_oid, c.new_oid) for c in all_changes],
-            size=lambda oid: 0 if oid is None else len(repo().odb.read(oid)[1]))
+            size=lambda oid: 0 if oid is None else int(repo().odb.read_header(oid)[1]))
     if view.session.dir.is_dir():
         assessed.store(view.session.dir, want, raw, found, heads, counts)
     return assessed.Assessment(raw, found, heads, all_changes, counts)

@@ -35,30 +35,31 @@ Row = tuple[str, int, int, bool]
 
 
 def usable(*, keys: frozenset[str], root: Path, git_dirs: Iterable[Path],
-           paths: Sequence[bytes], modes: Iterable[int],
+           changes: Sequence[tuple[bytes, int, int]],
            environ: dict[str, str] | os._Environ[str]) -> bool:
-    """Whether git would count and print these changes as the stored counts say: none of
-    CONFIG set, no submodule, no gitattributes file it could read."""
-    return (not keys & CONFIG and gittree.GITLINK not in set(modes)
-            and attributes_free(root=root, git_dirs=git_dirs, paths=paths, environ=environ))
+    """Whether git would count and print these changes (path, old mode, new mode) as the
+    stored counts say: none of CONFIG set, no submodule, no gitattributes file it could read."""
+    return (not keys & CONFIG and not any(gittree.GITLINK in (o, n) for _, o, n in changes)
+            and attributes_free(root=root, git_dirs=git_dirs, paths=[p for p, _, _ in changes],
+                                environ=environ))
 
 
-def count(*, root: Path, base: str, head: str, paths: Sequence[bytes],
-          size: Callable[[str | None], int], oids: Sequence[tuple[str | None, str | None]],
-          ) -> list[tuple[int, int, bool]] | None:
-    """Each change's (added, deleted, binary) by `git diff-tree --numstat`, in the order of
-    paths (diff-tree's); a binary file's are git's sizes: new and old blob (0, 0 when the
-    same). None when git's list is not that one."""
+def count(*, root: Path, base: str, head: str,
+          changes: Sequence[tuple[bytes, str | None, str | None]],
+          size: Callable[[str | None], int]) -> list[tuple[int, int, bool]] | None:
+    """Each change's (added, deleted, binary) by `git diff-tree --numstat`, for changes (path,
+    old blob, new blob) in diff-tree's order; a binary file's are git's sizes: new and old blob
+    (0, 0 when the same). None when git's list is not that one."""
     out = proc.git("-c", "core.bigFileThreshold=512m", "diff-tree", "-r", "-z", "--no-renames",
                    "--numstat", "--no-textconv", "--diff-algorithm=myers", "--indent-heuristic",
                    base, head, cwd=root)
     recs = out.split(b"\0")
     if recs and recs[-1] == b"":
         recs.pop()
-    if len(recs) != len(paths):
+    if len(recs) != len(changes):
         return None
     got: list[tuple[int, int, bool]] = []
-    for rec, path, (old, new) in zip(recs, paths, oids, strict=True):
+    for rec, (path, old, new) in zip(recs, changes, strict=True):
         a, d, name = (rec.split(b"\t", 2) + [b"", b""])[:3]
         if name != path:
             return None

@@ -87,7 +87,8 @@ def _drawn(root: Path, base: str, head: str, *, color: bool, width: int) -> byte
     def size(oid: str | None) -> int:
         return 0 if oid is None else int(run_git("cat-file", "-s", oid, cwd=root))
 
-    counts = diffstat.count(root=root, base=base, head=head, paths=paths, size=size, oids=oids)
+    counts = diffstat.count(root=root, base=base, head=head, size=size,
+                            changes=[(p, *o) for p, o in zip(paths, oids, strict=True)])
     assert counts is not None
     rows = [(quote_path(p), a, d, b) for p, (a, d, b) in zip(paths, counts, strict=True)]
     return diffstat.render(rows, width=width, color=color)
@@ -115,7 +116,52 @@ def test_the_width_is_known_only_as_git_reads_it() -> None:
 def test_counts_are_none_when_they_do_not_follow_the_change_list(repo: Path) -> None:
     base = _commit(repo, {"a": "1\n"})
     head = _commit(repo, {"a": "2\n", "b": "3\n"})
-    assert diffstat.count(root=repo, base=base, head=head, paths=[b"a"], oids=[(None, None)],
+    assert diffstat.count(root=repo, base=base, head=head, changes=[(b"a", None, None)],
                           size=lambda o: 0) is None
-    assert diffstat.count(root=repo, base=base, head=head, paths=[b"b", b"a"],
-                          oids=[(None, None)] * 2, size=lambda o: 0) is None
+    assert diffstat.count(root=repo, base=base, head=head, size=lambda o: 0,
+                          changes=[(b"b", None, None), (b"a", None, None)]) is None
+
+
+def test_git_draws_it_when_a_gitattributes_file_could_apply(repo: Path, hermetic: Path) -> None:
+    """Every place git reads attributes from for a diff of two commits in a worktree."""
+    _commit(repo, {"d/e/f.txt": "1\n", "g.txt": "2\n"})
+    dirs = [repo / ".git"]
+    env = {"HOME": str(hermetic)}
+
+    def free() -> bool:
+        return diffstat.attributes_free(root=repo, git_dirs=dirs, paths=[b"d/e/f.txt", b"g.txt"],
+                                        environ=env)
+
+    assert free()
+    for place in ("d/e/.gitattributes", "d/.gitattributes", ".gitattributes",
+                  ".git/info/attributes"):
+        (repo / place).parent.mkdir(parents=True, exist_ok=True)
+        (repo / place).write_text("*.txt -diff\n")
+        assert not free(), place
+        (repo / place).unlink()
+    assert free()
+    (repo / "other").mkdir()
+    (repo / "other/.gitattributes").write_text("* -diff\n")  # no changed path below it
+    assert free()
+    run_git("add", "other/.gitattributes", cwd=repo)
+    (repo / "other/.gitattributes").unlink()  # in the index only (git 2.39's diff of two
+    # commits does not read the index, another version may): git draws it, to be sure
+    assert not free()
+    run_git("rm", "-q", "--cached", "other/.gitattributes", cwd=repo)
+    assert free()
+    xdg = hermetic / ".config/git/attributes"
+    xdg.parent.mkdir(parents=True)
+    xdg.write_text("*.txt -diff\n")
+    assert not free()
+    xdg.unlink()
+    run_git("update-index", "--index-version", "4", cwd=repo)  # paths cut: not searched
+    assert not free()
+
+
+def test_git_draws_it_for_config_it_reads_and_for_submodules(repo: Path) -> None:
+    plain = [(b"a", 0o100644, 0o100644)]
+    args = {"root": repo, "git_dirs": [repo / ".git"], "environ": {"HOME": "/nonexistent"}}
+    assert diffstat.usable(keys=frozenset({"user.name", "color.ui"}), changes=plain, **args)
+    for key in sorted(diffstat.CONFIG):
+        assert not diffstat.usable(keys=frozenset({key}), changes=plain, **args), key
+    assert not diffstat.usable(keys=frozenset(), changes=[(b"m", 0, 0o160000)], **args)

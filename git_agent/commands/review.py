@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from git_agent import proc, ui
+from git_agent.mergeback import assessed, diffstat
 from git_agent.mergeback.view import (
     FileChange,
     NothingCaptured,
@@ -18,6 +20,7 @@ from git_agent.mergeback.view import (
     find_session,
     open_view,
     pathspecs,
+    stat_usable,
 )
 from git_agent.repo import find_worktree
 from git_agent.sandbox import network
@@ -96,6 +99,26 @@ def _diff(view: View, specs: Sequence[str], *, color: bool, stat: bool) -> bytes
                     env=proc.no_git_env()).stdout
 
 
+def _stored_counts(view: View, paths: Sequence[str]) -> list[tuple[int, int, bool]] | None:
+    """The line counts kept with the session's assessment when they are for these commits
+    and this config, and the stat is of every file at a width known without git."""
+    if paths or diffstat.width_from(os.environ) is None:
+        return None
+    kept = assessed.load(view.session.dir, assessed.key(view.base, view.head, view.config))
+    return None if kept is None else kept.counts
+
+
+def _drawn(view: View, files: Sequence[FileChange], counts: Sequence[tuple[int, int, bool]],
+           *, color: bool) -> bytes | None:
+    """git diff --stat drawn from the stored counts (diffstat.py), None to ask git."""
+    width = diffstat.width_from(os.environ)
+    if width is None or len(files) != len(counts) or not stat_usable(view, files):
+        return None
+    return diffstat.render([(ui.quote_path(c.path), a, d, b)
+                            for c, (a, d, b) in zip(files, counts, strict=True)],
+                           width=width, color=color)
+
+
 def _diff_meanwhile(view: View, specs: Sequence[str], *, color: bool
                     ) -> Callable[[], bytes]:
     """git diff --stat started now, in a thread: it runs on the other core while the risks
@@ -144,7 +167,8 @@ def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequenc
         return 0
     early = None
     color = ui.use_color(cwd=worktree.root)
-    if stat and not json_out:
+    counts = _stored_counts(view, paths) if stat and not json_out else None
+    if stat and not json_out and counts is None:
         early = _diff_meanwhile(view, pathspecs(worktree, paths), color=color)
     files = changes(view, paths=paths)
     behind = (ahead.hint(view.session)
@@ -162,6 +186,8 @@ def main(*, session_name: str | None, stat: bool, json_out: bool, paths: Sequenc
             ui.say(f"{line} (git agent review --net lists it)")
         return 0
     specs = pathspecs(worktree, paths)
-    ui.page(render(view, files, specs, color=color, stat=stat,
-                   diff=early() if early is not None else None), cwd=worktree.root)
+    diff = early() if early is not None else None
+    if counts is not None:  # None again where git must draw it: then git, as without counts
+        diff = _drawn(view, files, counts, color=color)
+    ui.page(render(view, files, specs, color=color, stat=stat, diff=diff), cwd=worktree.root)
     return 0

@@ -28,7 +28,7 @@ from git_agent.mergeback import risks
 from git_agent.mergeback.user_config import GitConfig
 
 NAME = "assessment"
-_MAGIC = b"git-agent-assessment 1"
+_MAGIC = b"git-agent-assessment 2"  # 2: with the line counts (diffstat.py)
 
 
 def key(base: str, head: str, config: GitConfig) -> str:
@@ -46,10 +46,18 @@ class Assessment:
     found: list[tuple[str, ...]]  # each change's risks from risks.assess, in raw's order
     heads: list[bytes]  # foreign.head_dirs of the paths the branch brings
     changes: list[Any] = field(default_factory=list)  # raw parsed (view.FileChange)
+    # per change, in raw's order: (added, deleted, binary) as `git diff-tree --numstat` with
+    # the default algorithm counts lines; a binary file's are its new and old blob sizes
+    counts: list[tuple[int, int, bool]] | None = None
+
+
+_loaded: dict[tuple[Path, str], Assessment] = {}  # one read per command (review asks twice)
 
 
 def load(folder: Path, want: str) -> Assessment | None:
     """The assessment stored under this key, or None: no file, another key, a damaged one."""
+    if (folder, want) in _loaded:  # the same key is the same assessment, whatever is stored
+        return _loaded[folder, want]
     try:
         data = (folder / NAME).read_bytes()
     except OSError:
@@ -71,16 +79,23 @@ def load(folder: Path, want: str) -> Assessment | None:
         for i, reasons in table["risks"].items():
             found[int(i)] = tuple(str(r) for r in reasons)
         heads = [os.fsencode(str(d)) for d in table["heads"]]
+        counts = None if table["counts"] is None else [
+            (int(a), int(d), bool(b)) for a, d, b in table["counts"]]
+        if counts is not None and len(counts) != count:
+            counts = None
     except (ValueError, TypeError, IndexError, KeyError, AttributeError):
         return None
-    return Assessment(rest[:n], found, heads)
+    got = _loaded[folder, want] = Assessment(rest[:n], found, heads, counts=counts)
+    return got
 
 
 def store(folder: Path, want: str, raw: bytes, found: Sequence[Sequence[str]],
-          heads: Sequence[bytes]) -> None:
+          heads: Sequence[bytes], counts: Sequence[tuple[int, int, bool]] | None) -> None:
     """Keep the assessment (a failure to write only costs the next review its time)."""
     table = json.dumps({"risks": {str(i): list(r) for i, r in enumerate(found) if r},
-                        "heads": [os.fsdecode(d) for d in heads]}, ensure_ascii=True).encode()
+                        "heads": [os.fsdecode(d) for d in heads],
+                        "counts": None if counts is None else [list(c) for c in counts]},
+                       ensure_ascii=True).encode()
     body = raw + table
     head = b" ".join([_MAGIC, want.encode(), hashlib.sha256(body).hexdigest().encode(),
                       str(len(raw)).encode(), str(len(found)).encode()])

@@ -21,6 +21,7 @@ class GitConfig:
     hooks: tuple[bytes, ...] = ()  # the hooks dir git uses, if in the worktree (b"" the root)
     configs: tuple[bytes, ...] = ()  # files git reads as config (include.path, includeIf)
     named: risks.ConfigNamed = field(default_factory=risks.ConfigNamed)  # any other value
+    keys: frozenset[str] = frozenset()  # every key set, lower case (diffstat.CONFIG reads them)
 
 
 def read_config(worktree: Worktree) -> GitConfig:
@@ -40,6 +41,7 @@ def read_config(worktree: Worktree) -> GitConfig:
     hooks: list[bytes] = []
     configs: list[bytes] = []
     named: list[tuple[bytes, str, bool]] = []
+    keys: set[str] = set()
     for origin, entry in zip(fields[::2], fields[1::2], strict=False):
         key_b, _, value = entry.partition(b"\n")
         key = key_b.decode(errors="replace")
@@ -47,6 +49,7 @@ def read_config(worktree: Worktree) -> GitConfig:
         if where is not None:
             configs.append(where)
         low = key.lower()
+        keys.add(low)
         if low == "core.hookspath":
             hooks = [_expand(value)] if value else []  # the last one wins, as in git
         elif low == "include.path" or (low.startswith("includeif.") and low.endswith(".path")):
@@ -66,7 +69,7 @@ def read_config(worktree: Worktree) -> GitConfig:
     for path, key, whole in named:
         found.extend((p, key, whole) for p in kept([path]) if p)
     return GitConfig(hooks=_in_worktree(worktree, hooks), configs=tuple(kept(configs)),
-                     named=risks.ConfigNamed(found))
+                     named=risks.ConfigNamed(found), keys=frozenset(keys))
 
 
 def _expand(value: bytes) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.mergeback import assessed, branch_state, foreign, risks
+from git_agent.mergeback import assessed, branch_state, diffstat, foreign, risks
 from git_agent.mergeback.user_config import GitConfig, read_config
 from git_agent.repo import Worktree, find_worktree
 from git_agent.session import identity
@@ -252,14 +253,29 @@ def _assessed(view: View, repo: Callable[[], pygit2.Repository]) -> assessed.Ass
         except (GitAgentError, ValueError):
             all_changes = []
         if len(all_changes) == len(kept.found):
-            return assessed.Assessment(kept.raw, kept.found, kept.heads, all_changes)
+            return assessed.Assessment(kept.raw, kept.found, kept.heads, all_changes,
+                                       kept.counts)
     raw = _diff_tree(view)
     all_changes = _parse_raw(raw)
     found = [_assess(repo(), c, view.config) for c in all_changes]
     heads = foreign.head_dirs(repo(), view.head, _brought(all_changes))
-    if view.session.dir.is_dir():
-        assessed.store(view.session.dir, want, raw, found, heads)
-    return assessed.Assessment(raw, found, heads, all_changes)
+    counts = None
+    if view.session.dir.is_dir():  # counts only to keep; none when git may draw otherwise
+        with contextlib.suppress(GitAgentError, KeyError):  # then review --stat asks git
+            counts = diffstat.count(
+                root=view.worktree.root, base=view.base, head=view.head,
+                changes=[(c.path, c.old_oid, c.new_oid) for c in all_changes],
+                size=lambda oid: 0 if oid is None else int(repo().odb.read_header(oid)[1]),
+            ) if stat_usable(view, all_changes) else None
+        assessed.store(view.session.dir, want, raw, found, heads, counts)
+    return assessed.Assessment(raw, found, heads, all_changes, counts)
+
+
+def stat_usable(view: View, all_changes: Sequence[FileChange]) -> bool:
+    """Would git print --stat of these changes as stored counts draw it (diffstat.usable)?"""
+    return diffstat.usable(keys=view.config.keys, root=view.worktree.root, environ=os.environ,
+                           git_dirs=[Path(view.worktree.git_dir), Path(view.worktree.common_dir)],
+                           changes=[(c.path, c.old_mode, c.new_mode) for c in all_changes])
 
 
 def _brought(all_changes: Sequence[FileChange]) -> list[bytes]:

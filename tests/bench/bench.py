@@ -593,6 +593,8 @@ def m_review_drop(b: Bench, n: int, count: int) -> None:
         b.run(agent_run(s, edit_cmd(start, step, count, s, n)), cwd=repo)
         base = b.git("rev-parse", f"refs/agent-base/{s}", cwd=repo).strip()
         want = b.git("diff", "--stat", base, f"agent/{s}", cwd=repo).splitlines()[-1]
+        whole = b.git("diff", "--no-ext-diff", "--no-textconv", "--no-renames", "--color=never",
+                      "--stat", base, f"agent/{s}", cwd=repo)  # what review prints, byte for byte
         for what in ("git", "ours") if r % 2 == 0 else ("ours", "git"):
             if what == "git":
                 diff.append(timed(lambda base=base, s=s: b.git(
@@ -601,8 +603,9 @@ def m_review_drop(b: Bench, n: int, count: int) -> None:
                 t = time.perf_counter()
                 got = b.run(["git", "agent", "review", "--stat", s], cwd=repo).stdout.decode()
                 rev.append(time.perf_counter() - t)
-                if want not in got:
-                    raise SystemExit(f"bench: review --stat of {s} lacks {want!r}")
+                if want not in got or not got.endswith("\n\n" + whole):
+                    raise SystemExit(f"bench: review --stat of {s} lacks {want!r} or is not "
+                                     "git's --stat")
         copy = b.root / f"upper-copy-{s}"
         b.run(["cp", "-a", str(upper_of(b, repo, s)), str(copy)])
         b.run(["sync"])

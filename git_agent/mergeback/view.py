@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.mergeback import assessed, branch_state, foreign, risks
+from git_agent.mergeback import assessed, branch_state, foreign, link_walk, risks
 from git_agent.mergeback.user_config import GitConfig, read_config
 from git_agent.repo import Worktree, find_worktree
 from git_agent.session import identity
@@ -353,15 +353,19 @@ def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
     try:
         shaped = foreign.gitdir_risks(root_fd, repo, view.head, _brought(all_changes),
                                       heads=heads)
+        links = [(c.path, blob(repo(), c.new_oid, c.new_mode) or b"") for i in picked
+                 if (c := all_changes[i]).new_mode == gittree.LINK]
+        out_links = link_walk.link_risks(repo(), view.head, root_fd, links) if links else {}
     finally:
         os.close(root_fd)
     untracked = _uncommitted(view.worktree, repo, deleted) if deleted else set()
     out = []
     for i in picked:
         c = all_changes[i]
-        out.append(_with_risks(c, found[i] if found is not None
-                               else _assess(repo(), c, view.config),
-                               shaped.get(c.path), c.path in untracked))
+        kept = found[i] if found is not None else _assess(repo(), c, view.config)
+        if c.path in out_links and not any(r.startswith("symlink") for r in kept):
+            kept = (*kept, out_links[c.path])  # judged each time: it reads your worktree
+        out.append(_with_risks(c, kept, shaped.get(c.path), c.path in untracked))
     return out
 
 

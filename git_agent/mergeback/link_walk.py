@@ -10,6 +10,7 @@ judged at each review and apply, like the git-dir shape (foreign.py)."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -20,10 +21,17 @@ if TYPE_CHECKING:
     import pygit2
 
 MAX_FOLLOWS = 40  # the kernel's limit: one more is ELOOP
+LEADS_OUT = "symlink pointing outside the repository (through the links on its way)"
+LOOPS = f"symlink that never resolves (a loop, over {MAX_FOLLOWS} links)"
+INTO_GIT = "symlink into .git (through the links on its way)"
+UPWARD = "symlink to a directory above it (a `..` after it climbs further)"
+REFUSED = (LEADS_OUT, LOOPS, INTO_GIT)  # apply --ignored refuses these; UPWARD is asked
 _OUT, _LOOP = "out", "loop"
 
-# What a path is in the final tree: a link (with its target), or anything else (None).
+# What a path is in the final tree: a link (its target), a file that is no directory
+# (NOT_DIR: no link's target holds a NUL), or a directory or nothing (None).
 Look = Callable[[Sequence[bytes]], bytes | None]
+NOT_DIR = b"\0"
 
 
 def resolve(look: Look, start: Sequence[bytes], target: bytes) -> list[bytes] | str:
@@ -47,7 +55,7 @@ def resolve(look: Look, start: Sequence[bytes], target: bytes) -> list[bytes] | 
             cur.pop()
             continue
         link = look([*cur, c])
-        if link is None:
+        if link is None or link == NOT_DIR:
             cur.append(c)
             continue
         follows += 1
@@ -65,12 +73,11 @@ def leads_out(look: Look, path: bytes, target: bytes) -> str | None:
     shown = ui.quote_path(target)
     got = resolve(look, path.split(b"/")[:-1], target)
     if isinstance(got, str):
-        if got == _OUT:
-            return ("symlink pointing outside the repository (through the links on its way): "
-                    f"{shown}")
-        return f"symlink that never resolves (a loop, over {MAX_FOLLOWS} links): {shown}"
+        return f"{LEADS_OUT if got == _OUT else LOOPS}: {shown}"
     if any(gittree.is_dotgit(c) for c in got):
-        return f"symlink into .git (through the links on its way): {shown}"
+        return f"{INTO_GIT}: {shown}"
+    if len(got) < path.count(b"/") + 1 and (not got or look(got) != NOT_DIR):
+        return f"{UPWARD}: {shown}"
     return None
 
 
@@ -101,19 +108,29 @@ class FinalLinks:
         e = None if entries is None else entries.get(comps[-1])
         if e is not None:
             if e[0] != gittree.LINK:
-                return None
+                return None if e[0] == gittree.TREE else NOT_DIR
             typ, data = self.repo.odb.read(pygit2.Oid(raw=e[1]))
-            return bytes(data) if typ == pygit2.GIT_OBJECT_BLOB else None
-        try:  # the branch does not say: your worktree's own entry there
-            fd = beneath.open_dir(self.root_fd, list(comps[:-1]))
-        except OSError:
-            return None
-        try:
+            return bytes(data) if typ == pygit2.GIT_OBJECT_BLOB and b"\0" not in data else None
+        return worktree_entry(self.root_fd, comps)  # the branch does not say: yours
+
+
+def worktree_entry(root_fd: int, comps: Sequence[bytes], missing: bytes | None = None
+                   ) -> bytes | None:
+    """What the tree beneath root_fd (your worktree, a session's upper) has at comps, as a
+    Look answers (no link on the way followed); `missing` when nothing is there."""
+    try:
+        fd = beneath.open_dir(root_fd, list(comps[:-1]))
+    except OSError:
+        return missing
+    try:
+        st = os.stat(comps[-1], dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
             return os.readlink(comps[-1], dir_fd=fd)
-        except OSError:
-            return None  # none there, or no link
-        finally:
-            os.close(fd)
+        return None if stat.S_ISDIR(st.st_mode) else NOT_DIR
+    except OSError:
+        return missing
+    finally:
+        os.close(fd)
 
 
 def link_risks(repo: pygit2.Repository, head: str, root_fd: int,

@@ -83,18 +83,18 @@ def test_risky_files_are_named_before_they_are_written_hooks_linked_into_the_wor
             "cp tools/lint.sh tools/hooks/pre-commit && chmod +x tools/lint.sh "
             "tools/hooks/pre-commit && echo x > tools/other.sh && git add -A && "
             "git commit -qm tools")
+    hook = "tools/hooks/pre-commit" if how == "the hooks dir linked" else "tools/lint.sh"
+    work.run(f"printf '#!/bin/sh\\ntouch HOOK_RAN\\n' > {hook} && echo y > tools/other.sh")
+    assert _risks(work)[hook] == []  # no hook links there yet: a plain edit (and kept so)
+    # the links made after the session's assessment was kept: it is judged again
     if how == "a hook linked":
         work.sh("ln -s ../../tools/lint.sh .git/hooks/pre-commit")
-        hook = "tools/lint.sh"
     elif how == "the hooks dir linked":
         work.sh("rm -rf .git/hooks && ln -s ../tools/hooks .git/hooks")
-        hook = "tools/hooks/pre-commit"
     else:
         mine = work.actor.home / "myhooks"
         work.sh(f"mkdir -p {mine} && ln -s {work.root}/tools/lint.sh {mine}/pre-commit")
         work.git("config", "core.hooksPath", str(mine))
-        hook = "tools/lint.sh"
-    work.run(f"printf '#!/bin/sh\\ntouch HOOK_RAN\\n' > {hook} && echo y > tools/other.sh")
     found = _risks(work)
     assert any("git hooks" in r for r in found[hook]), found
     assert found["tools/other.sh"] == []

@@ -68,7 +68,8 @@ def read_config(worktree: Worktree) -> GitConfig:
     in_tree = _in_worktree(worktree, hooks)
     linked = kept(_linked_hooks(os.path.join(root, hooks[0]) if hooks
                                 else os.path.join(os.fsencode(worktree.common_dir), b"hooks")))
-    return GitConfig(hooks=in_tree + tuple(p for p in linked if p not in in_tree),
+    return GitConfig(hooks=in_tree + tuple(p for p in linked if not any(  # new places only
+        not d or p == d or p.startswith(d + b"/") for d in in_tree)),
                      configs=tuple(kept(configs)), named=risks.ConfigNamed(found))
 
 

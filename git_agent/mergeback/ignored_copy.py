@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from git_agent import beneath, gittree, ui
 from git_agent.errors import GitAgentError
-from git_agent.mergeback import risks
+from git_agent.mergeback import link_walk, risks
 from git_agent.mergeback import worktree_files as wtf
 from git_agent.mergeback.ignored import IgnoredFile, human
 from git_agent.mergeback.journal import take_back
@@ -168,11 +168,44 @@ def _leads_out(c: Copy) -> str | None:
     return risks.symlink_risk(os.fsdecode(c.file.path), c.entry.data)
 
 
+_ABSENT = b"\0\0"  # no link target holds a NUL
+
+
+def _chain_risks(view: View, copies: Sequence[Copy]) -> None:
+    """Each link copied, resolved as the kernel would (link_walk) through the links copied,
+    the session's own (its upper: what a later copy or apply may bring) and then yours: one
+    leading out, looping or into .git is refused; one to a directory above it is a risk line
+    (a later `..` through it climbs past where it reads)."""
+    if not any(c.entry.mode == gittree.LINK for c in copies):
+        return
+    copied = {c.file.path: c.entry.data if c.entry.mode == gittree.LINK else link_walk.NOT_DIR
+              for c in copies}
+    root, upper = beneath.open_root(view.worktree.root), beneath.open_root(view.session.upper)
+
+    def look(comps: Sequence[bytes]) -> bytes | None:
+        key = b"/".join(comps)
+        if key in copied:
+            return copied[key]
+        got = link_walk.worktree_entry(upper, comps, _ABSENT)
+        return link_walk.worktree_entry(root, comps) if got == _ABSENT else got
+
+    try:
+        for c in copies:
+            if c.entry.mode == gittree.LINK and not _leads_out(c):
+                r = link_walk.leads_out(look, c.file.path, c.entry.data)
+                if r and r not in c.risks:
+                    c.risks.append(r)
+    finally:
+        os.close(root)
+        os.close(upper)
+
+
 def check(view: View, copies: Sequence[Copy]) -> None:
     """Refuse, naming the paths, what no answer lets through: a path of .git or that makes git
     find another repository, a link leading out, a directory left shaped like a git dir, and
     anything of yours at a path (or a parent that is no directory). Marks what is there."""
     refused: list[str] = []
+    _chain_risks(view, copies)
     for c in copies:
         shown = ui.quote_path(c.file.path)
         try:
@@ -181,7 +214,8 @@ def check(view: View, copies: Sequence[Copy]) -> None:
             refused.append(f"  {shown}: {e}")
             continue
         foreign = next((r for r in c.risks if r.startswith(risks.FOREIGN_GIT)), None)
-        out = _leads_out(c)
+        out = _leads_out(c) or next((r for r in c.risks if r.startswith(link_walk.REFUSED)),
+                                    None)
         if foreign or out:
             refused.append(f"  {shown}: {foreign or out}")
     root = wtf.open_root(view.worktree.root)

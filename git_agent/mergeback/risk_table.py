@@ -21,6 +21,8 @@ class Rule:
     reason: str
 
 
+_JS_CONFIG = "JS/TS config module (eslint, vite, webpack, jest, babel...): code the tool runs"
+
 # The one table. Order is irrelevant; every matching reason is reported once.
 RULES: tuple[Rule, ...] = (
     # git itself, run later by the host's git (every spelling of .git, and .gitmodules
@@ -186,6 +188,19 @@ RULES: tuple[Rule, ...] = (
     Rule(".yarnrc.yml", "yarn config: plugins and the yarn binary that runs"),
     Rule("**/.yarn/**", "yarn plugins and releases: code yarn runs"),
     Rule(".pnpmfile.cjs", "pnpm hooks: run on install"),
+    # JS/TS config files that tools load as modules: a rule by shape, not a list of tools
+    Rule("*.config.js", _JS_CONFIG),
+    Rule("*.config.cjs", _JS_CONFIG),
+    Rule("*.config.mjs", _JS_CONFIG),
+    Rule("*.config.ts", _JS_CONFIG),
+    Rule("*.config.cts", _JS_CONFIG),
+    Rule("*.config.mts", _JS_CONFIG),
+    Rule(".*rc.js", _JS_CONFIG),
+    Rule(".*rc.cjs", _JS_CONFIG),
+    Rule(".*rc.mjs", _JS_CONFIG),
+    Rule(".*rc.ts", _JS_CONFIG),
+    Rule(".*rc.cts", _JS_CONFIG),
+    Rule(".*rc.mts", _JS_CONFIG),
     Rule("build.rs", "Rust build script: runs on cargo build"),
     Rule("Cargo.toml", "Rust manifest: build scripts, proc macros and dependencies"),
     Rule("**/.cargo/**", "cargo config: runners, linkers and aliases"),

@@ -42,7 +42,7 @@ SNIFF_BYTES = 8000  # as git: a NUL in the first 8000 bytes means binary
 
 # Bumped whenever what assess() answers changes other than through the table (the stored
 # assessment, assessed.py, is keyed by it and the table).
-ASSESS_VERSION = 1
+ASSESS_VERSION = 2
 
 
 @functools.cache
@@ -183,7 +183,8 @@ def foreign_name(path: bytes) -> str | None:
     return None
 
 
-HOOKS = "git hooks directory of this repository (core.hooksPath): runs on commit and push"
+HOOKS = ("git hooks directory of this repository (core.hooksPath) or a hook linked from it: "
+         "runs on commit and push")
 
 
 def hooks_risk(path: bytes, hooks: Sequence[bytes]) -> str | None:

@@ -68,8 +68,27 @@ def read_config(worktree: Worktree) -> GitConfig:
     found: list[tuple[bytes, str, bool]] = []
     for path, key, whole in named:
         found.extend((p, key, whole) for p in kept([path]) if p)
-    return GitConfig(hooks=_in_worktree(worktree, hooks), configs=tuple(kept(configs)),
-                     named=risks.ConfigNamed(found), keys=frozenset(keys))
+    in_tree = _in_worktree(worktree, hooks)
+    linked = kept(_linked_hooks(os.path.join(root, hooks[0]) if hooks
+                                else os.path.join(os.fsencode(worktree.common_dir), b"hooks")))
+    return GitConfig(hooks=in_tree + tuple(p for p in linked if not any(  # new places only
+        not d or p == d or p.startswith(d + b"/") for d in in_tree)),
+                     configs=tuple(kept(configs)), named=risks.ConfigNamed(found),
+                     keys=frozenset(keys))
+
+
+def _linked_hooks(hooks_dir: bytes) -> list[bytes]:
+    """Where the hooks dir git uses and each of its entries really are (symlinks resolved,
+    as git's exec of a hook follows them): a hook linked from .git/hooks into the worktree
+    (`pre-commit -> ../../tools/lint.sh`) runs that worktree file; so does every file of a
+    hooks dir that is itself such a link."""
+    out = [os.path.realpath(hooks_dir)]
+    try:
+        names = os.listdir(hooks_dir)
+    except OSError:
+        names = []
+    out.extend(os.path.realpath(os.path.join(hooks_dir, n)) for n in sorted(names))
+    return out
 
 
 def _expand(value: bytes) -> bytes:

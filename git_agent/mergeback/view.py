@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
-from git_agent.mergeback import assessed, branch_state, diffstat, foreign, risks
+from git_agent.mergeback import assessed, branch_state, diffstat, foreign, link_walk, risks
 from git_agent.mergeback.user_config import GitConfig, read_config
 from git_agent.repo import Worktree, find_worktree
 from git_agent.session import identity
@@ -253,8 +253,7 @@ def _assessed(view: View, repo: Callable[[], pygit2.Repository]) -> assessed.Ass
         except (GitAgentError, ValueError):
             all_changes = []
         if len(all_changes) == len(kept.found):
-            return assessed.Assessment(kept.raw, kept.found, kept.heads, all_changes,
-                                       kept.counts)
+            return assessed.Assessment(kept.raw, kept.found, kept.heads, all_changes, kept.counts)
     raw = _diff_tree(view)
     all_changes = _parse_raw(raw)
     found = [_assess(repo(), c, view.config) for c in all_changes]
@@ -271,11 +270,11 @@ def _assessed(view: View, repo: Callable[[], pygit2.Repository]) -> assessed.Ass
     return assessed.Assessment(raw, found, heads, all_changes, counts)
 
 
-def stat_usable(view: View, all_changes: Sequence[FileChange]) -> bool:
+def stat_usable(view: View, changes: Sequence[FileChange]) -> bool:
     """Would git print --stat of these changes as stored counts draw it (diffstat.usable)?"""
-    return diffstat.usable(keys=view.config.keys, root=view.worktree.root, environ=os.environ,
-                           git_dirs=[Path(view.worktree.git_dir), Path(view.worktree.common_dir)],
-                           changes=[(c.path, c.old_mode, c.new_mode) for c in all_changes])
+    wt, cs = view.worktree, [(c.path, c.old_mode, c.new_mode) for c in changes]
+    return diffstat.usable(keys=view.config.keys, root=wt.root, environ=os.environ, changes=cs,
+                           git_dirs=[Path(wt.git_dir), Path(wt.common_dir)])
 
 
 def _brought(all_changes: Sequence[FileChange]) -> list[bytes]:
@@ -367,17 +366,20 @@ def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
     deleted = {c.path: c.old_oid for i in picked if (c := all_changes[i]).new_oid is None}
     root_fd = beneath.open_root(view.worktree.root)
     try:
-        shaped = foreign.gitdir_risks(root_fd, repo, view.head, _brought(all_changes),
-                                      heads=heads)
+        shaped = foreign.gitdir_risks(root_fd, repo, view.head, _brought(all_changes), heads=heads)
+        links = [(c.path, blob(repo(), c.new_oid, c.new_mode) or b"") for i in picked
+                 if (c := all_changes[i]).new_mode == gittree.LINK]
+        out_links = link_walk.link_risks(repo(), view.head, root_fd, links) if links else {}
     finally:
         os.close(root_fd)
     untracked = _uncommitted(view.worktree, repo, deleted) if deleted else set()
     out = []
     for i in picked:
         c = all_changes[i]
-        out.append(_with_risks(c, found[i] if found is not None
-                               else _assess(repo(), c, view.config),
-                               shaped.get(c.path), c.path in untracked))
+        kept = found[i] if found is not None else _assess(repo(), c, view.config)
+        if c.path in out_links and not any(r.startswith("symlink") for r in kept):
+            kept = (*kept, out_links[c.path])  # judged each time: it reads your worktree
+        out.append(_with_risks(c, kept, shaped.get(c.path), c.path in untracked))
     return out
 
 

@@ -195,3 +195,28 @@ def test_your_own_head_completes_the_shape(work: Work) -> None:
     p = work.agent("apply", "--yes", "s")
     assert p.returncode != 0 and "data/objects/a" in p.stderr
     assert not (work.root / "data/objects").exists()
+
+
+def test_a_lone_head_and_config_is_no_repository_and_no_later_session_completes_it(
+        work: Work) -> None:
+    """security.md, rule "Nothing a session brings makes git find another repository": HEAD
+    and config alone are no git dir to git (it needs refs/, and objects/ or commondir), so the
+    shape rule lets them through; git itself is the oracle (from every directory it names your
+    repository, the config's fsmonitor never runs). What would complete the shape later is
+    judged then: a later session's objects/ and refs/ beside your HEAD are left out of its
+    capture (and refused at apply: test_your_own_head_completes_the_shape)."""
+    marker = work.actor.base / "fsmonitor-ran"
+    cfg = fsmonitor_config(marker).decode().replace("\n", "\\n").replace("\t", "\\t")
+    work.run(f"mkdir -p data && echo 'ref: refs/heads/main' > data/HEAD && printf '{cfg}' > "
+             "data/config")
+    assert not any(r.startswith(FOREIGN_GIT) for rs in risks_of(work).values() for r in rs)
+    work.ok("apply", "--yes", "s")
+    assert (work.root / "data/config").read_bytes() == fsmonitor_config(marker)
+    assert git_dirs_seen(work) == {str(work.root / ".git")}
+    work.actor.run(["git", "status"], cwd=work.root / "data", check=True)
+    assert not marker.exists()
+    work.run("mkdir -p data/objects data/refs && echo 1 > data/objects/a && "
+             "echo 2 > data/refs/b && echo x > plain.txt", session="t")
+    listed = json.loads(work.ok("review", "t", "--json").stdout)["files"]
+    assert [f["path"] for f in listed] == ["plain.txt"]
+    assert git_dirs_seen(work) == {str(work.root / ".git")}

@@ -100,3 +100,20 @@ def test_apply_ignored_streams_a_file_and_keeps_its_holes(work: Work) -> None:
         assert f.read(1) == b"Z"
     again = work.ok("apply", "--ignored", "--yes", "s", "--", "dist")
     assert "already has them all" in again.stderr
+
+
+def test_apply_ignored_refuses_a_chain_of_links_leading_out(work: Work) -> None:
+    """security.md, "What comes back", rule 3: each link's text reads as inside (out/a -> ..,
+    out/u -> a/..), but the kernel resolves out/u above the worktree; refused, as a link whose
+    own target leads out is."""
+    work.run("printf 'out/\\n' > .gitignore; mkdir -p out; ln -s .. out/a; ln -s a/.. out/u; "
+             "ln -s a/src out/ok")
+    snap = work.snapshot()
+    p = work.agent("apply", "--ignored", "--yes", "s", "--", "out/u")
+    assert p.returncode != 0 and "out/u: symlink pointing outside the repository" in p.stderr
+    assert work.snapshot() == snap
+    p = work.agent("apply", "--ignored", "s", "--", "out/a", "out/ok")  # no terminal: asked
+    assert p.returncode != 0 and "out/a: symlink to a directory above it" in p.stdout + p.stderr
+    assert work.snapshot() == snap
+    work.ok("apply", "--ignored", "--yes", "s", "--", "out/a", "out/ok")
+    assert os.path.realpath(work.root / "out/ok") == os.path.realpath(work.root / "src")

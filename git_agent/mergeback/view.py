@@ -374,9 +374,11 @@ def pathspecs(worktree: Worktree, paths: Sequence[str]) -> list[str]:
 
 
 def diff_argv(view: View, specs: Sequence[str], *, color: bool, stat: bool) -> list[str]:
-    """git diff of base..head for these files, raw (no textconv, no external diff)."""
+    """git diff of base..head for these files, raw (no textconv, no external diff), names
+    quoted as ui.quote_path does (core.quotePath: octal for every byte from 0x80)."""
     return [
-        "git", "diff", "--no-ext-diff", "--no-textconv", "--no-renames",
+        "git", "-c", "core.quotePath=true", "diff", "--no-ext-diff", "--no-textconv",
+        "--no-renames",
         f"--color={'always' if color else 'never'}", *(["--stat"] if stat else []),
         view.base, view.head, "--", *specs,
     ]

@@ -7,14 +7,13 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
 from git_agent.mergeback import assessed, branch_state, foreign, risks
 from git_agent.mergeback.user_config import GitConfig, read_config
-from git_agent.repo import Worktree, find_worktree
+from git_agent.repo import Worktree
 from git_agent.session import identity
 
 if TYPE_CHECKING:
@@ -99,22 +98,12 @@ def refuse_elsewhere(worktree: Worktree, s: session.Session) -> None:
     worktree's (refs are shared, stores are not): never taken for one known by its refs."""
     if s.dir.exists():
         return
-    out = proc.git("worktree", "list", "--porcelain", "-z", cwd=worktree.root, check=False)
-    for rec in out.split(b"\0"):
-        if not rec.startswith(b"worktree "):
-            continue
-        path = rec[len(b"worktree "):].decode(errors="surrogateescape")
-        if path == str(worktree.root):
-            continue
-        try:
-            other = find_worktree(Path(path))
-        except GitAgentError:
-            continue  # gone, bare, or not ours: it holds no session
-        if session.session_dir(session.worktree_store(other), s.name).is_dir():
-            raise GitAgentError(
-                f"session {s.name!r} is a session of the worktree "
-                f"{ui.quote_path(os.fsencode(path))} (its branch is shared, its files are "
-                "there): run git agent in that worktree")
+    path = session.owner_elsewhere(worktree, s.name)
+    if path is not None:
+        raise GitAgentError(
+            f"session {s.name!r} is a session of the worktree "
+            f"{ui.quote_path(os.fsencode(path))} (its branch is shared, its files are "
+            "there): run git agent in that worktree")
 
 
 def capture_now(worktree: Worktree, s: session.Session, *, base: str,

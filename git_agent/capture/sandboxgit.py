@@ -20,7 +20,7 @@ from typing import Protocol
 import pygit2
 
 from git_agent import beneath, gittree, ui
-from git_agent.capture import overlay, pack
+from git_agent.capture import newpaths, overlay, pack
 from git_agent.gittree import GITLINK, MAX_BLOB, TREE, parse_tree
 from git_agent.repo import Worktree
 from git_agent.session import Session, upper_of
@@ -274,6 +274,7 @@ class Importer:
         self.sandbox = sandbox
         self.pending: list[tuple[int, bytes, bytes]] = []  # (type, data, oid) in write order
         self.queued: set[bytes] = set()
+        self.shapes = newpaths.KnownShapes(repo)
 
     def have(self, oid: bytes) -> bool:
         return oid in self.queued or pygit2.Oid(raw=oid) in self.repo.odb
@@ -325,7 +326,20 @@ class Importer:
                     elif mode != GITLINK:
                         stack.append((pygit2.GIT_OBJECT_BLOB, sub, False))
             elif t == pygit2.GIT_OBJECT_COMMIT:
-                stack.append((pygit2.GIT_OBJECT_TREE, commit_parents(data)[0], False))
+                tree, parents = commit_parents(data)
+                stack.append((pygit2.GIT_OBJECT_TREE, tree, False))
+                try:
+                    newpaths.check(self.shapes, self._read, tree,
+                                   [commit_parents(self._read(p))[0] for p in parents])
+                except newpaths.ShapedAtNewPath as e:
+                    raise Unimportable(str(e)) from e
+
+    def _read(self, oid: bytes) -> bytes:
+        """An object's data, from the repository's store or else the untrusted one."""
+        try:
+            return bytes(self.repo.odb.read(pygit2.Oid(raw=oid))[1])
+        except KeyError:
+            return self.sandbox.read(oid)[1]
 
     def _check_tree(self, oid: bytes, entries: dict[bytes, gittree.Entry]) -> None:
         """A new tree of the agent's may hold nothing that makes git read another repository:

@@ -359,9 +359,8 @@ def completion(shell: str) -> None:
     click.echo(comp.script(shell, source), nl=False)
 
 
-for _verb in (remote_verbs.fetch, remote_verbs.attach, remote_verbs.remote,
-              remote_verbs.worker_cmd):
-    cli.add_command(_verb)
+for _v in (remote_verbs.fetch, remote_verbs.attach, remote_verbs.remote, remote_verbs.worker_cmd):
+    cli.add_command(_v)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

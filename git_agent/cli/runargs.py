@@ -42,7 +42,9 @@ class Opt(Record):
 
 
 RUN_OPTIONS: tuple[Opt, ...] = (
-    Opt(("-s", "--session"), "session_name", "Session name (default: current branch).", "NAME"),
+    Opt(("-s", "--session"), "session_name",
+        "Session name (default: current branch; on a detached HEAD detached, in a linked "
+        "worktree detached-ID, ID being git's name for it).", "NAME"),
     Opt(("--preset",), "preset",
         "Agent preset (default: from the command's name, else agent.preset; none: no preset).",
         "NAME"),

@@ -95,8 +95,30 @@ def render(view: View, files: Sequence[FileChange], specs: Sequence[str], *, col
 
 
 def _diff(view: View, specs: Sequence[str], *, color: bool, stat: bool) -> bytes:
-    return proc.run(diff_argv(view, specs, color=color, stat=stat), cwd=view.worktree.root,
-                    env=proc.no_git_env()).stdout
+    """git's diff (or --stat) shown as apply -p shows it: git's plain run with each line made
+    visible (ui.shown_line), in git's colours (its coloured run, in a thread meanwhile) where
+    the line held nothing to escape, else in the colour git opened it with."""
+    def run(c: bool) -> bytes:
+        return proc.run(diff_argv(view, specs, color=c, stat=stat), cwd=view.worktree.root,
+                        env=proc.no_git_env()).stdout
+    if not color:
+        return ui.shown_diff(run(False), None)
+    got: list[bytes] = []
+    err: list[BaseException] = []
+
+    def coloured() -> None:
+        try:
+            got.append(run(True))
+        except BaseException as e:  # noqa: BLE001 - raised again below
+            err.append(e)
+
+    t = threading.Thread(target=coloured, name="diff-colour", daemon=True)
+    t.start()
+    plain = run(False)
+    t.join()
+    if err:
+        raise err[0]
+    return ui.shown_diff(plain, got[0])
 
 
 def _stored_counts(view: View, paths: Sequence[str]) -> list[tuple[int, int, bool]] | None:

@@ -15,7 +15,7 @@ from git_agent import beneath, gittree, proc, session, ui
 from git_agent.errors import GitAgentError, UsageError
 from git_agent.mergeback import assessed, branch_state, diffstat, foreign, link_walk, risks
 from git_agent.mergeback.user_config import GitConfig, read_config
-from git_agent.repo import Worktree, find_worktree
+from git_agent.repo import Worktree
 from git_agent.session import identity
 
 if TYPE_CHECKING:
@@ -100,22 +100,12 @@ def refuse_elsewhere(worktree: Worktree, s: session.Session) -> None:
     worktree's (refs are shared, stores are not): never taken for one known by its refs."""
     if s.dir.exists():
         return
-    out = proc.git("worktree", "list", "--porcelain", "-z", cwd=worktree.root, check=False)
-    for rec in out.split(b"\0"):
-        if not rec.startswith(b"worktree "):
-            continue
-        path = rec[len(b"worktree "):].decode(errors="surrogateescape")
-        if path == str(worktree.root):
-            continue
-        try:
-            other = find_worktree(Path(path))
-        except GitAgentError:
-            continue  # gone, bare, or not ours: it holds no session
-        if session.session_dir(session.worktree_store(other), s.name).is_dir():
-            raise GitAgentError(
-                f"session {s.name!r} is a session of the worktree "
-                f"{ui.quote_path(os.fsencode(path))} (its branch is shared, its files are "
-                "there): run git agent in that worktree")
+    path = session.owner_elsewhere(worktree, s.name)
+    if path is not None:
+        raise GitAgentError(
+            f"session {s.name!r} is a session of the worktree "
+            f"{ui.quote_path(os.fsencode(path))} (its branch is shared, its files are "
+            "there): run git agent in that worktree")
 
 
 def capture_now(worktree: Worktree, s: session.Session, *, base: str,
@@ -392,9 +382,11 @@ def pathspecs(worktree: Worktree, paths: Sequence[str]) -> list[str]:
 
 
 def diff_argv(view: View, specs: Sequence[str], *, color: bool, stat: bool) -> list[str]:
-    """git diff of base..head for these files, raw (no textconv, no external diff)."""
+    """git diff of base..head for these files, raw (no textconv, no external diff), names
+    quoted as ui.quote_path does (core.quotePath: octal for every byte from 0x80)."""
     return [
-        "git", "diff", "--no-ext-diff", "--no-textconv", "--no-renames",
+        "git", "-c", "core.quotePath=true", "diff", "--no-ext-diff", "--no-textconv",
+        "--no-renames",
         f"--color={'always' if color else 'never'}", *(["--stat"] if stat else []),
         view.base, view.head, "--", *specs,
     ]

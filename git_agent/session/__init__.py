@@ -14,8 +14,10 @@ from git_agent.session.names import (
 from git_agent.session.store import (
     Session,
     create,
+    elsewhere_message,
     get,
     list_sessions,
+    owner_elsewhere,
     remove,
     session_dir,
     state_root,
@@ -25,6 +27,7 @@ from git_agent.session.store import (
 
 __all__ = [
     "BASE_PREFIX", "BRANCH_PREFIX", "DETACHED_NAME", "Lock", "Meta", "RunRecord", "Session",
-    "busy_message", "check_name", "create", "default_name", "get", "list_sessions",
-    "refname_ok", "remove", "session_dir", "state_root", "upper_of", "worktree_store",
+    "busy_message", "check_name", "create", "default_name", "elsewhere_message", "get",
+    "list_sessions", "owner_elsewhere", "refname_ok", "remove", "session_dir", "state_root",
+    "upper_of", "worktree_store",
 ]

@@ -62,8 +62,16 @@ def check_name(name: str) -> str:
 
 
 def default_name(worktree: Worktree) -> str:
-    """The session named after the current branch, or 'detached' on a detached HEAD."""
+    """The session named after the current branch; on a detached HEAD 'detached', and in a
+    linked worktree 'detached-ID' (ID: git's name for it, .git/worktrees/ID, unique in the
+    repository): refs are shared, so two detached worktrees must not default to one name."""
     ref = worktree.head_ref()
     if ref and ref.startswith("refs/heads/"):
         return ref[len("refs/heads/") :]
+    if worktree.linked:
+        name = f"{DETACHED_NAME}-{worktree.git_dir.name}"
+        try:
+            return check_name(name)
+        except UsageError:
+            pass  # an id git would not make: the plain name (run refuses it when taken)
     return DETACHED_NAME

@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 from urllib.parse import quote, unquote  # pathlib imports it anyway
 
-from git_agent.errors import UsageError
+from git_agent import proc
+from git_agent.errors import GitAgentError, UsageError
 from git_agent.record import Record
-from git_agent.repo import Worktree
+from git_agent.repo import Worktree, find_worktree
 from git_agent.session import lock, meta
 from git_agent.session.names import BASE_PREFIX, BRANCH_PREFIX, check_name
+from git_agent.ui import quote_path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
@@ -133,11 +135,41 @@ def list_sessions(worktree: Worktree) -> list[Session]:
     return [Session(name=unquote(e), dir=root / e) for e in entries if not e.startswith(".")]
 
 
+def owner_elsewhere(worktree: Worktree, name: str) -> str | None:
+    """The path of the other worktree of this repository whose store holds session `name`,
+    or None. Linked worktrees share refs (agent/S, refs/agent-base/S), each has its own
+    store: a session's refs belong to the worktree whose store holds the session."""
+    out = proc.git("worktree", "list", "--porcelain", "-z", cwd=worktree.root, check=False)
+    for rec in out.split(b"\0"):
+        if not rec.startswith(b"worktree "):
+            continue
+        path = rec[len(b"worktree "):].decode(errors="surrogateescape")
+        if path == str(worktree.root):
+            continue
+        try:
+            other = find_worktree(Path(path))
+        except GitAgentError:
+            continue  # gone, bare, or not ours: it holds no session
+        if other.root != worktree.root and session_dir(worktree_store(other), name).is_dir():
+            return path
+    return None
+
+
+def elsewhere_message(name: str, path: str) -> str:
+    return (f"session {name!r} is a session of the worktree {quote_path(os.fsencode(path))} "
+            f"(agent/{name} and refs/agent-base/{name} are shared, its files are there): "
+            "pick another name with -s NAME, or run git agent in that worktree")
+
+
 def create(worktree: Worktree, session: Session, repo_id: str | None = None) -> None:
-    """Make the session folder (idempotent); refuse names that clash as branches. `repo_id`:
-    the repository's id (identity.py), recorded in a new session's meta."""
+    """Make the session folder (idempotent); refuse names that clash as branches, and a name
+    another worktree's session has (its refs are that worktree's). `repo_id`: the
+    repository's id (identity.py), recorded in a new session's meta."""
     store = worktree_store(worktree)
     if not session.dir.exists():
+        where = owner_elsewhere(worktree, session.name)
+        if where is not None:
+            raise UsageError(elsewhere_message(session.name, where))
         for other in list_sessions(worktree):
             a, b = other.name + "/", session.name + "/"
             if a.startswith(b) or b.startswith(a):

@@ -248,6 +248,45 @@ def test_a_new_gitmodules_is_not_imported_whatever_commit_holds_its_bytes(actor:
     assert "docs/sample.txt" in [x.split("\t", 1)[1] for x in ls_tree(actor, repo, "agent/t")]
 
 
+FIXTURE = {"README.md": "hello\n", "tests/fx/HEAD": "ref: refs/heads/main\n",
+           "tests/fx/config": "[core]\n\tbare = true\n", "tests/fx/objects/info/k": "",
+           "tests/fx/refs/heads/k": ""}
+
+
+@pytest.mark.parametrize("where", ["fx at a new path", "its parent dir at a new path"])
+def test_a_known_repository_shaped_tree_at_a_new_path_is_not_imported(actor: Actor,
+                                                                      where: str) -> None:
+    """The agent commits a tree your store already has (your committed fixture, or the dir
+    holding it) at a new path, then commits on top: known or not, a tree a new commit reaches
+    at a new path is checked for the shape, so no commit of agent/t holds it."""
+    repo = actor.make_repo(files=FIXTURE)
+    src = "HEAD:tests/fx" if where.startswith("fx") else "HEAD:tests"
+    script = ("set -e; t=$(git rev-parse " + src + "); "
+              "{ git ls-tree HEAD; printf '040000 tree %s\\tevil\\n' $t; } > /tmp/t; "
+              "c=$(git commit-tree $(git mktree < /tmp/t) -p HEAD -m x); "
+              "git update-ref HEAD $c; echo b > b; git add b; git commit -qm b")
+    p = agent_run(actor, repo, "t", script)
+    assert "squashed" in p.stderr, p.stderr
+    revs = git(actor, repo, "rev-list", "HEAD..agent/t").split()
+    assert revs
+    for rev in revs:
+        names = [x.split("\t", 1)[1] for x in ls_tree(actor, repo, rev)]
+        assert not any(n.startswith("evil/") for n in names), (rev, names)
+    assert git(actor, repo, "show", "agent/t:b") == "b\n"
+
+
+def test_a_known_repository_shape_at_its_own_path_keeps_the_history(actor: Actor) -> None:
+    """Your fixture where it was (the agent's commits change other files) is no new path:
+    the agent's commits are imported as they are."""
+    repo = actor.make_repo(files=FIXTURE)
+    p = agent_run(actor, repo, "t", "set -e; echo 1 > a; git add a; git commit -qm one; "
+                  "echo 2 > tests/b; git add tests/b; git commit -qm two")
+    assert "squashed" not in p.stderr, p.stderr
+    subjects = git(actor, repo, "log", "--format=%s", "HEAD..agent/t").split()
+    assert subjects[-2:] == ["two", "one"], subjects
+    assert git(actor, repo, "show", "agent/t:tests/fx/HEAD") == "ref: refs/heads/main\n"
+
+
 def test_warnings_quote_names_as_git_does(actor: Actor) -> None:
     repo = actor.make_repo()
     p = agent_run(actor, repo, "t", "mkdir -p \"$(printf 'a\\033[2Kb')\"; "

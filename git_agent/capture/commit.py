@@ -286,6 +286,12 @@ class _Capture:
                 # lock, the ref is as it was, and the same compare-and-swap is safe to try again
                 if e.returncode < 0 and attempt < 2:
                     continue
+                other = self.worktree.ref_in_the_way(self.session.branch)
+                if other:
+                    raise GitAgentError(f"cannot capture: git cannot create "
+                                        f"{self.session.branch} while {other} exists (a ref "
+                                        "cannot also be a folder of refs); rename that ref, "
+                                        "then run the capture again") from e
                 raise GitAgentError(f"{self.session.branch} moved while capturing ({e}); run "
                                     "the capture again") from e
 

@@ -48,7 +48,7 @@ def _attach(eng: engine.Engine, wt: repo.Worktree, s: sessions.Session, name: st
         ui.say(f"session {s.name!r} has no run on {name} to attach to")
         channel = 0
     else:
-        status, sig = answer.get("status"), answer.get("signal")
+        status, sig = answer.get("status"), answer.get("signal")  # ints (remote/answers.py)
         ui.say(f"session {s.name!r} has finished on {name}"
                + (f" (killed by signal {sig})" if sig else
                   f" (exit status {status})" if isinstance(status, int) else ""))

@@ -59,7 +59,7 @@ def main(*, session_name: str, force: bool) -> int:
             ui.echo("not dropped")
             return 1
     with _locked(s):
-        left = None if stale else _drop_remote(worktree, s)
+        left = None if stale else _drop_remote(worktree, s, force=force)
         store_walk.remove_tree(s.dir)  # however deep the agent made its overlay
         session.remove(s)
         for ref, old in ((s.branch, head), (s.base_ref, base),
@@ -73,10 +73,11 @@ def main(*, session_name: str, force: bool) -> int:
     return 0
 
 
-def _drop_remote(worktree: Worktree, s: session.Session) -> str | None:
+def _drop_remote(worktree: Worktree, s: session.Session, *, force: bool) -> str | None:
     """A session that ran on a remote: its copy there removed too (worktree, state, refs).
-    Refused only when the remote says the session runs there; a remote not reached (or one
-    that cannot drop) is said in one line, returned, and the local drop goes on."""
+    Refused only when the remote says the session runs there (busy), unless force: then the
+    local drop goes on as for a remote not reached (or one that cannot drop): what is left
+    there is said in one line, returned."""
     from git_agent.remote import client, engine, remotes
     from git_agent.settings import gitconfig
 
@@ -98,8 +99,12 @@ def _drop_remote(worktree: Worktree, s: session.Session) -> str | None:
     except GitAgentError as e:
         return (f"note: {remotes.printable(str(e))}: the copy of session {s.name!r} on "
                 f"{meta.remote} (its worktree and state there) is left")
-    if answer.get("busy"):
-        raise SessionBusy(f"session {s.name!r} is busy on {meta.remote} "
-                          f"({remotes.printable(str(answer['busy']))[:20]}); end it there "
-                          "first, then drop it", doing=str(answer["busy"])[:20])
+    busy = answer.get("busy")
+    if busy:  # a str, printable (remote/answers.py)
+        if force:
+            return (f"note: session {s.name!r} is busy on {meta.remote} ({str(busy)[:20]}): "
+                    f"its copy there (its worktree and state) is left")
+        raise SessionBusy(f"session {s.name!r} is busy on {meta.remote} ({str(busy)[:20]}); "
+                          "end it there first, then drop it (--force drops it here anyway)",
+                          doing=str(busy)[:20])
     return None

@@ -5,20 +5,23 @@ imported with every check (docs/remote.md, "Framing"); the connections are the e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from git_agent.errors import GitAgentError
-from git_agent.remote import remotes
+from git_agent.remote import answers, remotes
 from git_agent.remote.engine import Engine
 from git_agent.repo import Worktree
 from git_agent.session import Session
 
 MAX_LINE = remotes.MAX_ANSWER
+STDERR_KEPT = 4096  # the end of what the worker says on stderr, for the error line
 
 
 def _trace(what: str, n: int) -> None:
@@ -37,8 +40,32 @@ class Conversation:
         self.p = subprocess.Popen(engine.worker(), stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   process_group=0 if request is None else None)
+        # stderr drained all along (a worker blocked on a full pipe never answers): its last
+        # STDERR_KEPT bytes kept for the error line, the rest discarded
+        self.said = bytearray()
+        self.drain = threading.Thread(target=self._drain, daemon=True)
+        self.drain.start()
+        self.cut: str | None = None  # what the watchdog cut the worker in
         if request is not None:
             self.ask(request)
+
+    def _drain(self) -> None:
+        assert self.p.stderr is not None
+        fd = self.p.stderr.fileno()
+        while chunk := os.read(fd, 1 << 16):
+            self.said += chunk
+            del self.said[:-STDERR_KEPT]
+
+    def _watch(self, what: str) -> threading.Timer:
+        """The worker must get on with `what` within answers.silence() seconds, or is killed."""
+        def cut() -> None:
+            self.cut = what
+            self.p.kill()
+
+        t = threading.Timer(answers.silence(), cut)
+        t.daemon = True
+        t.start()
+        return t
 
     def ask(self, request: dict[str, object]) -> None:
         self.send({"protocol": remotes.PROTOCOL, **request})
@@ -51,34 +78,47 @@ class Conversation:
 
     def write(self, data: bytes) -> None:
         assert self.p.stdin is not None
+        t = self._watch("reading what was sent")
         try:
             self.p.stdin.write(data)
             self.p.stdin.flush()
         except BrokenPipeError:
             self.fail()
+        finally:
+            t.cancel()
 
     def line(self) -> dict[str, object]:
-        """The worker's next JSON line; its error, or a broken connection, raised."""
+        """The worker's next JSON line, checked and made printable (remote/answers.py); its
+        error, or a broken connection, raised."""
         assert self.p.stdout is not None
-        raw = self.p.stdout.readline(MAX_LINE + 1)
+        t = self._watch("answering")
+        try:
+            raw = self.p.stdout.readline(MAX_LINE + 1)
+        finally:
+            t.cancel()
         if not raw.endswith(b"\n"):
             self.fail("gave no answer")
         try:
-            got = json.loads(raw)
-        except ValueError:
+            got = answers.parse(raw)
+        except answers.NotJson:
             self.fail("gave no answer")
-        if not isinstance(got, dict):
-            raise GitAgentError(f"the worker on {self.engine.name} gave a malformed answer")
+        except answers.Malformed as e:
+            self.close()
+            raise GitAgentError(f"the worker on {self.engine.name} gave a malformed answer "
+                                f"({e})") from None
         if got.get("error"):
             self.close()
-            raise GitAgentError(f"the worker on {self.engine.name}: "
-                                f"{remotes.printable(str(got['error']))}")
+            raise GitAgentError(f"the worker on {self.engine.name}: {got['error']}")
         return got
 
     def copy_to(self, fd: int, n: int) -> None:
         assert self.p.stdout is not None
         while n > 0:
-            chunk = self.p.stdout.read(min(n, 1 << 20))
+            t = self._watch("sending the bundle")  # each MiB within the time, or cut
+            try:
+                chunk = self.p.stdout.read(min(n, 1 << 20))
+            finally:
+                t.cancel()
             if not chunk:
                 self.fail()
             os.write(fd, chunk)
@@ -87,14 +127,24 @@ class Conversation:
     def close(self) -> int:
         for f in (self.p.stdin, self.p.stdout):
             if f is not None:
-                f.close()
-        self.p.wait()
+                with contextlib.suppress(BrokenPipeError):  # a write buffered for a gone worker
+                    f.close()
+        try:  # a worker that answered must end when its input does
+            self.p.wait(answers.silence())
+        except subprocess.TimeoutExpired:
+            self.cut = self.cut or "ending"
+            self.p.kill()
+            self.p.wait()
+        self.drain.join(5)  # its pipe ends with the worker (bounded: a stray holder of it)
         return self.p.returncode
 
     def fail(self, what: str = "broke off") -> None:
-        assert self.p.stderr is not None
         self.close()
-        text = self.p.stderr.read().decode(errors="replace")
+        if self.cut:
+            raise GitAgentError(f"the worker on {self.engine.name} said nothing for "
+                                f"{answers.silence():g} s while {self.cut}: cut off "
+                                f"({answers.TIMEOUT_ENV} sets the time)")
+        text = bytes(self.said).decode(errors="replace")
         said = self.engine.explain(self.p.returncode, text)
         if said:
             raise GitAgentError(said)

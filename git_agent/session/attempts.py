@@ -80,6 +80,12 @@ def refuse_taken(wt: Worktree, wanted: list[str]) -> None:
             what = f"session {clash[0]!r}" if clash and clash[0] != name else f"session {name!r}"
             raise UsageError(f"{what} exists already: --attempts makes new sessions only; pick "
                              f"another name with -s NAME, or `git agent drop` it first")
+        for ref in (s.branch, s.base_ref):
+            other = wt.ref_in_the_way(ref)
+            if other:
+                raise UsageError(f"session {name!r} cannot be made: git cannot create {ref} "
+                                 f"while {other} exists (a ref cannot also be a folder of "
+                                 "refs); pick another name with -s NAME")
 
 
 class Attempt(Record):

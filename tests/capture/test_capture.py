@@ -400,3 +400,19 @@ def test_killed_capture_leaves_old_or_complete_ref(actor: Actor) -> None:
         actor.run(["git", "fsck", "--strict", "--no-dangling"], cwd=repo, check=True)
     final = actor.run([sys.executable, "-c", _CAPTURE], cwd=repo, env=PY_ENV, check=True)
     assert results <= {"", final.stdout.strip()}
+
+
+def test_a_branch_git_cannot_create_is_said_as_such(actor: Actor) -> None:
+    """A ref of yours under agent/S (agent/S/x) keeps git from creating agent/S: the capture
+    says that, not that the branch moved; the agent's changes stay in the session."""
+    repo = actor.make_repo()
+    actor.git("update-ref", "refs/heads/agent/solo/x", "HEAD", cwd=repo)
+    p = actor.agent("run", "-s", "solo", "--", "sh", "-c", "echo a > a", cwd=repo)
+    assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.splitlines()[-1] == (
+        "git agent: cannot capture: git cannot create refs/heads/agent/solo while "
+        "refs/heads/agent/solo/x exists (a ref cannot also be a folder of refs); rename that "
+        "ref, then run the capture again"), p.stderr
+    actor.git("update-ref", "-d", "refs/heads/agent/solo/x", cwd=repo)
+    assert actor.agent("capture", "solo", cwd=repo).returncode == 0
+    assert actor.git("show", "agent/solo:a", cwd=repo) == "a\n"

@@ -81,12 +81,21 @@ def test_attempts_exit_status_is_the_first_failed_one_each_said(actor: Actor) ->
     (["--attempts", "2", "-s", "ends."], "invalid session name 'ends..1'"),
     (["--attempts", "2", "-s", "taken"], "session 'taken.1' exists already"),
     (["--attempts", "2", "-s", "deep"], "session 'deep.2/x' exists already"),
+    # refs git cannot create beside a ref of yours (no session): said as such
+    (["--attempts", "2", "-s", "clash"], "session 'clash.1' cannot be made: git cannot create "
+     "refs/heads/agent/clash.1 while refs/heads/agent/clash.1/x exists"),
+    (["--attempts", "2", "-s", "base"], "session 'base.2' cannot be made: git cannot create "
+     "refs/agent-base/base.2 while refs/agent-base/base.2/x exists"),
+    (["--attempts", "2", "-s", "up/q"], "session 'up/q.1' cannot be made: git cannot create "
+     "refs/heads/agent/up/q.1 while refs/heads/agent/up exists"),
 ])
 def test_attempts_refuse_bad_counts_and_taken_names_before_anything_starts(
         actor: Actor, args: list[str], why: str) -> None:
     repo = actor.make_repo()
     for s in ("taken.1", "deep.2/x"):
         assert actor.agent("run", "-s", s, "--", "true", cwd=repo).returncode == 0
+    for ref in ("refs/heads/agent/clash.1/x", "refs/agent-base/base.2/x", "refs/heads/agent/up"):
+        actor.git("update-ref", ref, "HEAD", cwd=repo)
     before = (_refs(actor, repo, "refs/"), sorted(os.listdir(next(_state(actor).glob(
         "*/sessions")))))
     p = actor.agent("run", *args, "--", "sh", "-c", "echo x > new", cwd=repo)

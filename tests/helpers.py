@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -204,3 +204,25 @@ def read_to_eio(fd: int, timeout: float) -> tuple[bytes, bool]:
             return out, True
         out += chunk
     return out, False
+
+
+def cmdlines(uid: int | None = None) -> dict[int, bytes]:
+    """Every process's /proc/PID/cmdline (those owned by uid, when given): what any user of
+    the machine can read, so where a secret must never be."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmd = (Path("/proc") / pid / "cmdline").read_bytes()
+            owner = (Path("/proc") / pid).stat().st_uid
+        except OSError:
+            continue
+        if uid is None or owner == uid:
+            out[int(pid)] = cmd
+    return out
+
+
+def procs(match: Callable[[bytes], bool], uid: int | None = None) -> list[int]:
+    """Pids whose cmdline matches (and owned by uid, when given)."""
+    return [pid for pid, cmd in cmdlines(uid).items() if match(cmd)]

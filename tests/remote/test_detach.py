@@ -14,6 +14,7 @@ from pathlib import Path
 
 from git_agent.remote import relay
 from tests.conftest import Actor
+from tests.helpers import procs
 from tests.remote.conftest import Sshd
 from tests.remote.test_over_ssh import setup
 
@@ -22,22 +23,6 @@ def pwd_uid(user: str) -> int:
     import pwd
 
     return pwd.getpwnam(user).pw_uid
-
-
-def procs(match: Callable[[bytes], bool], uid: int | None = None) -> list[int]:
-    """Pids whose cmdline matches (and owned by uid, when given)."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = (Path("/proc") / pid / "cmdline").read_bytes()
-            owner = (Path("/proc") / pid).stat().st_uid
-        except OSError:
-            continue
-        if match(cmd) and (uid is None or owner == uid):
-            out.append(int(pid))
-    return out
 
 
 def wait_for(what: str, cond: Callable[[], object], timeout: float = 90) -> None:

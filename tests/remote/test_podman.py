@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Actor
+from tests.helpers import cmdlines
 from tests.remote.podman_env import Engine, podman_engine
 
 __all__ = ["podman_engine"]
@@ -135,10 +136,10 @@ def test_no_secret_of_yours_in_any_cmdline_in_the_container(
         while not running:
             assert p.poll() is None, p.communicate()
             assert time.monotonic() < deadline, "the agent never started in the container"
-            cmds = _cmdlines()
+            cmds = cmdlines().values()
             running = any(c.startswith(b"sh\0-c\0printf") for c in cmds)
             time.sleep(0.02)
-        seen = [c.decode(errors="replace") for c in _cmdlines() if secret.encode() in c]
+        seen = [c.decode(errors="replace") for c in cmdlines().values() if secret.encode() in c]
         inside = podman_engine.podman(actor, "exec", _container(podman_engine, actor), "sh", "-c",
                                       "cat /proc/[0-9]*/cmdline")
         assert inside.returncode == 0 and "git-agent" in inside.stdout, inside.stderr
@@ -149,17 +150,6 @@ def test_no_secret_of_yours_in_any_cmdline_in_the_container(
     assert seen == []
     tip = actor.git("rev-parse", "agent/s", cwd=pod).strip()
     assert actor.git("show", f"{tip}:got.txt", cwd=pod) == secret  # it did travel
-
-
-def _cmdlines() -> list[bytes]:
-    out = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                out.append((Path("/proc") / pid / "cmdline").read_bytes())
-            except OSError:
-                continue
-    return out
 
 
 def _container(engine: Engine, actor: Actor) -> str:

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from tests.conftest import TEST_USER, Actor
+from tests.helpers import cmdlines, procs
 from tests.remote.podman_env import Engine, podman_engine
-from tests.remote.test_podman import _cmdlines, pod, run_on
+from tests.remote.test_podman import pod, run_on
 
 __all__ = ["podman_engine", "pod"]
 
@@ -68,13 +69,12 @@ def test_podman_run_whose_exec_ends_is_hung_up_and_captured(
                          stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not any(c.startswith(b"sh\0-c\0echo started") for c in _cmdlines()):
+        while not any(c.startswith(b"sh\0-c\0echo started") for c in cmdlines().values()):
             assert p.poll() is None, p.communicate()
             assert time.monotonic() < deadline, "the agent never started in the container"
             time.sleep(0.05)
         time.sleep(0.5)  # s.txt written
-        run_exec = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
-                    and _is_run_exec(pid)]
+        run_exec = procs(_is_run_exec)
         assert len(run_exec) == 1, run_exec
         os.kill(run_exec[0], signal.SIGKILL)
         out, err = p.communicate(timeout=120)
@@ -86,18 +86,15 @@ def test_podman_run_whose_exec_ends_is_hung_up_and_captured(
     assert "it was hung up (SIGHUP)" in err and "fetched from pod" in err, err
     assert "Traceback" not in err
     assert podman_engine.leftovers(actor) == []
-    assert not any(c.startswith(b"sh\0-c\0echo started") for c in _cmdlines())
+    assert not any(c.startswith(b"sh\0-c\0echo started") for c in cmdlines().values())
     tip = actor.git("rev-parse", "agent/s", cwd=pod).strip()
     assert actor.git("show", f"{tip}:s.txt", cwd=pod) == "started\n"
     row = [ln.split() for ln in actor.agent("list", cwd=pod).stdout.splitlines()][1]
     assert row[:3] == ["s", "agent/s", "idle"], row
 
 
-def _is_run_exec(pid: str) -> bool:
-    try:
-        cmd = (Path("/proc") / pid / "cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
+def _is_run_exec(cmdline: bytes) -> bool:
+    cmd = cmdline.split(b"\0")
     return (bool(cmd) and cmd[0].endswith(b"podman") and b"exec" in cmd
             and b"--ticket" in cmd)
 

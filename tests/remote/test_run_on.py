@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import Actor
+from tests.helpers import cmdlines, procs
 from tests.remote.conftest import Sshd
 from tests.remote.test_over_ssh import remote_git_agent, setup
 
@@ -163,25 +164,10 @@ def test_no_secret_of_yours_in_any_remote_cmdline(actor: Actor, sshd: Sshd) -> N
         while not running:
             assert p.poll() is None, p.communicate()
             assert time.monotonic() < deadline, "the agent never started on the remote"
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
-                    continue
-                try:
-                    cmd = (Path("/proc") / pid / "cmdline").read_bytes()
-                    owner = (Path("/proc") / pid).stat().st_uid
-                except OSError:
-                    continue
-                if cmd.startswith(b"sh\0-c\0printf") and owner == pwd_uid(sshd.user):
-                    running = True
+            running = any(c.startswith(b"sh\0-c\0printf")
+                          for c in cmdlines(pwd_uid(sshd.user)).values())
             time.sleep(0.02)
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    cmd = (Path("/proc") / pid / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                if secret.encode() in cmd:
-                    seen.append(cmd.decode(errors="replace"))
+        seen = [c.decode(errors="replace") for c in cmdlines().values() if secret.encode() in c]
     finally:
         out, err = p.communicate(b"\n", timeout=120)
     assert p.returncode == 0, err
@@ -293,16 +279,8 @@ def test_run_on_logs_in_once_and_leaves_no_master_behind(actor: Actor, sshd: Ssh
     assert run_on(actor, repo, "sh", "-c", "echo x > x.txt",
                   env={"TMPDIR": str(tmp)}).returncode == 0
     assert log.read_text().count("Accepted publickey") - before == 1
-    left = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmd = (Path("/proc") / pid / "cmdline").read_bytes()
-            except OSError:
-                continue
-            # this sshd's port: other test runs on the machine have masters of their own
-            if b"ControlMaster=yes" in cmd and b"\0%d\0" % sshd.port in cmd:
-                left.append(cmd)
+    # this sshd's port: other test runs on the machine have masters of their own
+    left = procs(lambda c: b"ControlMaster=yes" in c and b"\0%d\0" % sshd.port in c)
     assert left == [] and list(tmp.iterdir()) == []
 
 

@@ -69,8 +69,12 @@ def read_config(worktree: Worktree) -> GitConfig:
     for path, key, whole in named:
         found.extend((p, key, whole) for p in kept([path]) if p)
     in_tree = _in_worktree(worktree, hooks)
-    linked = kept(_linked_hooks(os.path.join(root, hooks[0]) if hooks
-                                else os.path.join(os.fsencode(worktree.common_dir), b"hooks")))
+    top = os.path.realpath(root)  # the hops are paths with no link before their last part
+    linked = [b"" if p == top else os.path.relpath(p, top) for p in _linked_hooks(
+        os.path.join(root, hooks[0]) if hooks
+        else os.path.join(os.fsencode(worktree.common_dir), b"hooks"))
+        if (p == top or p.startswith(top + b"/")) and not any(
+            p == g or p.startswith(g + b"/") for g in git_dirs)]
     return GitConfig(hooks=in_tree + tuple(p for p in linked if not any(  # new places only
         not d or p == d or p.startswith(d + b"/") for d in in_tree)),
                      configs=tuple(kept(configs)), named=risks.ConfigNamed(found),
@@ -78,16 +82,47 @@ def read_config(worktree: Worktree) -> GitConfig:
 
 
 def _linked_hooks(hooks_dir: bytes) -> list[bytes]:
-    """Where the hooks dir git uses and each of its entries really are (symlinks resolved,
-    as git's exec of a hook follows them): a hook linked from .git/hooks into the worktree
-    (`pre-commit -> ../../tools/lint.sh`) runs that worktree file; so does every file of a
-    hooks dir that is itself such a link."""
-    out = [os.path.realpath(hooks_dir)]
+    """Every path on the way from the hooks dir git uses, and from each of its entries, to
+    what git's exec of a hook really opens: each link hop (`.git/hooks/pre-commit ->
+    ../../hooks/pre-commit`, the tracked `hooks/pre-commit -> ../tools/lint.sh`, a directory
+    link `tools -> scripts` on the way) and the end. Any hop retargeted changes what runs."""
+    out = _chain(hooks_dir)
     try:
         names = os.listdir(hooks_dir)
     except OSError:
         names = []
-    out.extend(os.path.realpath(os.path.join(hooks_dir, n)) for n in sorted(names))
+    for n in sorted(names):
+        out.extend(p for p in _chain(os.path.join(hooks_dir, n)) if p not in out)
+    return out
+
+
+def _chain(path: bytes) -> list[bytes]:
+    """The links the kernel follows to open `path` (each as a path with no link before its
+    last component), then where it ends; one readlink per component, at most 40 links (the
+    kernel's limit: past it git's exec fails, nothing more is followed)."""
+    parts = [c for c in os.path.abspath(path).split(b"/") if c]
+    cur, out, links = b"/", [], 0
+    while parts:
+        c = parts.pop(0)
+        if c == b".":
+            continue
+        if c == b"..":
+            cur = os.path.dirname(cur)
+            continue
+        nxt = os.path.join(cur, c)
+        try:
+            target = os.readlink(nxt)
+        except OSError:  # not a link, or missing: the kernel takes it as it is
+            cur = nxt
+            continue
+        links += 1
+        if links > 40:
+            break
+        out.append(nxt)
+        if target.startswith(b"/"):
+            cur = b"/"
+        parts[:0] = [t for t in target.split(b"/") if t]
+    out.append(cur)
     return out
 
 

@@ -71,7 +71,7 @@ def refuse_taken(wt: Worktree, wanted: list[str]) -> None:
     there = [s.name for s in store.list_sessions(wt)]
     for name in wanted:
         s = store.get(wt, name)
-        where = None if s.dir.exists() else store.owner_elsewhere(wt, name)
+        where = store.owner_elsewhere(wt, name)  # a folder here does not make it ours
         if where is not None:  # another worktree's: its refs are that worktree's
             raise UsageError(store.elsewhere_message(name, where))
         clash = [o for o in there if (o + "/").startswith(name + "/") or

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import time
@@ -18,6 +20,7 @@ from git_agent.ui import quote_path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (launch time)
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 def state_root() -> Path:
@@ -29,9 +32,32 @@ def state_root() -> Path:
 
 def worktree_store(worktree: Worktree) -> Path:
     """The folder holding every session of one worktree."""
-    digest = _sha256(os.fsencode(worktree.root))[:12]
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", worktree.root.name) or "root"
+    return store_of(worktree.root)
+
+
+def store_of(root: Path) -> Path:
+    """The store of the worktree at `root`, found by its path alone (whether it is there now
+    or not)."""
+    digest = _sha256(os.fsencode(root))[:12]
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", root.name) or "root"
     return state_root() / f"{name}-{digest}"
+
+
+@contextlib.contextmanager
+def repository_lock(worktree: Worktree) -> Iterator[None]:
+    """An exclusive flock every worktree of the repository takes to decide who owns a session
+    name and make its folder, as one step. In the state root (where the stores are, so only
+    git agent's own files; the repository is not written), keyed by the common git dir that
+    `git worktree list` reads: the same file for every worktree it lists."""
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = _sha256(os.fsencode(os.path.realpath(worktree.common_dir)))[:16]
+    fd = os.open(root / f".repo-{key}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for a `git worktree list` and a few mkdirs
+        yield
+    finally:
+        os.close(fd)
 
 
 def _sha256(data: bytes) -> str:
@@ -144,13 +170,10 @@ def owner_elsewhere(worktree: Worktree, name: str) -> str | None:
         if not rec.startswith(b"worktree "):
             continue
         path = rec[len(b"worktree "):].decode(errors="surrogateescape")
-        if path == str(worktree.root):
-            continue
-        try:
-            other = find_worktree(Path(path))
-        except GitAgentError:
-            continue  # gone, bare, or not ours: it holds no session
-        if other.root != worktree.root and session_dir(worktree_store(other), name).is_dir():
+        roots = {Path(path)}  # its store is found by its path, whether it is there now or not
+        with contextlib.suppress(GitAgentError):  # (moved, unplugged, locked: it owns its
+            roots.add(find_worktree(Path(path)).root)  # sessions until `git worktree prune`)
+        if any(r != worktree.root and session_dir(store_of(r), name).is_dir() for r in roots):
             return path
     return None
 
@@ -166,10 +189,15 @@ def create(worktree: Worktree, session: Session, repo_id: str | None = None) -> 
     another worktree's session has (its refs are that worktree's). `repo_id`: the
     repository's id (identity.py), recorded in a new session's meta."""
     store = worktree_store(worktree)
+    with repository_lock(worktree):  # the check and the folder: one step for every worktree
+        _create(worktree, session, store, repo_id)
+
+
+def _create(worktree: Worktree, session: Session, store: Path, repo_id: str | None) -> None:
+    where = owner_elsewhere(worktree, session.name)  # even with a folder here: a lost race's
+    if where is not None:
+        raise UsageError(elsewhere_message(session.name, where))
     if not session.dir.exists():
-        where = owner_elsewhere(worktree, session.name)
-        if where is not None:
-            raise UsageError(elsewhere_message(session.name, where))
         for other in list_sessions(worktree):
             a, b = other.name + "/", session.name + "/"
             if a.startswith(b) or b.startswith(a):

@@ -106,6 +106,34 @@ def test_risky_files_are_named_before_they_are_written_hooks_linked_into_the_wor
     assert (work.root / "HOOK_RAN").exists()
 
 
+@pytest.mark.parametrize("how", ["a tracked link retargeted", "a dir link on the way"])
+def test_risky_files_are_named_before_they_are_written_hooks_through_a_chain_of_links(
+        work: Work, how: str) -> None:
+    """.git/hooks/pre-commit -> ../../hooks/pre-commit -> ../tools/lint.sh (tools -> scripts):
+    every hop is a hook, not only the chain's end; the session retargets a hop to another
+    executable of yours and rewrites that one."""
+    work.sh("mkdir -p scripts other hooks && printf '#!/bin/sh\\nexit 0\\n' > scripts/lint.sh && "
+            "cp scripts/lint.sh scripts/fmt.sh && cp scripts/lint.sh other/lint.sh && "
+            "chmod +x scripts/*.sh other/lint.sh && ln -s scripts tools && "
+            "ln -s ../tools/lint.sh hooks/pre-commit && git add -A && git commit -qm tools && "
+            "ln -s ../../hooks/pre-commit .git/hooks/pre-commit")
+    if how == "a tracked link retargeted":
+        hop, planted = "hooks/pre-commit", "scripts/fmt.sh"
+        retarget = "ln -sfn ../tools/fmt.sh hooks/pre-commit"
+    else:
+        hop, planted = "tools", "other/lint.sh"
+        retarget = "rm tools && ln -s other tools"
+    work.run(f"printf '#!/bin/sh\\ntouch HOOK_RAN\\n' > {planted} && {retarget}")
+    found = _risks(work)
+    assert any("git hooks" in r for r in found[hop]), found
+    assert "no risky files" not in work.ok("review", "s").stdout
+    p = work.agent("apply", "s")
+    assert p.returncode != 0 and hop in p.stderr
+    work.ok("apply", "--yes", "s")
+    work.git("commit", "-qam", "the user's next commit")  # git runs what apply wrote
+    assert (work.root / "HOOK_RAN").exists()
+
+
 def test_risky_files_are_named_before_they_are_written_js_config_modules(work: Work) -> None:
     configs = ["eslint.config.js", "vite.config.ts", "web/webpack.config.js", "jest.config.mjs",
                "babel.config.cjs", ".prettierrc.js", "pkg/.eslintrc.cjs", "vitest.config.mts"]

@@ -3,7 +3,9 @@ their refs (no store folder): through the real CLI, git as the oracle."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -181,6 +183,89 @@ def test_run_never_takes_over_another_worktrees_session(work: Work) -> None:
         assert str(work.root) in p.stderr and "-s NAME" in p.stderr, p.stderr
     assert {r: work.git("rev-parse", r).strip() for r in refs} == refs
     assert work.review_paths("foo") == ["work-of-A"]
+
+
+def test_run_never_takes_over_another_worktrees_session_while_that_worktree_is_absent(
+        work: Work) -> None:
+    """A linked worktree moved away for a while (a drive unplugged; git still lists it, it is
+    not pruned) still owns its session: its store is found by its listed path, not by opening
+    it (attack 5, repro 03)."""
+    other = work.root.parent / "B"
+    work.git("worktree", "add", "-q", "--detach", str(other))
+    in_b = Work(work.actor, other)
+    in_b.run("echo mine > work-of-B", session="x")
+    refs = {r: work.git("rev-parse", r).strip() for r in ("agent/x", "refs/agent-base/x")}
+    away = work.root.parent / "B.unplugged"
+    other.rename(away)
+    try:
+        p = work.agent("run", "-s", "x", "--", "sh", "-c", "echo other > planted-by-A")
+        assert p.returncode != 0 and len(p.stderr.splitlines()) == 1, p.stderr
+        assert str(other) in p.stderr and "-s NAME" in p.stderr, p.stderr
+    finally:
+        away.rename(other)
+    assert {r: work.git("rev-parse", r).strip() for r in refs} == refs
+    assert in_b.review_paths("x") == ["work-of-B"]
+
+
+def test_run_never_takes_over_another_worktrees_session_whatever_folder_is_here(
+        work: Work) -> None:
+    """A folder of the same name in this worktree's store (what a lost race of two
+    `run -s NAME` at once leaves) does not make the session ours: the owner check is made on
+    every run, under the repository's lock (attack 5, repro 06)."""
+    other = work.root.parent / "B"
+    work.git("worktree", "add", "-q", "--detach", str(other))
+    in_b = Work(work.actor, other)
+    in_b.run("echo mine > work-of-B", session="x")
+    refs = {r: work.git("rev-parse", r).strip() for r in ("agent/x", "refs/agent-base/x")}
+    work.run("echo y > y", session="mine")  # this worktree's store exists now
+    state = work.actor.home / ".local" / "state" / "git-agent"
+    store = next(d for d in state.iterdir() if (d / "worktree").is_file()
+                 and (d / "worktree").read_text().strip() == str(work.root))
+    work.actor.run(["mkdir", str(store / "sessions" / "x")], check=True)
+    p = work.agent("run", "-s", "x", "--", "sh", "-c", "echo other > planted-by-A")
+    assert p.returncode != 0 and str(other) in p.stderr and "-s NAME" in p.stderr, p.stderr
+    assert {r: work.git("rev-parse", r).strip() for r in refs} == refs
+    assert in_b.review_paths("x") == ["work-of-B"]
+
+
+def _waiting_on(lock: Path) -> bool:
+    """A process is blocked in flock on `lock` (the kernel's /proc/locks: `->` marks one)."""
+    ino = f":{lock.stat().st_ino} "
+    return any("->" in line and ino in line for line in Path("/proc/locks").read_text()
+               .splitlines())
+
+
+def test_run_never_takes_over_another_worktrees_session_decided_under_the_repositorys_lock(
+        work: Work) -> None:
+    """Two `run -s NAME` at once in two worktrees: the owner check and the session folder are
+    one step under a lock every worktree of the repository takes. A run waiting for that lock
+    while the other worktree's session NAME is made refuses NAME once it gets it (attack 5,
+    repro 06: checked, then the folder made, nothing held between, both could own it)."""
+    other = work.root.parent / "B"
+    work.git("worktree", "add", "-q", "--detach", str(other))
+    in_b = Work(work.actor, other)
+    in_b.run("echo y > y", session="b-own")
+    b_store = store_folder(in_b, "b-own").parent.parent
+    locks = list((work.actor.home / ".local/state/git-agent").glob(".repo-*.lock"))
+    assert len(locks) == 1, locks
+    fd = os.open(locks[0], os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # B deciding that NAME is its own
+        argv = work.actor._argv(["git", "agent", "run", "-s", "x", "--", "sh", "-c",
+                                 "echo other > planted-by-A"])
+        bg = subprocess.Popen(argv, cwd=work.root, env=work.actor.env, text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        deadline = time.time() + 30
+        while not _waiting_on(locks[0]):
+            assert time.time() < deadline and bg.poll() is None, "A's run did not wait"
+            time.sleep(0.05)
+        work.actor.run(["mkdir", "-p", str(b_store / "sessions" / "x" / "upper")], check=True)
+    finally:
+        os.close(fd)
+    _, err = bg.communicate(timeout=60)
+    assert bg.returncode != 0 and str(other) in err and "-s NAME" in err, err
+    assert work.git("for-each-ref", "refs/heads/agent/x", "refs/agent-base/x") == ""
 
 
 def test_detached_worktrees_get_a_session_each_by_default(work: Work) -> None:

@@ -148,3 +148,19 @@ def test_risky_files_are_named_before_they_are_written_links_judged_through_your
     work.ok("apply", "--yes", "s", "--", "k", "sub/x")
     assert (work.root / "k").read_text() == "PRIVATE-KEY\n"  # what the kernel reaches
     assert _climbs(work, "sub/x")
+
+
+def test_risky_files_are_named_before_they_are_written_links_of_each_landed_commit(
+        work: Work) -> None:
+    """apply --commit judges each landed commit's links through that commit's tree (what a
+    checkout of it writes) and your worktree: `a -> .` that a later commit takes away stays
+    in your history, a directory above itself. git is the oracle: the landed commit has it."""
+    work.run("ln -s . a")
+    work.run("rm a && echo x >> README.md")
+    assert "a" not in _risks(work)  # the net change has no a
+    snap = work.snapshot()
+    p = work.agent("apply", "--commit", "s")  # no terminal: asked, refused
+    assert p.returncode != 0 and "a: symlink to a directory above it" in p.stdout + p.stderr
+    assert work.snapshot() == snap
+    work.ok("apply", "--commit", "--yes", "s")
+    assert work.git("cat-file", "-p", "HEAD~1:a").strip() == "."

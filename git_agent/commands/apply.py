@@ -22,6 +22,7 @@ from git_agent.mergeback import (
     keep_hunks,
     landing,
     ledger,
+    link_judge,
     marks,
     partial_base,
     pending,
@@ -136,7 +137,8 @@ def main(*, session_name: str | None, interactive: bool, merge: bool, paths: Seq
                 refuse_foreign_git([a.change for a in p.actions])
                 return confirm_risky(p, merge=False, yes=yes)
 
-            return landing.main(view, picked, everything, running=running, confirm=confirm)
+            return landing.main(view, link_judge.judged(view, picked), everything,
+                                running=running, confirm=confirm)
         return _apply(view, picked, everything, interactive=interactive, merge=merge,
                       running=running, yes=yes, patch=patch, skip_conflicts=skip_conflicts)
     finally:
@@ -212,6 +214,7 @@ def _apply(view: View, picked: Sequence[FileChange], everything: Sequence[FileCh
     partial = {q.change.path: q for q in sel.partial}
     hunked = {c.path: c for c in to_apply if c.path in partial}
     to_apply = [hunked.get(c.path, c) for c in engine.closure(to_apply, everything)]
+    to_apply = link_judge.judged(view, to_apply)  # through exactly what this apply writes
     refuse_foreign_git(to_apply)
     rejected = [c for c in to_reject if c.path not in {a.path for a in to_apply}]
     engine.refuse_split_rejection(rejected, to_apply, everything)

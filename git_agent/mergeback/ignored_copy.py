@@ -15,6 +15,7 @@ BIG_FILE is a risk you confirm, said with its size."""
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -168,36 +169,25 @@ def _leads_out(c: Copy) -> str | None:
     return risks.symlink_risk(os.fsdecode(c.file.path), c.entry.data)
 
 
-_ABSENT = b"\0\0"  # no link target holds a NUL
-
-
 def _chain_risks(view: View, copies: Sequence[Copy]) -> None:
-    """Each link copied, resolved as the kernel would (link_walk) through the links copied,
-    the session's own (its upper: what a later copy or apply may bring) and then yours: one
-    leading out, looping or into .git is refused; one to a directory above it is a risk line
-    (a later `..` through it climbs past where it reads)."""
+    """Each link copied, resolved as the kernel would (link_walk) through what your worktree
+    will be once copied: the links and files copied, and for every other path your worktree
+    as it is now (never the session's upper: the copy writes nothing else). One leading out,
+    looping or into .git is refused; one to a directory above it is a risk line (a later
+    `..` through it climbs past where it reads)."""
     if not any(c.entry.mode == gittree.LINK for c in copies):
         return
-    copied = {c.file.path: c.entry.data if c.entry.mode == gittree.LINK else link_walk.NOT_DIR
+    writes = {c.file.path: link_walk.written(c.entry.mode, functools.partial(bytes, c.entry.data))
               for c in copies}
-    root, upper = beneath.open_root(view.worktree.root), beneath.open_root(view.session.upper)
-
-    def look(comps: Sequence[bytes]) -> bytes | None:
-        key = b"/".join(comps)
-        if key in copied:
-            return copied[key]
-        got = link_walk.worktree_entry(upper, comps, _ABSENT)
-        return link_walk.worktree_entry(root, comps) if got == _ABSENT else got
-
+    root = beneath.open_root(view.worktree.root)
     try:
-        for c in copies:
-            if c.entry.mode == gittree.LINK and not _leads_out(c):
-                r = link_walk.leads_out(look, c.file.path, c.entry.data)
-                if r and r not in c.risks:
-                    c.risks.append(r)
+        found = link_walk.link_risks(root, writes)
     finally:
         os.close(root)
-        os.close(upper)
+    for c in copies:
+        r = found.get(c.file.path)
+        if r and not _leads_out(c) and r not in c.risks:
+            c.risks.append(r)
 
 
 def check(view: View, copies: Sequence[Copy]) -> None:

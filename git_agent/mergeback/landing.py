@@ -120,7 +120,7 @@ def plan(view: View, picked: Sequence[FileChange], everything: Sequence[FileChan
             continue  # your branch has it already (cherry-pick leaves such a commit out)
         risky += land_judge.judge(repo, odb, view.config, tip_tree, merged,
                                   f"commit {oid.hex()[:12]} ('{_subject(c.message, c.encoding)}')",
-                                  reviewed)
+                                  reviewed, str(wt.root))
         # in UTF-8 (its encoding header dropped: UTF-7 can spell ESC), control characters
         # written out: the message and author reach your terminal through `git log`
         tip = rewrite.write_commit(odb, tree=merged, parents=[tip],

@@ -1,8 +1,9 @@
 """Where a symlink the session brings leads once applied, resolved as the kernel would: one
-component at a time, through every link on the way, in the tree apply produces (the branch's
-head tree) and, where that tree has no entry, your worktree's own (an untracked or ignored
-link of yours). A link's text alone says little: `a -> .` then `u -> a/..` leaves the
-repository, though each target reads as inside.
+component at a time, through every link on the way, in what your worktree will be once this
+apply is done: the entries it writes, and for every other path your worktree as it is now
+(your own links, your submodules' checkouts), never the session's upper. A link's text
+alone says little: `a -> .` then `u -> a/..` leaves the repository,
+though each target reads as inside.
 
 It reads your worktree, so it is never part of the stored assessment (assessed.py): it is
 judged at each review and apply, like the git-dir shape (foreign.py)."""
@@ -11,14 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
 
 from git_agent import beneath, gittree, ui
-from git_agent.mergeback.foreign import _Trees
-
-if TYPE_CHECKING:
-    import pygit2
 
 MAX_FOLLOWS = 40  # the kernel's limit: one more is ELOOP
 LEADS_OUT = "symlink pointing outside the repository (through the links on its way)"
@@ -28,8 +24,9 @@ UPWARD = "symlink to a directory above it (a `..` after it climbs further)"
 REFUSED = (LEADS_OUT, LOOPS, INTO_GIT)  # apply --ignored refuses these; UPWARD is asked
 _OUT, _LOOP = "out", "loop"
 
-# What a path is in the final tree: a link (its target), a file that is no directory
-# (NOT_DIR: no link's target holds a NUL), or a directory or nothing (None).
+# What a path is in the final tree: a link (its target), a regular file (NOT_DIR: no link's
+# target holds a NUL), or anything else (None): a directory, a submodule, nothing, a special
+# file, an unreadable entry: not known to be a file, so taken as a directory.
 Look = Callable[[Sequence[bytes]], bytes | None]
 NOT_DIR = b"\0"
 
@@ -82,36 +79,43 @@ def leads_out(look: Look, path: bytes, target: bytes) -> str | None:
 
 
 class FinalLinks:
-    """The links of the tree apply produces: the branch's head tree where it has an entry,
-    your worktree (read beneath root_fd, never following a link) where it has none."""
+    """What each path will be in your worktree once this apply is done: the entries it writes
+    (writes: a link's target, NOT_DIR for a regular file, None for a directory, a submodule or
+    a deletion), a directory on the way to one it writes, and for every other path your
+    worktree as it is now (read beneath root_fd, never following a link). Never the session's
+    upper, never the branch's tree for a path this apply does not write."""
 
-    def __init__(self, repo: pygit2.Repository, head: str, root_fd: int) -> None:
-        import pygit2
-
-        commit = repo.revparse_single(head)
-        assert isinstance(commit, pygit2.Commit)
-        self.repo: pygit2.Repository = repo
-        self.trees: _Trees = _Trees(repo, commit.tree_id.raw)
+    def __init__(self, root_fd: int, writes: Mapping[bytes, bytes | None]) -> None:
         self.root_fd: int = root_fd
+        self.writes: Mapping[bytes, bytes | None] = writes
+        self.dirs: set[bytes] = set()
+        for path in writes:  # a deletion too: git leaves the directory it was in
+            parts = path.split(b"/")
+            self.dirs.update(b"/".join(parts[:i]) for i in range(1, len(parts)))
         self.seen: dict[bytes, bytes | None] = {}
 
     def __call__(self, comps: Sequence[bytes]) -> bytes | None:
         key = b"/".join(comps)
         if key not in self.seen:
-            self.seen[key] = self._look(comps)
+            if key in self.writes:
+                self.seen[key] = self.writes[key]
+            elif key in self.dirs:
+                self.seen[key] = None
+            else:
+                self.seen[key] = worktree_entry(self.root_fd, comps)
         return self.seen[key]
 
-    def _look(self, comps: Sequence[bytes]) -> bytes | None:
-        import pygit2
 
-        entries = self.trees.entries(b"/".join(comps[:-1]))
-        e = None if entries is None else entries.get(comps[-1])
-        if e is not None:
-            if e[0] != gittree.LINK:
-                return None if e[0] == gittree.TREE else NOT_DIR
-            typ, data = self.repo.odb.read(pygit2.Oid(raw=e[1]))
-            return bytes(data) if typ == pygit2.GIT_OBJECT_BLOB and b"\0" not in data else None
-        return worktree_entry(self.root_fd, comps)  # the branch does not say: yours
+def written(mode: int | None, target: Callable[[], bytes | None]) -> bytes | None:
+    """What an entry apply writes leaves at its path, as a Look answers: a link's target
+    (read only for a link), NOT_DIR for a regular file, None for a submodule (a directory in
+    your worktree) or a deletion (mode None)."""
+    if mode is None or mode == gittree.GITLINK:
+        return None
+    if mode != gittree.LINK:
+        return NOT_DIR
+    got = target() or b""
+    return None if b"\0" in got else got
 
 
 def worktree_entry(root_fd: int, comps: Sequence[bytes], missing: bytes | None = None
@@ -126,23 +130,22 @@ def worktree_entry(root_fd: int, comps: Sequence[bytes], missing: bytes | None =
         st = os.stat(comps[-1], dir_fd=fd, follow_symlinks=False)
         if stat.S_ISLNK(st.st_mode):
             return os.readlink(comps[-1], dir_fd=fd)
-        return None if stat.S_ISDIR(st.st_mode) else NOT_DIR
+        return NOT_DIR if stat.S_ISREG(st.st_mode) else None  # else: not known a file
     except OSError:
         return missing
     finally:
         os.close(fd)
 
 
-def link_risks(repo: pygit2.Repository, head: str, root_fd: int,
-               links: Sequence[tuple[bytes, bytes]]) -> dict[bytes, str]:
-    """For each (path, target) of the links the session brings, the reason it leads out once
-    applied (leads_out), when it does."""
-    if not links:
-        return {}
-    look = FinalLinks(repo, head, root_fd)
+def link_risks(root_fd: int, writes: Mapping[bytes, bytes | None]) -> dict[bytes, str]:
+    """For each link this apply writes (writes: as FinalLinks takes them, links among them by
+    a target that is not None or NOT_DIR), the reason it leads out once applied (leads_out),
+    when it does."""
+    look = FinalLinks(root_fd, writes)
     out: dict[bytes, str] = {}
-    for path, target in links:
-        r = leads_out(look, path, target)
-        if r:
-            out[path] = r
+    for path, target in writes.items():
+        if target is not None and target != NOT_DIR:
+            r = leads_out(look, path, target)
+            if r:
+                out[path] = r
     return out

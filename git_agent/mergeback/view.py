@@ -357,9 +357,11 @@ def changes(view: View, *, paths: Sequence[str] = ()) -> list[FileChange]:
     root_fd = beneath.open_root(view.worktree.root)
     try:
         shaped = foreign.gitdir_risks(root_fd, repo, view.head, _brought(all_changes), heads=heads)
-        links = [(c.path, blob(repo(), c.new_oid, c.new_mode) or b"") for i in picked
-                 if (c := all_changes[i]).new_mode == gittree.LINK]
-        out_links = link_walk.link_risks(repo(), view.head, root_fd, links) if links else {}
+        writes = {c.path: link_walk.written(None if c.new_oid is None else c.new_mode,
+                                            functools.partial(blob, repo(), c.new_oid, c.new_mode))
+                  for c in (all_changes[i] for i in picked)}
+        out_links = link_walk.link_risks(root_fd, writes) if any(
+            all_changes[i].new_mode == gittree.LINK for i in picked) else {}
     finally:
         os.close(root_fd)
     untracked = _uncommitted(view.worktree, repo, deleted) if deleted else set()

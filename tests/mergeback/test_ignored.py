@@ -109,7 +109,7 @@ def test_apply_ignored_refuses_a_chain_of_links_leading_out(work: Work) -> None:
     work.run("printf 'out/\\n' > .gitignore; mkdir -p out; ln -s .. out/a; ln -s a/.. out/u; "
              "ln -s a/src out/ok")
     snap = work.snapshot()
-    p = work.agent("apply", "--ignored", "--yes", "s", "--", "out/u")
+    p = work.agent("apply", "--ignored", "--yes", "s", "--", "out/a", "out/u")
     assert p.returncode != 0 and "out/u: symlink pointing outside the repository" in p.stderr
     assert work.snapshot() == snap
     p = work.agent("apply", "--ignored", "s", "--", "out/a", "out/ok")  # no terminal: asked
@@ -117,3 +117,28 @@ def test_apply_ignored_refuses_a_chain_of_links_leading_out(work: Work) -> None:
     assert work.snapshot() == snap
     work.ok("apply", "--ignored", "--yes", "s", "--", "out/a", "out/ok")
     assert os.path.realpath(work.root / "out/ok") == os.path.realpath(work.root / "src")
+
+
+def test_apply_ignored_judges_links_through_your_worktree_never_the_sessions_upper(
+        work: Work) -> None:
+    """security.md, "What comes back", rule 3: a copied link is judged through what your
+    worktree will be once copied, never the session's upper: there your npm-linked package
+    and the ignored directory the agent deleted are still yours. The kernel is the oracle."""
+    home = work.actor.home
+    (home / ".ssh").mkdir(exist_ok=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE-KEY\n")
+    work.actor.own(home / ".ssh")
+    work.sh("printf 'node_modules/\\nbuild/\\n.cache/\\n' > .gitignore && git add .gitignore && "
+            "git commit -qm ignore && mkdir -p ../pkg node_modules .cache/x && "
+            "ln -s \"$PWD/../pkg\" node_modules/foo && echo m > .cache/x/i")
+    work.run("rm node_modules/foo; rm -rf .cache; mkdir build; ln -s ../.cache build/x; "
+             "ln -s ../node_modules/foo/../../.ssh/id_ed25519 build/k")
+    snap = work.snapshot()
+    p = work.agent("apply", "--ignored", "--yes", "s", "--", "build/k")
+    assert p.returncode != 0 and "build/k: symlink pointing outside the repository" in p.stderr
+    assert work.snapshot() == snap
+    p = work.agent("apply", "--ignored", "s", "--", "build/x")  # no terminal: asked
+    assert p.returncode != 0 and "build/x: symlink to a directory above it" in p.stdout + p.stderr
+    assert work.snapshot() == snap
+    work.ok("apply", "--ignored", "--yes", "s", "--", "build/x")
+    assert os.path.realpath(work.root / "build/x") == os.path.realpath(work.root / ".cache")

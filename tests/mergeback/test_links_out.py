@@ -143,3 +143,52 @@ def test_risky_files_are_named_before_they_are_written_js_config_modules(work: W
     found = _risks(work)
     assert {p for p, r in found.items() if any("config module" in x for x in r)} == set(configs)
     assert all(found[p] == [] for p in plain)
+
+
+def test_risky_files_are_named_before_they_are_written_links_judged_through_your_worktree(
+        work: Work) -> None:
+    """A link is judged through what your worktree will be once this apply is done: what it
+    writes, and for every other path your worktree as it is now. Your submodule is a directory
+    there (not a file: a `..` through a link to it climbs), and a path this apply does not
+    write (apply -- PATHS) is still yours, whatever the branch holds. The kernel is the
+    oracle: after --yes each flagged link really climbs or leads out."""
+    home = work.actor.home
+    (home / ".ssh").mkdir(exist_ok=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE-KEY\n")
+    work.actor.own(home / ".ssh")
+    work.sh("git init -q -b main ../lib && cd ../lib && echo l > l && git add l && "
+            "git commit -qm l && cd - >/dev/null && "
+            "git -c protocol.file.allow=always submodule -q add ../lib m && "
+            "mkdir -p ../home/lib2 && ln -s ../home/lib2 vendor && git add vendor && "
+            "git commit -qm 'sub, vendor'")
+    work.run("mkdir -p sub && ln -s ../m sub/x && rm vendor && mkdir vendor && "
+             "echo v > vendor/f && ln -s vendor/../.ssh/id_ed25519 k")
+    found = _risks(work)
+    assert [r for r in found["sub/x"] if "symlink to a directory above it" in r]
+    assert not [r for r in found["k"] if r.startswith("symlink")]  # vendor/ a directory: inside
+    snap = work.snapshot()
+    p = work.agent("apply", "s", "--", "k")  # vendor stays your link: k leads out
+    assert p.returncode != 0 and "k: symlink pointing outside the repository" in p.stdout + p.stderr
+    assert work.snapshot() == snap
+    p = work.agent("apply", "--commit", "s", "--", "k")  # the commit lands k alone too
+    assert p.returncode != 0 and "k: symlink pointing outside the repository" in p.stdout + p.stderr
+    assert work.snapshot() == snap
+    work.ok("apply", "--yes", "s", "--", "k", "sub/x")
+    assert (work.root / "k").read_text() == "PRIVATE-KEY\n"  # what the kernel reaches
+    assert _climbs(work, "sub/x")
+
+
+def test_risky_files_are_named_before_they_are_written_links_of_each_landed_commit(
+        work: Work) -> None:
+    """apply --commit judges each landed commit's links through that commit's tree (what a
+    checkout of it writes) and your worktree: `a -> .` that a later commit takes away stays
+    in your history, a directory above itself. git is the oracle: the landed commit has it."""
+    work.run("ln -s . a")
+    work.run("rm a && echo x >> README.md")
+    assert "a" not in _risks(work)  # the net change has no a
+    snap = work.snapshot()
+    p = work.agent("apply", "--commit", "s")  # no terminal: asked, refused
+    assert p.returncode != 0 and "a: symlink to a directory above it" in p.stdout + p.stderr
+    assert work.snapshot() == snap
+    work.ok("apply", "--commit", "--yes", "s")
+    assert work.git("cat-file", "-p", "HEAD~1:a").strip() == "."

@@ -4,14 +4,19 @@ session's state on a named volume that outlives the container (docs/remote.md, "
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import os
 import re
 import secrets
 import subprocess
 import threading
+from collections.abc import Iterator
 
 from git_agent.errors import GitAgentError
 from git_agent.remote.remotes import Target, printable
+from git_agent.session.store import state_root
 from git_agent.settings import gitconfig
 
 IMAGE = "localhost/git-agent-worker:latest"
@@ -41,6 +46,22 @@ def names(repo_id: str, session: str) -> tuple[str, str]:
     the session name hashed)."""
     key = hashlib.sha256(f"{repo_id}\0{session}".encode()).hexdigest()
     return f"git-agent-{key[:24]}", f"git-agent-{key[:24]}"
+
+
+CREATE_WAIT = 180  # seconds for `podman run -d` to answer
+
+
+@contextlib.contextmanager
+def _one_at_a_time() -> Iterator[None]:
+    """An flock every git agent of this user takes around making a container."""
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(root / "podman.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class Podman:
@@ -104,11 +125,22 @@ class Podman:
     def _make(self) -> None:
         """A leftover container of a killed run of this session is removed first (its state
         is on the volume); the volume is made labelled (`podman volume ls --filter
-        label=io.git-agent.repo=ID` finds them), or exists already."""
-        self._podman("rm", "-f", "-t", "0", "--", self.container)
-        made = self._podman("volume", "create", *self.labels, "--", self.volume).returncode == 0
-        p = subprocess.run(self.run_argv(), stdin=subprocess.DEVNULL, capture_output=True,
-                           check=False)
+        label=io.git-agent.repo=ID` finds them), or exists already. One container is made at
+        a time (--attempts makes N at once): podman 4.3 was seen to hang for good on two
+        `run --userns=auto` at once; and a `podman run` that has not answered in CREATE_WAIT
+        seconds is given up, said in one line."""
+        with _one_at_a_time():
+            self._podman("rm", "-f", "-t", "0", "--", self.container)
+            made = self._podman("volume", "create", *self.labels, "--",
+                                self.volume).returncode == 0
+            try:
+                p = subprocess.run(self.run_argv(), stdin=subprocess.DEVNULL,
+                                   capture_output=True, check=False, timeout=CREATE_WAIT)
+            except subprocess.TimeoutExpired:
+                self.up = True  # close() removes whatever part of it exists
+                self.failed = (f"{self.name}: podman did not make the container within "
+                               f"{CREATE_WAIT} s; nothing ran")
+                return
         self.up = True  # close() removes whatever part of it exists
         if p.returncode != 0:
             if made:  # a volume this failed run just made holds nothing

@@ -4,6 +4,7 @@ in one line, git config as the store, one JSON request that never reaches a shel
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import threading
@@ -188,3 +189,26 @@ def test_the_remote_keys_are_known_and_typos_get_a_hint() -> None:
     assert keys.is_known("agent.remote.box.url") and keys.is_known("agent.sshconfig")
     assert not keys.is_known("agent.remote.box.urll") and not keys.is_known("agent.remote.url")
     assert keys.nearest("agent.remote.box.urll") == "agent.remote.box.url"
+
+
+def test_podman_makes_one_container_at_a_time(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """--attempts makes N containers at once; podman 4.3 was seen to hang for good on two
+    `podman run --userns=auto` at once (a CI run here): git agent makes them one at a time.
+    A fake podman records when each `run` starts and ends; the two never overlap."""
+    log = tmp_path / "log"
+    fake = tmp_path / "bin" / "podman"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = run ]; then echo start >> {log}; sleep 0.3; '
+                    f'echo end >> {log}; fi\nexit 0\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    cfg = gitconfig.GitConfig()
+    pods = [podman.Podman(remotes.parse_url("podman://"), cfg, repo_id="a" * 40,
+                          session=f"s.{i}") for i in (1, 2)]
+    for pod in pods:
+        pod.open(shared=False)
+    for pod in pods:
+        pod.ready()
+    assert log.read_text().split() == ["start", "end", "start", "end"]

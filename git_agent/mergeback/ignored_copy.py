@@ -179,11 +179,7 @@ def _chain_risks(view: View, copies: Sequence[Copy]) -> None:
         return
     writes = {c.file.path: link_walk.written(c.entry.mode, functools.partial(bytes, c.entry.data))
               for c in copies}
-    root = beneath.open_root(view.worktree.root)
-    try:
-        found = link_walk.link_risks(root, writes)
-    finally:
-        os.close(root)
+    found = link_walk.link_risks_beneath(view.worktree.root, writes)
     for c in copies:
         r = found.get(c.file.path)
         if r and not _leads_out(c) and r not in c.risks:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from collections.abc import Sequence
 
-from git_agent import beneath, gittree
+from git_agent import gittree
 from git_agent.mergeback import link_walk
 from git_agent.mergeback.view import FileChange, View, blob, repo_of
 
@@ -26,11 +25,7 @@ def judged(view: View, to_apply: Sequence[FileChange]) -> list[FileChange]:
     writes = {c.path: link_walk.written(None if c.new_oid is None else c.new_mode,
                                         functools.partial(blob, repo, c.new_oid, c.new_mode))
               for c in to_apply}
-    root = beneath.open_root(view.worktree.root)
-    try:
-        found = link_walk.link_risks(root, writes)
-    finally:
-        os.close(root)
+    found = link_walk.link_risks_beneath(view.worktree.root, writes)
     out = []
     for c in to_apply:
         kept = tuple(r for r in c.risks if not r.startswith(WALKED))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from git_agent import beneath, gittree, ui
 
@@ -149,3 +150,12 @@ def link_risks(root_fd: int, writes: Mapping[bytes, bytes | None]) -> dict[bytes
             if r:
                 out[path] = r
     return out
+
+
+def link_risks_beneath(root: Path, writes: Mapping[bytes, bytes | None]) -> dict[bytes, str]:
+    """link_risks with the worktree root opened (beneath.open_root) for this walk alone."""
+    root_fd = beneath.open_root(root)
+    try:
+        return link_risks(root_fd, writes)
+    finally:
+        os.close(root_fd)
